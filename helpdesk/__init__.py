@@ -1,0 +1,100 @@
+"""The helpdesk core. ``create_app`` builds the Flask app:
+config -> extensions -> blueprints -> channel senders -> CLI."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+
+__version__ = "0.1.0"
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    config = dict(config or {})
+    instance_path = (
+        config.pop("INSTANCE_PATH", None)
+        or os.environ.get("HELPDESK_INSTANCE_PATH")
+        or str(ROOT / "instance")
+    )
+    app = Flask(
+        __name__,
+        instance_path=str(Path(instance_path).resolve()),
+        template_folder=str(ROOT / "templates"),
+        static_folder="static",
+    )
+
+    from helpdesk.config import load_config
+
+    load_config(app, config)
+    _init_logging(app)
+    _init_extensions(app)
+    _register_blueprints(app)
+    _register_channels(app)
+
+    from helpdesk import cli
+
+    cli.register(app)
+    return app
+
+
+def _init_logging(app: Flask) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+
+
+def _init_extensions(app: Flask) -> None:
+    from helpdesk import auth, i18n, realtime
+    from helpdesk.extensions import babel, csrf, db, limiter, login_manager, socketio
+
+    db.init_app(app)
+    babel.init_app(
+        app,
+        locale_selector=i18n.select_locale,
+        default_translation_directories=str(Path(__file__).parent / "translations"),
+    )
+    csrf.init_app(app)
+    limiter.init_app(app)
+    auth.init_login(app, login_manager)
+    socketio.init_app(
+        app,
+        message_queue=app.config.get("MESSAGE_QUEUE"),
+        cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS"),
+        # Keeps the Flask session (the login) visible to handlers, per connection.
+        manage_session=True,
+        logger=False,
+        engineio_logger=False,
+    )
+    realtime.init_app()
+
+
+def _register_blueprints(app: Flask) -> None:
+    from helpdesk.web import agent, api, attachments, auth_views, errors, filters
+
+    filters.register(app)
+
+    @app.get("/")
+    def index() -> Any:
+        from flask import redirect, url_for
+
+        return redirect(url_for("agent.queue"))
+
+    errors.register(app)
+    app.register_blueprint(auth_views.bp)
+    app.register_blueprint(agent.bp)
+    app.register_blueprint(attachments.bp)
+    app.register_blueprint(api.bp)
+
+
+def _register_channels(app: Flask) -> None:
+    """Outbound senders by channel kind; the core only ever asks "deliver this message"."""
+    from channels.registry import register_senders
+
+    register_senders(app)

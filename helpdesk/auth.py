@@ -1,0 +1,72 @@
+"""Agent authentication: password hashing and the Flask-Login user loader."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from flask import Flask
+from flask_login import LoginManager
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from helpdesk.i18n import _l
+from helpdesk.models import Agent
+
+_hasher = PasswordHasher()
+# Verified against when the email is unknown, so a login takes the same time either way and
+# does not reveal which addresses are agents.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+MIN_PASSWORD_LENGTH = 8
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def authenticate(session: Session, email: str, password: str) -> Agent | None:
+    agent = session.scalar(select(Agent).where(func.lower(Agent.email) == email.strip().lower()))
+    if not verify_password(agent.password_hash if agent else None, password):
+        return None
+    if agent is None or not agent.active:
+        return None
+    if agent.password_hash and _hasher.check_needs_rehash(agent.password_hash):
+        agent.password_hash = hash_password(password)
+    return agent
+
+
+def init_login(app: Flask, login_manager: LoginManager) -> None:
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = _l("Please sign in to continue.")  # type: ignore[assignment]
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "strong"
+    login_manager.unauthorized_handler(json_unauthorized)
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> Agent | None:
+        from helpdesk.extensions import db
+
+        kind, _, raw_id = user_id.partition(":")
+        if kind != "agent" or not raw_id.isdigit():
+            return None
+        agent = db.session.get(Agent, int(raw_id))
+        return agent if agent is not None and agent.active else None
+
+
+def json_unauthorized() -> Any:
+    """API and socket callers get a 401 with a message, pages get the login redirect."""
+    from flask import jsonify, redirect, request, url_for
+
+    if request.path.startswith("/api/"):
+        return jsonify({"error": str(_l("Please sign in to continue.")), "status": 401}), 401
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))

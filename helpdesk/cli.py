@@ -1,0 +1,274 @@
+"""The ``helpdesk`` command (also ``flask --app helpdesk``).
+
+Errors a user can cause print one line and exit non-zero; lists have ``--json`` for scripts.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import select
+
+from helpdesk.extensions import db
+from helpdesk.models import Agent, AgentRole, ChannelKind, Message, TicketStatus
+from helpdesk.services.errors import ServiceError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Turn a ServiceError into ``Error: <message>`` and exit status 1."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ServiceError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return cast(F, wrapper)
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@click.command("init")
+@with_appcontext
+def init_command() -> None:
+    """Create or upgrade the database schema (Alembic migrations)."""
+    from helpdesk.migrate import upgrade
+
+    upgrade(current_app._get_current_object())  # type: ignore[attr-defined]
+    click.echo(f"Database ready: {_safe_url(current_app.config['DATABASE_URL'])}")
+    click.echo(f"Instance folder: {current_app.instance_path}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@click.command("demo")
+@click.option("--if-empty", is_flag=True, help="Only load when the database has no agents yet.")
+@with_appcontext
+def demo_command(if_empty: bool) -> None:
+    """Load demo agents, teams, customers and tickets (English and Bengali)."""
+    from helpdesk.demo import load_demo
+
+    with db.transaction() as session:
+        if if_empty and session.scalar(select(Agent.id).limit(1)) is not None:
+            click.echo("Demo data already present; nothing loaded.")
+            return
+        summary = load_demo(session)
+    click.echo(
+        f"Demo loaded: {summary['agents']} agents, {summary['customers']} customers, "
+        f"{summary['tickets']} tickets."
+    )
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--threads", default=64, show_default=True, type=int, help="Concurrent connections.")
+@click.option("--no-worker", is_flag=True, help="Do not run the worker loop in this process.")
+@with_appcontext
+def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
+    """Run the web app, Socket.IO and (by default) the worker in one process."""
+    from helpdesk.server import serve
+
+    serve(current_app._get_current_object(), host, port, threads, worker=not no_worker)  # type: ignore[attr-defined]
+
+
+@click.command("worker")
+@with_appcontext
+def worker_command() -> None:
+    """Run the worker alone: outbox delivery, mail fetching, timers."""
+    import threading
+
+    from helpdesk import worker
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    stop = threading.Event()
+
+    def _stop(*_args: Any) -> None:
+        stop.set()
+        worker.kick()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    worker.run_forever(app, stop)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@click.group("agent")
+def agent_group() -> None:
+    """Manage agents."""
+
+
+@agent_group.command("add")
+@click.argument("email")
+@click.option("--name", default="", help="Display name (defaults to the email).")
+@click.option("--password", default=None, help="Password; asked for when omitted.")
+@click.option("--role", type=click.Choice([r.value for r in AgentRole]), default="agent", show_default=True)
+@click.option("--language", type=click.Choice(["en", "bn"]), default=None)
+@with_appcontext
+@user_errors
+def agent_add(email: str, name: str, password: str | None, role: str, language: str | None) -> None:
+    """Create an agent who can sign in."""
+    from helpdesk.services.agents import create_agent
+
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with db.transaction() as session:
+        agent = create_agent(session, email, name, password, role, language)
+        click.echo(f"Agent {agent.email} ({agent.role.value}) created with id {agent.id}.")
+
+
+@agent_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def agent_list(as_json: bool) -> None:
+    """List agents."""
+    agents = db.session.scalars(select(Agent).order_by(Agent.id)).all()
+    rows = [
+        {"id": a.id, "email": a.email, "name": a.name, "role": a.role.value, "active": a.active}
+        for a in agents
+    ]
+    if as_json:
+        _emit_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['id']:>4}  {r['email']:<32} {r['role']:<6} {r['name']}")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@click.group("tickets")
+def tickets_group() -> None:
+    """Look at tickets."""
+
+
+@tickets_group.command("list")
+@click.option("--status", type=click.Choice([s.value for s in TicketStatus]))
+@click.option("--channel", type=click.Choice([c.value for c in ChannelKind]))
+@click.option(
+    "--view",
+    type=click.Choice(["unassigned", "open", "pending", "resolved", "all"]),
+    default="all",
+    show_default=True,
+)
+@click.option("--tag", default=None)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N tickets.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@with_appcontext
+@user_errors
+def tickets_list(
+    status: str | None,
+    channel: str | None,
+    view: str,
+    tag: str | None,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """List tickets, most recently updated first (all matching unless --limit)."""
+    from helpdesk.services.queue import QueueFilter, iter_tickets, ticket_row
+
+    flt = QueueFilter.from_args({"status": status, "channel": channel, "view": view, "tag": tag})
+    rows: list[dict[str, Any]] = []
+    for ticket in iter_tickets(db.session, flt):
+        rows.append(ticket_row(ticket))
+        if limit is not None and len(rows) >= limit:
+            break
+    if as_json:
+        _emit_json(rows)
+        return
+    if not rows:
+        click.echo("No tickets.")
+    for r in rows:
+        click.echo(
+            f"#{r['number']:<7} {r['status']:<9} {r['channel']:<7} "
+            f"{(r['customer_email'] or r['customer_name'] or '')[:28]:<28} {r['subject'][:60]}"
+        )
+
+
+@tickets_group.command("show")
+@click.argument("number")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+@user_errors
+def tickets_show(number: str, as_json: bool) -> None:
+    """Show one ticket (by its number, e.g. 1042 or #1042) with its messages."""
+    from helpdesk.services.queue import ticket_row
+    from helpdesk.models import Ticket
+
+    raw = number.lstrip("#")
+    if not raw.isdigit():
+        raise click.BadParameter(f"not a ticket number: {number}", param_hint="NUMBER")
+    ticket = db.session.scalar(select(Ticket).where(Ticket.number == int(raw)))
+    if ticket is None:
+        raise click.ClickException(f"Ticket #{raw} not found.")
+    messages = db.session.scalars(
+        select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id)
+    ).all()
+    if as_json:
+        from helpdesk.web.api import message_json
+
+        _emit_json({**ticket_row(ticket), "messages": [message_json(m) for m in messages]})
+        return
+    row = ticket_row(ticket)
+    click.echo(f"#{row['number']}  {row['subject']}")
+    click.echo(
+        f"status {row['status']} · priority {row['priority']} · channel {row['channel']} · "
+        f"customer {row['customer_name']} <{row['customer_email'] or '-'}> · "
+        f"assignee {row['assignee_name'] or '-'}"
+    )
+    for m in messages:
+        flag = " [internal]" if m.internal else ""
+        delivery = f" ({m.delivery_status.value})" if m.delivery_status else ""
+        click.echo(f"\n--- {m.created_at:%Y-%m-%d %H:%M} {m.author_name or 'system'}"
+                   f" · {m.kind.value}{flag}{delivery}")
+        click.echo(m.body_text)
+
+
+COMMANDS = [
+    init_command,
+    demo_command,
+    serve_command,
+    worker_command,
+    agent_group,
+    tickets_group,
+]
+
+
+def register(app: Flask) -> None:
+    for command in COMMANDS:
+        app.cli.add_command(command)
+
+
+def main() -> None:
+    from helpdesk import create_app
+
+    group = FlaskGroup(
+        create_app=lambda: create_app(),
+        add_default_commands=False,
+        add_version_option=False,
+        load_dotenv=False,
+        help="The helpdesk: one queue for email, portal and chat.",
+    )
+    sys.exit(group.main())

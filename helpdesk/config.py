@@ -1,0 +1,126 @@
+"""Configuration: defaults -> instance config file -> ``HELPDESK_*`` environment variables.
+
+Every key below can be set in ``<instance>/helpdesk.cfg`` (Python syntax, like Flask's
+``from_pyfile``) or in the environment as ``HELPDESK_<KEY>``; environment wins. Values from the
+environment are parsed as JSON when they look like it (``HELPDESK_WORKER_ENABLED=false``).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+
+class Defaults:
+    # Database: SQLite in the instance folder unless told otherwise.
+    DATABASE_URL: str | None = None
+    SQL_ECHO = False
+
+    # Where the search index and attachments live; defaults to the instance folder.
+    DATA_DIR: str | None = None
+
+    SECRET_KEY: str | None = None
+
+    # Languages offered in the UI; the first is the default.
+    LANGUAGES = ("en", "bn")
+    BABEL_DEFAULT_LOCALE = "en"
+    BABEL_DEFAULT_TIMEZONE = "UTC"
+
+    # Sessions and cookies.
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False  # set True behind HTTPS (documented in README)
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    WTF_CSRF_TIME_LIMIT = None  # token valid for the session: long ticket replies must not fail
+
+    # Rate limits (Flask-Limiter). memory:// is right for one process; use redis:// when scaled.
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_LOGIN = "10 per minute;50 per hour"
+    RATELIMIT_HEADERS_ENABLED = True
+
+    # Socket.IO across processes (redis://...); None in the embedded default.
+    MESSAGE_QUEUE: str | None = None
+    SOCKETIO_CORS_ORIGINS: list[str] | str | None = None
+
+    # Worker: in-process loop for `helpdesk serve`; `helpdesk worker` runs it alone.
+    WORKER_ENABLED = True
+    WORKER_POLL_SECONDS = 2.0
+    OUTBOX_MAX_ATTEMPTS = 8
+    OUTBOX_BACKOFF_BASE_SECONDS = 30.0
+    OUTBOX_LEASE_SECONDS = 120.0
+
+    # Outbound mail when no email channel supplies SMTP settings. With no SMTP host, mail is
+    # written to <instance>/mail-outbox/*.eml so the demo works with no mail server at all.
+    SMTP_HOST: str | None = None
+    SMTP_PORT = 25
+    SMTP_USER: str | None = None
+    SMTP_PASSWORD: str | None = None
+    SMTP_SECURITY = "none"  # none | starttls | ssl
+    SMTP_TIMEOUT = 30.0
+    MAIL_FROM = "support@helpdesk.invalid"
+    MAIL_FROM_NAME = "Helpdesk"
+
+    # Attachments
+    MAX_CONTENT_LENGTH = 40 * 1024 * 1024
+    ATTACHMENT_MAX_BYTES = 25 * 1024 * 1024
+
+    QUEUE_PAGE_SIZE = 50
+    # Public base URL used in mails and links (no trailing slash).
+    BASE_URL = "http://127.0.0.1:5000"
+
+
+def _coerce(value: str) -> Any:
+    import json
+
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
+    app.config.from_object(Defaults)
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    cfg_file = instance / "helpdesk.cfg"
+    if cfg_file.exists():
+        app.config.from_pyfile(str(cfg_file))
+    for key, value in os.environ.items():
+        if key.startswith("HELPDESK_") and key != "HELPDESK_INSTANCE_PATH":
+            app.config[key.removeprefix("HELPDESK_")] = _coerce(value)
+    if overrides:
+        app.config.update(overrides)
+
+    if not app.config.get("DATABASE_URL"):
+        app.config["DATABASE_URL"] = f"sqlite:///{instance / 'helpdesk.sqlite3'}"
+    data_dir = Path(app.config.get("DATA_DIR") or instance)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    app.config["DATA_DIR"] = str(data_dir)
+    app.config.setdefault("ATTACHMENTS_DIR", str(data_dir / "attachments"))
+    app.config.setdefault("INDEX_DIR", str(data_dir / "index"))
+    app.config.setdefault("MAIL_OUTBOX_DIR", str(instance / "mail-outbox"))
+
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _instance_secret(instance)
+
+
+def _instance_secret(instance: Path) -> str:
+    """Generate the secret once into the instance folder (mode 0600) and reuse it."""
+    path = instance / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process (web or worker) won the race
+        return path.read_text().strip()
+    try:
+        os.write(fd, key.encode())
+    finally:
+        os.close(fd)
+    return key

@@ -1,0 +1,178 @@
+"""Database plumbing: the declarative Base, UTC datetimes, engines and sessions.
+
+The caller owns the transaction (a web request, one inbound mail, one socket event, one worker
+batch); services take a ``Session`` and never commit. Use :func:`Database.transaction` outside
+requests and ``db.session`` inside them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
+from sqlalchemy.pool import NullPool
+from sqlalchemy.types import TypeDecorator
+
+from helpdesk.services.effects import drop_effects, run_effects
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    PostgreSQL stores ``timestamptz``; SQLite has no time zones, so values are stored as naive
+    UTC and given back their UTC tzinfo on the way out. Naive datetimes are refused on the way in:
+    a naive value is a bug waiting to shift someone's ticket by six hours.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class HelpdeskSession(Session):
+    """Our session class: runs effects registered with ``effects.on_commit`` after commit."""
+
+
+event.listen(HelpdeskSession, "after_commit", run_effects)
+event.listen(HelpdeskSession, "after_soft_rollback", drop_effects)
+
+
+# ---------------------------------------------------------------------------------------------
+# Engines
+# ---------------------------------------------------------------------------------------------
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin (pysqlite's implicit
+        # BEGIN is deferred, which is what produces "database is locked" under concurrency).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=15000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # BEGIN IMMEDIATE takes the write lock up front, so a transaction never fails half-way
+        # when it upgrades from reading to writing while another process writes; waiting is
+        # handled by busy_timeout. In WAL mode readers are still never blocked.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    kwargs: dict[str, Any] = {"echo": echo, "future": True}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 15}
+        if ":memory:" in url or url.rstrip("/") == "sqlite:":
+            raise ValueError("in-memory SQLite is not supported: web and worker share the DB")
+    else:
+        kwargs["pool_pre_ping"] = True
+    if url.startswith("sqlite") and "nullpool" in url:
+        kwargs["poolclass"] = NullPool
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+class Database:
+    """The ``db`` extension: an engine and a session factory per app.
+
+    ``db.session`` is a session scoped to the current thread and removed when the app context
+    ends (each request gets a fresh one). Background code uses :meth:`transaction`.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def init_app(self, app: Flask) -> None:
+        engine = make_engine(app.config["DATABASE_URL"], echo=app.config.get("SQL_ECHO", False))
+        factory = sessionmaker(bind=engine, class_=HelpdeskSession, expire_on_commit=False)
+        scoped = scoped_session(factory)
+        app.extensions["helpdesk.db"] = _AppDatabase(engine, factory, scoped)
+
+        @app.teardown_appcontext
+        def _remove_session(_exc: BaseException | None) -> None:
+            scoped.remove()
+
+    @staticmethod
+    def _state(app: Flask | None = None) -> _AppDatabase:
+        if app is None:
+            from flask import current_app
+
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+        state: _AppDatabase = app.extensions["helpdesk.db"]
+        return state
+
+    @property
+    def session(self) -> Session:
+        return self._state().scoped()
+
+    def engine(self, app: Flask | None = None) -> Engine:
+        return self._state(app).engine
+
+    def sessionmaker(self, app: Flask | None = None) -> sessionmaker[Session]:
+        return self._state(app).factory
+
+    @contextmanager
+    def transaction(self, app: Flask | None = None) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error."""
+        factory = self._state(app).factory
+        with factory() as session, session.begin():
+            yield session
+
+
+class _AppDatabase:
+    def __init__(
+        self, engine: Engine, factory: sessionmaker[Session], scoped: scoped_session[Session]
+    ) -> None:
+        self.engine = engine
+        self.factory = factory
+        self.scoped = scoped

@@ -1,0 +1,127 @@
+"""Demo data: a small support team with English and Bengali conversations on every channel.
+
+Everything is created through the real services, so the demo is a state the product can reach.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from channels.inbound import InboundMessage
+from helpdesk.db import utcnow
+from helpdesk.models import AgentRole, Priority, TicketStatus
+from helpdesk.services import tickets
+from helpdesk.services.agents import create_agent, create_team
+from helpdesk.services.inbound import receive
+
+DEMO_PASSWORD = "demo-password"  # noqa: S105 - documented demo login, printed by `make run`
+DEMO_ADMIN = "admin@example.com"
+DEMO_AGENT = "agent@example.com"
+
+# (channel, sender, name, language, subject, first message, agent reply or None, status, prio, tags)
+CONVERSATIONS: list[tuple[str, str, str, str, str, str, str | None, str, int, list[str]]] = [
+    (
+        "email", "rahim.uddin@example.com", "রহিম উদ্দিন", "bn",
+        "পাসওয়ার্ড রিসেট করতে পারছি না",
+        "আমি গতকাল থেকে আমার অ্যাকাউন্টে ঢুকতে পারছি না। পাসওয়ার্ড রিসেটের ইমেইল আসছে না। দয়া করে সাহায্য করুন।",
+        "রহিম ভাই, আপনার অ্যাকাউন্টের রিসেট লিঙ্কটি আবার পাঠানো হয়েছে। স্প্যাম ফোল্ডারটিও দেখে নিন।",
+        "pending", Priority.HIGH, ["login", "password"],
+    ),
+    (
+        "email", "sarah.jones@example.com", "Sarah Jones", "en",
+        "Invoice #4471 charged twice",
+        "Hello, my card was charged twice for invoice #4471 this month. Could you refund the duplicate charge?",
+        None, "new", Priority.URGENT, ["billing", "refund"],
+    ),
+    (
+        "portal", "fatema.khatun@example.com", "ফাতেমা খাতুন", "bn",
+        "বিকাশে পেমেন্ট করার পর অর্ডার কনফার্ম হয়নি",
+        "আমি বিকাশে ১২৫০ টাকা পেমেন্ট করেছি, কিন্তু অর্ডারটি এখনও 'পেন্ডিং' দেখাচ্ছে। ট্রানজেকশন আইডি: 8N7A6K2Q।",
+        None, "new", Priority.NORMAL, ["bkash", "payment"],
+    ),
+    (
+        "chat", "visitor-7f3a9c", "Michael Chen", "en",
+        "",
+        "Hi! Do you ship to Chittagong, and how long does delivery take?",
+        "Hi Michael, yes we do: delivery to Chittagong takes 2–3 working days.",
+        "resolved", Priority.LOW, ["shipping"],
+    ),
+    (
+        "portal", "nadia.islam@example.com", "Nadia Islam", "en",
+        "How do I add a second user to our account?",
+        "We are a team of three at Islam Traders. How can my colleagues get their own logins?",
+        "Hi Nadia, go to Settings → Team and click “Invite”. Each colleague gets an email to set a password.",
+        "open", Priority.NORMAL, ["account"],
+    ),
+    (
+        "chat", "visitor-b21e04", "করিম হোসেন", "bn",
+        "",
+        "হ্যালো, আমার ডেলিভারি কবে আসবে? অর্ডার নম্বর ৫৫৩২।",
+        None, "new", Priority.NORMAL, ["delivery"],
+    ),
+    (
+        "email", "priya.das@example.com", "Priya Das", "en",
+        "Feature request: export tickets to CSV",
+        "It would help our monthly reporting if we could export all tickets to CSV. Is that planned?",
+        "Thanks Priya, I've passed this to our product team and will update you here.",
+        "pending", Priority.LOW, ["feature-request"],
+    ),
+    (
+        "email", "tanjila.akter@example.com", "তানজিলা আক্তার", "bn",
+        "রিফান্ড কবে পাব?",
+        "গত সপ্তাহে আমি একটি পণ্য ফেরত দিয়েছি। রিফান্ড কত দিনের মধ্যে আমার অ্যাকাউন্টে আসবে?",
+        "আপনার রিফান্ড প্রক্রিয়া শুরু হয়েছে, ৫–৭ কার্যদিবসের মধ্যে টাকা পৌঁছে যাবে।",
+        "resolved", Priority.NORMAL, ["refund", "billing"],
+    ),
+]  # fmt: skip
+
+
+def load_demo(session: Session) -> dict[str, int]:
+    admin = create_agent(session, DEMO_ADMIN, "Ayesha Rahman", DEMO_PASSWORD, AgentRole.ADMIN)
+    agent = create_agent(session, DEMO_AGENT, "Tanvir Hasan", DEMO_PASSWORD, AgentRole.AGENT)
+    bn_agent = create_agent(
+        session, "nusrat@example.com", "নুসরাত জাহান", DEMO_PASSWORD, AgentRole.AGENT, "bn"
+    )
+    support = create_team(session, "Support", [admin, agent, bn_agent])
+    billing = create_team(session, "Billing", [admin, agent])
+    agents = [agent, bn_agent, admin]
+
+    start = utcnow() - timedelta(hours=len(CONVERSATIONS) * 3)
+    customers: set[int] = set()
+    for i, (channel, sender, name, lang, subject, first, answer, status, prio, tags) in enumerate(
+        CONVERSATIONS
+    ):
+        received = receive(
+            session,
+            InboundMessage(
+                channel_kind=channel,  # type: ignore[arg-type]
+                identity_kind="chat" if channel == "chat" else "email",
+                sender_address=sender,
+                sender_name=name,
+                subject=subject,
+                text=first,
+                language=lang,
+                received_at=start + timedelta(hours=3 * i),
+            ),
+        )
+        ticket = received.ticket
+        customers.add(ticket.customer_id)
+        team = billing if {"billing", "refund", "bkash", "payment"} & set(tags) else support
+        tickets.set_team(session, ticket, team, None)
+        tickets.set_priority(session, ticket, prio, None)
+        tickets.set_tags(session, ticket, tags, None)
+        helper = agents[i % len(agents)]
+        if answer is not None:
+            tickets.assign_ticket(session, ticket, helper, helper)
+            tickets.reply_to_ticket(session, ticket, helper, answer)
+            if i % 3 == 0:
+                tickets.add_note(
+                    session,
+                    ticket,
+                    helper,
+                    "গ্রাহক আগেও একই সমস্যা জানিয়েছিলেন।" if lang == "bn" else "Customer reported this before; check the old ticket.",
+                )
+        tickets.change_status(session, ticket, TicketStatus(status), helper)
+    return {"agents": len(agents), "customers": len(customers), "tickets": len(CONVERSATIONS)}

@@ -1,0 +1,37 @@
+"""Alembic environment: uses the app's engine; batch mode so SQLite tables can be altered."""
+
+from __future__ import annotations
+
+from alembic import context
+
+import helpdesk.models  # noqa: F401  (registers every table on the metadata)
+from helpdesk.db import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is None:
+        from helpdesk.extensions import db
+
+        engine = db.engine(config.attributes["app"])
+        with engine.begin() as conn:
+            _run(conn)
+    else:
+        _run(connection)
+
+
+def _run(connection: object) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=True,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+run_migrations_online()

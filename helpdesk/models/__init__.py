@@ -1,0 +1,46 @@
+"""The domain model: one module per aggregate, all re-exported here."""
+
+from helpdesk.models._types import (
+    AgentRole,
+    ChannelKind,
+    ChannelStatus,
+    DeliveryStatus,
+    Direction,
+    IdentityKind,
+    MessageKind,
+    Priority,
+    TicketStatus,
+)
+from helpdesk.models.agents import Agent, Team, team_members
+from helpdesk.models.audit import AuditEvent
+from helpdesk.models.channels import Channel
+from helpdesk.models.customers import Customer, CustomerIdentity, Organization
+from helpdesk.models.messages import Attachment, Message
+from helpdesk.models.tickets import Tag, Ticket, TicketCounter, ticket_participants, ticket_tags
+
+__all__ = [
+    "Agent",
+    "AgentRole",
+    "Attachment",
+    "AuditEvent",
+    "Channel",
+    "ChannelKind",
+    "ChannelStatus",
+    "Customer",
+    "CustomerIdentity",
+    "DeliveryStatus",
+    "Direction",
+    "IdentityKind",
+    "Message",
+    "MessageKind",
+    "Organization",
+    "Priority",
+    "Tag",
+    "Team",
+    "Ticket",
+    "TicketCounter",
+    "TicketStatus",
+    "team_members",
+    "ticket_participants",
+    "ticket_tags",
+]

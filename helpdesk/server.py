@@ -1,0 +1,64 @@
+"""``helpdesk serve``: gunicorn with the gthread worker, in-process.
+
+Flask-SocketIO in ``threading`` mode with simple-websocket runs WebSocket connections on
+gunicorn's threaded worker (one process, many threads; see docs/operations.md for scaling out
+with several processes behind Redis). The worker loop runs as a thread in the same process
+unless ``--no-worker`` (then run ``helpdesk worker`` separately).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+
+class _Server(BaseApplication):  # type: ignore[misc]
+    def __init__(self, app: Flask, options: dict[str, Any]) -> None:
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return self.application
+
+
+def serve(app: Flask, host: str, port: int, threads: int, *, worker: bool = True) -> None:
+    state: dict[str, threading.Event] = {}
+
+    def post_worker_init(_w: Any) -> None:
+        if worker and app.config.get("WORKER_ENABLED", True):
+            from helpdesk import worker as worker_mod
+
+            _thread, stop = worker_mod.start_thread(app)
+            state["stop"] = stop
+
+    def worker_exit(_server: Any, _w: Any) -> None:
+        stop = state.get("stop")
+        if stop is not None:
+            stop.set()
+
+    print(f"Helpdesk running on http://{host}:{port}/  (Ctrl+C to stop)", flush=True)
+    _Server(
+        app,
+        {
+            "bind": f"{host}:{port}",
+            "workers": 1,
+            "worker_class": "gthread",
+            "threads": threads,
+            # WebSocket and long-polling connections stay open; don't kill the worker for it.
+            "timeout": 0,
+            "graceful_timeout": 5,
+            "accesslog": None,
+            "errorlog": "-",
+            "loglevel": "warning",
+            "post_worker_init": post_worker_init,
+            "worker_exit": worker_exit,
+        },
+    ).run()

@@ -1,0 +1,25 @@
+"""Writing audit events. Every state change of a ticket records one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from helpdesk.models import Agent, AuditEvent, Customer, Ticket
+
+Actor = Agent | Customer | None
+
+
+def record(
+    session: Session, ticket: Ticket | None, actor: Actor, action: str, **data: Any
+) -> AuditEvent:
+    event = AuditEvent(
+        ticket_id=ticket.id if ticket is not None else None,
+        actor_agent_id=actor.id if isinstance(actor, Agent) else None,
+        actor_customer_id=actor.id if isinstance(actor, Customer) else None,
+        action=action,
+        data=data,
+    )
+    session.add(event)
+    return event

@@ -1,0 +1,37 @@
+"""Side effects after commit.
+
+Services never emit, send or reindex inline: they call ``on_commit(session, fn)``. The functions
+run only after the transaction commits (in registration order) and are dropped if it rolls
+back, so nobody is told about a ticket that does not exist. Like Zulip's send_event_on_commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+log = logging.getLogger("helpdesk.effects")
+_KEY = "helpdesk.effects"
+
+
+def on_commit(session: Session, fn: Callable[[], Any]) -> None:
+    """Run ``fn()`` after ``session`` commits; forget it if the transaction rolls back."""
+    session.info.setdefault(_KEY, []).append(fn)
+
+
+def run_effects(session: Session) -> None:
+    effects = session.info.pop(_KEY, [])
+    for fn in effects:
+        # A failing effect (a browser gone, the index locked) must not stop the others, and the
+        # data is already safe in the database; log it and go on.
+        try:
+            fn()
+        except Exception:
+            log.exception("effect %r failed after commit", fn)
+
+
+def drop_effects(session: Session, *_args: Any) -> None:
+    session.info.pop(_KEY, None)

@@ -1,0 +1,271 @@
+"""The agent queue: views, filters, sorts and keyset pagination (read-only).
+
+Every view is shaped to walk one index of ``tickets`` (see models/tickets.py) so the first page
+and page 10,000 cost the same at a million tickets: no OFFSET, no COUNT(*) per request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+from helpdesk.i18n import _l
+from helpdesk.models import Agent, ChannelKind, Tag, Ticket, TicketStatus, ticket_tags
+from helpdesk.services.errors import ServiceError
+
+VIEWS = {
+    "mine": _l("My tickets"),
+    "unassigned": _l("Unassigned"),
+    "open": _l("All open"),
+    "pending": _l("Pending"),
+    "resolved": _l("Resolved"),
+    "all": _l("All tickets"),
+}
+SORTS = {
+    "updated": _l("Recently updated"),
+    "oldest": _l("Least recently updated"),
+    "created": _l("Newest first"),
+    "priority": _l("Priority"),
+}
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    view: str = "open"
+    status: TicketStatus | None = None
+    channel: ChannelKind | None = None
+    team_id: int | None = None
+    assignee_id: int | None = None
+    priority: int | None = None
+    tag: str | None = None
+    sort: str = "updated"
+
+    @classmethod
+    def from_args(cls, args: Any) -> QueueFilter:
+        """Parse query-string/CLI arguments; a bad value is a ServiceError (-> 400)."""
+
+        def opt_int(name: str) -> int | None:
+            value = args.get(name)
+            if value in (None, ""):
+                return None
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                raise ServiceError(_l("Invalid value for %(name)s.", name=name)) from None
+
+        view = args.get("view") or "open"
+        if view not in VIEWS:
+            raise ServiceError(_l("Unknown view: %(view)s", view=view))
+        sort = args.get("sort") or "updated"
+        if sort not in SORTS:
+            raise ServiceError(_l("Unknown sort order: %(sort)s", sort=sort))
+        try:
+            status = TicketStatus(args["status"]) if args.get("status") else None
+            channel = ChannelKind(args["channel"]) if args.get("channel") else None
+        except ValueError as exc:
+            raise ServiceError(_l("Invalid filter: %(error)s", error=str(exc))) from None
+        priority = opt_int("priority")
+        if priority is not None and priority not in (1, 2, 3, 4):
+            raise ServiceError(_l("Unknown priority."))
+        tag = (args.get("tag") or "").strip().lower() or None
+        return cls(
+            view=view,
+            status=status,
+            channel=channel,
+            team_id=opt_int("team"),
+            assignee_id=opt_int("assignee"),
+            priority=priority,
+            tag=tag,
+            sort=sort,
+        )
+
+    def as_args(self) -> dict[str, str]:
+        out = {"view": self.view, "sort": self.sort}
+        if self.status:
+            out["status"] = self.status.value
+        if self.channel:
+            out["channel"] = self.channel.value
+        if self.team_id is not None:
+            out["team"] = str(self.team_id)
+        if self.assignee_id is not None:
+            out["assignee"] = str(self.assignee_id)
+        if self.priority is not None:
+            out["priority"] = str(self.priority)
+        if self.tag:
+            out["tag"] = self.tag
+        return {k: v for k, v in out.items() if not (k == "sort" and v == "updated")}
+
+
+@dataclass
+class Page:
+    tickets: list[Ticket]
+    next_cursor: str | None
+    filter: QueueFilter = field(default_factory=QueueFilter)
+
+
+def _encode_cursor(values: list[Any]) -> str:
+    raw = json.dumps(values, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, binascii.Error):
+        raise ServiceError(_l("Invalid page cursor.")) from None
+    if not isinstance(values, list):
+        raise ServiceError(_l("Invalid page cursor."))
+    return values
+
+
+def _base_query(flt: QueueFilter, agent: Agent | None) -> Select[tuple[Ticket]]:
+    q = select(Ticket)
+    if flt.view == "mine":
+        if agent is None:
+            raise ServiceError(_l("The view 'mine' needs an agent."))
+        q = q.where(Ticket.assignee_id == agent.id, Ticket.active.is_(True))
+    elif flt.view == "unassigned":
+        q = q.where(Ticket.assignee_id.is_(None), Ticket.active.is_(True))
+    elif flt.view == "open":
+        q = q.where(Ticket.active.is_(True))
+    elif flt.view == "pending":
+        q = q.where(Ticket.status == TicketStatus.PENDING)
+    elif flt.view == "resolved":
+        q = q.where(Ticket.active.is_(False))
+    if flt.status is not None:
+        q = q.where(Ticket.status == flt.status)
+    if flt.channel is not None:
+        q = q.where(Ticket.channel == flt.channel)
+    if flt.team_id is not None:
+        q = q.where(Ticket.team_id == flt.team_id)
+    if flt.assignee_id is not None:
+        q = q.where(Ticket.assignee_id == flt.assignee_id)
+    if flt.priority is not None:
+        q = q.where(Ticket.priority == flt.priority)
+    if flt.tag:
+        tag_id = select(Tag.id).where(Tag.name == flt.tag).scalar_subquery()
+        q = q.where(
+            Ticket.id.in_(select(ticket_tags.c.ticket_id).where(ticket_tags.c.tag_id == tag_id))
+        )
+    return q
+
+
+def _parse_dt(value: Any) -> datetime:
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ServiceError(_l("Invalid page cursor.")) from None
+
+
+def _apply_sort(
+    q: Select[tuple[Ticket]], sort: str, cursor: list[Any] | None
+) -> Select[tuple[Ticket]]:
+    try:
+        if sort == "created":
+            if cursor:
+                q = q.where(Ticket.id < int(cursor[0]))
+            return q.order_by(Ticket.id.desc())
+        if sort == "oldest":
+            if cursor:
+                u, i = _parse_dt(cursor[0]), int(cursor[1])
+                q = q.where(or_(Ticket.updated_at > u, and_(Ticket.updated_at == u, Ticket.id > i)))
+            return q.order_by(Ticket.updated_at.asc(), Ticket.id.asc())
+        if sort == "priority":
+            if cursor:
+                p, u, i = int(cursor[0]), _parse_dt(cursor[1]), int(cursor[2])
+                q = q.where(
+                    or_(
+                        Ticket.priority < p,
+                        and_(Ticket.priority == p, Ticket.updated_at < u),
+                        and_(Ticket.priority == p, Ticket.updated_at == u, Ticket.id < i),
+                    )
+                )
+            return q.order_by(Ticket.priority.desc(), Ticket.updated_at.desc(), Ticket.id.desc())
+        if cursor:
+            u, i = _parse_dt(cursor[0]), int(cursor[1])
+            q = q.where(or_(Ticket.updated_at < u, and_(Ticket.updated_at == u, Ticket.id < i)))
+        return q.order_by(Ticket.updated_at.desc(), Ticket.id.desc())
+    except (IndexError, TypeError, ValueError):
+        raise ServiceError(_l("Invalid page cursor.")) from None
+
+
+def _cursor_for(ticket: Ticket, sort: str) -> str:
+    if sort == "created":
+        return _encode_cursor([ticket.id])
+    if sort == "priority":
+        return _encode_cursor([ticket.priority, ticket.updated_at.isoformat(), ticket.id])
+    return _encode_cursor([ticket.updated_at.isoformat(), ticket.id])
+
+
+def queue_page(
+    session: Session,
+    flt: QueueFilter,
+    *,
+    agent: Agent | None = None,
+    after: str | None = None,
+    limit: int = 50,
+) -> Page:
+    cursor = _decode_cursor(after) if after else None
+    q = _apply_sort(_base_query(flt, agent), flt.sort, cursor).limit(limit + 1)
+    q = q.options(
+        joinedload(Ticket.customer),
+        joinedload(Ticket.assignee),
+        joinedload(Ticket.team),
+        selectinload(Ticket.tags),
+    )
+    rows = list(session.scalars(q).unique())
+    next_cursor = _cursor_for(rows[limit - 1], flt.sort) if len(rows) > limit else None
+    return Page(rows[:limit], next_cursor, flt)
+
+
+def iter_tickets(
+    session: Session, flt: QueueFilter, *, agent: Agent | None = None, batch: int = 500
+) -> Iterator[Ticket]:
+    """Every matching ticket, page by page (the CLI's `tickets list` without --limit)."""
+    after: str | None = None
+    while True:
+        page = queue_page(session, flt, agent=agent, after=after, limit=batch)
+        yield from page.tickets
+        if page.next_cursor is None:
+            return
+        after = page.next_cursor
+        session.expunge_all()
+
+
+def with_view(flt: QueueFilter, view: str) -> QueueFilter:
+    return replace(flt, view=view)
+
+
+def ticket_row(ticket: Ticket) -> dict[str, Any]:
+    """A ticket as JSON for the API and `helpdesk tickets list --json`."""
+    return {
+        "id": ticket.id,
+        "number": ticket.number,
+        "subject": ticket.subject,
+        "status": ticket.status.value,
+        "priority": int(ticket.priority),
+        "channel": ticket.channel.value,
+        "customer_id": ticket.customer_id,
+        "customer_name": ticket.customer.display_name,
+        "customer_email": ticket.customer.email,
+        "assignee": ticket.assignee.email if ticket.assignee else None,
+        "assignee_name": ticket.assignee.name if ticket.assignee else None,
+        "team": ticket.team.name if ticket.team else None,
+        "tags": [t.name for t in ticket.tags],
+        "message_count": ticket.message_count,
+        "created_at": ticket.created_at.isoformat(),
+        "updated_at": ticket.updated_at.isoformat(),
+        "first_response_at": (
+            ticket.first_response_at.isoformat() if ticket.first_response_at else None
+        ),
+        "resolved_at": ticket.resolved_at.isoformat() if ticket.resolved_at else None,
+    }

@@ -1,0 +1,493 @@
+"""Ticket verbs: open, reply, note, assign, status, priority, team, tags.
+
+Each verb takes the caller's session, changes rows, records an AuditEvent, bumps the ticket's
+``version`` and registers the live event for after commit. None of them commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from helpdesk.db import utcnow
+from helpdesk.html import sanitize_html, text_to_html
+from helpdesk.i18n import _
+from helpdesk.models import (
+    Agent,
+    ChannelKind,
+    Customer,
+    DeliveryStatus,
+    Direction,
+    Message,
+    MessageKind,
+    Priority,
+    Tag,
+    Team,
+    Ticket,
+    TicketCounter,
+    TicketStatus,
+)
+from helpdesk.services import audit, events
+from helpdesk.services.attachments import add_attachment, attachment_url
+from helpdesk.services.audit import Actor
+from helpdesk.services.effects import on_commit
+from helpdesk.services.errors import Conflict, ServiceError
+from helpdesk.services.threading import make_message_id
+
+FIRST_TICKET_NUMBER = 1001
+MAX_TAG_LENGTH = 64
+MAX_SUBJECT_LENGTH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class NewAttachment:
+    filename: str
+    content_type: str
+    data: bytes
+    content_id: str | None = None
+    inline: bool = False
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def next_ticket_number(session: Session) -> int:
+    """Hand out the next human ticket number.
+
+    One UPDATE ... RETURNING on a single counter row: atomic on PostgreSQL (the row lock
+    serialises concurrent workers) and on SQLite (the transaction already holds the write lock).
+    """
+    value = session.execute(
+        update(TicketCounter)
+        .where(TicketCounter.id == 1)
+        .values(value=TicketCounter.value + 1)
+        .returning(TicketCounter.value)
+    ).scalar()
+    if value is None:
+        # A database created without the migration's seed row (fresh create_all).
+        session.add(TicketCounter(id=1, value=FIRST_TICKET_NUMBER))
+        session.flush()
+        return FIRST_TICKET_NUMBER
+    return int(value)
+
+
+def ticket_summary(ticket: Ticket) -> dict[str, Any]:
+    """Payload of ``ticket.created`` / ``ticket.updated`` on the agent namespace.
+
+    ``{id, number, subject, status, priority, channel, customer: {id, name, email},
+    assignee: {id, name} | null, team_id, tags: [str], message_count, updated_at (ISO 8601),
+    version}``. Documented in docs/architecture.md#events.
+    """
+    customer = ticket.customer
+    return {
+        "id": ticket.id,
+        "number": ticket.number,
+        "subject": ticket.subject,
+        "status": ticket.status.value,
+        "priority": int(ticket.priority),
+        "channel": ticket.channel.value,
+        "customer": {
+            "id": customer.id,
+            "name": customer.display_name,
+            "email": customer.email,
+        },
+        "assignee": (
+            {"id": ticket.assignee.id, "name": ticket.assignee.name} if ticket.assignee else None
+        ),
+        "team_id": ticket.team_id,
+        "tags": [t.name for t in ticket.tags],
+        "message_count": ticket.message_count,
+        "updated_at": ticket.updated_at.isoformat(),
+        "version": ticket.version,
+    }
+
+
+def _touch(ticket: Ticket, when: datetime | None = None) -> None:
+    ticket.updated_at = when or utcnow()
+    ticket.version = (ticket.version or 0) + 1
+
+
+def _announce(session: Session, ticket: Ticket, name: str = "ticket.updated") -> None:
+    session.flush()
+    events.send_event_on_commit(session, name, ticket_summary(ticket), rooms=["agents"])
+
+
+def _kick_outbox(session: Session) -> None:
+    from helpdesk import worker
+
+    on_commit(session, worker.kick)
+
+
+def _clean_subject(subject: str, fallback_text: str = "") -> str:
+    subject = " ".join((subject or "").split())
+    if not subject:
+        words = " ".join(fallback_text.split())
+        subject = (words[:77] + "…") if len(words) > 80 else words
+    return (subject or _("(no subject)"))[:MAX_SUBJECT_LENGTH]
+
+
+def _set_status(ticket: Ticket, status: TicketStatus, when: datetime) -> None:
+    ticket.status = status
+    ticket.active = status.active
+    if status in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
+        ticket.resolved_at = ticket.resolved_at or when
+    else:
+        ticket.resolved_at = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Verbs
+# ---------------------------------------------------------------------------------------------
+
+
+def open_ticket(
+    session: Session,
+    *,
+    customer: Customer,
+    subject: str,
+    channel: ChannelKind | str,
+    channel_id: int | None = None,
+    actor: Actor = None,
+    priority: int = Priority.NORMAL,
+    team: Team | None = None,
+    language: str | None = None,
+    created_at: datetime | None = None,
+) -> Ticket:
+    """A new ticket with no messages yet; callers append the first message."""
+    when = created_at or utcnow()
+    ticket = Ticket(
+        number=next_ticket_number(session),
+        subject=_clean_subject(subject),
+        status=TicketStatus.NEW,
+        active=True,
+        priority=int(Priority(priority)),
+        channel=ChannelKind(channel),
+        channel_id=channel_id,
+        customer=customer,
+        team=team,
+        language=language or customer.language,
+        created_at=when,
+        updated_at=when,
+    )
+    session.add(ticket)
+    session.flush()
+    audit.record(
+        session, ticket, actor, "ticket.created", channel=ticket.channel.value, number=ticket.number
+    )
+    _announce(session, ticket, "ticket.created")
+    return ticket
+
+
+def append_message(
+    session: Session,
+    ticket: Ticket,
+    *,
+    direction: Direction,
+    kind: MessageKind,
+    author: Actor,
+    text: str,
+    html: str | None = None,
+    internal: bool = False,
+    subject: str | None = None,
+    full_text: str | None = None,
+    message_id: str | None = None,
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    recipients: Sequence[str] = (),
+    attachments: Iterable[NewAttachment] = (),
+    delivery_status: DeliveryStatus | None = None,
+    meta: dict[str, Any] | None = None,
+    raw_sha256: str | None = None,
+    created_at: datetime | None = None,
+) -> Message:
+    """Store one message on a ticket (the shared step of inbound, reply and note)."""
+    when = created_at or utcnow()
+    message = Message(
+        ticket_id=ticket.id,
+        direction=direction,
+        kind=kind,
+        internal=internal,
+        author_agent_id=author.id if isinstance(author, Agent) else None,
+        author_customer_id=author.id if isinstance(author, Customer) else None,
+        subject=subject,
+        body_text=text,
+        full_text=full_text,
+        message_id=message_id,
+        in_reply_to=in_reply_to,
+        references=list(references),
+        recipients=list(recipients),
+        meta=meta or {},
+        raw_sha256=raw_sha256,
+        delivery_status=delivery_status,
+        next_attempt_at=when if delivery_status == DeliveryStatus.QUEUED else None,
+        created_at=when,
+    )
+    for att in attachments:
+        add_attachment(
+            message,
+            att.filename,
+            att.content_type,
+            att.data,
+            content_id=att.content_id,
+            inline=att.inline,
+        )
+    session.add(message)
+    session.flush()
+    if html is not None:
+        cid_urls = {a.content_id: attachment_url(a) for a in message.attachments if a.content_id}
+        message.body_html = sanitize_html(html, cid_urls)
+    else:
+        message.body_html = text_to_html(text)
+    ticket.message_count = (ticket.message_count or 0) + 1
+    ticket.last_message_at = when
+    _touch(ticket, when)
+    payload = {
+        "ticket_id": ticket.id,
+        "message_id": message.id,
+        "direction": direction.value,
+        "kind": kind.value,
+        "internal": internal,
+    }
+    events.send_event_on_commit(session, "ticket.message", payload, rooms=[f"ticket:{ticket.id}"])
+    return message
+
+
+def _check_version(ticket: Ticket, expected_version: int | None) -> None:
+    if expected_version is not None and expected_version != ticket.version:
+        raise Conflict(_("This ticket changed while you were writing. Review it and send again."))
+
+
+def reply_to_ticket(
+    session: Session,
+    ticket: Ticket,
+    agent: Agent,
+    text: str,
+    *,
+    attachments: Iterable[NewAttachment] = (),
+    status: TicketStatus | None = None,
+    expected_version: int | None = None,
+) -> Message:
+    """A public reply to the customer, stored as ``queued`` (the transactional outbox).
+
+    The worker delivers it after commit through the sender registered for the ticket's
+    channel; the message is in the database before anyone tries to send it.
+    """
+    text = (text or "").strip()
+    if not text:
+        raise ServiceError(_("A reply cannot be empty."))
+    _check_version(ticket, expected_version)
+    when = utcnow()
+    customer = ticket.customer
+    previous = session.scalar(
+        select(Message)
+        .where(Message.ticket_id == ticket.id, Message.message_id.is_not(None))
+        .where(Message.internal.is_(False))
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    references: list[str] = []
+    if previous is not None:
+        references = [*previous.references, previous.message_id or ""][-20:]
+    kind = {
+        ChannelKind.EMAIL: MessageKind.EMAIL,
+        ChannelKind.CHAT: MessageKind.CHAT,
+        ChannelKind.PORTAL: MessageKind.PORTAL,
+    }[ticket.channel]
+    message = append_message(
+        session,
+        ticket,
+        direction=Direction.OUTBOUND,
+        kind=kind,
+        author=agent,
+        text=text,
+        subject=ticket.subject,
+        message_id=make_message_id(ticket.id),
+        in_reply_to=previous.message_id if previous is not None else None,
+        references=[r for r in references if r],
+        recipients=[customer.email] if customer.email else [],
+        attachments=attachments,
+        delivery_status=DeliveryStatus.QUEUED,
+        created_at=when,
+    )
+    if ticket.first_response_at is None:
+        ticket.first_response_at = when
+    new_status = status or (TicketStatus.OPEN if ticket.status == TicketStatus.NEW else None)
+    if new_status is not None and new_status != ticket.status:
+        old = ticket.status
+        _set_status(ticket, new_status, when)
+        audit.record(session, ticket, agent, "ticket.status", **{"from": old.value, "to": new_status.value})
+    audit.record(session, ticket, agent, "message.reply", message_id=message.id)
+    _announce(session, ticket)
+    _kick_outbox(session)
+    return message
+
+
+def add_note(session: Session, ticket: Ticket, agent: Agent, text: str) -> Message:
+    """An internal note: agents only, never sent, never shown to the customer."""
+    text = (text or "").strip()
+    if not text:
+        raise ServiceError(_("A note cannot be empty."))
+    message = append_message(
+        session,
+        ticket,
+        direction=Direction.OUTBOUND,
+        kind=MessageKind.NOTE,
+        author=agent,
+        text=text,
+        internal=True,
+    )
+    audit.record(session, ticket, agent, "message.note", message_id=message.id)
+    _announce(session, ticket)
+    return message
+
+
+def add_system_message(session: Session, ticket: Ticket, text: str, **meta: Any) -> Message:
+    """A line in the timeline written by the helpdesk itself (delivery failures, auto-replies)."""
+    message = append_message(
+        session,
+        ticket,
+        direction=Direction.INBOUND,
+        kind=MessageKind.SYSTEM,
+        author=None,
+        text=text,
+        internal=True,
+        meta=meta,
+    )
+    _announce(session, ticket)
+    return message
+
+
+def assign_ticket(session: Session, ticket: Ticket, assignee: Agent | None, actor: Actor) -> None:
+    if assignee is not None and not assignee.active:
+        raise ServiceError(_("%(name)s is deactivated and cannot take tickets.", name=assignee.name))
+    old = ticket.assignee
+    if (old.id if old else None) == (assignee.id if assignee else None):
+        return
+    ticket.assignee = assignee
+    _touch(ticket)
+    audit.record(
+        session,
+        ticket,
+        actor,
+        "ticket.assignee",
+        **{
+            "from": old.name if old else None,
+            "to": assignee.name if assignee else None,
+            "to_id": assignee.id if assignee else None,
+        },
+    )
+    _announce(session, ticket)
+
+
+def set_team(session: Session, ticket: Ticket, team: Team | None, actor: Actor) -> None:
+    old = ticket.team
+    if (old.id if old else None) == (team.id if team else None):
+        return
+    ticket.team = team
+    _touch(ticket)
+    audit.record(
+        session,
+        ticket,
+        actor,
+        "ticket.team",
+        **{"from": old.name if old else None, "to": team.name if team else None},
+    )
+    _announce(session, ticket)
+
+
+def change_status(session: Session, ticket: Ticket, status: TicketStatus | str, actor: Actor) -> None:
+    status = TicketStatus(status)
+    old = ticket.status
+    if old == status:
+        return
+    when = utcnow()
+    _set_status(ticket, status, when)
+    _touch(ticket, when)
+    audit.record(session, ticket, actor, "ticket.status", **{"from": old.value, "to": status.value})
+    _announce(session, ticket)
+
+
+def set_priority(session: Session, ticket: Ticket, priority: int, actor: Actor) -> None:
+    try:
+        new = Priority(int(priority))
+    except ValueError:
+        raise ServiceError(_("Unknown priority.")) from None
+    old = Priority(ticket.priority)
+    if old == new:
+        return
+    ticket.priority = int(new)
+    _touch(ticket)
+    audit.record(
+        session, ticket, actor, "ticket.priority", **{"from": int(old), "to": int(new)}
+    )
+    _announce(session, ticket)
+
+
+def normalize_tag(name: str) -> str:
+    tag = " ".join(name.strip().lower().split()).replace(" ", "-")
+    if not tag:
+        raise ServiceError(_("A tag cannot be empty."))
+    if len(tag) > MAX_TAG_LENGTH:
+        raise ServiceError(_("A tag can have at most %(n)d characters.", n=MAX_TAG_LENGTH))
+    return tag
+
+
+def _get_or_create_tag(session: Session, name: str) -> Tag:
+    tag = session.scalar(select(Tag).where(Tag.name == name))
+    if tag is None:
+        # A concurrent creator of the same tag would violate the unique index; a savepoint keeps
+        # the outer transaction usable so we can read the winner's row.
+        try:
+            with session.begin_nested():
+                tag = Tag(name=name)
+                session.add(tag)
+        except Exception:
+            tag = session.scalar(select(Tag).where(Tag.name == name))
+            if tag is None:
+                raise
+    return tag
+
+
+def set_tags(session: Session, ticket: Ticket, names: Iterable[str], actor: Actor) -> None:
+    wanted = sorted({normalize_tag(n) for n in names if n.strip()})
+    current = sorted(t.name for t in ticket.tags)
+    if wanted == current:
+        return
+    ticket.tags = [_get_or_create_tag(session, n) for n in wanted]
+    _touch(ticket)
+    added = sorted(set(wanted) - set(current))
+    removed = sorted(set(current) - set(wanted))
+    audit.record(session, ticket, actor, "ticket.tags", added=added, removed=removed)
+    _announce(session, ticket)
+
+
+def add_tags(session: Session, ticket: Ticket, names: Iterable[str], actor: Actor) -> None:
+    set_tags(session, ticket, [*(t.name for t in ticket.tags), *names], actor)
+
+
+def remove_tags(session: Session, ticket: Ticket, names: Iterable[str], actor: Actor) -> None:
+    drop = {normalize_tag(n) for n in names if n.strip()}
+    set_tags(session, ticket, [t.name for t in ticket.tags if t.name not in drop], actor)
+
+
+def reopen_on_customer_message(session: Session, ticket: Ticket, customer: Customer) -> None:
+    """A customer writing again on a pending or resolved ticket puts it back in the queue."""
+    if ticket.status in (TicketStatus.PENDING, TicketStatus.RESOLVED, TicketStatus.CLOSED):
+        old = ticket.status
+        _set_status(ticket, TicketStatus.OPEN, utcnow())
+        audit.record(
+            session, ticket, customer, "ticket.status", **{"from": old.value, "to": "open"}
+        )
+
+
+def lock_ticket(session: Session, ticket_id: int) -> Ticket | None:
+    """Load a ticket for update (a row lock on PostgreSQL; SQLite already holds the DB lock)."""
+    return session.scalar(select(Ticket).where(Ticket.id == ticket_id).with_for_update())
+

@@ -1,0 +1,67 @@
+// Live agent workspace over Socket.IO (namespace /agent). Event names and payloads are
+// documented in docs/architecture.md#events.
+(function () {
+  "use strict";
+  if (typeof io === "undefined") { return; }
+  var socket = io("/agent", { transports: ["websocket", "polling"] });
+  window.helpdeskSocket = socket;
+
+  // ---- queue: refresh the first page when any ticket is created or changes ----------------
+  var queue = document.querySelector("[data-live-queue]");
+  var refreshTimer = null;
+  var refreshing = false;
+  function refreshQueue() {
+    if (!queue || queue.hasAttribute("data-deep-page")) { return; }
+    if (refreshing) { refreshTimer = setTimeout(refreshQueue, 150); return; }
+    refreshing = true;
+    fetch(queue.getAttribute("data-refresh-url"), { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (html) {
+        queue.querySelector("[data-queue-rows]").innerHTML = html;
+        var note = queue.querySelector("[data-live-note]");
+        if (note) { note.hidden = false; }
+      })
+      .catch(function () { /* the next event or a reload will catch up */ })
+      .finally(function () { refreshing = false; });
+  }
+  function scheduleRefresh() {
+    // Coalesce bursts (a bulk change sends many events) into one request.
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(refreshQueue, 120);
+  }
+  socket.on("ticket.created", scheduleRefresh);
+  socket.on("ticket.updated", scheduleRefresh);
+  // After a reconnect we may have missed events: refresh once.
+  socket.on("connect", function () { if (queue) { scheduleRefresh(); } });
+
+  // ---- ticket page: join its room, show new activity ----------------------------------------
+  var main = document.querySelector("[data-ticket-id]");
+  if (main && !queue) {
+    var ticketId = parseInt(main.getAttribute("data-ticket-id"), 10);
+    var version = parseInt(main.getAttribute("data-ticket-version"), 10);
+    socket.on("connect", function () { socket.emit("join_ticket", { ticket_id: ticketId }); });
+    var changed = main.querySelector("[data-ticket-changed]");
+    socket.on("ticket.updated", function (t) {
+      if (t.id === ticketId && t.version > version && changed) { changed.hidden = false; }
+    });
+    socket.on("message.delivery", function (d) {
+      if (d.ticket_id !== ticketId) { return; }
+      var li = document.querySelector('[data-message-id="' + d.message_id + '"] [data-delivery]');
+      var labels = JSON.parse((document.getElementById("delivery-labels") || {}).textContent || "{}");
+      if (li) { li.textContent = labels[d.status] || d.status; li.className = "delivery delivery-" + d.status; }
+    });
+  }
+
+  // ---- composer tabs ------------------------------------------------------------------------
+  document.querySelectorAll("[data-tab]").forEach(function (tab) {
+    tab.addEventListener("click", function () {
+      var name = tab.getAttribute("data-tab");
+      document.querySelectorAll("[data-tab]").forEach(function (t) {
+        t.setAttribute("aria-selected", String(t === tab));
+      });
+      document.querySelectorAll("[data-panel]").forEach(function (p) {
+        p.hidden = p.getAttribute("data-panel") !== name;
+      });
+    });
+  });
+})();

@@ -1,0 +1,1 @@
+"""Web blueprints: short translators from HTTP to one service call."""

@@ -1,0 +1,65 @@
+"""Forms (Flask-WTF): CSRF on every POST, labels through gettext."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import MultipleFileField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    HiddenField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, Optional
+
+from helpdesk.i18n import _l
+
+
+class LoginForm(FlaskForm):
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=320)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)])
+    remember = BooleanField(_l("Keep me signed in"))
+    next = HiddenField()
+
+
+class ReplyForm(FlaskForm):
+    body = TextAreaField(_l("Reply"), validators=[DataRequired(), Length(max=100_000)])
+    status = SelectField(_l("Then set status to"), choices=[], validators=[Optional()])
+    version = HiddenField()
+    attachments = MultipleFileField(_l("Attach files"))
+
+
+class NoteForm(FlaskForm):
+    body = TextAreaField(_l("Internal note"), validators=[DataRequired(), Length(max=100_000)])
+
+
+class AssignForm(FlaskForm):
+    assignee = SelectField(_l("Assignee"), choices=[], validators=[Optional()])
+
+
+class TeamForm(FlaskForm):
+    team = SelectField(_l("Team"), choices=[], validators=[Optional()])
+
+
+class StatusForm(FlaskForm):
+    status = SelectField(_l("Status"), choices=[], validators=[DataRequired()])
+
+
+class PriorityForm(FlaskForm):
+    priority = SelectField(_l("Priority"), choices=[], validators=[DataRequired()])
+
+
+class TagsForm(FlaskForm):
+    tags = StringField(_l("Tags"), validators=[Length(max=2000)])
+
+
+class LanguageForm(FlaskForm):
+    lang = SelectField(_l("Language"), choices=[("en", "English"), ("bn", "বাংলা")])
+    next = HiddenField()
+
+
+class RetryForm(FlaskForm):
+    pass

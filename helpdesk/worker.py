@@ -1,0 +1,65 @@
+"""The worker: outbox delivery (and, with the email channel, mail fetching and timers).
+
+Runs as a thread inside ``helpdesk serve`` (the embedded default) or alone as ``helpdesk worker``.
+In one process a commit that queues a reply wakes it at once (:func:`kick`); across processes it
+polls every ``WORKER_POLL_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from flask import Flask
+
+log = logging.getLogger("helpdesk.worker")
+
+_wake = threading.Event()
+
+Task = Callable[[Flask], int]
+
+
+def kick() -> None:
+    """Wake the in-process worker now (called after a commit that queued work)."""
+    _wake.set()
+
+
+def register_task(app: Flask, task: Task) -> None:
+    """Add a periodic task (returns how much it did; non-zero means "run again at once")."""
+    app.extensions.setdefault("helpdesk.worker_tasks", []).append(task)
+
+
+def run_once(app: Flask) -> int:
+    from helpdesk.services import outbox
+
+    done = 0
+    with app.app_context():
+        tasks: list[Task] = [outbox.drain, *app.extensions.get("helpdesk.worker_tasks", [])]
+        for task in tasks:
+            try:
+                done += task(app)
+            except Exception:
+                # The worker never dies: a bad mail, a full disk, a DB hiccup is logged and the
+                # next round tries again.
+                log.exception("worker task %s failed", getattr(task, "__name__", task))
+    return done
+
+
+def run_forever(app: Flask, stop: threading.Event) -> None:
+    poll = float(app.config["WORKER_POLL_SECONDS"])
+    log.info("worker started (poll every %.1fs)", poll)
+    while not stop.is_set():
+        _wake.clear()
+        done = run_once(app)
+        if done:
+            continue
+        _wake.wait(poll)
+    log.info("worker stopped")
+
+
+def start_thread(app: Flask) -> tuple[threading.Thread, threading.Event]:
+    stop = threading.Event()
+    thread = threading.Thread(target=run_forever, args=(app, stop), name="helpdesk-worker", daemon=True)
+    thread.start()
+    return thread, stop

