@@ -17,7 +17,18 @@ from helpdesk.models import Agent
 _hasher = PasswordHasher()
 # Verified against when the email is unknown, so a login takes the same time either way and
 # does not reveal which addresses are agents.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+_DUMMY_HASH: str | None = None
+
+
+def _configure_hasher(profile: str) -> None:
+    """``default``: argon2-cffi's RFC 9106 parameters. ``cheapest``: for test suites only."""
+    global _hasher, _DUMMY_HASH
+    from argon2 import profiles
+
+    params = profiles.CHEAPEST if profile == "cheapest" else profiles.get_default_parameters()
+    if _hasher.time_cost != params.time_cost or _hasher.memory_cost != params.memory_cost:
+        _hasher = PasswordHasher.from_parameters(params)
+        _DUMMY_HASH = None
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -27,6 +38,9 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = _hasher.hash("not-a-real-password")
     try:
         return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
@@ -45,6 +59,7 @@ def authenticate(session: Session, email: str, password: str) -> Agent | None:
 
 
 def init_login(app: Flask, login_manager: LoginManager) -> None:
+    _configure_hasher(str(app.config.get("PASSWORD_HASH_PROFILE", "default")))
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = _l("Please sign in to continue.")  # type: ignore[assignment]

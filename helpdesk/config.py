@@ -24,6 +24,8 @@ class Defaults:
     DATA_DIR: str | None = None
 
     SECRET_KEY: str | None = None
+    # argon2 parameters: "default" (RFC 9106) or "cheapest" (test suites only).
+    PASSWORD_HASH_PROFILE = "default"
 
     # Languages offered in the UI; the first is the default.
     LANGUAGES = ("en", "bn")

@@ -135,7 +135,9 @@ class Database:
     def init_app(self, app: Flask) -> None:
         engine = make_engine(app.config["DATABASE_URL"], echo=app.config.get("SQL_ECHO", False))
         factory = sessionmaker(bind=engine, class_=HelpdeskSession, expire_on_commit=False)
-        scoped = scoped_session(factory)
+        # Scoped to the app context (like Flask-SQLAlchemy), not the thread: a Socket.IO handler
+        # and a request on the same thread never share a session by accident.
+        scoped = scoped_session(factory, scopefunc=_app_ctx_id)
         app.extensions["helpdesk.db"] = _AppDatabase(engine, factory, scoped)
 
         @app.teardown_appcontext
@@ -167,6 +169,12 @@ class Database:
         factory = self._state(app).factory
         with factory() as session, session.begin():
             yield session
+
+
+def _app_ctx_id() -> int:
+    from flask.globals import app_ctx
+
+    return id(app_ctx._get_current_object())  # type: ignore[attr-defined]
 
 
 class _AppDatabase:

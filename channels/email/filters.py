@@ -86,7 +86,9 @@ def _auto_reason(msg: InboundMessage, ctx: FilterContext) -> str | None:
         return "loop"
     if own and any(address in headers.get("x-loop", "").lower() for address in own):
         return "loop"
-    auto_submitted = headers.get("auto-submitted", "").split(";", 1)[0].strip().lower()
+    # "auto-replied (vacation)", "no (sent by a person)": the keyword is what counts.
+    keyword = re.sub(r"\([^)]*\)", " ", headers.get("auto-submitted", "")).split(";", 1)[0]
+    auto_submitted = keyword.strip().lower()
     if auto_submitted and auto_submitted != "no":
         return "auto-submitted"
     if any(name in headers for name in _AUTOREPLY_HEADERS):

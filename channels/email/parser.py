@@ -43,7 +43,14 @@ from typing import Any
 from channels.email.reply import is_inline_forward, strip_reply
 from channels.inbound import InboundAttachment, InboundMessage
 
-__all__ = ["META_HEADERS", "MailParseError", "decode_bytes", "html_to_text", "parse_mail"]
+__all__ = [
+    "META_HEADERS",
+    "MailParseError",
+    "decode_bytes",
+    "decode_words",
+    "html_to_text",
+    "parse_mail",
+]
 
 
 class MailParseError(Exception):
@@ -87,8 +94,11 @@ _MAIL_HEADERS = frozenset(
     }
 )
 
-# Codecs that are not charsets: they interpret backslashes or hostnames, not bytes of text.
-_REFUSED_CODECS = frozenset({"unicode-escape", "raw-unicode-escape", "idna", "punycode"})
+# Codecs that are not charsets: they interpret backslashes or hostnames instead of decoding
+# bytes of text ("undefined" always raises).
+_REFUSED_CODECS = frozenset(
+    {"unicode-escape", "raw-unicode-escape", "idna", "punycode", "undefined"}
+)
 _FALLBACK_CHARSETS = ("utf-8", "cp1252")
 
 _ENCODED_WORD_RE = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
@@ -99,13 +109,17 @@ _FINGERPRINT_BODY_BYTES = 4096
 
 # Built-in table only: the system's mime.types differs between machines, generated names must not.
 _MIME_TYPES = mimetypes.MimeTypes()
+# Report parts have no filename; a name that says what they are beats "attachment-2.txt".
+_GENERATED_NAMES = {
+    "message/delivery-status": "delivery-status.txt",
+    "message/disposition-notification": "disposition-notification.txt",
+    "text/rfc822-headers": "original-headers.txt",
+}
 _EXTENSIONS = {
     "text/plain": ".txt",
     "text/html": ".html",
     "message/rfc822": ".eml",
     "message/global": ".eml",
-    "message/delivery-status": ".txt",
-    "text/rfc822-headers": ".txt",
     "application/octet-stream": ".bin",
     "image/jpeg": ".jpg",
 }
@@ -115,17 +129,13 @@ def parse_mail(raw: bytes) -> InboundMessage:
     """Parse one mail. Raises :class:`MailParseError` only when ``raw`` is not a mail at all."""
     raw = bytes(raw)
     defects: list[str] = []
-    tree = parse_tree(raw, defects)
+    tree, complete = _parse_tree(raw, defects)
     if not {name.lower() for name in _header_names(tree)} & _MAIL_HEADERS:
         raise MailParseError("no mail header fields found")
 
     # Re-serialised message/* attachments use the line ending the mail came with.
     linesep = "\r\n" if b"\r\n" in raw[:65536] else "\n"
-    try:
-        body = _Body.of(tree, linesep)
-    except Exception as exc:  # an undocumented stdlib failure deep in a MIME part
-        defects.append(f"body: {type(exc).__name__}")
-        body = _Body.of(BytesParser(policy=policy.compat32).parsebytes(raw), linesep)
+    body = _parse_body(tree, raw, linesep, defects) if complete else _Body.opaque(raw)
 
     sender_name, sender_address = _sender(tree, defects)
     subject = " ".join(_text_header(tree, "subject", defects).split())
@@ -160,18 +170,33 @@ def parse_mail(raw: bytes) -> InboundMessage:
     )
 
 
-def parse_tree(raw: bytes, defects: list[str] | None = None) -> Message:
-    """The MIME tree of ``raw``: ``policy.default``, or ``compat32`` when that one raises.
+def _parse_tree(raw: bytes, defects: list[str]) -> tuple[Message, bool]:
+    """The MIME tree: ``policy.default``, else ``compat32``, else the headers alone.
 
     ``policy.default`` parses Content-Type while building the tree, so a broken parameter
     (``name*`` with nothing after it) fails the whole parse; compat32 never parses values.
+    Both recurse per nesting level, so a hostile mail nested a few hundred levels deep
+    raises RecursionError: then only the headers are read (the bool says so) and the body
+    is kept whole as an attachment.
     """
-    try:
-        return BytesParser(policy=policy.default).parsebytes(raw)
-    except Exception as exc:  # IndexError/ValueError from the header value parser
-        if defects is not None:
+    for email_policy in (policy.default, policy.compat32):
+        try:
+            return BytesParser(policy=email_policy).parsebytes(raw), True
+        except Exception as exc:  # IndexError/ValueError from the header value parser
             defects.append(f"tree: {type(exc).__name__}")
-        return BytesParser(policy=policy.compat32).parsebytes(raw)
+    return BytesParser(policy=policy.compat32).parsebytes(raw, headersonly=True), False
+
+
+def _parse_body(tree: Message, raw: bytes, linesep: str, defects: list[str]) -> _Body:
+    try:
+        return _Body.of(tree, linesep)
+    except Exception as exc:  # an undocumented stdlib failure deep in a MIME part
+        defects.append(f"body: {type(exc).__name__}")
+    try:
+        return _Body.of(BytesParser(policy=policy.compat32).parsebytes(raw), linesep)
+    except Exception as exc:
+        defects.append(f"body: {type(exc).__name__}")
+    return _Body.opaque(raw)
 
 
 # --- text decoding -------------------------------------------------------------------------
@@ -182,7 +207,7 @@ def decode_bytes(data: bytes, declared: str | None = None) -> str:
     for charset in _charset_chain(declared):
         try:
             return data.decode(charset)
-        except (UnicodeDecodeError, LookupError):
+        except (UnicodeError, LookupError):
             continue
     # cp1252 leaves five bytes undefined; latin-1 maps every byte, so this always succeeds.
     return data.decode("latin-1", errors="replace")
@@ -335,7 +360,9 @@ def _modern_addresses(
         # The display name may still hold raw 8-bit bytes (as surrogates) or U+FFFD for a
         # charset the stdlib does not know; our decoder reads both from the raw value.
         display = str(address.display_name or "")
-        if "\ufffd" in display or _recover_bytes(display) is not None:
+        # "user@host (Full Name)" (old Postfix/sendmail form) has its name in a comment,
+        # which policy.default drops and compat32 reads.
+        if not display or "\ufffd" in display or _recover_bytes(display) is not None:
             display = decode_words(_display_from_raw(raw, address.addr_spec) or display)
         pairs.append((display, str(address.addr_spec)))
     return pairs
@@ -427,6 +454,11 @@ class _Body:
         body.walk(message, linesep)
         return body
 
+    @classmethod
+    def opaque(cls, raw: bytes) -> _Body:
+        """A mail we could not take apart, kept whole so nothing the sender sent is lost."""
+        return cls(attachments=[InboundAttachment("message.eml", "message/rfc822", raw)])
+
     def text(self) -> str:
         if self.plain:
             return "\n".join(part.strip("\n") for part in self.plain).strip("\n")
@@ -498,6 +530,8 @@ class _Body:
         )
 
     def _generated_name(self, content_type: str) -> str:
+        if content_type in _GENERATED_NAMES:
+            return _GENERATED_NAMES[content_type]
         extension = _EXTENSIONS.get(content_type) or _MIME_TYPES.guess_extension(content_type)
         return f"attachment-{len(self.attachments) + 1}{extension or '.bin'}"
 
@@ -630,13 +664,17 @@ def _normalise_newlines(text: str) -> str:
 
 # --- HTML to text --------------------------------------------------------------------------
 
-_BLOCK_TAGS = frozenset(
+# Elements that start a new line, and the ones that stand apart by a blank line, as a browser
+# renders them.
+_LINE_TAGS = frozenset(
     {
-        "address", "article", "aside", "blockquote", "center", "dd", "div", "dl", "dt",
-        "fieldset", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header",
-        "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table", "tr", "ul",
+        "address", "article", "aside", "center", "dd", "div", "dl", "dt", "fieldset", "figure",
+        "footer", "form", "header", "hr", "li", "main", "nav", "section", "tr",
     }
 )  # fmt: skip
+_PARAGRAPH_TAGS = frozenset(
+    {"blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "ol", "p", "pre", "table", "ul"}
+)
 _SKIPPED_TAGS = frozenset({"head", "script", "style", "template", "title"})
 
 
@@ -647,13 +685,20 @@ class _TextExtractor(HTMLParser):
         self.skipping = 0
         self.preformatted = 0
 
+    def _break(self, lines: int) -> None:
+        # Adjacent blocks share their breaks: </div><div> is one line break, not two.
+        tail = "".join(self.out[-2:])
+        present = len(tail) - len(tail.rstrip("\n"))
+        if self.out and present < lines:
+            self.out.append("\n" * (lines - present))
+
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIPPED_TAGS:
             self.skipping += 1
         elif tag == "br":
             self.out.append("\n")
-        elif tag in _BLOCK_TAGS:
-            self.out.append("\n")
+        elif tag in _LINE_TAGS or tag in _PARAGRAPH_TAGS:
+            self._break(2 if tag in _PARAGRAPH_TAGS else 1)
             if tag == "li":
                 self.out.append("- ")
             elif tag == "pre":
@@ -668,8 +713,8 @@ class _TextExtractor(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIPPED_TAGS:
             self.skipping = max(0, self.skipping - 1)
-        elif tag in _BLOCK_TAGS:
-            self.out.append("\n")
+        elif tag in _LINE_TAGS or tag in _PARAGRAPH_TAGS:
+            self._break(2 if tag in _PARAGRAPH_TAGS else 1)
             if tag == "pre":
                 self.preformatted = max(0, self.preformatted - 1)
 
@@ -678,6 +723,8 @@ class _TextExtractor(HTMLParser):
             return
         if not self.preformatted:
             data = re.sub(r"\s+", " ", data)
+            if not data.strip() and (not self.out or self.out[-1].endswith("\n")):
+                return  # whitespace between blocks is not text
         self.out.append(data)
 
 

@@ -29,7 +29,7 @@ _SEPARATOR_RE = re.compile(r"^.*##-.*-##.*$", re.MULTILINE)
 
 # Gmail in Bengali writes "<date> তারিখে <name> লিখেছেন:" above the quote; the library has no
 # Bengali rules, so we cut at that line ourselves.
-_BN_WROTE_RE = re.compile(r"^[^\n>]*লিখেছেন\s*:\s*$", re.MULTILINE)
+_BN_WROTE_RE = re.compile(r"^(?!>)[^\n]*লিখেছেন\s*:\s*$", re.MULTILINE)
 
 # Markers of an inline forward (Gmail, Thunderbird, Apple Mail; Outlook's "FW:" is seen in
 # the subject by the parser). A forward's quoted part *is* the content the customer wants

@@ -15,7 +15,7 @@ from helpdesk.services.errors import ServiceError
 def normalize_email(address: str) -> str:
     """Lower-case the whole address (RFC 5321 allows case-sensitive local parts, but no
     mail provider in use treats them so, and two customers for one person is the worse bug)."""
-    _, addr = parseaddr(address.strip())
+    _name, addr = parseaddr(address.strip())
     addr = addr.strip().lower()
     if "@" not in addr or addr.startswith("@") or addr.endswith("@") or " " in addr:
         raise ServiceError(_("Not an email address: %(address)s", address=address))
