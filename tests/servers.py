@@ -20,6 +20,7 @@ import asyncio
 import atexit
 import contextlib
 import errno
+import functools
 import glob
 import logging
 import os
@@ -270,7 +271,8 @@ def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subp
 
 def _greeting(port: int, expect: bytes, send: bytes = b"") -> bool:
     try:
-        with socket.create_connection((HOST, port), timeout=2) as sock:
+        # Short: a probe that hangs (someone else's listener) must not eat the deadline.
+        with socket.create_connection((HOST, port), timeout=0.5) as sock:
             if send:
                 sock.sendall(send)
             data = b""
@@ -440,6 +442,14 @@ class PostgresCluster(_Server):
     def _can_connect(self, port: int) -> bool:
         import psycopg
 
+        # The postmaster says "ready" in its pid file (what pg_ctl -w waits for); only
+        # then connect, so a stranger's listener on the port cannot stall the probe.
+        try:
+            lines = (self.datadir / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return False
+        if len(lines) < 8 or lines[3].strip() != str(port) or lines[7].strip() != "ready":
+            return False
         try:
             with psycopg.connect(
                 host=HOST, port=port, user=self.user, dbname="postgres", connect_timeout=2
@@ -913,6 +923,38 @@ class _SinkHandler:
         return "250 2.0.0 Message accepted"
 
 
+def _listen(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((HOST, port))
+        sock.listen(100)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+@functools.cache
+def _socket_controller_class() -> type[Any]:
+    """Built on first use, so importing this module does not need aiosmtpd."""
+    from aiosmtpd.controller import Controller
+
+    class SocketController(Controller):
+        """aiosmtpd's Controller serving on a socket we bound (and so know is ours)."""
+
+        def __init__(self, sock: socket.socket, handler: Any, **kwargs: Any) -> None:
+            self._sock = sock
+            super().__init__(handler, hostname=HOST, port=sock.getsockname()[1], **kwargs)
+
+        def _create_server(self) -> Any:
+            return self.loop.create_server(
+                self._factory_invoker, sock=self._sock, ssl=self.ssl_context
+            )
+
+    return SocketController
+
+
 class _DropLoginDataNotice(logging.Filter):
     """aiosmtpd 1.4 logs a deprecation notice of its own on every successful AUTH."""
 
@@ -962,37 +1004,30 @@ class SmtpSink(_Server):
         if self._controller is not None:
             return
         began = time.monotonic()
-        if self.port:
-            deadline = time.monotonic() + START_TIMEOUT
-            while True:
-                try:
-                    self._start_on(self.port)
-                    break
-                except OSError as exc:
-                    if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-        else:
-            self._register()
-            for attempt in range(_PORT_ATTEMPTS):
-                try:
-                    self._start_on(free_port())
-                    break
-                except OSError as exc:
-                    if exc.errno != errno.EADDRINUSE or attempt == _PORT_ATTEMPTS - 1:
-                        raise
+        self._register()
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                sock = _listen(self.port)  # port 0 on the first start: no race
+                break
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)  # our old port, still held by someone: retry
+        try:
+            self._start_on(sock)
+        except BaseException:
+            sock.close()
+            raise
         self.startup_seconds = time.monotonic() - began
 
-    def _start_on(self, port: int) -> None:
-        from aiosmtpd.controller import Controller
-
+    def _start_on(self, sock: socket.socket) -> None:
         kwargs: dict[str, Any] = {}
         if self.auth is not None:
             kwargs.update(authenticator=self._authenticator, auth_require_tls=False)
-        controller = Controller(
+        controller = _socket_controller_class()(
+            sock,
             _SinkHandler(self),
-            hostname=HOST,
-            port=port,
             loop=asyncio.new_event_loop(),
             server_hostname="smtp-sink.test",  # no getfqdn() DNS lookup
             ready_timeout=START_TIMEOUT,
@@ -1007,7 +1042,7 @@ class SmtpSink(_Server):
                 controller.loop.close()
             raise
         self._controller = controller
-        self.port = port
+        self.port = controller.port
 
     def stop(self) -> None:
         """Stop listening and drop open connections; received messages are kept."""

@@ -23,6 +23,10 @@ def on_commit(session: Session, fn: Callable[[], Any]) -> None:
 
 
 def run_effects(session: Session) -> None:
+    # after_commit also fires when a savepoint is released; the work is not durable until the
+    # outermost transaction commits, so wait for that.
+    if session.in_nested_transaction():
+        return
     effects = session.info.pop(_KEY, [])
     for fn in effects:
         # A failing effect (a browser gone, the index locked) must not stop the others, and the
@@ -33,5 +37,8 @@ def run_effects(session: Session) -> None:
             log.exception("effect %r failed after commit", fn)
 
 
-def drop_effects(session: Session, *_args: Any) -> None:
-    session.info.pop(_KEY, None)
+def drop_effects(session: Session, previous_transaction: Any) -> None:
+    # Only the outermost rollback drops them: a rolled-back savepoint (a lost race handled by
+    # the caller) does not undo what the surrounding transaction will still commit.
+    if not getattr(previous_transaction, "nested", False):
+        session.info.pop(_KEY, None)

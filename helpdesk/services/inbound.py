@@ -155,5 +155,5 @@ def receive(session: Session, msg: InboundMessage) -> Received:
         tickets.reopen_on_customer_message(session, ticket, customer)
     if not created:
         audit.record(session, ticket, customer, "message.received", message_id=message.id)
-    tickets._announce(session, ticket, "ticket.created" if created else "ticket.updated")
+    tickets.announce(session, ticket)
     return Received(ticket, message, created=created)

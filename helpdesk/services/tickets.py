@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
-from helpdesk.db import utcnow
+from helpdesk.db import HelpdeskSession, utcnow
 from helpdesk.html import sanitize_html, text_to_html
 from helpdesk.i18n import _
 from helpdesk.models import (
@@ -114,9 +114,40 @@ def _touch(ticket: Ticket, when: datetime | None = None) -> None:
     ticket.version = (ticket.version or 0) + 1
 
 
-def _announce(session: Session, ticket: Ticket, name: str = "ticket.updated") -> None:
+_ANNOUNCE_KEY = "helpdesk.announce"
+
+
+def announce(session: Session, ticket: Ticket, name: str = "ticket.updated") -> None:
+    """Tell agents about this ticket when the transaction commits.
+
+    Several changes in one transaction (a reply that also sets the status, the demo loader)
+    become one event per ticket carrying the final state; "created" wins over "updated".
+    """
+    pending: dict[int, tuple[Ticket, str]] = session.info.setdefault(_ANNOUNCE_KEY, {})
+    if ticket.id is None:
+        session.flush()
+    previous = pending.get(ticket.id)
+    pending[ticket.id] = (ticket, "ticket.created" if previous and previous[1] == "ticket.created" else name)
+
+
+@event.listens_for(HelpdeskSession, "before_commit")
+def _build_announcements(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint is released, not the transaction: keep collecting
+    pending: dict[int, tuple[Ticket, str]] = session.info.pop(_ANNOUNCE_KEY, {})
+    if not pending:
+        return
+    # Payloads are built now, while the session can still load what they need; they are sent
+    # only after the commit succeeds.
     session.flush()
-    events.send_event_on_commit(session, name, ticket_summary(ticket), rooms=["agents"])
+    for ticket, name in pending.values():
+        events.send_event_on_commit(session, name, ticket_summary(ticket), rooms=["agents"])
+
+
+@event.listens_for(HelpdeskSession, "after_soft_rollback")
+def _forget_announcements(session: Session, previous: Any) -> None:
+    if not previous.nested:  # a rolled-back savepoint leaves the outer transaction's news
+        session.info.pop(_ANNOUNCE_KEY, None)
 
 
 def _kick_outbox(session: Session) -> None:
@@ -181,7 +212,7 @@ def open_ticket(
     audit.record(
         session, ticket, actor, "ticket.created", channel=ticket.channel.value, number=ticket.number
     )
-    _announce(session, ticket, "ticket.created")
+    announce(session, ticket, "ticket.created")
     return ticket
 
 
@@ -324,7 +355,7 @@ def reply_to_ticket(
         _set_status(ticket, new_status, when)
         audit.record(session, ticket, agent, "ticket.status", **{"from": old.value, "to": new_status.value})
     audit.record(session, ticket, agent, "message.reply", message_id=message.id)
-    _announce(session, ticket)
+    announce(session, ticket)
     _kick_outbox(session)
     return message
 
@@ -344,7 +375,7 @@ def add_note(session: Session, ticket: Ticket, agent: Agent, text: str) -> Messa
         internal=True,
     )
     audit.record(session, ticket, agent, "message.note", message_id=message.id)
-    _announce(session, ticket)
+    announce(session, ticket)
     return message
 
 
@@ -360,7 +391,7 @@ def add_system_message(session: Session, ticket: Ticket, text: str, **meta: Any)
         internal=True,
         meta=meta,
     )
-    _announce(session, ticket)
+    announce(session, ticket)
     return message
 
 
@@ -383,7 +414,7 @@ def assign_ticket(session: Session, ticket: Ticket, assignee: Agent | None, acto
             "to_id": assignee.id if assignee else None,
         },
     )
-    _announce(session, ticket)
+    announce(session, ticket)
 
 
 def set_team(session: Session, ticket: Ticket, team: Team | None, actor: Actor) -> None:
@@ -399,7 +430,7 @@ def set_team(session: Session, ticket: Ticket, team: Team | None, actor: Actor) 
         "ticket.team",
         **{"from": old.name if old else None, "to": team.name if team else None},
     )
-    _announce(session, ticket)
+    announce(session, ticket)
 
 
 def change_status(session: Session, ticket: Ticket, status: TicketStatus | str, actor: Actor) -> None:
@@ -411,7 +442,7 @@ def change_status(session: Session, ticket: Ticket, status: TicketStatus | str, 
     _set_status(ticket, status, when)
     _touch(ticket, when)
     audit.record(session, ticket, actor, "ticket.status", **{"from": old.value, "to": status.value})
-    _announce(session, ticket)
+    announce(session, ticket)
 
 
 def set_priority(session: Session, ticket: Ticket, priority: int, actor: Actor) -> None:
@@ -427,7 +458,7 @@ def set_priority(session: Session, ticket: Ticket, priority: int, actor: Actor) 
     audit.record(
         session, ticket, actor, "ticket.priority", **{"from": int(old), "to": int(new)}
     )
-    _announce(session, ticket)
+    announce(session, ticket)
 
 
 def normalize_tag(name: str) -> str:
@@ -465,7 +496,7 @@ def set_tags(session: Session, ticket: Ticket, names: Iterable[str], actor: Acto
     added = sorted(set(wanted) - set(current))
     removed = sorted(set(current) - set(wanted))
     audit.record(session, ticket, actor, "ticket.tags", added=added, removed=removed)
-    _announce(session, ticket)
+    announce(session, ticket)
 
 
 def add_tags(session: Session, ticket: Ticket, names: Iterable[str], actor: Actor) -> None:

@@ -1,0 +1,142 @@
+"""Database plumbing: UTC datetimes, effects after commit, SQLite under concurrent writers."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from helpdesk.db import HelpdeskSession, make_engine
+from helpdesk.extensions import db
+from helpdesk.models import Ticket
+from helpdesk.services.effects import on_commit
+from tests.conftest import MakeTicket
+
+
+def test_datetimes_come_back_aware_utc(session: Session, make_ticket: MakeTicket) -> None:
+    t = make_ticket().ticket
+    dhaka = timezone(timedelta(hours=6))
+    t.first_response_at = datetime(2026, 1, 2, 9, 30, tzinfo=dhaka)
+    session.commit()
+    session.expire_all()
+    got = session.get(Ticket, t.id)
+    assert got is not None and got.first_response_at == datetime(2026, 1, 2, 3, 30, tzinfo=UTC)
+    assert got.first_response_at.tzinfo is not None and got.created_at.tzinfo is not None
+
+
+def test_naive_datetimes_are_refused(session: Session, make_ticket: MakeTicket) -> None:
+    t = make_ticket().ticket
+    t.resolved_at = datetime(2026, 1, 1)  # noqa: DTZ001 - the point of the test
+    with pytest.raises(Exception, match="naive datetime"):
+        session.commit()
+    session.rollback()
+
+
+def test_effects_run_after_the_outer_commit_only(app: Flask) -> None:
+    ran: list[str] = []
+    with app.app_context():
+        factory = db.sessionmaker(app)
+        with factory() as s:
+            s.begin()
+            on_commit(s, lambda: ran.append("kept"))
+            with s.begin_nested():
+                pass  # releasing a savepoint is not a commit
+            assert ran == []
+            try:
+                with s.begin_nested():
+                    on_commit(s, lambda: ran.append("inner"))
+                    raise ValueError
+            except ValueError:
+                pass
+            s.commit()
+            assert ran == ["kept", "inner"]
+            s.begin()
+            on_commit(s, lambda: ran.append("dropped"))
+            s.rollback()
+            s.begin()
+            s.commit()
+    assert ran == ["kept", "inner"]
+
+
+def test_a_failing_effect_does_not_stop_the_others(app: Flask) -> None:
+    ran: list[int] = []
+    with app.app_context(), db.transaction(app) as s:
+        on_commit(s, lambda: 1 / 0)
+        on_commit(s, lambda: ran.append(1))
+    assert ran == [1]
+
+
+def test_sqlite_is_wal_and_concurrent_writers_never_see_database_locked(tmp_path: Path) -> None:
+    """The web process and the worker write at once: BEGIN IMMEDIATE + busy_timeout serialise
+    them instead of failing with "database is locked" half-way through a transaction."""
+    import helpdesk.models  # noqa: F401
+    from helpdesk.db import Base
+
+    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(40):
+                with HelpdeskSession(bind=engine) as s, s.begin():
+                    # Read first, then write: the pattern that deadlocks with deferred BEGIN.
+                    current = s.execute(text("SELECT value FROM ticket_counter WHERE id = 1")).scalar()
+                    s.execute(
+                        text("UPDATE ticket_counter SET value = :v WHERE id = 1"),
+                        {"v": int(current or 0) + 1},
+                    )
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with engine.connect() as conn:
+        # No lost update either: every read-modify-write was serialised.
+        assert conn.execute(text("SELECT value FROM ticket_counter")).scalar() == 1000 + 4 * 40
+    engine.dispose()
+
+
+def test_in_memory_sqlite_is_refused() -> None:
+    with pytest.raises(ValueError):
+        make_engine("sqlite:///:memory:")
+
+
+def test_ticket_numbers_are_unique_under_concurrency(app: Flask, db_backend: str) -> None:
+    from channels.inbound import InboundMessage
+    from helpdesk.services.inbound import receive
+
+    errors: list[BaseException] = []
+
+    def open_some(n: int) -> None:
+        try:
+            with app.app_context():
+                for i in range(5):
+                    with db.transaction(app) as s:
+                        receive(s, InboundMessage("email", f"c{n}-{i}@example.com", "hi", subject="x"))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_some, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with app.app_context(), db.transaction(app) as s:
+        numbers = s.scalars(select(Ticket.number).order_by(Ticket.number)).all()
+    assert numbers == list(range(1001, 1021))

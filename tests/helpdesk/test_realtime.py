@@ -1,0 +1,50 @@
+"""The agents' Socket.IO namespace: who may connect, and what they hear after a commit."""
+
+from __future__ import annotations
+
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from helpdesk.extensions import socketio
+from helpdesk.models import Agent, Ticket
+from helpdesk.services import tickets
+from tests.conftest import AgentClient, MakeTicket
+
+
+def test_anonymous_socket_is_refused(app: Flask) -> None:
+    client = socketio.test_client(app, namespace="/agent")
+    assert not client.is_connected("/agent")
+
+
+def test_agent_hears_new_and_changed_tickets_after_commit(
+    app: Flask, agent_client: AgentClient, session: Session, make_ticket: MakeTicket, agent: Agent
+) -> None:
+    sio = socketio.test_client(app, namespace="/agent", flask_test_client=agent_client.client)
+    assert sio.is_connected("/agent")
+
+    t = make_ticket(subject="Live one", commit=False).ticket
+    assert sio.get_received("/agent") == []  # nothing before the commit
+    session.commit()
+    got = sio.get_received("/agent")
+    assert [(e["name"], e["args"][0]["subject"]) for e in got] == [("ticket.created", "Live one")]
+
+    tickets.change_status(session, t, "pending", agent)
+    session.commit()
+    [event] = sio.get_received("/agent")
+    assert event["name"] == "ticket.updated" and event["args"][0]["status"] == "pending"
+    sio.disconnect("/agent")
+
+
+def test_ticket_room_gets_message_events(
+    app: Flask, agent_client: AgentClient, session: Session, ticket: Ticket, agent: Agent
+) -> None:
+    sio = socketio.test_client(app, namespace="/agent", flask_test_client=agent_client.client)
+    assert sio.emit("join_ticket", {"ticket_id": ticket.id}, namespace="/agent", callback=True) == {"ok": True}
+    assert sio.emit("join_ticket", {"ticket_id": "1; drop"}, namespace="/agent", callback=True) == {"ok": False}
+    assert sio.emit("join_ticket", {"ticket_id": 424242}, namespace="/agent", callback=True) == {"ok": False}
+    sio.get_received("/agent")
+    tickets.add_note(session, ticket, agent, "psst")
+    session.commit()
+    names = [e["name"] for e in sio.get_received("/agent")]
+    assert names == ["ticket.message", "ticket.updated"]
+    sio.disconnect("/agent")
