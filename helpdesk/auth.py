@@ -30,6 +30,7 @@ def _configure_hasher(profile: str) -> None:
         _hasher = PasswordHasher.from_parameters(params)
         _DUMMY_HASH = None
 
+
 MIN_PASSWORD_LENGTH = 8
 
 
@@ -62,7 +63,7 @@ def init_login(app: Flask, login_manager: LoginManager) -> None:
     _configure_hasher(str(app.config.get("PASSWORD_HASH_PROFILE", "default")))
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
-    login_manager.login_message = _l("Please sign in to continue.")  # type: ignore[assignment]
+    login_manager.login_message = _l("Please sign in to continue.")
     login_manager.login_message_category = "info"
     login_manager.session_protection = "strong"
     login_manager.unauthorized_handler(json_unauthorized)

@@ -124,7 +124,9 @@ def agent_group() -> None:
 @click.argument("email")
 @click.option("--name", default="", help="Display name (defaults to the email).")
 @click.option("--password", default=None, help="Password; asked for when omitted.")
-@click.option("--role", type=click.Choice([r.value for r in AgentRole]), default="agent", show_default=True)
+@click.option(
+    "--role", type=click.Choice([r.value for r in AgentRole]), default="agent", show_default=True
+)
 @click.option("--language", type=click.Choice(["en", "bn"]), default=None)
 @with_appcontext
 @user_errors
@@ -214,8 +216,8 @@ def tickets_list(
 @user_errors
 def tickets_show(number: str, as_json: bool) -> None:
     """Show one ticket (by its number, e.g. 1042 or #1042) with its messages."""
-    from helpdesk.services.queue import ticket_row
     from helpdesk.models import Ticket
+    from helpdesk.services.queue import ticket_row
 
     raw = number.lstrip("#")
     if not raw.isdigit():
@@ -241,8 +243,10 @@ def tickets_show(number: str, as_json: bool) -> None:
     for m in messages:
         flag = " [internal]" if m.internal else ""
         delivery = f" ({m.delivery_status.value})" if m.delivery_status else ""
-        click.echo(f"\n--- {m.created_at:%Y-%m-%d %H:%M} {m.author_name or 'system'}"
-                   f" · {m.kind.value}{flag}{delivery}")
+        click.echo(
+            f"\n--- {m.created_at:%Y-%m-%d %H:%M} {m.author_name or 'system'}"
+            f" · {m.kind.value}{flag}{delivery}"
+        )
         click.echo(m.body_text)
 
 

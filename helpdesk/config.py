@@ -25,7 +25,7 @@ class Defaults:
 
     SECRET_KEY: str | None = None
     # argon2 parameters: "default" (RFC 9106) or "cheapest" (test suites only).
-    PASSWORD_HASH_PROFILE = "default"
+    PASSWORD_HASH_PROFILE = "default"  # noqa: S105 - a profile name, not a password
 
     # Languages offered in the UI; the first is the default.
     LANGUAGES = ("en", "bn")

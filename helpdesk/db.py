@@ -160,7 +160,7 @@ class Database:
     def engine(self, app: Flask | None = None) -> Engine:
         return self._state(app).engine
 
-    def sessionmaker(self, app: Flask | None = None) -> sessionmaker[Session]:
+    def sessionmaker(self, app: Flask | None = None) -> sessionmaker[HelpdeskSession]:
         return self._state(app).factory
 
     @contextmanager
@@ -179,7 +179,10 @@ def _app_ctx_id() -> int:
 
 class _AppDatabase:
     def __init__(
-        self, engine: Engine, factory: sessionmaker[Session], scoped: scoped_session[Session]
+        self,
+        engine: Engine,
+        factory: sessionmaker[HelpdeskSession],
+        scoped: scoped_session[HelpdeskSession],
     ) -> None:
         self.engine = engine
         self.factory = factory

@@ -121,7 +121,9 @@ def load_demo(session: Session) -> dict[str, int]:
                     session,
                     ticket,
                     helper,
-                    "গ্রাহক আগেও একই সমস্যা জানিয়েছিলেন।" if lang == "bn" else "Customer reported this before; check the old ticket.",
+                    "গ্রাহক আগেও একই সমস্যা জানিয়েছিলেন।"
+                    if lang == "bn"
+                    else "Customer reported this before; check the old ticket.",
                 )
         tickets.change_status(session, ticket, TicketStatus(status), helper)
     return {"agents": len(agents), "customers": len(customers), "tickets": len(CONVERSATIONS)}

@@ -60,6 +60,8 @@ def run_forever(app: Flask, stop: threading.Event) -> None:
 
 def start_thread(app: Flask) -> tuple[threading.Thread, threading.Event]:
     stop = threading.Event()
-    thread = threading.Thread(target=run_forever, args=(app, stop), name="helpdesk-worker", daemon=True)
+    thread = threading.Thread(
+        target=run_forever, args=(app, stop), name="helpdesk-worker", daemon=True
+    )
     thread.start()
     return thread, stop

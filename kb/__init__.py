@@ -1,0 +1,1 @@
+"""Knowledge base: articles, categories and their search (see kb.search)."""

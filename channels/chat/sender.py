@@ -34,5 +34,7 @@ class ChatSender:
         }
 
     def send(self, prepared: dict[str, Any]) -> dict[str, Any]:
-        socketio.emit("chat.message", prepared["payload"], to=prepared["room"], namespace=CHAT_NAMESPACE)
+        socketio.emit(
+            "chat.message", prepared["payload"], to=prepared["room"], namespace=CHAT_NAMESPACE
+        )
         return {"room": prepared["room"]}

@@ -163,9 +163,13 @@ def _send_smtp(prepared: PreparedMail) -> dict[str, Any]:
                 prepared.mail, from_addr=prepared.envelope_from, to_addrs=prepared.recipients
             )
     except smtplib.SMTPRecipientsRefused as exc:
-        raise DeliveryError(_smtp_reason(exc.recipients), permanent=_all_permanent(exc.recipients)) from exc
+        raise DeliveryError(
+            _smtp_reason(exc.recipients), permanent=_all_permanent(exc.recipients)
+        ) from exc
     except smtplib.SMTPResponseException as exc:
-        reason = f"{exc.smtp_code} {exc.smtp_error.decode(errors='replace')}"
+        error = exc.smtp_error
+        text = error.decode(errors="replace") if isinstance(error, bytes) else str(error)
+        reason = f"{exc.smtp_code} {text}"
         raise DeliveryError(reason, permanent=500 <= exc.smtp_code < 600) from exc
     except (OSError, smtplib.SMTPException) as exc:
         raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
@@ -177,7 +181,9 @@ def _send_smtp(prepared: PreparedMail) -> dict[str, Any]:
 
 
 def _smtp_reason(recipients: dict[str, tuple[int, bytes]]) -> str:
-    return "; ".join(f"{rcpt}: {code} {msg.decode(errors='replace')}" for rcpt, (code, msg) in recipients.items())
+    return "; ".join(
+        f"{rcpt}: {code} {msg.decode(errors='replace')}" for rcpt, (code, msg) in recipients.items()
+    )
 
 
 def _all_permanent(recipients: dict[str, tuple[int, bytes]]) -> bool:

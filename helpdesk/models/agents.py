@@ -25,7 +25,9 @@ class Agent(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str | None] = mapped_column(String(255))
-    role: Mapped[AgentRole] = mapped_column(str_enum(AgentRole, "agent_role"), default=AgentRole.AGENT)
+    role: Mapped[AgentRole] = mapped_column(
+        str_enum(AgentRole, "agent_role"), default=AgentRole.AGENT
+    )
     # UI language preference; None means "follow the browser".
     language: Mapped[str | None] = mapped_column(String(8))
     active: Mapped[bool] = mapped_column(default=True)

@@ -7,7 +7,7 @@ class ServiceError(Exception):
     """Something the user can fix; ``str(err)`` is a translated, user-facing message."""
 
 
-class NotFound(ServiceError):  # noqa: N818 - reads better at call sites than NotFoundError
+class NotFound(ServiceError):
     """Missing *or* not visible to this actor: the two are deliberately indistinguishable."""
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from channels.inbound import InboundMessage
+from helpdesk.i18n import _
 from helpdesk.models import (
     ChannelKind,
     Customer,
@@ -24,7 +24,6 @@ from helpdesk.services.attachments import store_bytes
 from helpdesk.services.customers import resolve_customer
 from helpdesk.services.errors import NotFound, ServiceError
 from helpdesk.services.threading import find_email_thread, follow_merge, is_participant
-from helpdesk.i18n import _
 
 _KIND_BY_CHANNEL = {
     ChannelKind.EMAIL: MessageKind.EMAIL,

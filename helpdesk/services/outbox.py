@@ -102,7 +102,9 @@ def _claim(app: Flask, session: Session, limit: int) -> list[_Claimed]:
         sender = sender_for(app, ticket.channel)
         item = _Claimed(message.id, sender)
         if sender is None:
-            item.error = DeliveryError(f"no sender for channel {ticket.channel.value}", permanent=True)
+            item.error = DeliveryError(
+                f"no sender for channel {ticket.channel.value}", permanent=True
+            )
         else:
             try:
                 item.prepared = sender.prepare(session, message, ticket)

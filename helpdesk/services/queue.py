@@ -127,7 +127,7 @@ def _decode_cursor(cursor: str) -> list[Any]:
     return values
 
 
-def _base_query(flt: QueueFilter, agent: Agent | None) -> Select[tuple[Ticket]]:
+def _base_query(flt: QueueFilter, agent: Agent | None) -> Select[Ticket]:
     q = select(Ticket)
     if flt.view == "mine":
         if agent is None:
@@ -167,8 +167,8 @@ def _parse_dt(value: Any) -> datetime:
 
 
 def _apply_sort(
-    q: Select[tuple[Ticket]], sort: str, cursor: list[Any] | None
-) -> Select[tuple[Ticket]]:
+    q: Select[Ticket], sort: str, cursor: list[Any] | None
+) -> Select[Ticket]:
     try:
         if sort == "created":
             if cursor:

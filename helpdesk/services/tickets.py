@@ -127,7 +127,10 @@ def announce(session: Session, ticket: Ticket, name: str = "ticket.updated") -> 
     if ticket.id is None:
         session.flush()
     previous = pending.get(ticket.id)
-    pending[ticket.id] = (ticket, "ticket.created" if previous and previous[1] == "ticket.created" else name)
+    pending[ticket.id] = (
+        ticket,
+        "ticket.created" if previous and previous[1] == "ticket.created" else name,
+    )
 
 
 @event.listens_for(HelpdeskSession, "before_commit")
@@ -353,7 +356,9 @@ def reply_to_ticket(
     if new_status is not None and new_status != ticket.status:
         old = ticket.status
         _set_status(ticket, new_status, when)
-        audit.record(session, ticket, agent, "ticket.status", **{"from": old.value, "to": new_status.value})
+        audit.record(
+            session, ticket, agent, "ticket.status", **{"from": old.value, "to": new_status.value}
+        )
     audit.record(session, ticket, agent, "message.reply", message_id=message.id)
     announce(session, ticket)
     _kick_outbox(session)
@@ -397,7 +402,9 @@ def add_system_message(session: Session, ticket: Ticket, text: str, **meta: Any)
 
 def assign_ticket(session: Session, ticket: Ticket, assignee: Agent | None, actor: Actor) -> None:
     if assignee is not None and not assignee.active:
-        raise ServiceError(_("%(name)s is deactivated and cannot take tickets.", name=assignee.name))
+        raise ServiceError(
+            _("%(name)s is deactivated and cannot take tickets.", name=assignee.name)
+        )
     old = ticket.assignee
     if (old.id if old else None) == (assignee.id if assignee else None):
         return
@@ -433,7 +440,9 @@ def set_team(session: Session, ticket: Ticket, team: Team | None, actor: Actor) 
     announce(session, ticket)
 
 
-def change_status(session: Session, ticket: Ticket, status: TicketStatus | str, actor: Actor) -> None:
+def change_status(
+    session: Session, ticket: Ticket, status: TicketStatus | str, actor: Actor
+) -> None:
     status = TicketStatus(status)
     old = ticket.status
     if old == status:
@@ -455,9 +464,7 @@ def set_priority(session: Session, ticket: Ticket, priority: int, actor: Actor) 
         return
     ticket.priority = int(new)
     _touch(ticket)
-    audit.record(
-        session, ticket, actor, "ticket.priority", **{"from": int(old), "to": int(new)}
-    )
+    audit.record(session, ticket, actor, "ticket.priority", **{"from": int(old), "to": int(new)})
     announce(session, ticket)
 
 
@@ -521,4 +528,3 @@ def reopen_on_customer_message(session: Session, ticket: Ticket, customer: Custo
 def lock_ticket(session: Session, ticket_id: int) -> Ticket | None:
     """Load a ticket for update (a row lock on PostgreSQL; SQLite already holds the DB lock)."""
     return session.scalar(select(Ticket).where(Ticket.id == ticket_id).with_for_update())
-

@@ -39,6 +39,7 @@ from helpdesk.web.forms import (
     StatusForm,
     TagsForm,
     TeamForm,
+    choices,
 )
 
 bp = Blueprint("agent", __name__, url_prefix="/agent")
@@ -92,7 +93,9 @@ def queue() -> str:
 
 
 def _agents() -> list[Agent]:
-    return list(db.session.scalars(select(Agent).where(Agent.active.is_(True)).order_by(Agent.name)))
+    return list(
+        db.session.scalars(select(Agent).where(Agent.active.is_(True)).order_by(Agent.name))
+    )
 
 
 def _ticket(number: int) -> Ticket:
@@ -100,25 +103,31 @@ def _ticket(number: int) -> Ticket:
 
 
 def _forms(ticket: Ticket) -> dict[str, Any]:
-    status_choices = [(s.value, str(STATUS_LABELS[s])) for s in TicketStatus]
+    status_choices: list[tuple[str, object]] = [(s.value, STATUS_LABELS[s]) for s in TicketStatus]
     reply = ReplyForm(prefix="reply")
-    reply.status.choices = [("", _("(keep %(status)s)", status=STATUS_LABELS[ticket.status]))] + [
-        c for c in status_choices if c[0] not in ("new", "closed")
-    ]
+    reply.status.choices = choices(
+        [("", _("(keep %(status)s)", status=STATUS_LABELS[ticket.status]))]
+        + [c for c in status_choices if c[0] not in ("new", "closed")]
+    )
     reply.version.data = str(ticket.version)
     assign = AssignForm(prefix="assign")
-    assign.assignee.choices = [("", _("Nobody"))] + [(str(a.id), a.name) for a in _agents()]
+    assign.assignee.choices = choices(
+        [("", _("Nobody")), *((str(a.id), a.name) for a in _agents())]
+    )
     assign.assignee.data = str(ticket.assignee_id or "")
     team = TeamForm(prefix="team")
-    team.team.choices = [("", _("No team"))] + [
-        (str(t.id), t.name) for t in db.session.scalars(select(Team).order_by(Team.name))
-    ]
+    team.team.choices = choices(
+        [
+            ("", _("No team")),
+            *((str(t.id), t.name) for t in db.session.scalars(select(Team).order_by(Team.name))),
+        ]
+    )
     team.team.data = str(ticket.team_id or "")
     status = StatusForm(prefix="status")
-    status.status.choices = status_choices
+    status.status.choices = choices(status_choices)
     status.status.data = ticket.status.value
     priority = PriorityForm(prefix="priority")
-    priority.priority.choices = [(str(int(p)), str(PRIORITY_LABELS[p])) for p in Priority]
+    priority.priority.choices = choices((str(int(p)), PRIORITY_LABELS[p]) for p in Priority)
     priority.priority.data = str(int(ticket.priority))
     tags = TagsForm(prefix="tags")
     tags.tags.data = ", ".join(t.name for t in ticket.tags)
@@ -200,12 +209,14 @@ def _back(ticket: Ticket) -> Response:
 def reply(number: int) -> Response | tuple[str, int]:
     t = _ticket(number)
     form = ReplyForm(prefix="reply")
-    form.status.choices = [("", "")] + [(s.value, s.value) for s in TicketStatus]
+    form.status.choices = choices([("", ""), *((s.value, s.value) for s in TicketStatus)])
     if not form.validate_on_submit():
         flash(_("Write a reply before sending."), "error")
         return _render_ticket(t, 400, reply_form=_keep_reply(t, form))
     uploads = [
-        tickets.NewAttachment(f.filename or "attachment", f.mimetype or "application/octet-stream", f.read())
+        tickets.NewAttachment(
+            f.filename or "attachment", f.mimetype or "application/octet-stream", f.read()
+        )
         for f in (form.attachments.data or [])
         if f and f.filename
     ]

@@ -23,10 +23,14 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 def tickets() -> Response:
     flt = QueueFilter.from_args(request.args)
     try:
-        limit = min(max(int(request.args.get("limit", current_app.config["QUEUE_PAGE_SIZE"])), 1), 500)
+        limit = min(
+            max(int(request.args.get("limit", current_app.config["QUEUE_PAGE_SIZE"])), 1), 500
+        )
     except ValueError:
         limit = int(current_app.config["QUEUE_PAGE_SIZE"])
-    page = queue_page(db.session, flt, agent=me(), after=request.args.get("after") or None, limit=limit)
+    page = queue_page(
+        db.session, flt, agent=me(), after=request.args.get("after") or None, limit=limit
+    )
     return jsonify({"tickets": [ticket_row(t) for t in page.tickets], "next": page.next_cursor})
 
 
@@ -52,5 +56,7 @@ def message_json(m: Message) -> dict[str, Any]:
 @agent_required
 def ticket(number: int) -> Response:
     t = access_ticket_by_number(db.session, me(), number)
-    messages = db.session.scalars(select(Message).where(Message.ticket_id == t.id).order_by(Message.id))
+    messages = db.session.scalars(
+        select(Message).where(Message.ticket_id == t.id).order_by(Message.id)
+    )
     return jsonify({**ticket_row(t), "messages": [message_json(m) for m in messages]})

@@ -13,7 +13,14 @@ from helpdesk.services.attachments import path_for
 bp = Blueprint("attachments", __name__)
 
 # Types a browser may show inline without risk of running script in our origin.
-INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain"}
+INLINE_TYPES = {
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+    "text/plain",
+}
 
 
 def _viewer() -> object | None:
@@ -23,7 +30,9 @@ def _viewer() -> object | None:
 def _harden(response: Response) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     # Even a file we got wrong cannot run script or reach our cookies.
-    response.headers["Content-Security-Policy"] = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox"
+    )
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
@@ -78,4 +87,9 @@ def set_language() -> Response:
         if isinstance(user, Agent):
             user.language = lang
             db.session.commit()
-    return redirect(safe_next(form.next.data or request.referrer and urlsplit(request.referrer).path, url_for("auth.login")))
+    return redirect(
+        safe_next(
+            form.next.data or (request.referrer and urlsplit(request.referrer).path),
+            url_for("auth.login"),
+        )
+    )

@@ -23,7 +23,10 @@ def _respond(code: int, message: str) -> tuple[Response | str, int]:
 def register(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> tuple[Response | str, int]:
-        return _respond(400, _("Your session expired or the form was tampered with. Reload the page and try again."))
+        return _respond(
+            400,
+            _("Your session expired or the form was tampered with. Reload the page and try again."),
+        )
 
     @app.errorhandler(NotFound)
     def not_found(exc: NotFound) -> tuple[Response | str, int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
 from wtforms import (
@@ -13,9 +15,15 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from helpdesk.i18n import _l
+
+
+def choices(pairs: Iterable[tuple[str, object]]) -> list[SelectChoice]:
+    """(value, label) pairs as wtforms 3.3+ wants them; labels may be lazy strings."""
+    return [SelectChoice(value, str(label)) for value, label in pairs]
 
 
 class LoginForm(FlaskForm):
@@ -57,7 +65,7 @@ class TagsForm(FlaskForm):
 
 
 class LanguageForm(FlaskForm):
-    lang = SelectField(_l("Language"), choices=[("en", "English"), ("bn", "বাংলা")])
+    lang = SelectField(_l("Language"), choices=choices([("en", "English"), ("bn", "বাংলা")]))
     next = HiddenField()
 
 

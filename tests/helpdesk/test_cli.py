@@ -24,13 +24,24 @@ def test_demo_then_tickets_list_json(runner: FlaskCliRunner) -> None:
     assert "Demo loaded" in result.output
     rows = json.loads(runner.invoke(args=["tickets", "list", "--json"]).output)
     assert len(rows) == 8
-    for key in ("id", "number", "subject", "status", "channel", "customer_email", "assignee", "message_count"):
+    for key in (
+        "id",
+        "number",
+        "subject",
+        "status",
+        "channel",
+        "customer_email",
+        "assignee",
+        "message_count",
+    ):
         assert key in rows[0]
     assert {r["channel"] for r in rows} == {"email", "portal", "chat"}
     assert any("পাসওয়ার্ড" in r["subject"] for r in rows)
     limited = json.loads(runner.invoke(args=["tickets", "list", "--json", "--limit", "3"]).output)
     assert len(limited) == 3
-    email_only = json.loads(runner.invoke(args=["tickets", "list", "--json", "--channel", "email"]).output)
+    email_only = json.loads(
+        runner.invoke(args=["tickets", "list", "--json", "--channel", "email"]).output
+    )
     assert email_only and {r["channel"] for r in email_only} == {"email"}
     again = runner.invoke(args=["demo", "--if-empty"])
     assert "already present" in again.output
@@ -49,13 +60,25 @@ def test_tickets_show(runner: FlaskCliRunner) -> None:
 
 
 def test_agent_add_and_errors(runner: FlaskCliRunner) -> None:
-    ok = runner.invoke(args=["agent", "add", "Nusrat@Example.com", "--name", "নুসরাত", "--password", "long-enough-pw"])
+    ok = runner.invoke(
+        args=[
+            "agent",
+            "add",
+            "Nusrat@Example.com",
+            "--name",
+            "নুসরাত",
+            "--password",
+            "long-enough-pw",
+        ]
+    )
     assert ok.exit_code == 0 and "nusrat@example.com" in ok.output
     dup = runner.invoke(args=["agent", "add", "nusrat@example.com", "--password", "long-enough-pw"])
     assert dup.exit_code == 1 and dup.output.startswith("Error: An agent with the email")
     short = runner.invoke(args=["agent", "add", "x@example.com", "--password", "short"])
     assert short.exit_code == 1 and "at least 8 characters" in short.output
-    role = runner.invoke(args=["agent", "add", "y@example.com", "--password", "long-enough-pw", "--role", "boss"])
+    role = runner.invoke(
+        args=["agent", "add", "y@example.com", "--password", "long-enough-pw", "--role", "boss"]
+    )
     assert role.exit_code == 2
     listed = json.loads(runner.invoke(args=["agent", "list", "--json"]).output)
     assert [a["name"] for a in listed] == ["নুসরাত"]
@@ -72,10 +95,14 @@ def test_console_script_init_on_a_fresh_instance(tmp_path: Path) -> None:
     env.pop("HELPDESK_DATABASE_URL", None)
     exe = Path(sys.executable).with_name("helpdesk")
     for _ in range(2):
-        out = subprocess.run([str(exe), "init"], env=env, capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [str(exe), "init"], env=env, capture_output=True, text=True, timeout=120
+        )
         assert out.returncode == 0, out.stderr
         assert "Database ready" in out.stdout
     secret = tmp_path / "inst" / "secret_key"
     assert secret.exists() and oct(secret.stat().st_mode & 0o777) == "0o600"
-    listed = subprocess.run([str(exe), "tickets", "list", "--json"], env=env, capture_output=True, text=True, timeout=60)
+    listed = subprocess.run(
+        [str(exe), "tickets", "list", "--json"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert listed.returncode == 0 and json.loads(listed.stdout) == []

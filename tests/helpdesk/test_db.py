@@ -88,15 +88,17 @@ def test_sqlite_is_wal_and_concurrent_writers_never_see_database_locked(tmp_path
 
     def writer(n: int) -> None:
         try:
-            for i in range(40):
+            for _round in range(40):
                 with HelpdeskSession(bind=engine) as s, s.begin():
                     # Read first, then write: the pattern that deadlocks with deferred BEGIN.
-                    current = s.execute(text("SELECT value FROM ticket_counter WHERE id = 1")).scalar()
+                    current = s.execute(
+                        text("SELECT value FROM ticket_counter WHERE id = 1")
+                    ).scalar()
                     s.execute(
                         text("UPDATE ticket_counter SET value = :v WHERE id = 1"),
                         {"v": int(current or 0) + 1},
                     )
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
@@ -127,8 +129,10 @@ def test_ticket_numbers_are_unique_under_concurrency(app: Flask, db_backend: str
             with app.app_context():
                 for i in range(5):
                     with db.transaction(app) as s:
-                        receive(s, InboundMessage("email", f"c{n}-{i}@example.com", "hi", subject="x"))
-        except BaseException as exc:  # noqa: BLE001
+                        receive(
+                            s, InboundMessage("email", f"c{n}-{i}@example.com", "hi", subject="x")
+                        )
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=open_some, args=(n,)) for n in range(4)]

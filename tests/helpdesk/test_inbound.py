@@ -27,8 +27,12 @@ def count(session: Session, model: type) -> int:
     return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-def test_first_message_opens_a_ticket_for_a_new_customer(session: Session, make_ticket: MakeTicket) -> None:
-    r = make_ticket(sender="Rahim.Uddin@Example.com", sender_name="রহিম উদ্দিন", subject="পাসওয়ার্ড রিসেট")
+def test_first_message_opens_a_ticket_for_a_new_customer(
+    session: Session, make_ticket: MakeTicket
+) -> None:
+    r = make_ticket(
+        sender="Rahim.Uddin@Example.com", sender_name="রহিম উদ্দিন", subject="পাসওয়ার্ড রিসেট"
+    )
     assert r.created
     assert r.ticket.subject == "পাসওয়ার্ড রিসেট"
     assert r.ticket.customer.email == "rahim.uddin@example.com"
@@ -37,7 +41,9 @@ def test_first_message_opens_a_ticket_for_a_new_customer(session: Session, make_
     assert r.message.kind == MessageKind.EMAIL
 
 
-def test_same_person_on_every_channel_is_one_customer(session: Session, make_ticket: MakeTicket) -> None:
+def test_same_person_on_every_channel_is_one_customer(
+    session: Session, make_ticket: MakeTicket
+) -> None:
     make_ticket(sender="nadia@example.com", channel="email")
     make_ticket(sender="NADIA@example.com", channel="portal")
     assert count(session, Customer) == 1
@@ -146,6 +152,10 @@ def test_cc_addresses_become_participants(session: Session, make_ticket: MakeTic
     assert r.ticket.id == t.id
 
 
-def test_empty_subject_falls_back_to_the_first_words(session: Session, make_ticket: MakeTicket) -> None:
-    r = make_ticket(subject="", text="হ্যালো, আমার ডেলিভারি কবে আসবে?", channel="chat", sender="visitor-1")
+def test_empty_subject_falls_back_to_the_first_words(
+    session: Session, make_ticket: MakeTicket
+) -> None:
+    r = make_ticket(
+        subject="", text="হ্যালো, আমার ডেলিভারি কবে আসবে?", channel="chat", sender="visitor-1"
+    )
     assert r.ticket.subject == "হ্যালো, আমার ডেলিভারি কবে আসবে?"

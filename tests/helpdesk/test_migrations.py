@@ -32,7 +32,9 @@ def test_upgrade_from_nothing_matches_the_models(empty_url: str, tmp_path: Path)
     upgrade(app)  # idempotent
     engine = db.engine(app)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+        )
         assert diff == []
         assert conn.execute(text("SELECT value FROM ticket_counter WHERE id = 1")).scalar() == 1000
     assert "tickets" in inspect(engine).get_table_names()

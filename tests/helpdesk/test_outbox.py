@@ -35,7 +35,9 @@ def parse(data: bytes) -> EmailMessage:
 
 def due_now(session: Session) -> None:
     """Make every queued message due (skipping the backoff wait of a retry)."""
-    for m in session.scalars(select(Message).where(Message.delivery_status == DeliveryStatus.QUEUED)):
+    for m in session.scalars(
+        select(Message).where(Message.delivery_status == DeliveryStatus.QUEUED)
+    ):
         m.next_attempt_at = utcnow() - timedelta(seconds=1)
     session.commit()
 
@@ -44,7 +46,10 @@ def test_reply_reaches_the_customer_with_threading_headers(
     app: Flask, session: Session, make_ticket: MakeTicket, agent: Agent, smtp_sink: SmtpSink
 ) -> None:
     t = make_ticket(
-        sender="rahim@example.com", sender_name="রহিম", subject="পাসওয়ার্ড", message_id="c1@mail.example",
+        sender="rahim@example.com",
+        sender_name="রহিম",
+        subject="পাসওয়ার্ড",
+        message_id="c1@mail.example",
         language="bn",
     ).ticket
     reply = tickets.reply_to_ticket(session, t, agent, "আপনার পাসওয়ার্ড রিসেট লিঙ্ক পাঠানো হয়েছে।")
@@ -118,7 +123,9 @@ def test_permanent_failure_shows_on_the_ticket(
     assert failed is not None and failed.delivery_status == DeliveryStatus.FAILED
     audit = session.scalars(select(AuditEvent).where(AuditEvent.action == "message.failed")).one()
     assert audit.ticket_id == t.id
-    assert [e.payload["status"] for e in events.events if e.name == "message.delivery"] == ["failed"]
+    assert [e.payload["status"] for e in events.events if e.name == "message.delivery"] == [
+        "failed"
+    ]
     assert smtp_sink.messages == []
 
 
@@ -172,7 +179,9 @@ def test_without_smtp_mail_is_written_to_the_instance_folder(
     assert parse(files[0].read_bytes())["Message-ID"] == f"<{reply.message_id}>"
 
 
-def test_worker_run_once_never_raises(app: Flask, session: Session, ticket: Ticket, agent: Agent) -> None:
+def test_worker_run_once_never_raises(
+    app: Flask, session: Session, ticket: Ticket, agent: Agent
+) -> None:
     from helpdesk import worker
 
     def broken(_app: Flask) -> int:

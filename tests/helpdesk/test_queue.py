@@ -90,7 +90,13 @@ def test_views_and_filters(
 
 @pytest.mark.parametrize(
     "args",
-    [{"view": "nope"}, {"status": "archived"}, {"priority": "9"}, {"team": "x"}, {"sort": "random"}],
+    [
+        {"view": "nope"},
+        {"status": "archived"},
+        {"priority": "9"},
+        {"team": "x"},
+        {"sort": "random"},
+    ],
 )
 def test_bad_filters_are_user_errors(args: dict[str, str]) -> None:
     with pytest.raises(ServiceError):

@@ -39,9 +39,15 @@ def test_ticket_room_gets_message_events(
     app: Flask, agent_client: AgentClient, session: Session, ticket: Ticket, agent: Agent
 ) -> None:
     sio = socketio.test_client(app, namespace="/agent", flask_test_client=agent_client.client)
-    assert sio.emit("join_ticket", {"ticket_id": ticket.id}, namespace="/agent", callback=True) == {"ok": True}
-    assert sio.emit("join_ticket", {"ticket_id": "1; drop"}, namespace="/agent", callback=True) == {"ok": False}
-    assert sio.emit("join_ticket", {"ticket_id": 424242}, namespace="/agent", callback=True) == {"ok": False}
+    assert sio.emit("join_ticket", {"ticket_id": ticket.id}, namespace="/agent", callback=True) == {
+        "ok": True
+    }
+    assert sio.emit("join_ticket", {"ticket_id": "1; drop"}, namespace="/agent", callback=True) == {
+        "ok": False
+    }
+    assert sio.emit("join_ticket", {"ticket_id": 424242}, namespace="/agent", callback=True) == {
+        "ok": False
+    }
     sio.get_received("/agent")
     tickets.add_note(session, ticket, agent, "psst")
     session.commit()

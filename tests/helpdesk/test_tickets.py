@@ -1,4 +1,4 @@
-"""Ticket verbs: numbers, replies into the outbox, notes, assignment, status, tags, audit, events."""
+"""Ticket verbs: numbers, outbox replies, notes, assignment, status, tags, audit, events."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ from tests.conftest import MakeTicket
 def audit_actions(session: Session, ticket: Ticket) -> list[str]:
     return list(
         session.scalars(
-            select(AuditEvent.action).where(AuditEvent.ticket_id == ticket.id).order_by(AuditEvent.id)
+            select(AuditEvent.action)
+            .where(AuditEvent.ticket_id == ticket.id)
+            .order_by(AuditEvent.id)
         )
     )
 
@@ -68,7 +70,9 @@ def test_reply_is_queued_in_the_outbox_with_threading_headers(
 def test_reply_can_set_status_and_rejects_empty_text(
     session: Session, ticket: Ticket, agent: Agent
 ) -> None:
-    tickets.reply_to_ticket(session, ticket, agent, "Please send a photo.", status=TicketStatus.PENDING)
+    tickets.reply_to_ticket(
+        session, ticket, agent, "Please send a photo.", status=TicketStatus.PENDING
+    )
     assert ticket.status == TicketStatus.PENDING and ticket.active
     with pytest.raises(ServiceError):
         tickets.reply_to_ticket(session, ticket, agent, "   ")
@@ -119,7 +123,10 @@ def test_assign_status_priority_tags_are_audited(
     assert status_event.actor_agent_id == agent.id
     # One transaction, one event per ticket, with the final state.
     [update] = [e for e in events.events if e.name == "ticket.updated"]
-    assert update.payload["status"] == "resolved" and update.payload["tags"] == ["billing", "refund-request"]
+    assert update.payload["status"] == "resolved" and update.payload["tags"] == [
+        "billing",
+        "refund-request",
+    ]
     assert update.payload["assignee"] == {"id": other.id, "name": "Bea"}
 
     # No-op changes write nothing.
@@ -156,7 +163,8 @@ def test_events_are_not_sent_when_the_transaction_rolls_back(
 
 def test_html_of_messages_is_sanitized(session: Session, make_ticket: MakeTicket) -> None:
     received = make_ticket(
-        text="hi", html='<p onclick="steal()">Hi<script>alert(1)</script><a href="javascript:x">y</a></p>'
+        text="hi",
+        html='<p onclick="steal()">Hi<script>alert(1)</script><a href="javascript:x">y</a></p>',
     )
     html = received.message.body_html or ""
     assert "script" not in html and "onclick" not in html and "javascript" not in html

@@ -9,7 +9,15 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from helpdesk.models import Agent, Attachment, DeliveryStatus, Message, MessageKind, Ticket, TicketStatus
+from helpdesk.models import (
+    Agent,
+    Attachment,
+    DeliveryStatus,
+    Message,
+    MessageKind,
+    Ticket,
+    TicketStatus,
+)
 from helpdesk.services import tickets
 from tests.conftest import AgentClient, MakeTicket
 
@@ -17,8 +25,12 @@ from tests.conftest import AgentClient, MakeTicket
 def test_queue_lists_open_tickets_with_customer_and_channel(
     agent_client: AgentClient, make_ticket: MakeTicket
 ) -> None:
-    make_ticket(sender="sarah@example.com", sender_name="Sarah Jones", subject="Invoice charged twice")
-    make_ticket(sender="karim@example.com", sender_name="করিম", subject="ডেলিভারি কবে?", channel="portal")
+    make_ticket(
+        sender="sarah@example.com", sender_name="Sarah Jones", subject="Invoice charged twice"
+    )
+    make_ticket(
+        sender="karim@example.com", sender_name="করিম", subject="ডেলিভারি কবে?", channel="portal"
+    )
     page = agent_client.get("/agent/queue").get_data(as_text=True)
     assert "Invoice charged twice" in page and "Sarah Jones" in page
     assert "ডেলিভারি কবে?" in page and "করিম" in page
@@ -36,7 +48,9 @@ def test_queue_filters_and_bad_input(agent_client: AgentClient, make_ticket: Mak
     assert agent_client.get("/agent/queue?after=%%%").status_code == 400
 
 
-def test_queue_pages_with_a_cursor(agent_client: AgentClient, make_ticket: MakeTicket, app: object) -> None:
+def test_queue_pages_with_a_cursor(
+    agent_client: AgentClient, make_ticket: MakeTicket, app: object
+) -> None:
     app.config["QUEUE_PAGE_SIZE"] = 2  # type: ignore[attr-defined]
     for i in range(5):
         make_ticket(subject=f"ticket-{i}", sender=f"c{i}@example.com")
@@ -53,7 +67,9 @@ def test_queue_pages_with_a_cursor(agent_client: AgentClient, make_ticket: MakeT
 def test_ticket_page_shows_the_conversation(
     agent_client: AgentClient, session: Session, make_ticket: MakeTicket, agent: Agent
 ) -> None:
-    t = make_ticket(text="My parcel is late", html="<p>My parcel is <b>late</b><script>x()</script></p>").ticket
+    t = make_ticket(
+        text="My parcel is late", html="<p>My parcel is <b>late</b><script>x()</script></p>"
+    ).ticket
     tickets.add_note(session, t, agent, "Check the courier")
     session.commit()
     page = agent_client.get(f"/agent/tickets/{t.number}").get_data(as_text=True)
@@ -103,7 +119,11 @@ def test_stale_reply_is_stopped_and_the_text_kept(
     assert "Another reply arrived while you were writing" in page
     confirmed = agent_client.post(
         f"/agent/tickets/{ticket.number}/reply",
-        {"reply-body": "My long careful answer", "reply-version": str(seen_version), "confirm_conflict": "1"},
+        {
+            "reply-body": "My long careful answer",
+            "reply-version": str(seen_version),
+            "confirm_conflict": "1",
+        },
     )
     assert confirmed.status_code == 302
 
@@ -130,8 +150,14 @@ def test_properties_from_the_ticket_page(
     assert [x.name for x in t.tags] == ["billing", "vip"]
     note = session.scalars(select(Message).where(Message.kind == MessageKind.NOTE)).one()
     assert note.internal and note.body_text == "called the customer"
-    assert agent_client.post(f"/agent/tickets/{n}/status", {"status-status": "lost"}).status_code == 400
-    assert agent_client.post(f"/agent/tickets/{n}/assign", {"assign-assignee": "999"}).status_code == 400
+    assert (
+        agent_client.post(f"/agent/tickets/{n}/status", {"status-status": "lost"}).status_code
+        == 400
+    )
+    assert (
+        agent_client.post(f"/agent/tickets/{n}/assign", {"assign-assignee": "999"}).status_code
+        == 400
+    )
 
 
 def test_unknown_ticket_is_404(agent_client: AgentClient) -> None:
@@ -167,7 +193,9 @@ def test_attachments_are_served_only_to_who_may_see_them(
 ) -> None:
     from channels.inbound import InboundAttachment
 
-    make_ticket(attachments=[InboundAttachment("evil.html", "text/html", b"<script>alert(1)</script>")])
+    make_ticket(
+        attachments=[InboundAttachment("evil.html", "text/html", b"<script>alert(1)</script>")]
+    )
     att = session.scalars(select(Attachment)).one()
     url = f"/attachments/{att.id}/evil.html"
     assert client.get(url).status_code == 404  # anonymous: not found, not "forbidden"

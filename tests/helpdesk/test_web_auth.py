@@ -20,7 +20,9 @@ def test_sign_in_and_out(client: FlaskClient, agent: Agent) -> None:
     assert client.get("/agent/queue").status_code == 302
 
 
-def test_wrong_password_is_refused_without_saying_which_part(client: FlaskClient, agent: Agent) -> None:
+def test_wrong_password_is_refused_without_saying_which_part(
+    client: FlaskClient, agent: Agent
+) -> None:
     bad_password = login(client, agent.email, "wrong password")
     unknown_user = login(client, "nobody@example.com", PASSWORD)
     for response in (bad_password, unknown_user):
@@ -29,7 +31,9 @@ def test_wrong_password_is_refused_without_saying_which_part(client: FlaskClient
     assert client.get("/agent/queue").status_code == 302
 
 
-def test_deactivated_agent_cannot_sign_in(client: FlaskClient, agent: Agent, session: object) -> None:
+def test_deactivated_agent_cannot_sign_in(
+    client: FlaskClient, agent: Agent, session: object
+) -> None:
     agent.active = False
     session.commit()  # type: ignore[attr-defined]
     login(client, agent.email)
@@ -59,7 +63,9 @@ def test_posts_without_csrf_token_are_refused(agent_client: AgentClient, ticket:
         f"/agent/tickets/{ticket.number}/note", data={"note-body": "sneaky"}
     )
     assert response.status_code == 400
-    assert "form was tampered with" in response.get_data(as_text=True) or "session expired" in response.get_data(as_text=True)
+    assert "form was tampered with" in response.get_data(
+        as_text=True
+    ) or "session expired" in response.get_data(as_text=True)
     assert ticket.message_count == 1
 
 
@@ -71,7 +77,10 @@ def test_login_form_needs_csrf_too(client: FlaskClient, agent: Agent) -> None:
 def _agent_rules(app: Flask) -> list[tuple[str, str]]:
     out = []
     for rule in app.url_map.iter_rules():
-        if rule.endpoint.startswith(("agent.", "api.")) or rule.endpoint == "attachments.raw_message":
+        if (
+            rule.endpoint.startswith(("agent.", "api."))
+            or rule.endpoint == "attachments.raw_message"
+        ):
             url = rule.rule
             for arg in rule.arguments:
                 url = url.replace(f"<{arg}>", "1").replace(f"<int:{arg}>", "1")

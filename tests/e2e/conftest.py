@@ -1,0 +1,148 @@
+"""Browser tests: a real `helpdesk serve` process, driven by Playwright in Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+
+from tests.servers import RedisServer, free_port
+
+CHROMIUM = "/usr/bin/chromium"
+# The flags a root CI machine with no network needs (see the env notes): no sandbox as root,
+# and no background connections that the closed network would refuse by the dozen.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+
+
+@dataclass
+class LiveServer:
+    url: str
+    instance: Path
+    env: dict[str, str]
+    log: Path
+
+    def helpdesk(self, *args: str) -> subprocess.CompletedProcess[str]:
+        exe = Path(sys.executable).with_name("helpdesk")
+        return subprocess.run(
+            [str(exe), *args], env=self.env, capture_output=True, text=True, timeout=120, check=True
+        )
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"helpdesk serve exited:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own server
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.05)  # the process is starting; nothing to await but the socket
+    raise RuntimeError(f"helpdesk serve did not answer in {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def e2e_redis(redis_server: RedisServer) -> RedisServer:
+    return redis_server
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory, e2e_redis: RedisServer) -> Iterator[LiveServer]:
+    instance = tmp_path_factory.mktemp("live-instance")
+    port = free_port()
+    env = {
+        **os.environ,
+        "HELPDESK_INSTANCE_PATH": str(instance),
+        "HELPDESK_PASSWORD_HASH_PROFILE": "cheapest",
+        # Several processes (the server, and this test process acting as a separate worker)
+        # share Socket.IO events through Redis, as in a scaled-out deployment.
+        "HELPDESK_MESSAGE_QUEUE": e2e_redis.url,
+        "HELPDESK_WORKER_POLL_SECONDS": "0.5",
+        "HELPDESK_RATELIMIT_LOGIN": "1000 per minute",
+        "HELPDESK_BASE_URL": f"http://127.0.0.1:{port}",
+    }
+    env.pop("HELPDESK_DATABASE_URL", None)
+    server = LiveServer(f"http://127.0.0.1:{port}", instance, env, instance / "serve.log")
+    server.helpdesk("init")
+    server.helpdesk("demo")
+    exe = Path(sys.executable).with_name("helpdesk")
+    with server.log.open("wb") as log:
+        proc = subprocess.Popen(  # noqa: S603
+            [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_http(server.url + "/login", proc, server.log)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError("Chromium is missing: apt-get install chromium (make test does this)")
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def new_context(browser: Browser, live_server: LiveServer) -> Iterator[Any]:
+    contexts: list[BrowserContext] = []
+
+    def make(locale: str = "en-US") -> BrowserContext:
+        ctx = browser.new_context(base_url=live_server.url, locale=locale)
+        ctx.set_default_timeout(10_000)
+        contexts.append(ctx)
+        return ctx
+
+    yield make
+    for ctx in contexts:
+        ctx.close()
+
+
+def sign_in(page: Page, email: str = "agent@example.com", password: str = "demo-password") -> None:
+    page.goto("/login")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("button[type=submit].primary")
+    page.wait_for_url("**/agent/queue")
+
+
+def wait_socket(page: Page) -> None:
+    """Wait until the page's Socket.IO connection to /agent is up (an event, not a sleep)."""
+    page.wait_for_function("window.helpdeskSocket && window.helpdeskSocket.connected")

@@ -1,0 +1,71 @@
+"""Every user-facing string is in the catalog and the Bengali catalog is complete."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from babel.messages.catalog import Catalog
+from babel.messages.pofile import read_po
+
+ROOT = Path(__file__).resolve().parents[2]
+PO = ROOT / "helpdesk" / "translations" / "bn" / "LC_MESSAGES" / "messages.po"
+PLACEHOLDER = re.compile(r"%\(\w+\)[sd]")
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    """The strings marked in the code right now (what `make messages` would extract)."""
+    pot = tmp_path_factory.mktemp("i18n") / "messages.pot"
+    pybabel = Path(sys.executable).with_name("pybabel")
+    subprocess.run(
+        [str(pybabel), "extract", "-F", "babel.cfg", "-k", "_l", "-k", "_n:1,2", "-o", str(pot), "."],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    with pot.open("rb") as fh:
+        return read_po(fh)
+
+
+@pytest.fixture(scope="module")
+def bengali() -> Catalog:
+    with PO.open("rb") as fh:
+        return read_po(fh, locale="bn")
+
+
+def test_every_marked_string_has_a_bengali_translation(extracted: Catalog, bengali: Catalog) -> None:
+    missing = []
+    for message in extracted:
+        if not message.id:
+            continue
+        translated = bengali.get(message.id)
+        if translated is None or not translated.string or translated.fuzzy:
+            missing.append(message.id)
+        elif isinstance(translated.string, tuple) and not all(translated.string):
+            missing.append(message.id)
+    assert missing == [], "run `make messages` and translate these in bn/messages.po"
+
+
+def test_placeholders_survive_translation(bengali: Catalog) -> None:
+    for message in bengali:
+        if not message.id or not message.string:
+            continue
+        source = message.id if isinstance(message.id, str) else message.id[0]
+        target = message.string if isinstance(message.string, str) else message.string[0]
+        assert sorted(PLACEHOLDER.findall(source)) == sorted(PLACEHOLDER.findall(target)), source
+
+
+def test_translations_are_bengali_script(bengali: Catalog) -> None:
+    """Catches a catalog filled with copies of the English source."""
+    bengali_letters = re.compile(r"[\u0980-\u09FF]")
+    untranslated = [
+        m.id
+        for m in bengali
+        if m.id and isinstance(m.string, str) and not bengali_letters.search(m.string)
+        and m.id not in {"English"}  # language names stay in their own script
+    ]
+    assert untranslated == []
