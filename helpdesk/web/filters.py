@@ -10,7 +10,14 @@ from flask_babel import format_datetime, format_timedelta, get_locale
 
 from helpdesk.db import utcnow
 from helpdesk.i18n import LANGUAGE_NAMES, _l
-from helpdesk.models import ChannelKind, DeliveryStatus, MessageKind, Priority, TicketStatus
+from helpdesk.models import (
+    ChannelKind,
+    DeliveryStatus,
+    IdentityKind,
+    MessageKind,
+    Priority,
+    TicketStatus,
+)
 
 STATUS_LABELS = {
     TicketStatus.NEW: _l("New"),
@@ -43,6 +50,16 @@ DELIVERY_LABELS = {
     DeliveryStatus.SENT: _l("Sent"),
     DeliveryStatus.FAILED: _l("Failed"),
 }
+
+IDENTITY_LABELS = {
+    IdentityKind.EMAIL: _l("Email"),
+    IdentityKind.CHAT: _l("Chat visitor"),
+    IdentityKind.PORTAL: _l("Portal login"),
+}
+
+
+def identity_label(value: Any) -> str:
+    return str(IDENTITY_LABELS.get(IdentityKind(value), value))
 
 
 def status_label(value: Any) -> str:
@@ -82,6 +99,7 @@ def register(app: Flask) -> None:
         channel_label=channel_label,
         kind_label=kind_label,
         delivery_label=delivery_label,
+        identity_label=identity_label,
         datetime=datetime_filter,
         ago=ago,
     )
