@@ -53,7 +53,7 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: floa
         if proc.poll() is not None:
             raise RuntimeError(f"helpdesk serve exited:\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own server
+            with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -67,7 +67,9 @@ def e2e_redis(redis_server: RedisServer) -> RedisServer:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory, e2e_redis: RedisServer) -> Iterator[LiveServer]:
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, e2e_redis: RedisServer
+) -> Iterator[LiveServer]:
     instance = tmp_path_factory.mktemp("live-instance")
     port = free_port()
     env = {
@@ -87,7 +89,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, e2e_redis: RedisServer
     server.helpdesk("demo")
     exe = Path(sys.executable).with_name("helpdesk")
     with server.log.open("wb") as log:
-        proc = subprocess.Popen(  # noqa: S603
+        proc = subprocess.Popen(
             [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=env,
             stdout=log,
@@ -115,7 +117,9 @@ def playwright() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="session")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+    )
     yield browser
     browser.close()
 
