@@ -22,7 +22,7 @@ run: deps translations
 	@echo "  Helpdesk:        http://$(HOST):$(PORT)/"
 	@echo "  Sign in (agent): agent@example.com / demo-password"
 	@echo "  Sign in (admin): admin@example.com / demo-password"
-	@echo "  Customer portal: http://$(HOST):$(PORT)/portal/  (once the portal is built; see README)"
+	@echo "  Customer portal: http://$(HOST):$(PORT)/portal/"
 	@echo "  Outgoing mail is written to instance/mail-outbox/ until SMTP is configured."
 	@echo ""
 	@$(BIN)/helpdesk serve --host $(HOST) --port $(PORT)

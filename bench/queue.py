@@ -130,6 +130,7 @@ def cases(agent_ids: list[int], team_ids: list[int]) -> list[Case]:
         Case(f"tag={_seed.POPULAR_TAG} (popular, open)", {"tag": _seed.POPULAR_TAG}),
         Case(f"tag={_seed.POPULAR_TAG}: middle cursor", {"tag": _seed.POPULAR_TAG}, "middle"),
         Case(f"tag={_seed.MEDIUM_TAG} (medium, open)", {"tag": _seed.MEDIUM_TAG}),
+        Case(f"tag={_seed.UNCOMMON_TAG} (uncommon, open)", {"tag": _seed.UNCOMMON_TAG}),
         Case(f"tag={_seed.RARE_TAG} (rare, open)", {"tag": _seed.RARE_TAG}),
         Case("sort=priority (open)", {"sort": "priority"}),
         Case("sort=priority: middle cursor", {"sort": "priority"}, "middle"),

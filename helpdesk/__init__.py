@@ -83,8 +83,11 @@ def _register_blueprints(app: Flask) -> None:
     @app.get("/")
     def index() -> Any:
         from flask import redirect, url_for
+        from flask_login import current_user
 
-        return redirect(url_for("agent.queue"))
+        # Agents land on their queue, everyone else on the customer portal.
+        target = "agent.queue" if current_user.is_authenticated else "portal.home"
+        return redirect(url_for(target))
 
     errors.register(app)
     app.register_blueprint(auth_views.bp)
@@ -95,6 +98,8 @@ def _register_blueprints(app: Flask) -> None:
 
 def _register_channels(app: Flask) -> None:
     """Outbound senders by channel kind; the core only ever asks "deliver this message"."""
+    from channels.portal.views import bp as portal_bp
     from channels.registry import register_senders
 
     register_senders(app)
+    app.register_blueprint(portal_bp)

@@ -1,0 +1,61 @@
+"""The portal's contact form opens a ticket through the one inbound path."""
+
+from __future__ import annotations
+
+import io
+
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from helpdesk.models import ChannelKind, Customer, Ticket
+from tests.conftest import MakeTicket, csrf_token
+
+
+def post(client: FlaskClient, **fields: object) -> object:
+    data = {"csrf_token": csrf_token(client, "/portal/"), **fields}
+    return client.post("/portal/", data=data, content_type="multipart/form-data")
+
+
+def test_contact_form_opens_a_portal_ticket_for_the_same_customer(
+    client: FlaskClient, session: Session, make_ticket: MakeTicket
+) -> None:
+    make_ticket(sender="fatema@example.com", channel="email")
+    response = post(
+        client,
+        name="ফাতেমা খাতুন",
+        email="Fatema@Example.com",
+        subject="বিকাশ পেমেন্ট",
+        description="অর্ডার কনফার্ম হয়নি",
+        attachments=(io.BytesIO(b"receipt"), "receipt.pdf"),
+    )
+    page = response.get_data(as_text=True)  # type: ignore[attr-defined]
+    assert response.status_code == 200  # type: ignore[attr-defined]
+    assert "#1002" in page
+    t = session.scalars(select(Ticket).where(Ticket.number == 1002)).one()
+    assert t.channel == ChannelKind.PORTAL and t.subject == "বিকাশ পেমেন্ট"
+    assert session.scalar(select(func.count()).select_from(Customer)) == 1  # same person
+    assert t.customer.name == "ফাতেমা খাতুন"
+
+
+def test_validation_errors_keep_what_was_typed(client: FlaskClient, session: Session) -> None:
+    response = post(client, email="not-an-address", subject="Help", description="A long story")
+    page = response.get_data(as_text=True)  # type: ignore[attr-defined]
+    assert response.status_code == 400  # type: ignore[attr-defined]
+    assert "A long story" in page and "Not an email address" in page
+    assert session.scalar(select(func.count()).select_from(Ticket)) == 0
+
+
+def test_honeypot_and_csrf(client: FlaskClient, session: Session) -> None:
+    bot = post(client, email="bot@example.com", subject="x", description="y", website="http://spam")
+    assert bot.status_code == 200  # type: ignore[attr-defined]
+    no_token = client.post(
+        "/portal/", data={"email": "a@example.com", "subject": "x", "description": "y"}
+    )
+    assert no_token.status_code == 400
+    assert session.scalar(select(func.count()).select_from(Ticket)) == 0
+
+
+def test_portal_in_bengali(client: FlaskClient) -> None:
+    page = client.get("/portal/", headers={"Accept-Language": "bn"}).get_data(as_text=True)
+    assert '<html lang="bn">' in page
