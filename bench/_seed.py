@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Index, create_engine, event, insert, text, update
+from sqlalchemy import Engine, Index, Table, create_engine, event, insert, text, update
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
@@ -31,16 +31,10 @@ from helpdesk.models import (
     Agent,
     AgentRole,
     ChannelKind,
-    Customer,
-    CustomerIdentity,
     DeliveryStatus,
     Direction,
     IdentityKind,
-    Message,
     MessageKind,
-    Tag,
-    Ticket,
-    TicketCounter,
     TicketStatus,
     ticket_tags,
 )
@@ -161,8 +155,8 @@ def seed_database(n: int, *, reseed: bool = False, name: str = "queue") -> SeedI
 class _Picker:
     """Fast weighted choice from a fixed table (random.choices re-sums weights on every call)."""
 
-    def __init__(self, rng: random.Random, weights: dict[Any, float] | Sequence[float]) -> None:
-        if isinstance(weights, dict):
+    def __init__(self, rng: random.Random, weights: Mapping[Any, float] | Sequence[float]) -> None:
+        if isinstance(weights, Mapping):
             self.values: list[Any] = list(weights)
             w = list(weights.values())
         else:
@@ -190,6 +184,10 @@ def _bulk_engine(path: Path) -> Engine:
         cur.close()
 
     return engine
+
+
+def _table(name: str) -> Table:
+    return Base.metadata.tables[name]
 
 
 _BULK_TABLES = ("tickets", "messages", "ticket_tags", "customers", "customer_identities")
@@ -220,7 +218,7 @@ def _seed(path: Path, n: int) -> None:
     with engine.begin() as conn:
         for ix in tqdm(indexes, desc="indexes", unit="ix"):
             ix.create(conn)
-        conn.execute(update(TicketCounter.__table__).values(value=1000 + n))
+        conn.execute(update(_table("ticket_counter")).values(value=1000 + n))
     with engine.connect() as conn:
         print("ANALYZE ...", flush=True)
         conn.exec_driver_sql("ANALYZE")
@@ -265,8 +263,8 @@ def _seed_customers(engine: Engine, rng: random.Random, n_customers: int) -> Non
             resolve_customer(
                 session, IdentityKind.EMAIL, f"customer{k}@example.com", name=name, language=lang
             )
-    customers = Customer.__table__
-    identities = CustomerIdentity.__table__
+    customers = _table("customers")
+    identities = _table("customer_identities")
     bar = tqdm(total=n_customers, initial=SERVICE_CUSTOMERS, desc="customers", unit="row")
     with engine.begin() as conn:
         for start in range(SERVICE_CUSTOMERS + 1, n_customers + 1, BATCH):
@@ -293,7 +291,7 @@ def _seed_customers(engine: Engine, rng: random.Random, n_customers: int) -> Non
 def _seed_tags(engine: Engine) -> list[int]:
     with engine.begin() as conn:
         conn.execute(
-            insert(Tag.__table__), [{"id": i + 1, "name": t} for i, t in enumerate(TAG_NAMES)]
+            insert(_table("tags")), [{"id": i + 1, "name": t} for i, t in enumerate(TAG_NAMES)]
         )
     return [i + 1 for i in range(len(TAG_NAMES))]
 
@@ -322,7 +320,7 @@ def _seed_tickets(
     load = [1 / (k + 1) ** 0.5 for k in range(len(agent_ids))]
     assignee = _Picker(rng, [sum(load) / 4, *load])  # index 0: unassigned (20%)
     kind_of = {c: MessageKind(c.value) for c in ChannelKind}
-    tickets_t, messages_t = Ticket.__table__, Message.__table__
+    tickets_t, messages_t = _table("tickets"), _table("messages")
     bar = tqdm(total=n, desc="tickets", unit="ticket")
     n_messages = 0
     with engine.begin() as conn:

@@ -174,7 +174,7 @@ class ServiceTimer:
             finally:
                 self.seconds += time.perf_counter() - started
 
-        agent_views.queue_page = timed  # type: ignore[assignment]
+        agent_views.queue_page = timed
 
 
 def make_app(info: _seed.SeedInfo, instance: str) -> Flask:

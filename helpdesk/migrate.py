@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from flask import Flask
+# Alembic logs plugin set-up and context details at INFO when imported and run; for
+# `helpdesk init` that is noise. Warnings still show.
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from flask import Flask  # noqa: E402
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 

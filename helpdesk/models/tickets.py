@@ -126,6 +126,8 @@ Index(
 )
 Index("ix_tickets_active_priority_updated", Ticket.active, Ticket.priority, Ticket.updated_at)
 Index("ix_tickets_updated", Ticket.updated_at, Ticket.id)
+# "Everything assigned to X" across statuses (the assignee filter on the "all" view).
+Index("ix_tickets_assignee_updated", Ticket.assignee_id, Ticket.updated_at, Ticket.id)
 
 # Databases built from the metadata (tests, `create_all`) get the counter's row like the
 # migration does, so ticket numbers start at #1001 either way.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, exists, func, select, tuple_
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from helpdesk.i18n import _l
@@ -127,7 +127,27 @@ def _decode_cursor(cursor: str) -> list[Any]:
     return values
 
 
-def _base_query(flt: QueueFilter, agent: Agent | None) -> Select[Ticket]:
+# A tag on fewer tickets than this is fetched by its ticket list and sorted (bounded work);
+# a more common tag is found by walking the view's own index in order and probing ticket_tags
+# per row, which finds a page quickly precisely because the tag is common.
+RARE_TAG_TICKETS = 5000
+
+TagPlan = tuple[int | None, bool]
+
+
+def _tag_plan(session: Session, name: str) -> TagPlan:
+    """The tag's id and whether it is rare (a COUNT bounded by RARE_TAG_TICKETS)."""
+    tag_id = session.scalar(select(Tag.id).where(Tag.name == name))
+    if tag_id is None:
+        return None, True
+    few = select(ticket_tags.c.ticket_id).where(ticket_tags.c.tag_id == tag_id)
+    n = session.scalar(select(func.count()).select_from(few.limit(RARE_TAG_TICKETS).subquery()))
+    return tag_id, (n or 0) < RARE_TAG_TICKETS
+
+
+def _base_query(
+    flt: QueueFilter, agent: Agent | None, tag: TagPlan | None = None
+) -> Select[Ticket]:
     q = select(Ticket)
     if flt.view == "mine":
         if agent is None:
@@ -152,10 +172,15 @@ def _base_query(flt: QueueFilter, agent: Agent | None) -> Select[Ticket]:
     if flt.priority is not None:
         q = q.where(Ticket.priority == flt.priority)
     if flt.tag:
-        tag_id = select(Tag.id).where(Tag.name == flt.tag).scalar_subquery()
-        q = q.where(
-            Ticket.id.in_(select(ticket_tags.c.ticket_id).where(ticket_tags.c.tag_id == tag_id))
-        )
+        tag_id, rare = tag if tag is not None else (None, True)
+        if rare:
+            q = q.where(
+                Ticket.id.in_(select(ticket_tags.c.ticket_id).where(ticket_tags.c.tag_id == tag_id))
+            )
+        else:
+            q = q.where(
+                exists().where(ticket_tags.c.ticket_id == Ticket.id, ticket_tags.c.tag_id == tag_id)
+            )
     return q
 
 
@@ -166,9 +191,7 @@ def _parse_dt(value: Any) -> datetime:
         raise ServiceError(_l("Invalid page cursor.")) from None
 
 
-def _apply_sort(
-    q: Select[Ticket], sort: str, cursor: list[Any] | None
-) -> Select[Ticket]:
+def _apply_sort(q: Select[Ticket], sort: str, cursor: list[Any] | None) -> Select[Ticket]:
     try:
         if sort == "created":
             if cursor:
@@ -177,22 +200,18 @@ def _apply_sort(
         if sort == "oldest":
             if cursor:
                 u, i = _parse_dt(cursor[0]), int(cursor[1])
-                q = q.where(or_(Ticket.updated_at > u, and_(Ticket.updated_at == u, Ticket.id > i)))
+                q = q.where(tuple_(Ticket.updated_at, Ticket.id) > (u, i))
             return q.order_by(Ticket.updated_at.asc(), Ticket.id.asc())
         if sort == "priority":
             if cursor:
                 p, u, i = int(cursor[0]), _parse_dt(cursor[1]), int(cursor[2])
-                q = q.where(
-                    or_(
-                        Ticket.priority < p,
-                        and_(Ticket.priority == p, Ticket.updated_at < u),
-                        and_(Ticket.priority == p, Ticket.updated_at == u, Ticket.id < i),
-                    )
-                )
+                q = q.where(tuple_(Ticket.priority, Ticket.updated_at, Ticket.id) < (p, u, i))
             return q.order_by(Ticket.priority.desc(), Ticket.updated_at.desc(), Ticket.id.desc())
         if cursor:
             u, i = _parse_dt(cursor[0]), int(cursor[1])
-            q = q.where(or_(Ticket.updated_at < u, and_(Ticket.updated_at == u, Ticket.id < i)))
+            # Row values, not an OR chain: SQLite and PostgreSQL turn them into an index range,
+            # so a page in the middle of a million tickets starts there instead of at the top.
+            q = q.where(tuple_(Ticket.updated_at, Ticket.id) < (u, i))
         return q.order_by(Ticket.updated_at.desc(), Ticket.id.desc())
     except (IndexError, TypeError, ValueError):
         raise ServiceError(_l("Invalid page cursor.")) from None
@@ -215,7 +234,8 @@ def queue_page(
     limit: int = 50,
 ) -> Page:
     cursor = _decode_cursor(after) if after else None
-    q = _apply_sort(_base_query(flt, agent), flt.sort, cursor).limit(limit + 1)
+    tag = _tag_plan(session, flt.tag) if flt.tag else None
+    q = _apply_sort(_base_query(flt, agent, tag), flt.sort, cursor).limit(limit + 1)
     q = q.options(
         joinedload(Ticket.customer),
         joinedload(Ticket.assignee),

@@ -88,6 +88,24 @@ def test_views_and_filters(
     assert got == want and want
 
 
+@pytest.mark.parametrize("threshold", [1, 5000])
+def test_common_and_rare_tags_find_the_same_tickets(
+    session: Session,
+    many: list[Ticket],
+    agent: Agent,
+    threshold: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both tag plans (index walk + probe for common tags, list + sort for rare ones)."""
+    from helpdesk.services import queue
+
+    monkeypatch.setattr(queue, "RARE_TAG_TICKETS", threshold)
+    for sort in ("updated", "priority"):
+        got = walk(session, QueueFilter(view="all", tag="vip", sort=sort), agent, size=2)
+        assert sorted(got) == sorted(t.id for t in many if "vip" in [x.name for x in t.tags])
+    assert walk(session, QueueFilter(view="all", tag="no-such-tag"), agent, size=2) == []
+
+
 @pytest.mark.parametrize(
     "args",
     [
