@@ -172,7 +172,11 @@ def _base_query(
     if flt.priority is not None:
         q = q.where(Ticket.priority == flt.priority)
     if flt.tag:
-        tag_id, rare = tag if tag is not None else (None, True)
+        tag_id: Any
+        if tag is None:  # no plan given: look the tag up by name inside the query
+            tag_id, rare = select(Tag.id).where(Tag.name == flt.tag).scalar_subquery(), True
+        else:
+            tag_id, rare = tag
         if rare:
             q = q.where(
                 Ticket.id.in_(select(ticket_tags.c.ticket_id).where(ticket_tags.c.tag_id == tag_id))
