@@ -11,6 +11,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +86,21 @@ event.listen(HelpdeskSession, "after_soft_rollback", drop_effects)
 # ---------------------------------------------------------------------------------------------
 
 
+# How SQLite transactions begin in the current context. Writers (the default) take the write
+# lock up front; requests that only read (GET/HEAD) begin deferred, so in WAL mode they never
+# wait for, nor hold up, a writer. A GET handler must therefore not write.
+_sqlite_begin: ContextVar[str] = ContextVar("helpdesk_sqlite_begin", default="IMMEDIATE")
+
+
+@contextmanager
+def read_only_transactions() -> Iterator[None]:
+    token = _sqlite_begin.set("DEFERRED")
+    try:
+        yield
+    finally:
+        _sqlite_begin.reset(token)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -102,8 +118,8 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         # BEGIN IMMEDIATE takes the write lock up front, so a transaction never fails half-way
         # when it upgrades from reading to writing while another process writes; waiting is
-        # handled by busy_timeout. In WAL mode readers are still never blocked.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # handled by busy_timeout. Read-only requests begin DEFERRED (see above).
+        conn.exec_driver_sql(f"BEGIN {_sqlite_begin.get()}")
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -143,6 +159,21 @@ class Database:
         @app.teardown_appcontext
         def _remove_session(_exc: BaseException | None) -> None:
             scoped.remove()
+
+        @app.before_request
+        def _reads_begin_deferred() -> None:
+            from flask import g, request
+
+            if request.method in ("GET", "HEAD", "OPTIONS"):
+                g._helpdesk_begin_token = _sqlite_begin.set("DEFERRED")
+
+        @app.teardown_request
+        def _reset_begin(_exc: BaseException | None) -> None:
+            from flask import g
+
+            token = g.pop("_helpdesk_begin_token", None)
+            if token is not None:
+                _sqlite_begin.reset(token)
 
     @staticmethod
     def _state(app: Flask | None = None) -> _AppDatabase:

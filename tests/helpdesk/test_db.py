@@ -15,7 +15,7 @@ from helpdesk.db import HelpdeskSession, make_engine
 from helpdesk.extensions import db
 from helpdesk.models import Ticket
 from helpdesk.services.effects import on_commit
-from tests.conftest import MakeTicket
+from tests.conftest import AgentClient, MakeTicket
 
 
 def test_datetimes_come_back_aware_utc(session: Session, make_ticket: MakeTicket) -> None:
@@ -144,3 +144,33 @@ def test_ticket_numbers_are_unique_under_concurrency(app: Flask, db_backend: str
     with app.app_context(), db.transaction(app) as s:
         numbers = s.scalars(select(Ticket.number).order_by(Ticket.number)).all()
     assert numbers == list(range(1001, 1021))
+
+
+def test_reads_begin_deferred_and_writes_immediate(
+    app: Flask, db_backend: str, agent_client: AgentClient, ticket: Ticket
+) -> None:
+    """A GET never takes SQLite's write lock; a POST (and background work) takes it up front."""
+    if db_backend != "sqlite":
+        return  # PostgreSQL has no BEGIN modes; the same requests run there in other tests
+    from sqlalchemy import event
+
+    engine = db.engine(app)
+    agent_client.token()  # fetch the CSRF token before recording
+    db.session.close()  # the test's own session would otherwise keep its transaction open
+    seen: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.startswith("BEGIN"):
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert agent_client.get(f"/agent/tickets/{ticket.number}").status_code == 200
+        reads = list(seen)
+        db.session.close()
+        response = agent_client.post(f"/agent/tickets/{ticket.number}/note", {"note-body": "hi"})
+        assert response.status_code == 302
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert reads == ["BEGIN DEFERRED"]
+    assert seen[len(reads) :] == ["BEGIN IMMEDIATE"]
