@@ -39,16 +39,30 @@
   if (main && !queue) {
     var ticketId = parseInt(main.getAttribute("data-ticket-id"), 10);
     var version = parseInt(main.getAttribute("data-ticket-version"), 10);
-    socket.on("connect", function () { socket.emit("join_ticket", { ticket_id: ticketId }); });
+    var labels = JSON.parse((document.getElementById("delivery-labels") || {}).textContent || "{}");
+    function showDelivery(messageId, status) {
+      var badge = document.querySelector('[data-message-id="' + messageId + '"] [data-delivery]');
+      if (badge && status) { badge.textContent = labels[status] || status; badge.className = "delivery delivery-" + status; }
+    }
+    // Events sent before this page joined the room (the worker can deliver a reply while the
+    // browser is still following the redirect) are not replayed: after every (re)join, read the
+    // current delivery states once so no badge stays "Queued" forever.
+    function reconcile() {
+      if (!main.querySelector(".delivery-queued, .delivery-sending")) { return; }
+      fetch(main.getAttribute("data-ticket-api"), { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+        .then(function (t) { t.messages.forEach(function (m) { showDelivery(m.id, m.delivery_status); }); })
+        .catch(function () { /* the next event will correct it */ });
+    }
+    socket.on("connect", function () {
+      socket.emit("join_ticket", { ticket_id: ticketId }, function (ack) { if (ack && ack.ok) { reconcile(); } });
+    });
     var changed = main.querySelector("[data-ticket-changed]");
     socket.on("ticket.updated", function (t) {
       if (t.id === ticketId && t.version > version && changed) { changed.hidden = false; }
     });
     socket.on("message.delivery", function (d) {
-      if (d.ticket_id !== ticketId) { return; }
-      var li = document.querySelector('[data-message-id="' + d.message_id + '"] [data-delivery]');
-      var labels = JSON.parse((document.getElementById("delivery-labels") || {}).textContent || "{}");
-      if (li) { li.textContent = labels[d.status] || d.status; li.className = "delivery delivery-" + d.status; }
+      if (d.ticket_id === ticketId) { showDelivery(d.message_id, d.status); }
     });
   }
 
