@@ -76,7 +76,15 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from helpdesk.web import agent, api, attachments, auth_views, errors, filters
+    from helpdesk.web import (
+        agent,
+        agent_actions,  # noqa: F401  (routes on the agent blueprint)
+        api,
+        attachments,
+        auth_views,
+        errors,
+        filters,
+    )
 
     filters.register(app)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
 from helpdesk.db import HelpdeskSession, utcnow
@@ -528,3 +528,176 @@ def reopen_on_customer_message(session: Session, ticket: Ticket, customer: Custo
 def lock_ticket(session: Session, ticket_id: int) -> Ticket | None:
     """Load a ticket for update (a row lock on PostgreSQL; SQLite already holds the DB lock)."""
     return session.scalar(select(Ticket).where(Ticket.id == ticket_id).with_for_update())
+
+
+# ---------------------------------------------------------------------------------------------
+# Merge, split, bulk
+# ---------------------------------------------------------------------------------------------
+
+
+def merge_tickets(session: Session, source: Ticket, target: Ticket, actor: Actor) -> None:
+    """Move everything of ``source`` into ``target``; the source stays as a closed pointer.
+
+    Messages (with their attachments), participants, tags and history move; the source shows
+    "merged into #N" and mail or portal replies to it land in the target (``follow_merge``).
+    Nothing is copied, so nothing can be duplicated, and nothing is deleted.
+    """
+    from helpdesk.models import AuditEvent, ticket_participants
+    from helpdesk.services.threading import follow_merge
+
+    if source.id == target.id:
+        raise ServiceError(_("A ticket cannot be merged into itself."))
+    if source.merged_into_id is not None:
+        raise ServiceError(_("Ticket %(number)s is already merged.", number=source.display_number))
+    if follow_merge(session, target).id != target.id:
+        raise ServiceError(_("Ticket %(number)s is already merged.", number=target.display_number))
+    # Row locks in id order (PostgreSQL) so two agents merging crosswise cannot deadlock; the
+    # identity map hands back the same objects.
+    for ticket_id in sorted((source.id, target.id)):
+        lock_ticket(session, ticket_id)
+
+    moved = int(
+        session.scalar(
+            select(func.count()).select_from(Message).where(Message.ticket_id == source.id)
+        )
+        or 0
+    )
+    session.execute(
+        update(Message).where(Message.ticket_id == source.id).values(ticket_id=target.id)
+    )
+    session.execute(
+        update(AuditEvent).where(AuditEvent.ticket_id == source.id).values(ticket_id=target.id)
+    )
+    # Participants: the source's customer and its Cc's may now follow the target.
+    people = {source.customer_id} | {
+        row.customer_id
+        for row in session.execute(
+            select(ticket_participants.c.customer_id).where(
+                ticket_participants.c.ticket_id == source.id
+            )
+        )
+    }
+    already = {target.customer_id} | {
+        row.customer_id
+        for row in session.execute(
+            select(ticket_participants.c.customer_id).where(
+                ticket_participants.c.ticket_id == target.id
+            )
+        )
+    }
+    for customer_id in sorted(people - already):
+        session.execute(
+            ticket_participants.insert().values(ticket_id=target.id, customer_id=customer_id)
+        )
+    session.execute(
+        ticket_participants.delete().where(ticket_participants.c.ticket_id == source.id)
+    )
+    target.tags = sorted({*target.tags, *source.tags}, key=lambda t: t.name)
+    source.tags = []
+    session.expire(source, ["messages"])
+
+    when = utcnow()
+    target.message_count = (target.message_count or 0) + moved
+    target.last_message_at = max(
+        (d for d in (target.last_message_at, source.last_message_at) if d is not None), default=None
+    )
+    if target.first_response_at is None:
+        target.first_response_at = source.first_response_at
+    source.message_count = 0
+    source.merged_into_id = target.id
+    if source.status != TicketStatus.CLOSED:
+        _set_status(source, TicketStatus.CLOSED, when)
+    _touch(source, when)
+    _touch(target, when)
+    session.flush()
+    audit.record(session, target, actor, "ticket.merged", source=source.number, messages=moved)
+    audit.record(session, source, actor, "ticket.merged_into", target=target.number)
+    add_system_message(
+        session,
+        source,
+        _("Merged into ticket %(number)s.", number=target.display_number),
+        merged_into=target.id,
+    )
+    announce(session, source)
+    announce(session, target)
+
+
+def split_message(session: Session, message: Message, actor: Actor) -> Ticket:
+    """Move one customer message out of its ticket into a new ticket of the same customer."""
+    if message.internal or message.kind == MessageKind.SYSTEM:
+        raise ServiceError(_("Only a customer's or an agent's message can be split off."))
+    old = message.ticket
+    if old.message_count <= 1:
+        raise ServiceError(_("The only message of a ticket cannot be split off."))
+    new = open_ticket(
+        session,
+        customer=old.customer,
+        subject=message.subject or old.subject,
+        channel=old.channel,
+        channel_id=old.channel_id,
+        actor=actor,
+        priority=old.priority,
+        team=old.team,
+        language=old.language,
+    )
+    message.ticket_id = new.id
+    old.message_count -= 1
+    new.message_count = 1
+    new.last_message_at = message.created_at
+    _touch(old)
+    session.flush()
+    audit.record(session, old, actor, "ticket.split", message_id=message.id, new=new.number)
+    audit.record(session, new, actor, "ticket.split_from", message_id=message.id, old=old.number)
+    announce(session, old)
+    announce(session, new)
+    return new
+
+
+@dataclass(frozen=True)
+class BulkChange:
+    """What a bulk action sets; ``None`` leaves a property alone. ``assignee_id=0`` unassigns."""
+
+    status: TicketStatus | None = None
+    priority: int | None = None
+    assignee_id: int | None = None
+    team_id: int | None = None
+    add_tags: tuple[str, ...] = ()
+    remove_tags: tuple[str, ...] = ()
+
+
+def bulk_update(
+    session: Session, ticket_ids: Sequence[int], change: BulkChange, actor: Actor
+) -> list[Ticket]:
+    """Apply one change to many tickets, each through the same verb as one by one (so every
+    ticket gets its audit entries and agents get one coalesced event per ticket)."""
+    if not ticket_ids:
+        raise ServiceError(_("Select at least one ticket."))
+    if len(ticket_ids) > 500:
+        raise ServiceError(_("At most %(n)d tickets at once.", n=500))
+    assignee: Agent | None = None
+    if change.assignee_id:
+        assignee = session.get(Agent, change.assignee_id)
+        if assignee is None:
+            raise ServiceError(_("Unknown agent."))
+    team: Team | None = None
+    if change.team_id:
+        team = session.get(Team, change.team_id)
+        if team is None:
+            raise ServiceError(_("Unknown team."))
+    rows = list(session.scalars(select(Ticket).where(Ticket.id.in_(set(ticket_ids)))))
+    if len(rows) != len(set(ticket_ids)):
+        raise ServiceError(_("Some of the selected tickets no longer exist."))
+    for ticket in sorted(rows, key=lambda t: t.id):
+        if change.assignee_id is not None:
+            assign_ticket(session, ticket, assignee, actor)
+        if change.team_id is not None:
+            set_team(session, ticket, team, actor)
+        if change.priority is not None:
+            set_priority(session, ticket, change.priority, actor)
+        if change.status is not None:
+            change_status(session, ticket, change.status, actor)
+        if change.add_tags:
+            add_tags(session, ticket, change.add_tags, actor)
+        if change.remove_tags:
+            remove_tags(session, ticket, change.remove_tags, actor)
+    return rows

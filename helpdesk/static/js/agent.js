@@ -66,6 +66,33 @@
     });
   }
 
+  // ---- queue selection and bulk actions -------------------------------------------------------
+  // The selection is kept in a Set so a live refresh of the rows does not lose it.
+  var bulk = document.querySelector("[data-bulk]");
+  var selected = new Set();
+  function syncSelection() {
+    if (!queue || !bulk) { return; }
+    queue.querySelectorAll('input[name="ticket"]').forEach(function (box) { box.checked = selected.has(box.value); });
+    bulk.hidden = selected.size === 0;
+    var count = bulk.querySelector("[data-bulk-count]");
+    if (count) { count.textContent = String(selected.size); }
+  }
+  if (queue && bulk) {
+    queue.addEventListener("change", function (ev) {
+      var el = ev.target;
+      if (el.matches('input[name="ticket"]')) {
+        if (el.checked) { selected.add(el.value); } else { selected.delete(el.value); }
+      } else if (el.matches("[data-select-all]")) {
+        queue.querySelectorAll('input[name="ticket"]').forEach(function (box) {
+          if (el.checked) { selected.add(box.value); } else { selected.delete(box.value); }
+        });
+      }
+      syncSelection();
+    });
+    // Rows replaced by a live refresh: re-check what was selected.
+    new MutationObserver(syncSelection).observe(queue.querySelector("[data-queue-rows]"), { childList: true });
+  }
+
   // ---- composer tabs ------------------------------------------------------------------------
   document.querySelectorAll("[data-tab]").forEach(function (tab) {
     tab.addEventListener("click", function () {
