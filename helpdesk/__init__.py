@@ -84,6 +84,7 @@ def _register_blueprints(app: Flask) -> None:
         auth_views,
         errors,
         filters,
+        macros,  # noqa: F401  (routes on the agent blueprint)
     )
 
     filters.register(app)

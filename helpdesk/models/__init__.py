@@ -15,6 +15,7 @@ from helpdesk.models.agents import Agent, Team, team_members
 from helpdesk.models.audit import AuditEvent
 from helpdesk.models.channels import Channel
 from helpdesk.models.customers import Customer, CustomerIdentity, Organization
+from helpdesk.models.macros import Macro
 from helpdesk.models.messages import Attachment, Message
 from helpdesk.models.tickets import Tag, Ticket, TicketCounter, ticket_participants, ticket_tags
 
@@ -31,6 +32,7 @@ __all__ = [
     "DeliveryStatus",
     "Direction",
     "IdentityKind",
+    "Macro",
     "Message",
     "MessageKind",
     "Organization",

@@ -93,6 +93,50 @@
     new MutationObserver(syncSelection).observe(queue.querySelector("[data-queue-rows]"), { childList: true });
   }
 
+  // ---- macros from the reply box ------------------------------------------------------------
+  var picker = document.querySelector("[data-macro-picker]");
+  if (picker) {
+    var input = picker.querySelector("input");
+    var list = picker.querySelector("ul");
+    var token = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
+    var timer = null;
+    function show(items) {
+      list.innerHTML = "";
+      items.forEach(function (m) {
+        var li = document.createElement("li");
+        li.setAttribute("role", "option");
+        li.tabIndex = 0;
+        li.dataset.id = m.id;
+        var b = document.createElement("strong"); b.textContent = m.name; li.appendChild(b);
+        var p = document.createElement("span"); p.className = "muted small"; p.textContent = " " + m.preview; li.appendChild(p);
+        list.appendChild(li);
+      });
+      list.hidden = items.length === 0;
+    }
+    function search() {
+      fetch(picker.dataset.searchUrl + "?q=" + encodeURIComponent(input.value), { credentials: "same-origin" })
+        .then(function (r) { return r.json(); }).then(show).catch(function () {});
+    }
+    function apply(li) {
+      var url = picker.dataset.applyUrl.replace(/\/0\/apply$/, "/" + li.dataset.id + "/apply");
+      fetch(url, { method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": token } })
+        .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+        .then(function (res) {
+          var box = document.getElementById("reply-body");
+          var at = box.selectionStart || box.value.length;
+          box.value = box.value.slice(0, at) + res.text + box.value.slice(at);
+          // The macro's actions changed the ticket: send the new version with the reply.
+          var v = document.querySelector('input[name="reply-version"]'); if (v) { v.value = res.version; }
+          version = res.version;
+          list.hidden = true; input.value = ""; box.focus();
+        }).catch(function () {});
+    }
+    input.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(search, 150); });
+    input.addEventListener("focus", search);
+    list.addEventListener("click", function (ev) { var li = ev.target.closest("li"); if (li) { apply(li); } });
+    list.addEventListener("keydown", function (ev) { if (ev.key === "Enter") { var li = ev.target.closest("li"); if (li) { ev.preventDefault(); apply(li); } } });
+  }
+
   // ---- composer tabs ------------------------------------------------------------------------
   document.querySelectorAll("[data-tab]").forEach(function (tab) {
     tab.addEventListener("click", function () {
