@@ -82,6 +82,7 @@ def _register_blueprints(app: Flask) -> None:
         api,
         attachments,
         auth_views,
+        customers,  # noqa: F401  (routes on the agent blueprint)
         errors,
         filters,
         macros,  # noqa: F401  (routes on the agent blueprint)

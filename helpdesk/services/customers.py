@@ -86,3 +86,85 @@ def add_identity(
         customer.email = value
     session.flush()
     return identity
+
+
+def update_customer(
+    session: Session,
+    customer: Customer,
+    *,
+    name: str | None = None,
+    notes: str | None = None,
+    organization: str | None = None,
+    language: str | None = None,
+) -> None:
+    """Change what agents know about a customer; ``organization`` is a name (created if new,
+    empty to remove)."""
+    from helpdesk.models import Organization
+
+    if name is not None:
+        customer.name = " ".join(name.split())[:200]
+    if notes is not None:
+        customer.notes = notes[:20_000]
+    if language is not None:
+        customer.language = language or None
+    if organization is not None:
+        org_name = " ".join(organization.split())[:200]
+        if not org_name:
+            customer.organization = None
+        else:
+            org = session.scalar(select(Organization).where(Organization.name == org_name))
+            if org is None:
+                org = Organization(name=org_name)
+                session.add(org)
+            customer.organization = org
+    session.flush()
+
+
+def merge_customers(session: Session, source: Customer, target: Customer) -> None:
+    """Two records are one person: everything of ``source`` moves to ``target``, then the
+    source record is deleted. Identities, tickets, participations, authored messages and any
+    other row pointing at the source (found through the schema's foreign keys, so tables added
+    later are covered too) follow."""
+    from sqlalchemy import delete, update
+
+    from helpdesk.db import Base
+    from helpdesk.models import ticket_participants
+
+    if source.id == target.id:
+        raise ServiceError(_("A customer cannot be merged into themselves."))
+    # Participations: drop the ones the target already has (primary key), then move the rest.
+    target_tickets = select(ticket_participants.c.ticket_id).where(
+        ticket_participants.c.customer_id == target.id
+    )
+    session.execute(
+        delete(ticket_participants).where(
+            ticket_participants.c.customer_id == source.id,
+            ticket_participants.c.ticket_id.in_(target_tickets),
+        )
+    )
+    customers = Base.metadata.tables["customers"]
+    for table in Base.metadata.sorted_tables:
+        for fk in table.foreign_keys:
+            if fk.column.table is customers and fk.column.name == "id":
+                session.execute(
+                    update(table).where(fk.parent == source.id).values({fk.parent.name: target.id})
+                )
+    # A participant row of the target on its own ticket is meaningless; drop it.
+    from helpdesk.models import Ticket
+
+    own = select(Ticket.id).where(Ticket.customer_id == target.id)
+    session.execute(
+        delete(ticket_participants).where(
+            ticket_participants.c.customer_id == target.id, ticket_participants.c.ticket_id.in_(own)
+        )
+    )
+    target.name = target.name or source.name
+    target.email = target.email or source.email
+    target.language = target.language or source.language
+    target.organization_id = target.organization_id or source.organization_id
+    if source.notes.strip():
+        target.notes = (target.notes + "\n\n" + source.notes).strip()
+    session.expire(source)
+    session.expire(target, ["identities", "tickets"])
+    session.delete(session.get(Customer, source.id))
+    session.flush()

@@ -1,0 +1,112 @@
+"""Customer 360 for agents: a customer's identities, organization, notes and every ticket across
+channels on one page; organization pages; merging two records of the same person."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import selectinload
+from werkzeug.wrappers import Response
+
+from helpdesk.extensions import db
+from helpdesk.i18n import _
+from helpdesk.models import Customer, CustomerIdentity, Organization, Ticket
+from helpdesk.services import customers as customer_services
+from helpdesk.services.errors import ServiceError
+from helpdesk.web.agent import agent_required, bp
+
+
+def _customer(customer_id: int) -> Customer:
+    customer = db.session.get(Customer, customer_id)
+    if customer is None:
+        abort(404)
+    return customer
+
+
+@bp.get("/customers")
+@agent_required
+def customers_list() -> str:
+    q = request.args.get("q", "").strip()
+    query = select(Customer).order_by(Customer.id.desc()).limit(100)
+    if q:
+        pattern = f"%{q.lower()}%"
+        query = query.where(
+            or_(
+                func.lower(Customer.name).like(pattern),
+                Customer.id.in_(
+                    select(CustomerIdentity.customer_id).where(
+                        func.lower(CustomerIdentity.value).like(pattern)
+                    )
+                ),
+            )
+        )
+    found = db.session.scalars(query.options(selectinload(Customer.organization))).all()
+    return render_template("agent/customers.html", customers=found, q=q)
+
+
+@bp.get("/customers/<int:customer_id>")
+@agent_required
+def customer(customer_id: int) -> str:
+    c = _customer(customer_id)
+    tickets = db.session.scalars(
+        select(Ticket)
+        .where(Ticket.customer_id == c.id)
+        .order_by(Ticket.created_at.desc())
+        .options(selectinload(Ticket.assignee), selectinload(Ticket.tags))
+        .limit(200)
+    ).all()
+    return render_template("agent/customer.html", customer=c, tickets=tickets)
+
+
+@bp.post("/customers/<int:customer_id>")
+@agent_required
+def customer_update(customer_id: int) -> Response:
+    c = _customer(customer_id)
+    customer_services.update_customer(
+        db.session,
+        c,
+        name=request.form.get("name"),
+        notes=request.form.get("notes"),
+        organization=request.form.get("organization"),
+    )
+    db.session.commit()
+    flash(_("Customer saved."), "success")
+    return redirect(url_for("agent.customer", customer_id=c.id))
+
+
+@bp.post("/customers/<int:customer_id>/merge")
+@agent_required
+def customer_merge(customer_id: int) -> Response:
+    source = _customer(customer_id)
+    raw = (request.form.get("target") or "").strip()
+    target = None
+    if raw.isdigit():
+        target = db.session.get(Customer, int(raw))
+    elif raw:
+        target = customer_services.find_by_identity(db.session, "email", raw)  # type: ignore[arg-type]
+    if target is None:
+        raise ServiceError(_("No customer found for %(what)s.", what=raw or "—"))
+    customer_services.merge_customers(db.session, source, target)
+    db.session.commit()
+    flash(_("The two customer records are now one."), "success")
+    return redirect(url_for("agent.customer", customer_id=target.id))
+
+
+@bp.get("/organizations/<int:organization_id>")
+@agent_required
+def organization(organization_id: int) -> str:
+    org = db.session.get(Organization, organization_id)
+    if org is None:
+        abort(404)
+    members = db.session.scalars(
+        select(Customer).where(Customer.organization_id == org.id).order_by(Customer.name)
+    ).all()
+    tickets = db.session.scalars(
+        select(Ticket)
+        .join(Customer, Customer.id == Ticket.customer_id)
+        .where(Customer.organization_id == org.id)
+        .order_by(Ticket.created_at.desc())
+        .options(selectinload(Ticket.customer))
+        .limit(200)
+    ).all()
+    return render_template("agent/organization.html", org=org, members=members, tickets=tickets)
