@@ -86,6 +86,7 @@ def _register_blueprints(app: Flask) -> None:
         errors,
         filters,
         macros,  # noqa: F401  (routes on the agent blueprint)
+        notifications,  # noqa: F401  (routes on the agent blueprint)
     )
 
     filters.register(app)

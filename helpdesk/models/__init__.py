@@ -17,6 +17,7 @@ from helpdesk.models.channels import Channel
 from helpdesk.models.customers import Customer, CustomerIdentity, Organization
 from helpdesk.models.macros import Macro
 from helpdesk.models.messages import Attachment, Message
+from helpdesk.models.notifications import Notification
 from helpdesk.models.tickets import Tag, Ticket, TicketCounter, ticket_participants, ticket_tags
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "Macro",
     "Message",
     "MessageKind",
+    "Notification",
     "Organization",
     "Priority",
     "Tag",

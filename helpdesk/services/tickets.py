@@ -380,6 +380,9 @@ def add_note(session: Session, ticket: Ticket, agent: Agent, text: str) -> Messa
         internal=True,
     )
     audit.record(session, ticket, agent, "message.note", message_id=message.id)
+    from helpdesk.services.mentions import notify_mentions
+
+    notify_mentions(session, ticket, message, agent)
     announce(session, ticket)
     return message
 

@@ -6,6 +6,12 @@
   var socket = io("/agent", { transports: ["websocket", "polling"] });
   window.helpdeskSocket = socket;
 
+  // ---- notifications (mentions) ------------------------------------------------------------
+  socket.on("notification", function () {
+    var badge = document.querySelector("[data-notification-count]");
+    if (badge) { badge.textContent = String((parseInt(badge.textContent, 10) || 0) + 1); badge.hidden = false; }
+  });
+
   // ---- queue: refresh the first page when any ticket is created or changes ----------------
   var queue = document.querySelector("[data-live-queue]");
   var refreshTimer = null;
