@@ -87,6 +87,7 @@ def _register_blueprints(app: Flask) -> None:
         filters,
         macros,  # noqa: F401  (routes on the agent blueprint)
         notifications,  # noqa: F401  (routes on the agent blueprint)
+        views,  # noqa: F401  (routes on the agent blueprint)
     )
 
     filters.register(app)

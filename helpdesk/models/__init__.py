@@ -19,9 +19,11 @@ from helpdesk.models.macros import Macro
 from helpdesk.models.messages import Attachment, Message
 from helpdesk.models.notifications import Notification
 from helpdesk.models.tickets import Tag, Ticket, TicketCounter, ticket_participants, ticket_tags
+from helpdesk.models.views import AgentPreference, SavedView
 
 __all__ = [
     "Agent",
+    "AgentPreference",
     "AgentRole",
     "Attachment",
     "AuditEvent",
@@ -39,6 +41,7 @@ __all__ = [
     "Notification",
     "Organization",
     "Priority",
+    "SavedView",
     "Tag",
     "Team",
     "Ticket",

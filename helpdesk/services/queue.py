@@ -229,6 +229,12 @@ def _cursor_for(ticket: Ticket, sort: str) -> str:
     return _encode_cursor([ticket.updated_at.isoformat(), ticket.id])
 
 
+def base_query(session: Session, flt: QueueFilter, agent: Agent | None) -> Select[Ticket]:
+    """The view's filtered query without order or paging (for counts)."""
+    tag = _tag_plan(session, flt.tag) if flt.tag else None
+    return _base_query(flt, agent, tag)
+
+
 def queue_page(
     session: Session,
     flt: QueueFilter,

@@ -70,7 +70,14 @@ def home() -> Response:
 
 @bp.get("/queue")
 @agent_required
-def queue() -> str:
+def queue() -> str | Response:
+    from helpdesk.services import views as view_services
+
+    if not request.args:
+        # Open the view this agent used last (remembered across devices).
+        last = view_services.remembered(db.session, me())
+        if last and last != QueueFilter().as_args():
+            return redirect(url_for("agent.queue", **last))
     flt = QueueFilter.from_args(request.args)
     page = queue_page(
         db.session,
@@ -79,11 +86,15 @@ def queue() -> str:
         after=request.args.get("after") or None,
         limit=int(current_app.config["QUEUE_PAGE_SIZE"]),
     )
-    template = "agent/_queue_rows.html" if request.args.get("partial") else "agent/queue.html"
+    partial = bool(request.args.get("partial"))
+    template = "agent/_queue_rows.html" if partial else "agent/queue.html"
+    saved = [] if partial else view_services.visible_views(db.session, me())
     return render_template(
         template,
         page=page,
         flt=flt,
+        saved_views=saved,
+        current_saved=next((v.id for v in saved if v.args == flt.as_args()), None),
         views=VIEWS,
         sorts=SORTS,
         teams=db.session.scalars(select(Team).order_by(Team.name)).all(),

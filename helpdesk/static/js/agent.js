@@ -35,8 +35,32 @@
     clearTimeout(refreshTimer);
     refreshTimer = setTimeout(refreshQueue, 120);
   }
-  socket.on("ticket.created", scheduleRefresh);
-  socket.on("ticket.updated", scheduleRefresh);
+  // View counts: fetched after the page shows (never blocking it) and again, at most every
+  // couple of seconds, while tickets change.
+  var countsTimer = null;
+  function refreshCounts() {
+    if (!queue || !queue.dataset.countsUrl) { return; }
+    fetch(queue.dataset.countsUrl, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+      .then(function (counts) {
+        document.querySelectorAll("[data-view-count]").forEach(function (el) {
+          var n = counts[el.getAttribute("data-view-count")];
+          el.textContent = (n === undefined) ? "" : n.toLocaleString(document.documentElement.lang || undefined);
+        });
+      }).catch(function () {});
+  }
+  function scheduleCounts() { if (!countsTimer) { countsTimer = setTimeout(function () { countsTimer = null; refreshCounts(); }, 1500); } }
+  if (queue) {
+    refreshCounts();
+    if (queue.dataset.rememberUrl) {
+      var form = new FormData();
+      form.append("args", queue.dataset.args || "");
+      var meta = document.querySelector('meta[name="csrf-token"]');
+      fetch(queue.dataset.rememberUrl, { method: "POST", body: form, credentials: "same-origin", headers: { "X-CSRFToken": meta ? meta.content : "" } });
+    }
+  }
+  socket.on("ticket.created", function () { scheduleRefresh(); scheduleCounts(); });
+  socket.on("ticket.updated", function () { scheduleRefresh(); scheduleCounts(); });
   // After a reconnect we may have missed events: refresh once.
   socket.on("connect", function () { if (queue) { scheduleRefresh(); } });
 
