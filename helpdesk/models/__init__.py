@@ -19,7 +19,7 @@ from helpdesk.models.macros import Macro
 from helpdesk.models.messages import Attachment, Message
 from helpdesk.models.notifications import Notification
 from helpdesk.models.tickets import Tag, Ticket, TicketCounter, ticket_participants, ticket_tags
-from helpdesk.models.views import AgentPreference, SavedView
+from helpdesk.models.views import AgentPreference, SavedView, TicketCount
 
 __all__ = [
     "Agent",
@@ -45,6 +45,7 @@ __all__ = [
     "Tag",
     "Team",
     "Ticket",
+    "TicketCount",
     "TicketCounter",
     "TicketStatus",
     "team_members",

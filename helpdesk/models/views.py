@@ -37,3 +37,17 @@ class AgentPreference(Base):
         ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
     )
     last_queue_args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class TicketCount(Base):
+    """How many tickets have each (status, assignee); 0 stands for "unassigned".
+
+    Kept exact in the same flush as every ticket change (helpdesk.services.counts), so the
+    queue's view counts are a sum over a few dozen rows instead of a scan of a million.
+    """
+
+    __tablename__ = "ticket_counts"
+
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    assignee_key: Mapped[int] = mapped_column(primary_key=True)
+    n: Mapped[int] = mapped_column(default=0)
