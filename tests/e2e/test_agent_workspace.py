@@ -68,6 +68,8 @@ def test_bulk_assign_of_20_tickets_updates_both_queues_live(
     actor = new_context().new_page()
     sign_in(actor, "admin@example.com")
     actor.goto(url)
+    expect(actor.locator("#bulk-form")).to_be_hidden()  # nothing selected yet
+    expect(actor.locator("[data-notification-count]")).to_be_hidden()  # no notifications
     actor.locator("[data-select-all]").check()
     expect(actor.locator("[data-bulk-count]")).to_have_text("20")
     actor.select_option("#bulk-form select[name=assignee]", "me")
