@@ -11,9 +11,24 @@ from helpdesk.services.outbox import register_sender
 def register_senders(app: Flask) -> None:
     from channels.chat.sender import ChatSender
     from channels.email.smtp import EmailSender
+    from channels.portal.mail import PortalSender
 
     email = EmailSender(app)
     register_sender(app, ChannelKind.EMAIL, email)
-    # A portal ticket's replies reach the customer as a notification mail (and on the portal).
-    register_sender(app, ChannelKind.PORTAL, email)
-    register_sender(app, ChannelKind.CHAT, ChatSender(app))
+    # A portal ticket's replies reach the customer as a notification mail with a magic link
+    # to the ticket on the portal.
+    register_sender(app, ChannelKind.PORTAL, PortalSender(app))
+    # A chat line goes to the visitor's room; after the chat ends (or for a transcript) by mail.
+    register_sender(app, ChannelKind.CHAT, ChatSender(app, mail=email))
+
+
+def register_email(app: Flask) -> None:
+    """The email channel's inbound side: replay pipeline, IMAP watchers in the worker, CLI."""
+    from channels.email import cli, imap, ingest
+    from helpdesk import worker
+    from helpdesk.services.mail import register_pipeline
+
+    register_pipeline(app, ingest.pipeline)
+    worker.register_service(app, imap.start_watchers)
+    for command in cli.COMMANDS:
+        app.cli.add_command(command)

@@ -98,7 +98,7 @@ def _register_blueprints(app: Flask) -> None:
         from flask_login import current_user
 
         # Agents land on their queue, everyone else on the customer portal.
-        target = "agent.queue" if current_user.is_authenticated else "portal.home"
+        target = "agent.queue" if getattr(current_user, "is_agent", False) else "portal.home"
         return redirect(url_for(target))
 
     errors.register(app)
@@ -106,12 +106,27 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(agent.bp)
     app.register_blueprint(attachments.bp)
     app.register_blueprint(api.bp)
+    from helpdesk.web import search
+
+    search.init_app(app)
 
 
 def _register_channels(app: Flask) -> None:
     """Outbound senders by channel kind; the core only ever asks "deliver this message"."""
-    from channels.portal.views import bp as portal_bp
-    from channels.registry import register_senders
+    import kb
+    from channels.portal import init_app as init_portal
+    from channels.registry import register_email, register_senders
 
     register_senders(app)
-    app.register_blueprint(portal_bp)
+    register_email(app)
+    init_portal(app)
+    kb.init_app(app)
+    # Ticket search analyses text by the KB's rules (Bengali + English); helpdesk never
+    # imports kb, so the analyzer is handed over here, in the composition root.
+    from helpdesk.services.search_index import register_analyzer
+    from kb.analysis import analyzer_for
+
+    register_analyzer(app, analyzer_for("bn"))
+    from channels.chat import init_app as init_chat
+
+    init_chat(app)

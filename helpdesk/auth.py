@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from helpdesk.i18n import _l
-from helpdesk.models import Agent
+from helpdesk.models import Agent, Customer
 
 _hasher = PasswordHasher()
 # Verified against when the email is unknown, so a login takes the same time either way and
@@ -69,11 +69,17 @@ def init_login(app: Flask, login_manager: LoginManager) -> None:
     login_manager.unauthorized_handler(json_unauthorized)
 
     @login_manager.user_loader
-    def load_user(user_id: str) -> Agent | None:
+    def load_user(user_id: str) -> Agent | Customer | None:
         from helpdesk.extensions import db
 
         kind, _, raw_id = user_id.partition(":")
-        if kind != "agent" or not raw_id.isdigit():
+        if not raw_id.isdigit():
+            return None
+        if kind == "customer":
+            # Portal sessions (magic link or password): customer pages only; agent pages
+            # check for an Agent and answer 404.
+            return db.session.get(Customer, int(raw_id))
+        if kind != "agent":
             return None
         agent = db.session.get(Agent, int(raw_id))
         return agent if agent is not None and agent.active else None

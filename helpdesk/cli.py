@@ -50,9 +50,29 @@ def init_command() -> None:
     """Create or upgrade the database schema (Alembic migrations)."""
     from helpdesk.migrate import upgrade
 
-    upgrade(current_app._get_current_object())  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    upgrade(app)
+    _index_existing_tickets(app)
     click.echo(f"Database ready: {_safe_url(current_app.config['DATABASE_URL'])}")
     click.echo(f"Instance folder: {current_app.instance_path}")
+
+
+def _index_existing_tickets(app: Flask) -> None:
+    """After the migration that adds the search index, index the tickets that already exist
+    (new ones are indexed in their own transaction from then on)."""
+    from sqlalchemy import text
+
+    from helpdesk.models import Ticket
+    from helpdesk.models.search import TABLE
+    from helpdesk.services.search_index import reindex_all
+
+    engine = db.engine(app)
+    with engine.connect() as conn:
+        tickets = conn.execute(select(Ticket.id).limit(1)).first()
+        indexed = conn.execute(text(f"SELECT 1 FROM {TABLE} LIMIT 1")).first()  # noqa: S608
+    if tickets is not None and indexed is None:
+        click.echo("Indexing existing tickets for search...")
+        reindex_all(engine)
 
 
 def _safe_url(url: str) -> str:

@@ -9,19 +9,34 @@ Server -> client events (payloads in docs/architecture.md#events):
 ``message.delivery`` (room ``ticket:<id>``; {ticket_id, message_id, status, error, event}).
 Client -> server: ``join_ticket`` {ticket_id} and ``leave_ticket`` {ticket_id}; both answer
 with an acknowledgement ``{"ok": bool}``.
+
+Live chat (payloads in docs/chat-protocol.md): server -> client ``chat.offer``, ``chat.updated``,
+``chat.message``, ``chat.typing``, ``chat.read``, ``presence.updated``; client -> server
+``presence.set``, ``presence.heartbeat``, ``chat.accept``, ``chat.decline``, ``chat.transfer``,
+``chat.end``, ``chat.send``, ``chat.typing``, ``chat.read``, ``chat.history``, each acknowledged
+with ``{"ok": bool, ...}`` after the commit.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
-from flask import request
+from flask import current_app, request
+from flask_babel import force_locale
 from flask_login import current_user
 from flask_socketio import Namespace, join_room, leave_room
 
+from helpdesk.db import read_only_transactions
 from helpdesk.extensions import db, socketio
-from helpdesk.models import Agent, Ticket
+from helpdesk.i18n import _
+from helpdesk.models import Agent, ChatSession, Team, Ticket
+from helpdesk.services import chat as chat_service
+from helpdesk.services.errors import ServiceError
 from helpdesk.services.events import Event, add_publisher
+
+log = logging.getLogger("helpdesk.realtime")
 
 NAMESPACE = "/agent"
 
@@ -40,16 +55,202 @@ def _ticket_id(data: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
-class AgentNamespace(Namespace):
-    def on_connect(self, auth: Any = None) -> None:
+def _same_origin() -> bool:
+    """Agents connect from the helpdesk's own pages only (Engine.IO lets the chat widget's
+    origins through, so the agents' namespace checks for itself)."""
+    origin = request.headers.get("Origin")
+    if not origin:
+        return True
+    configured = current_app.config.get("SOCKETIO_CORS_ORIGINS") or []
+    return (
+        origin.rstrip("/") == request.host_url.rstrip("/")
+        or configured == "*"
+        or origin in configured
+    )
+
+
+def _sid() -> str:
+    return str(request.sid)  # type: ignore[attr-defined]
+
+
+def _chat_call(fn: Callable[[Agent, dict[str, Any]], dict[str, Any]], data: Any) -> dict[str, Any]:
+    """Run one chat action for the signed-in agent: service, commit, then the acknowledgement.
+
+    The in-process write lock is taken before anything touches the database (even loading the
+    agent begins a transaction): holding SQLite's lock while waiting for ours would deadlock
+    with a handler holding ours while waiting for SQLite's.
+    """
+    with chat_service.serialized_writes(db.session):
         agent = _agent()
         if agent is None:
+            return {"ok": False, "error": "unauthorized"}
+        with force_locale(agent.language or "en"):
+            try:
+                result = fn(agent, data if isinstance(data, dict) else {})
+                db.session.commit()
+                return result
+            except ServiceError as exc:
+                db.session.rollback()
+                return {"ok": False, "error": str(exc)}
+            except Exception:
+                db.session.rollback()
+                log.exception("agent chat event failed")
+                return {"ok": False, "retry": True, "error": _("Something went wrong. Try again.")}
+
+
+def _chat(agent: Agent, data: dict[str, Any]) -> ChatSession:
+    return chat_service.agent_chat(db.session, agent, data.get("ticket_id"))
+
+
+class AgentNamespace(Namespace):
+    def trigger_event(self, event: str, *args: Any) -> Any:
+        # Event names are dotted ("chat.send"); handlers are on_chat_send.
+        return super().trigger_event((event or "").replace(".", "_"), *args)
+
+    def on_connect(self, auth: Any = None) -> None:
+        agent = _agent()
+        if agent is None or not _same_origin():
             # Refuses the connection; the client sees a connect_error.
             raise ConnectionRefusedError("unauthorized")
         join_room("agents")
         join_room(f"agent:{agent.id}")
         for team in agent.teams:
             join_room(f"team:{team.id}")
+        try:
+            chat_service.agent_connected(db.session, agent, _sid())
+            db.session.commit()
+        except Exception:
+            # Presence is best effort: the queue page must work even if this write fails.
+            db.session.rollback()
+            log.exception("recording the agent's connection failed")
+
+    def on_disconnect(self, reason: Any = None) -> None:
+        agent = _agent()
+        if agent is None:
+            return
+        try:
+            chat_service.agent_disconnected(db.session, agent, _sid())
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            log.exception("recording the agent's disconnect failed")
+
+    # -- presence -------------------------------------------------------------------------------
+
+    def on_presence_set(self, data: Any) -> dict[str, Any]:
+        def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
+            chat_service.set_presence(db.session, agent, str(data.get("status", "")))
+            if "capacity" in data:
+                capacity = data["capacity"]
+                if capacity is not None and not isinstance(capacity, int):
+                    raise ServiceError(_("Capacity must be between 1 and 50."))
+                chat_service.set_capacity(db.session, agent, capacity)
+            db.session.flush()
+            status = chat_service.effective_presence(db.session, agent)
+            return {"ok": True, "status": status.value}
+
+        return _chat_call(run, data)
+
+    def on_presence_heartbeat(self, data: Any = None) -> dict[str, Any]:
+        def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
+            chat_service.agent_heartbeat(db.session, agent, _sid())
+            return {"ok": True}
+
+        return _chat_call(run, data)
+
+    # -- chats ----------------------------------------------------------------------------------
+
+    def on_chat_accept(self, data: Any) -> dict[str, Any]:
+        def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
+            chat = _chat(agent, data)
+            chat_service.accept(db.session, chat, agent)
+            join_room(f"ticket:{chat.ticket_id}")
+            return {"ok": True, "chat": chat_service.chat_summary(chat)}
+
+        return _chat_call(run, data)
+
+    def on_chat_decline(self, data: Any) -> dict[str, Any]:
+        def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
+            chat_service.decline(db.session, _chat(agent, data), agent)
+            return {"ok": True}
+
+        return _chat_call(run, data)
+
+    def on_chat_transfer(self, data: Any) -> dict[str, Any]:
+        def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
+            chat = _chat(agent, data)
+            to_agent = to_team = None
+            if isinstance(data.get("agent_id"), int):
+                to_agent = db.session.get(Agent, data["agent_id"])
+                if to_agent is None:
+                    raise ServiceError(_("Choose another agent."))
+            if isinstance(data.get("team_id"), int):
+                to_team = db.session.get(Team, data["team_id"])
+                if to_team is None:
+                    raise ServiceError(_("Choose an agent or a team."))
+            chat_service.transfer(db.session, chat, agent, to_agent=to_agent, to_team=to_team)
+            return {"ok": True, "chat": chat_service.chat_summary(chat)}
+
+        return _chat_call(run, data)
+
+    def on_chat_end(self, data: Any) -> dict[str, Any]:
+        def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
+            chat = _chat(agent, data)
+            chat_service.end_chat(db.session, chat, agent)
+            return {"ok": True, "chat": chat_service.chat_summary(chat)}
+
+        return _chat_call(run, data)
+
+    def on_chat_send(self, data: Any) -> dict[str, Any]:
+        def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
+            chat = _chat(agent, data)
+            text = data["text"] if isinstance(data.get("text"), str) else ""
+            client_id = data["client_id"] if isinstance(data.get("client_id"), str) else ""
+            message, _dup = chat_service.agent_message(
+                db.session, chat, agent, text=text, client_id=client_id
+            )
+            join_room(f"ticket:{chat.ticket_id}")
+            db.session.flush()
+            return {"ok": True, "line": chat_service.chat_line(message)}
+
+        return _chat_call(run, data)
+
+    def on_chat_typing(self, data: Any) -> None:
+        with read_only_transactions():  # loading the agent must not take SQLite's write lock
+            agent = _agent()
+        if agent is None or not isinstance(data, dict) or _ticket_id(data) is None:
+            return
+        # Ephemeral: nothing stored. The visitor's room is only reachable for an existing chat.
+        socketio.emit(
+            "chat.typing",
+            {"ticket_id": data["ticket_id"], "from": "agent", "name": agent.name,
+             "typing": bool(data.get("typing"))},
+            to=f"chat:{data['ticket_id']}",
+            namespace="/chat",
+        )  # fmt: skip
+
+    def on_chat_read(self, data: Any) -> dict[str, Any]:
+        def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
+            read = data.get("read") if isinstance(data.get("read"), int) else None
+            chat_service.mark(db.session, _chat(agent, data), by="agent", read=read)
+            return {"ok": True}
+
+        return _chat_call(run, data)
+
+    def on_chat_history(self, data: Any) -> dict[str, Any]:
+        def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
+            chat = _chat(agent, data)
+            after = data["after"] if isinstance(data.get("after"), int) else 0
+            join_room(f"ticket:{chat.ticket_id}")
+            lines = chat_service.history(db.session, chat, after)
+            return {
+                "ok": True,
+                "chat": {**chat_service.chat_summary(chat),
+                         "visitor_read_id": chat.visitor_read_id},
+                "messages": [chat_service.chat_line(m) for m in lines],
+            }  # fmt: skip
+
+        return _chat_call(run, data)
 
     def on_join_ticket(self, data: Any) -> dict[str, bool]:
         # Every handler re-checks the session: an agent deactivated mid-session loses access.

@@ -30,6 +30,18 @@ def register_task(app: Flask, task: Task) -> None:
     app.extensions.setdefault("helpdesk.worker_tasks", []).append(task)
 
 
+Service = Callable[[Flask, threading.Event], threading.Thread]
+
+
+def register_service(app: Flask, service: Service) -> None:
+    """Add a long-running service (e.g. IMAP IDLE watchers) started with the worker loop.
+
+    ``service(app, stop)`` starts its thread and returns it; it must end soon after ``stop``
+    is set, and the worker joins it before returning.
+    """
+    app.extensions.setdefault("helpdesk.worker_services", []).append(service)
+
+
 def run_once(app: Flask) -> int:
     from helpdesk.services import outbox
 
@@ -49,12 +61,15 @@ def run_once(app: Flask) -> int:
 def run_forever(app: Flask, stop: threading.Event) -> None:
     poll = float(app.config["WORKER_POLL_SECONDS"])
     log.info("worker started (poll every %.1fs)", poll)
+    services = [start(app, stop) for start in app.extensions.get("helpdesk.worker_services", [])]
     while not stop.is_set():
         _wake.clear()
         done = run_once(app)
         if done:
             continue
         _wake.wait(poll)
+    for thread in services:
+        thread.join(timeout=30)
     log.info("worker stopped")
 
 

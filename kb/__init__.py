@@ -1,1 +1,23 @@
-"""Knowledge base: articles, categories and their search (see kb.search)."""
+"""Knowledge base: articles, categories, their search (kb.search), analytics and the agents'
+editor. Registered by ``create_app`` through :func:`init_app` (the composition root)."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    from helpdesk.worker import register_task
+    from kb import models  # noqa: F401  (Base.metadata sees the tables)
+    from kb.cli import kb_group
+    from kb.indexer import index_pending
+    from kb.views import agent_bp, api_bp, suggest_for_ticket
+
+    app.config.setdefault("KB_SEARCH_MODE", "hybrid")
+    app.config.setdefault("RATELIMIT_KB_SEARCH", "120 per minute")
+    register_task(app, index_pending)
+    app.register_blueprint(agent_bp)
+    app.register_blueprint(api_bp)
+    app.cli.add_command(kb_group)
+    # The ticket page asks this hook for suggested articles (helpdesk never imports kb).
+    app.extensions["helpdesk.suggest_articles"] = suggest_for_ticket

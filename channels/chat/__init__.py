@@ -1,0 +1,43 @@
+"""Live chat (adapter): the ``/chat`` Socket.IO namespace, the widget and its HTTP endpoints.
+
+``init_app`` is called once by ``create_app`` (the composition root)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    from channels.chat.namespace import NAMESPACE, ChatNamespace, origin_allowed
+    from channels.chat.views import bp
+    from helpdesk.extensions import socketio
+
+    app.register_blueprint(bp)
+    socketio.on_namespace(ChatNamespace(NAMESPACE))
+
+    # Engine.IO checks the Origin of every Socket.IO request before any namespace sees it. The
+    # widget runs on customers' sites, so the chat channel's allowed origins must pass here too;
+    # the agents' namespace refuses any foreign origin itself (helpdesk.realtime).
+    configured = app.config.get("SOCKETIO_CORS_ORIGINS")
+    cache: dict[str, Any] = {"at": 0.0, "origins": ()}
+
+    def allowed(origin: str | None, environ: dict[str, Any]) -> bool:
+        if configured and (configured == "*" or origin in configured):
+            return True
+        now = time.monotonic()
+        if now - cache["at"] > 5.0:
+            from helpdesk.extensions import db
+            from helpdesk.services.chat import chat_settings
+
+            with app.app_context():
+                cache["origins"] = chat_settings(db.session).allowed_origins
+            cache["at"] = now
+        host = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
+        return origin_allowed(origin, cache["origins"], host)
+
+    server = getattr(socketio, "server", None)
+    if server is not None:
+        server.eio.cors_allowed_origins = allowed

@@ -1,39 +1,52 @@
 """Chat replies: emitted to the visitor's conversation room on the ``/chat`` namespace.
 
-The live widget (and its protocol) is built on this; until a visitor is connected the line waits
-in the conversation and is fetched on (re)connect, so "sent" means "published to the room".
+While the chat is live, "sent" means "published to the room" (with Redis as the message queue,
+to every server process); a visitor who was away fetches the line on reconnect
+(``chat.history``), so nothing depends on the socket being up at that moment. Once the chat has
+ended (or for "email me the transcript") the message goes out by mail instead, through the
+email sender, if the customer gave an address.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
 from sqlalchemy.orm import Session
 
 from helpdesk.extensions import socketio
-from helpdesk.models import Message, Ticket
+from helpdesk.models import ChatStatus, Message, Ticket
+from helpdesk.services.chat import chat_line, find_chat
+from helpdesk.services.outbox import Sender
 
 CHAT_NAMESPACE = "/chat"
 
 
+@dataclass
+class _ByMail:
+    prepared: Any
+
+
 class ChatSender:
-    def __init__(self, app: Flask) -> None:
+    def __init__(self, app: Flask, mail: Sender | None = None) -> None:
         self.app = app
+        self.mail = mail
 
-    def prepare(self, session: Session, message: Message, ticket: Ticket) -> dict[str, Any]:
-        return {
-            "room": f"chat:{ticket.id}",
-            "payload": {
-                "ticket_id": ticket.id,
-                "id": message.id,
-                "author": message.author_name,
-                "text": message.body_text,
-                "created_at": message.created_at.isoformat(),
-            },
-        }
+    def prepare(self, session: Session, message: Message, ticket: Ticket) -> Any:
+        chat = find_chat(session, ticket.id)
+        by_mail = (message.meta or {}).get("chat_transcript") or (
+            chat is None or chat.status is ChatStatus.ENDED
+        )
+        if by_mail and self.mail is not None and message.recipients:
+            return _ByMail(self.mail.prepare(session, message, ticket))
+        return {"room": f"chat:{ticket.id}", "payload": chat_line(message)}
 
-    def send(self, prepared: dict[str, Any]) -> dict[str, Any]:
+    def send(self, prepared: Any) -> dict[str, Any] | None:
+        if isinstance(prepared, _ByMail):
+            assert self.mail is not None
+            result = self.mail.send(prepared.prepared)
+            return {"via": "email", **(result or {})}
         socketio.emit(
             "chat.message", prepared["payload"], to=prepared["room"], namespace=CHAT_NAMESPACE
         )

@@ -23,7 +23,9 @@ from sqlalchemy.orm import Session
 
 from helpdesk.db import utcnow
 from helpdesk.i18n import _
-from helpdesk.models import Message, Ticket
+from helpdesk.models import Channel, Message, Ticket
+from helpdesk.secrets import SecretError
+from helpdesk.services import channels as channel_service
 from helpdesk.services.attachments import read_bytes
 from helpdesk.services.outbox import DeliveryError
 
@@ -38,7 +40,7 @@ class SmtpSettings:
     host: str | None
     port: int = 25
     user: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line
     security: str = "none"  # none | starttls | ssl
     timeout: float = 30.0
 
@@ -60,6 +62,25 @@ def smtp_settings_from_config(config: Any) -> SmtpSettings:
         user=config.get("SMTP_USER"),
         password=config.get("SMTP_PASSWORD"),
         security=str(config.get("SMTP_SECURITY") or "none"),
+        timeout=float(config.get("SMTP_TIMEOUT") or 30),
+    )
+
+
+def smtp_settings_for_channel(channel: Channel | None, config: Any) -> SmtpSettings | None:
+    """The channel's own SMTP server, when its settings name one (else the global one)."""
+    smtp = ((channel.settings or {}).get("smtp") if channel is not None else None) or {}
+    if channel is None or not smtp.get("host"):
+        return None
+    try:
+        password = channel_service.secret(channel, "smtp", "password")
+    except SecretError as exc:
+        raise DeliveryError(str(exc), permanent=True) from None
+    return SmtpSettings(
+        host=str(smtp["host"]),
+        port=int(smtp.get("port") or 25),
+        user=smtp.get("user") or None,
+        password=password,
+        security=str(smtp.get("security") or "none"),
         timeout=float(config.get("SMTP_TIMEOUT") or 30),
     )
 
@@ -91,9 +112,14 @@ class EmailSender:
             "agent": message.author_agent,
             "separator": REPLY_SEPARATOR.get(lang, REPLY_SEPARATOR["en"]),
         }
+        # Automatic mails (the new-ticket acknowledgement) have templates of their own.
+        automatic = bool(message.meta.get("automatic"))
+        template = "reply"
+        if message.meta.get("template") == "acknowledgement":
+            template = "acknowledgement"
         with force_locale(lang):
-            text_body = render_template("email/reply.txt", **context)
-            html_body = render_template("email/reply.html", **context)
+            text_body = render_template(f"email/{template}.txt", **context)
+            html_body = render_template(f"email/{template}.html", **context)
 
         mail = EmailMessage()
         mail["Subject"] = subject_for(ticket)
@@ -110,6 +136,9 @@ class EmailSender:
             mail["References"] = " ".join(f"<{r}>" for r in message.references)
         mail["X-Helpdesk-Ticket"] = str(ticket.number)
         mail["Content-Language"] = lang
+        if automatic:
+            # RFC 3834: tells other autoresponders not to answer us (no mail loops).
+            mail["Auto-Submitted"] = "auto-replied"
         mail.set_content(text_body)
         mail.add_alternative(html_body, subtype="html")
         for att in message.attachments:
@@ -124,7 +153,8 @@ class EmailSender:
             mail=mail,
             envelope_from=Address(addr_spec=from_address).addr_spec,
             recipients=recipients,
-            smtp=smtp_settings_from_config(config),
+            smtp=smtp_settings_for_channel(ticket.channel_row, config)
+            or smtp_settings_from_config(config),
             outbox_dir=str(config["MAIL_OUTBOX_DIR"]),
         )
 

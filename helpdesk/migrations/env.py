@@ -6,6 +6,7 @@ from alembic import context
 
 import helpdesk.models  # noqa: F401  (registers every table on the metadata)
 from helpdesk.db import Base
+from helpdesk.migrate import include_object
 
 config = context.config
 target_metadata = Base.metadata
@@ -29,6 +30,7 @@ def _run(connection: object) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -14,33 +14,52 @@ from helpdesk.models._types import (
 from helpdesk.models.agents import Agent, Team, team_members
 from helpdesk.models.audit import AuditEvent
 from helpdesk.models.channels import Channel
+from helpdesk.models.chat import (
+    AgentConnection,
+    AgentPresence,
+    ChatSession,
+    ChatStatus,
+    ChatUpload,
+    PresenceStatus,
+)
 from helpdesk.models.customers import Customer, CustomerIdentity, Organization
 from helpdesk.models.macros import Macro
+from helpdesk.models.mail import AutoReplyLog, MailCheckpoint, QuarantinedMail
 from helpdesk.models.messages import Attachment, Message
 from helpdesk.models.notifications import Notification
+from helpdesk.models.search import TABLE as SEARCH_TABLE  # noqa: F401  (index DDL)
 from helpdesk.models.tickets import Tag, Ticket, TicketCounter, ticket_participants, ticket_tags
 from helpdesk.models.views import AgentPreference, SavedView, TicketCount
 
 __all__ = [
     "Agent",
+    "AgentConnection",
     "AgentPreference",
+    "AgentPresence",
     "AgentRole",
     "Attachment",
     "AuditEvent",
+    "AutoReplyLog",
     "Channel",
     "ChannelKind",
     "ChannelStatus",
+    "ChatSession",
+    "ChatStatus",
+    "ChatUpload",
     "Customer",
     "CustomerIdentity",
     "DeliveryStatus",
     "Direction",
     "IdentityKind",
     "Macro",
+    "MailCheckpoint",
     "Message",
     "MessageKind",
     "Notification",
     "Organization",
+    "PresenceStatus",
     "Priority",
+    "QuarantinedMail",
     "SavedView",
     "Tag",
     "Team",

@@ -53,6 +53,9 @@ class Agent(Base):
     def get_id(self) -> str:
         return f"agent:{self.id}"
 
+    # Templates tell agent sessions from portal (customer) sessions by this.
+    is_agent = True
+
     @property
     def is_admin(self) -> bool:
         return self.role == AgentRole.ADMIN

@@ -54,6 +54,15 @@ class Customer(Base):
     def display_name(self) -> str:
         return self.name or self.email or f"#{self.id}"
 
+    # Flask-Login protocol for portal sessions ("customer:<id>", never mistaken for an agent).
+    is_agent = False
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return f"customer:{self.id}"
+
 
 class CustomerIdentity(Base):
     __tablename__ = "customer_identities"

@@ -199,10 +199,17 @@ def _render_ticket(ticket: Ticket, status: int = 200, **overrides: Any) -> tuple
             history=history,
             other_tickets=other_tickets,
             all_tags=db.session.scalars(select(Tag.name).order_by(Tag.name).limit(200)).all(),
+            # Registered by the knowledge base (kb.init_app), if installed.
+            kb_suggestions=_suggest_articles(ticket),
             **forms,
         ),
         status,
     )
+
+
+def _suggest_articles(ticket: Ticket) -> list[Any]:
+    hook = current_app.extensions.get("helpdesk.suggest_articles")
+    return list(hook(ticket)) if hook is not None else []
 
 
 @bp.get("/tickets/<int:number>")

@@ -21,7 +21,7 @@ from helpdesk.auth import authenticate
 from helpdesk.db import utcnow
 from helpdesk.extensions import db, limiter
 from helpdesk.i18n import _
-from helpdesk.models import Agent
+from helpdesk.models import Agent, Customer
 from helpdesk.web.forms import LanguageForm, LoginForm
 
 bp = Blueprint("auth", __name__)
@@ -44,7 +44,7 @@ def _login_limit() -> str:
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
 def login() -> str | Response:
-    if current_user.is_authenticated:
+    if getattr(current_user, "is_agent", False):
         return redirect(url_for("agent.queue"))
     form = LoginForm()
     if request.method == "GET":
@@ -84,7 +84,8 @@ def set_language() -> Response:
         lang = form.lang.data
         session["lang"] = lang
         user = current_user._get_current_object() if current_user.is_authenticated else None
-        if isinstance(user, Agent):
+        if isinstance(user, Agent | Customer):
+            # Agents' UI language; for a signed-in customer also the language of their mail.
             user.language = lang
             db.session.commit()
     return redirect(

@@ -22,6 +22,7 @@ NewContext = Callable[..., BrowserContext]
 def test_keyboard_shortcuts(new_context: NewContext) -> None:
     page = new_context().new_page()
     sign_in(page)
+    wait_socket(page)  # the page's scripts (shortcuts included) have run
     page.keyboard.press("?")
     expect(page.locator("#shortcuts")).to_be_visible()
     page.keyboard.press("Escape")
@@ -33,6 +34,7 @@ def test_keyboard_shortcuts(new_context: NewContext) -> None:
     number = second.inner_text()
     page.keyboard.press("o")
     expect(page.locator(".crumbs")).to_contain_text(number)
+    wait_socket(page)
     page.keyboard.press("r")
     expect(page.locator("#reply-body")).to_be_focused()
     page.locator("#reply-body").press("Escape")

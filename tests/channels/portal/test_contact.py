@@ -13,8 +13,8 @@ from tests.conftest import MakeTicket, csrf_token
 
 
 def post(client: FlaskClient, **fields: object) -> object:
-    data = {"csrf_token": csrf_token(client, "/portal/"), **fields}
-    return client.post("/portal/", data=data, content_type="multipart/form-data")
+    data = {"csrf_token": csrf_token(client, "/portal/contact"), **fields}
+    return client.post("/portal/contact", data=data, content_type="multipart/form-data")
 
 
 def test_contact_form_opens_a_portal_ticket_for_the_same_customer(
@@ -50,7 +50,7 @@ def test_honeypot_and_csrf(client: FlaskClient, session: Session) -> None:
     bot = post(client, email="bot@example.com", subject="x", description="y", website="http://spam")
     assert bot.status_code == 200  # type: ignore[attr-defined]
     no_token = client.post(
-        "/portal/", data={"email": "a@example.com", "subject": "x", "description": "y"}
+        "/portal/contact", data={"email": "a@example.com", "subject": "x", "description": "y"}
     )
     assert no_token.status_code == 400
     assert session.scalar(select(func.count()).select_from(Ticket)) == 0

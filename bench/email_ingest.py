@@ -1,0 +1,224 @@
+"""Email ingest benchmark: IMAP fetch -> parse -> filters -> tickets/messages, on SQLite.
+
+Generates N realistic support mails (plain, HTML, attachments; English and Bengali; 30% replies
+with In-Reply-To/References to earlier mails), APPENDs them to a private Dovecot started by
+``tests.servers.DovecotServer``, and times fetch start -> all committed. Prints msgs/s next to
+the target (>= 500 msg/s with SQLite), the ratio to a floor (stdlib parse + bare insert of the
+same mails), and the p95 arrival-to-queue latency under IDLE (target <= 2 s).
+
+    .venv/bin/python bench/email_ingest.py [--n 2000] [--latency-mails 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import format_datetime
+from pathlib import Path
+
+# Run as a script, bench/ would be first on sys.path and bench/queue.py would shadow the stdlib.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from imapclient import IMAPClient  # noqa: E402
+
+from helpdesk import create_app  # noqa: E402
+from helpdesk.db import Base, utcnow  # noqa: E402
+from helpdesk.extensions import db  # noqa: E402
+from tests.servers import DovecotServer  # noqa: E402
+
+EN = [
+    "My order has not arrived yet. Could you check the tracking number?",
+    "I was charged twice for the same invoice. Please refund one payment.",
+    "The app crashes when I open settings on Android 14. Log attached.",
+    "How do I change the email address on my account?",
+]
+BN = [
+    "আমার অর্ডার এখনও আসেনি। অনুগ্রহ করে ট্র্যাকিং নম্বরটি দেখবেন?",
+    "একই চালানের জন্য আমার কাছ থেকে দুবার টাকা কাটা হয়েছে।",
+    "অ্যাপের সেটিংস খুললেই অ্যাপটি বন্ধ হয়ে যায়।",
+    "আমার অ্যাকাউন্টের ইমেইল ঠিকানা কীভাবে বদলাব?",
+]
+
+
+def make_corpus(n: int, seed: int = 7) -> list[bytes]:
+    rnd = random.Random(seed)
+    mails: list[bytes] = []
+    sent: list[tuple[str, str, str]] = []  # (message-id, sender, subject)
+    for i in range(n):
+        bengali = rnd.random() < 0.4
+        text = rnd.choice(BN if bengali else EN)
+        mail = EmailMessage()
+        msgid = f"bench-{i}-{rnd.getrandbits(32):x}@customer.example"
+        if sent and rnd.random() < 0.3:
+            parent_id, sender, subject = rnd.choice(sent)
+            mail["Subject"] = f"Re: {subject}"
+            mail["In-Reply-To"] = f"<{parent_id}>"
+            mail["References"] = f"<{parent_id}>"
+            text += "\n\nOn Mon, someone wrote:\n> " + rnd.choice(EN)
+        else:
+            sender = f"customer{rnd.randrange(n // 3 + 1)}@example.com"
+            subject = ("অর্ডার " if bengali else "Order ") + str(1000 + i)
+            mail["Subject"] = subject
+        mail["From"] = f"{'রহিম' if bengali else 'Jane'} <{sender}>"
+        mail["To"] = "support@helpdesk.test"
+        mail["Date"] = format_datetime(utcnow())
+        mail["Message-ID"] = f"<{msgid}>"
+        mail.set_content(text)
+        if rnd.random() < 0.4:
+            mail.add_alternative(f"<html><body><p>{text}</p></body></html>", subtype="html")
+        if rnd.random() < 0.15:
+            mail.add_attachment(
+                os.urandom(rnd.randrange(2_000, 60_000)),
+                maintype="application",
+                subtype="octet-stream",
+                filename=rnd.choice(["log.txt", "screenshot.png", "চালান.pdf", "export.csv"]),
+            )
+        sent.append((msgid, sender, mail["Subject"]))
+        mails.append(bytes(mail))
+    return mails
+
+
+def append_all(dovecot: DovecotServer, user: str, password: str, mails: list[bytes]) -> None:
+    client = IMAPClient(dovecot.host, port=dovecot.port, ssl=False)
+    client.login(user, password)
+    for raw in mails:
+        client.append("INBOX", raw)
+    client.logout()
+
+
+def floor_rate(mails: list[bytes], workdir: Path) -> float:
+    """stdlib parse + one bare INSERT per mail, one transaction: the least any ingest does."""
+    conn = sqlite3.connect(workdir / "floor.sqlite3", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE m (id INTEGER PRIMARY KEY, sender, subject, body, msgid)")
+    parser = BytesParser(policy=policy.default)
+    began = time.perf_counter()
+    conn.execute("BEGIN")
+    for raw in mails:
+        msg = parser.parsebytes(raw)
+        body = msg.get_body(("plain", "html"))
+        conn.execute(
+            "INSERT INTO m (sender, subject, body, msgid) VALUES (?, ?, ?, ?)",
+            (
+                str(msg["From"]),
+                str(msg["Subject"]),
+                body.get_content() if body else "",
+                str(msg["Message-ID"]),
+            ),
+        )
+    conn.execute("COMMIT")
+    elapsed = time.perf_counter() - began
+    conn.close()
+    return len(mails) / elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--latency-mails", type=int, default=40)
+    args = ap.parse_args()
+
+    from channels.email.imap import FetchResult, MailboxWatcher, fetch_once
+    from helpdesk.services.channels import ServerConfig, add_email_channel
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-email-"))
+    print(f"load average before: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()})")
+    mails = make_corpus(args.n)
+    with DovecotServer() as dovecot:
+        dovecot.add_user("bench", "bench-pw")
+        began = time.perf_counter()
+        append_all(dovecot, "bench", "bench-pw", mails)
+        print(f"APPEND {len(mails)} mails: {time.perf_counter() - began:.1f}s")
+
+        app = create_app(
+            {
+                "INSTANCE_PATH": str(workdir / "instance"),
+                "DATABASE_URL": f"sqlite:///{workdir / 'helpdesk.sqlite3'}",
+                "SECRET_KEY": "bench",
+                "MAIL_FROM": "support@helpdesk.test",
+                "WORKER_ENABLED": False,
+                "MAIL_FETCH_BATCH": 100,
+            }
+        )
+        Base.metadata.create_all(db.engine(app))
+        with app.app_context(), db.transaction(app) as session:
+            imap = ServerConfig(
+                host=dovecot.host,
+                port=dovecot.port,
+                user="bench",
+                password="bench-pw",
+                security="none",
+            )
+            channel_id = add_email_channel(
+                session, "Bench", address="support@helpdesk.test", imap=imap
+            ).id
+
+        began = time.perf_counter()
+        result = fetch_once(app, channel_id, since=__import__("datetime").date(2000, 1, 1))
+        elapsed = time.perf_counter() - began
+        rate = result.fetched / elapsed
+        floor = floor_rate(mails, workdir)
+        print(
+            f"ingest: {result.fetched} mails ({result.created} new tickets, "
+            f"{result.fetched - result.created - result.duplicates - result.quarantined} "
+            f"threaded replies, {result.quarantined} quarantined) in {elapsed:.2f}s"
+        )
+        print(f"  throughput: {rate:7.1f} msg/s   target >= 500 msg/s (SQLite)")
+        print(
+            f"  floor (stdlib parse + bare insert): {floor:7.1f} msg/s   ratio {rate / floor:.2f}"
+        )
+
+        # Latency under IDLE: APPEND one mail at a time, time until its batch is committed.
+        appended: dict[int, float] = {}
+        latencies: list[float] = []
+        done = threading.Event()
+        lock = threading.Lock()
+
+        def on_batch(batch: FetchResult) -> None:
+            now = time.monotonic()
+            with lock:
+                for uid in batch.uids:
+                    if uid in appended:
+                        latencies.append(now - appended[uid])
+                if len(latencies) >= args.latency_mails:
+                    done.set()
+
+        stop = threading.Event()
+        watcher = MailboxWatcher(app, channel_id, stop, on_batch=on_batch)
+        watcher.start()
+        watcher.connected.wait(30)
+        client = IMAPClient(dovecot.host, port=dovecot.port, ssl=False)
+        client.login("bench", "bench-pw")
+        extra = make_corpus(args.latency_mails, seed=99)
+        for raw in extra:
+            with lock:
+                response = client.append("INBOX", raw)
+                match = re.search(rb"APPENDUID \d+ (\d+)", response)
+                assert match, response
+                appended[int(match.group(1))] = time.monotonic()
+            time.sleep(random.uniform(0.05, 0.3))  # mail arrives spread out, not in one burst
+        client.logout()
+        done.wait(60)
+        stop.set()
+        watcher.join(30)
+        p95 = statistics.quantiles(latencies, n=20)[-1] if len(latencies) > 1 else float("nan")
+        print(
+            f"  arrival-to-queue under IDLE: p50 {statistics.median(latencies):.3f}s "
+            f"p95 {p95:.3f}s ({len(latencies)} mails)   target p95 <= 2 s"
+        )
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

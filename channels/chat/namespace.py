@@ -1,0 +1,359 @@
+"""The visitors' Socket.IO namespace ``/chat`` (adapter): every event is parse, check, one
+service call, commit, then the acknowledgement. Event names and payloads: docs/chat-protocol.md.
+
+Exactly-once: the widget gives every line a client id and keeps it until the acknowledgement,
+which is sent only after the commit; the server stores the client id as the Message's id, and
+``services.inbound.receive`` ignores a line it already has. So a line re-sent after a reconnect
+or a server restart is stored once and acknowledged again with the same message id.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from contextlib import nullcontext
+from typing import Any
+
+from flask import current_app, request
+from flask_babel import force_locale
+from flask_socketio import Namespace, emit, join_room
+
+from channels.chat import suggest
+from channels.chat.tokens import new_visitor, read_token
+from helpdesk.db import read_only_transactions
+from helpdesk.extensions import db, socketio
+from helpdesk.i18n import _
+from helpdesk.models import ChatSession
+from helpdesk.services import chat as chat_service
+from helpdesk.services.errors import NotFound, ServiceError
+
+log = logging.getLogger("helpdesk.chat")
+
+NAMESPACE = "/chat"
+
+
+class _Bucket:
+    """A sliding-window limit for one connection: at most ``limit`` events per ``window``."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self.times: deque[float] = deque()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        while self.times and now - self.times[0] > self.window:
+            self.times.popleft()
+        if len(self.times) >= self.limit:
+            return False
+        self.times.append(now)
+        return True
+
+
+class _Connection:
+    def __init__(self, visitor_id: str | None, language: str) -> None:
+        self.visitor_id = visitor_id
+        self.language = language
+        self.bucket: _Bucket | None = None
+        self.ticket_id: int | None = None
+
+
+def _sid() -> str:
+    return str(request.sid)  # type: ignore[attr-defined]
+
+
+def _error(exc: Exception) -> dict[str, Any]:
+    return {"ok": False, "error": str(exc)}
+
+
+def _ids(value: Any) -> list[Any]:
+    return list(value)[:10] if isinstance(value, list) else []
+
+
+def _str(data: dict[str, Any], key: str, limit: int = 5000) -> str:
+    value = data.get(key)
+    return value[:limit] if isinstance(value, str) else ""
+
+
+class ChatNamespace(Namespace):
+    def __init__(self, namespace: str) -> None:
+        super().__init__(namespace)
+        self._conns: dict[str, _Connection] = {}
+        self._lock = threading.Lock()
+
+    def trigger_event(self, event: str, *args: Any) -> Any:
+        # Event names are dotted ("chat.message"); handlers are on_chat_message.
+        return super().trigger_event((event or "").replace(".", "_"), *args)
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _conn(self) -> _Connection | None:
+        with self._lock:
+            return self._conns.get(_sid())
+
+    def _visitor(self) -> tuple[_Connection, str]:
+        conn = self._conn()
+        if conn is None or conn.visitor_id is None:
+            raise NotFound(_("Chat not found."))
+        return conn, conn.visitor_id
+
+    def _limited(self, conn: _Connection) -> bool:
+        if conn.bucket is None:
+            settings = chat_service.chat_settings(db.session)
+            conn.bucket = _Bucket(settings.rate_limit, settings.rate_window)
+        return not conn.bucket.allow()
+
+    def _join(self, conn: _Connection, chat: ChatSession) -> None:
+        # The only place a visitor enters a room: the chat was looked up by its own visitor id.
+        join_room(f"chat:{chat.ticket_id}")
+        conn.ticket_id = chat.ticket_id
+
+    def _call(self, fn: Any, data: Any, *, readonly: bool = False) -> dict[str, Any]:
+        conn = self._conn()
+        lang = conn.language if conn else "en"
+        # Handlers that only read begin SQLite transactions DEFERRED, so they never take (or
+        # wait for) the write lock: a reconnect storm of history fetches does not queue behind
+        # writers, nor block them.
+        with force_locale(lang), read_only_transactions() if readonly else nullcontext():
+            if not isinstance(data, dict):
+                data = {}
+            try:
+                with nullcontext() if readonly else chat_service.serialized_writes(db.session):
+                    result: dict[str, Any] = fn(data)
+                return result
+            except ServiceError as exc:
+                db.session.rollback()
+                return _error(exc)
+            except Exception:
+                db.session.rollback()
+                # Never a stack trace to the visitor; the line stays unacknowledged in the
+                # widget, which sends it again.
+                log.exception("chat event failed")
+                return {"ok": False, "retry": True, "error": _("Something went wrong. Retrying…")}
+
+    # -- connection -----------------------------------------------------------------------------
+
+    def on_connect(self, auth: Any = None) -> None:
+        settings = chat_service.chat_settings(db.session)
+        origin = request.headers.get("Origin")
+        if not origin_allowed(origin, settings.allowed_origins, request.host_url):
+            raise ConnectionRefusedError("origin not allowed")
+        auth = auth if isinstance(auth, dict) else {}
+        language = auth.get("language") if auth.get("language") in ("en", "bn") else "en"
+        with self._lock:
+            self._conns[_sid()] = _Connection(read_token(auth.get("token")), str(language))
+
+    def on_disconnect(self, reason: Any = None) -> None:
+        with self._lock:
+            conn = self._conns.pop(_sid(), None)
+        if conn is not None and conn.ticket_id is not None:
+            socketio.emit(
+                "chat.typing",
+                {"ticket_id": conn.ticket_id, "from": "visitor", "typing": False},
+                to=f"ticket:{conn.ticket_id}",
+                namespace="/agent",
+            )
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def on_chat_hello(self, data: Any) -> dict[str, Any]:
+        def run(data: dict[str, Any]) -> dict[str, Any]:
+            conn = self._conn()
+            assert conn is not None
+            token = None
+            if conn.visitor_id is None:
+                conn.visitor_id, token = new_visitor()
+            settings = chat_service.chat_settings(db.session)
+            team_id = data.get("team") if isinstance(data.get("team"), int) else None
+            state = None
+            try:
+                chat = chat_service.visitor_chat(db.session, conn.visitor_id)
+                self._join(conn, chat)
+                state = chat_service.chat_state(db.session, chat)
+            except NotFound:
+                pass
+            return {
+                "ok": True,
+                "token": token,
+                "settings": {
+                    "email_required": settings.email_required,
+                    "upload_max_bytes": settings.upload_max_bytes,
+                    "upload_types": list(settings.upload_types),
+                },
+                "open": chat_service.is_open(settings),
+                "available": chat_service.is_open(settings)
+                and chat_service.agents_online(db.session, team_id or settings.team_id),
+                "chat": state,
+            }
+
+        return self._call(run, data, readonly=True)
+
+    def on_chat_start(self, data: Any) -> dict[str, Any]:
+        def run(data: dict[str, Any]) -> dict[str, Any]:
+            conn, visitor = self._visitor()
+            if self._limited(conn):
+                return {"ok": False, "retry": True, "error": _("You are sending too fast.")}
+            settings = chat_service.chat_settings(db.session)
+            team_id = data.get("team") if isinstance(data.get("team"), int) else None
+            # Nobody to answer (or outside hours): say so before writing anything, so the
+            # widget turns into the offline form with the visitor's text still in it.
+            if not chat_service.is_open(settings) or not chat_service.agents_online(
+                db.session, team_id or settings.team_id
+            ):
+                db.session.rollback()
+                return {"ok": False, "offline": True, "error": _("No one is available to chat.")}
+            chat = chat_service.start_chat(
+                db.session,
+                visitor_id=visitor,
+                text=_str(data, "text"),
+                client_id=_str(data, "client_id", 64),
+                name=_str(data, "name", 200) or None,
+                email=_str(data, "email", 320) or None,
+                team_id=team_id,
+                language=conn.language,
+                page_url=_str(data, "page_url", 2000) or None,
+                attachments=chat_service.uploads_for(
+                    db.session, visitor, _ids(data.get("attachments"))
+                ),
+            )
+            db.session.commit()
+            self._join(conn, chat)
+            lines = chat_service.history(db.session, chat)
+            return {
+                "ok": True,
+                "chat": chat_service.chat_state(db.session, chat),
+                "messages": [chat_service.chat_line(m) for m in lines],
+            }
+
+        return self._call(run, data)
+
+    def on_chat_message(self, data: Any) -> dict[str, Any]:
+        def run(data: dict[str, Any]) -> dict[str, Any]:
+            conn, visitor = self._visitor()
+            if self._limited(conn):
+                return {"ok": False, "retry": True, "error": _("You are sending too fast.")}
+            ticket_id = data.get("ticket_id") if isinstance(data.get("ticket_id"), int) else None
+            chat = chat_service.visitor_chat(db.session, visitor, ticket_id or conn.ticket_id)
+            received = chat_service.visitor_message(
+                db.session,
+                chat,
+                text=_str(data, "text", 20_000),
+                client_id=_str(data, "client_id", 64),
+                attachments=chat_service.uploads_for(
+                    db.session, visitor, _ids(data.get("attachments"))
+                ),
+            )
+            db.session.commit()
+            if conn.ticket_id != chat.ticket_id:
+                self._join(conn, chat)
+            return {"ok": True, "line": chat_service.chat_line(received.message)}
+
+        return self._call(run, data)
+
+    def on_chat_history(self, data: Any) -> dict[str, Any]:
+        def run(data: dict[str, Any]) -> dict[str, Any]:
+            conn, visitor = self._visitor()
+            after = data["after"] if isinstance(data.get("after"), int) else 0
+            ticket_id = data.get("ticket_id") if isinstance(data.get("ticket_id"), int) else None
+            chat = chat_service.visitor_chat(db.session, visitor, ticket_id or conn.ticket_id)
+            self._join(conn, chat)
+            return {
+                "ok": True,
+                "chat": chat_service.chat_state(db.session, chat),
+                "messages": [chat_service.chat_line(m) for m in chat_service.history(
+                    db.session, chat, after)],
+            }  # fmt: skip
+
+        return self._call(run, data, readonly=True)
+
+    def on_chat_typing(self, data: Any) -> None:
+        conn = self._conn()
+        if conn is None or conn.ticket_id is None or not isinstance(data, dict):
+            return
+        # Ephemeral: nothing is stored, so no transaction and no outbox.
+        socketio.emit(
+            "chat.typing",
+            {"ticket_id": conn.ticket_id, "from": "visitor", "typing": bool(data.get("typing"))},
+            to=f"ticket:{conn.ticket_id}",
+            namespace="/agent",
+        )
+
+    def on_chat_read(self, data: Any) -> dict[str, Any]:
+        def run(data: dict[str, Any]) -> dict[str, Any]:
+            conn, visitor = self._visitor()
+            chat = chat_service.visitor_chat(db.session, visitor, conn.ticket_id)
+            delivered = data.get("delivered") if isinstance(data.get("delivered"), int) else None
+            read = data.get("read") if isinstance(data.get("read"), int) else None
+            chat_service.mark(db.session, chat, by="visitor", delivered=delivered, read=read)
+            db.session.commit()
+            return {"ok": True}
+
+        return self._call(run, data)
+
+    def on_chat_end(self, data: Any) -> dict[str, Any]:
+        def run(data: dict[str, Any]) -> dict[str, Any]:
+            conn, visitor = self._visitor()
+            chat = chat_service.visitor_chat(db.session, visitor, conn.ticket_id)
+            chat_service.end_chat(db.session, chat, chat.ticket.customer)
+            db.session.commit()
+            return {"ok": True, "chat": chat_service.chat_state(db.session, chat)}
+
+        return self._call(run, data)
+
+    def on_chat_transcript(self, data: Any) -> dict[str, Any]:
+        def run(data: dict[str, Any]) -> dict[str, Any]:
+            conn, visitor = self._visitor()
+            if self._limited(conn):
+                return {"ok": False, "error": _("You are sending too fast.")}
+            chat = chat_service.visitor_chat(db.session, visitor, conn.ticket_id)
+            chat_service.request_transcript(db.session, chat, _str(data, "email", 320) or None)
+            db.session.commit()
+            return {"ok": True}
+
+        return self._call(run, data)
+
+    def on_chat_offline(self, data: Any) -> dict[str, Any]:
+        def run(data: dict[str, Any]) -> dict[str, Any]:
+            conn, visitor = self._visitor()
+            if self._limited(conn):
+                return {"ok": False, "retry": True, "error": _("You are sending too fast.")}
+            received = chat_service.offline_ticket(
+                db.session,
+                visitor_id=visitor,
+                email=_str(data, "email", 320),
+                text=_str(data, "text", 20_000),
+                client_id=_str(data, "client_id", 64),
+                name=_str(data, "name", 200) or None,
+                language=conn.language,
+            )
+            db.session.commit()
+            return {"ok": True, "number": received.ticket.number}
+
+        return self._call(run, data)
+
+    def on_chat_suggest(self, data: Any) -> dict[str, Any]:
+        def run(data: dict[str, Any]) -> dict[str, Any]:
+            conn, _visitor = self._visitor()
+            if self._limited(conn):
+                return {"ok": True, "articles": []}
+            query = _str(data, "q", 500)
+            lang = data.get("lang") if data.get("lang") in ("en", "bn") else conn.language
+            # The KB records the search in its own transaction: hold no database lock meanwhile.
+            db.session.rollback()
+            return {"ok": True, "articles": suggest.suggest(current_app, query, str(lang))}
+
+        return self._call(run, data, readonly=True)
+
+
+def origin_allowed(origin: str | None, allowed: tuple[str, ...] | list[str], host_url: str) -> bool:
+    """The helpdesk's own pages, and the sites the chat channel lists, may embed the widget."""
+    if not origin:
+        return True  # not a browser (a script or server-side client): tokens still apply
+    origin = origin.rstrip("/")
+    return origin == host_url.rstrip("/") or "*" in allowed or origin in allowed
+
+
+def emit_error(message: str) -> None:
+    emit("chat.error", {"error": message})

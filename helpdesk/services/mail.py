@@ -1,0 +1,299 @@
+"""Email-specific verbs: mailbox checkpoints, quarantine, bounces, acknowledgements.
+
+The IMAP adapter (``channels/email``) parses mail and calls these with its session; like every
+service they never commit. Replaying quarantined mail needs the parser, which lives in the
+adapter, so the adapter registers its pipeline here (:func:`register_pipeline`) from
+``create_app`` and the core calls it without importing ``channels/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, current_app
+from flask_babel import force_locale
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from helpdesk.db import utcnow
+from helpdesk.i18n import _
+from helpdesk.models import (
+    AutoReplyLog,
+    Channel,
+    CustomerIdentity,
+    DeliveryStatus,
+    Direction,
+    IdentityKind,
+    MailCheckpoint,
+    Message,
+    MessageKind,
+    QuarantinedMail,
+    Ticket,
+)
+from helpdesk.services import audit, events, tickets
+from helpdesk.services.attachments import read_bytes, store_bytes
+from helpdesk.services.effects import on_commit
+from helpdesk.services.errors import NotFound, ServiceError
+from helpdesk.services.threading import make_message_id
+
+_MAX_ERROR = 4000
+
+# --- checkpoints ------------------------------------------------------------------------------
+
+
+def get_checkpoint(session: Session, channel_id: int, folder: str) -> MailCheckpoint | None:
+    return session.scalar(
+        select(MailCheckpoint).where(
+            MailCheckpoint.channel_id == channel_id, MailCheckpoint.folder == folder
+        )
+    )
+
+
+def set_checkpoint(
+    session: Session, channel_id: int, folder: str, uidvalidity: int, last_uid: int
+) -> MailCheckpoint:
+    """Move the checkpoint forward (never back: a ``--since`` backfill re-reads old UIDs)."""
+    checkpoint = get_checkpoint(session, channel_id, folder)
+    if checkpoint is None:
+        checkpoint = MailCheckpoint(
+            channel_id=channel_id, folder=folder, uidvalidity=uidvalidity, last_uid=last_uid
+        )
+        session.add(checkpoint)
+    elif checkpoint.uidvalidity != uidvalidity:
+        # The server renumbered the folder: the old UIDs mean nothing any more.
+        checkpoint.uidvalidity = uidvalidity
+        checkpoint.last_uid = last_uid
+    else:
+        checkpoint.last_uid = max(checkpoint.last_uid, last_uid)
+    checkpoint.updated_at = utcnow()
+    return checkpoint
+
+
+# --- quarantine -------------------------------------------------------------------------------
+
+
+def quarantine(
+    session: Session,
+    raw: bytes,
+    error: str,
+    *,
+    channel_id: int | None,
+    folder: str | None = None,
+    uid: int | None = None,
+) -> QuarantinedMail:
+    """Keep a mail we could not process: its bytes go to the attachment store, never lost."""
+    item = QuarantinedMail(
+        channel_id=channel_id,
+        raw_sha256=store_bytes(raw),
+        size=len(raw),
+        error=error[:_MAX_ERROR],
+        folder=folder,
+        uid=uid,
+    )
+    session.add(item)
+    session.flush()
+    return item
+
+
+def quarantined(session: Session, *, include_replayed: bool = False) -> list[QuarantinedMail]:
+    query = select(QuarantinedMail).order_by(QuarantinedMail.id.desc())
+    if not include_replayed:
+        query = query.where(QuarantinedMail.replayed_at.is_(None))
+    return list(session.scalars(query))
+
+
+def get_quarantined(session: Session, item_id: int) -> QuarantinedMail:
+    item = session.get(QuarantinedMail, item_id)
+    if item is None:
+        raise NotFound(_("Quarantined mail not found."))
+    return item
+
+
+def quarantined_raw(item: QuarantinedMail) -> bytes:
+    return read_bytes(item.raw_sha256)
+
+
+def quarantine_row(item: QuarantinedMail) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "channel_id": item.channel_id,
+        "size": item.size,
+        "error": item.error,
+        "folder": item.folder,
+        "uid": item.uid,
+        "received_at": item.received_at.isoformat(),
+        "replayed_at": item.replayed_at.isoformat() if item.replayed_at else None,
+        "replayed_message_id": item.replayed_message_id,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineResult:
+    """What the adapter's pipeline did with one raw mail."""
+
+    message: Message | None  # the stored message (also for a duplicate)
+    quarantined: QuarantinedMail | None
+    created: bool = False
+    duplicate: bool = False
+
+
+# (session, raw, channel) -> result; must not raise for bad mail (it quarantines instead).
+Pipeline = Callable[[Session, bytes, Channel | None], PipelineResult]
+
+
+def register_pipeline(app: Flask, pipeline: Pipeline) -> None:
+    app.extensions["helpdesk.mail_pipeline"] = pipeline
+
+
+def replay(session: Session, item: QuarantinedMail) -> QuarantinedMail | Message:
+    """Run a quarantined mail through the pipeline again.
+
+    Returns the stored message on success, or the new quarantine entry when it fails again
+    (the old entry stays, so the history of attempts is visible).
+    """
+    if item.replayed_at is not None:
+        raise ServiceError(_("This mail was already replayed."))
+    pipeline: Pipeline | None = current_app.extensions.get("helpdesk.mail_pipeline")
+    if pipeline is None:
+        raise ServiceError(_("The email channel is not installed."))
+    channel = session.get(Channel, item.channel_id) if item.channel_id else None
+    result = pipeline(session, quarantined_raw(item), channel)
+    if result.message is None:
+        assert result.quarantined is not None
+        return result.quarantined
+    item.replayed_at = utcnow()
+    item.replayed_message_id = result.message.id
+    return result.message
+
+
+# --- bounces ----------------------------------------------------------------------------------
+
+
+def record_bounce(
+    session: Session,
+    *,
+    original_message_id: str | None,
+    recipient: str | None,
+    status: str | None,
+    diagnostic: str | None,
+) -> Message | None:
+    """A delivery failure report for one of our mails.
+
+    The outbound message is marked ``failed`` with the DSN status and reason (shown on the
+    ticket), and the recipient's address is flagged as bouncing. Returns the failed message.
+    """
+    # Stored as the report says it (like SMTP errors): the ticket page words it for the reader.
+    reason = " ".join(p for p in (status, diagnostic) if p) or "bounced"
+    failed: Message | None = None
+    if original_message_id:
+        failed = session.scalar(
+            select(Message)
+            .where(
+                Message.message_id == original_message_id.strip().strip("<>"),
+                Message.direction == Direction.OUTBOUND,
+            )
+            .limit(1)
+        )
+    if failed is not None and failed.delivery_status is not None:
+        failed.delivery_status = DeliveryStatus.FAILED
+        failed.delivery_error = f"bounce: {reason}"[:2000]
+        failed.lease_until = None
+        failed.meta = {**failed.meta, "bounce": {"status": status, "diagnostic": diagnostic}}
+        ticket = failed.ticket
+        audit.record(session, ticket, None, "message.bounced", message_id=failed.id, reason=reason)
+        events.send_event_on_commit(
+            session,
+            "message.delivery",
+            {
+                "ticket_id": ticket.id,
+                "message_id": failed.id,
+                "status": DeliveryStatus.FAILED.value,
+                "error": failed.delivery_error,
+                "event": "message.failed",
+            },
+            rooms=[f"ticket:{ticket.id}"],
+        )
+        tickets.announce(session, ticket)
+        if not recipient and failed.recipients:
+            recipient = failed.recipients[0]
+    if recipient:
+        identity = session.scalar(
+            select(CustomerIdentity).where(
+                CustomerIdentity.kind == IdentityKind.EMAIL,
+                CustomerIdentity.value == recipient.strip().lower(),
+            )
+        )
+        if identity is not None:
+            identity.bouncing = True
+    return failed
+
+
+def is_bouncing(session: Session, address: str) -> bool:
+    return bool(
+        session.scalar(
+            select(CustomerIdentity.bouncing).where(
+                CustomerIdentity.kind == IdentityKind.EMAIL,
+                CustomerIdentity.value == address.strip().lower(),
+            )
+        )
+    )
+
+
+# --- automatic mail ---------------------------------------------------------------------------
+
+
+def may_auto_reply(session: Session, address: str) -> bool:
+    """Per-recipient rate limit of our automatic mails (``MAIL_AUTO_REPLY_LIMIT`` per hour).
+
+    A customer whose own autoresponder answers every mail, or a flood of forged senders, gets
+    at most a few acknowledgements, never a mail storm.
+    """
+    limit = int(current_app.config.get("MAIL_AUTO_REPLY_LIMIT", 3))
+    window = timedelta(seconds=float(current_app.config.get("MAIL_AUTO_REPLY_WINDOW", 3600)))
+    sent = session.scalar(
+        select(func.count(AutoReplyLog.id)).where(
+            AutoReplyLog.address == address.lower(), AutoReplyLog.sent_at >= utcnow() - window
+        )
+    )
+    return int(sent or 0) < limit
+
+
+def queue_acknowledgement(session: Session, ticket: Ticket, inbound: Message) -> Message | None:
+    """The "we got your mail" answer to a new ticket, through the outbox.
+
+    System-authored (no agent), never changes the ticket's status, and skipped for bouncing
+    addresses and over the per-recipient limit. The sender marks it ``Auto-Submitted``.
+    """
+    customer = ticket.customer
+    address = customer.email
+    if not address or is_bouncing(session, address) or not may_auto_reply(session, address):
+        return None
+    session.add(AutoReplyLog(address=address.lower()))
+    language = customer.language or ticket.language or current_app.config["BABEL_DEFAULT_LOCALE"]
+    # The timeline line is stored in the customer's language (the language of the mail itself).
+    with force_locale(language):
+        text = _("Automatic acknowledgement of ticket #%(number)s", number=ticket.number)
+    # Dedupe keys of mail without a Message-ID ("fp:<hash>") are ours, not the customer's.
+    thread_id = inbound.message_id if not (inbound.message_id or "fp:").startswith("fp:") else None
+    message = tickets.append_message(
+        session,
+        ticket,
+        direction=Direction.OUTBOUND,
+        kind=MessageKind.EMAIL,
+        author=None,
+        text=text,
+        subject=ticket.subject,
+        message_id=make_message_id(ticket.id),
+        in_reply_to=thread_id,
+        references=[r for r in [*inbound.references, thread_id or ""] if r][-20:],
+        recipients=[address],
+        delivery_status=DeliveryStatus.QUEUED,
+        meta={"template": "acknowledgement", "automatic": True},
+    )
+    from helpdesk import worker
+
+    on_commit(session, worker.kick)
+    return message

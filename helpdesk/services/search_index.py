@@ -1,0 +1,446 @@
+"""Keeping the ticket search index equal to the database, commit by commit.
+
+The index (``helpdesk/models/search.py``) has one document per ticket: its number, subject,
+customer (name and email) and every message's text, internal notes included (search is for
+agents only). Documents are written **inside the transaction that changed the ticket**, just
+before it commits, so there is no moment at which a committed ticket is missing from the index
+or found by old text, no queue that can lag, and a rollback undoes the index write with
+everything else. ``helpdesk tickets reindex`` rebuilds every document from the tables (after an
+analyzer change, or for a database restored without the index).
+
+What marks a ticket for reindexing (collected by an ``after_flush`` listener on
+:class:`helpdesk.db.HelpdeskSession`, so every service, adapter and view is covered without
+calling anything):
+
+* a new or deleted ticket or message, a message whose text or ticket changed (split);
+* a ticket whose number, subject, customer, ``merged_into_id`` or ``message_count`` changed
+  (a merge moves messages with one bulk UPDATE that the unit of work never sees, but it always
+  changes both tickets' counts);
+* a customer whose name or email changed: all of that customer's tickets;
+* rows a bulk ``UPDATE``/``DELETE`` is about to change (``do_orm_execute``): merging customers
+  moves tickets with one statement.
+
+Status, assignee, channel and dates are not in the document: filters join ``tickets``, so a bulk
+assign of 500 tickets costs the index nothing.
+
+Text analysis: the knowledge base's Bengali analyzer (NFC, whole Bengali words with vowel signs,
+virama and ZWJ/ZWNJ, Bengali + English stopwords, the Bengali stemmer for Bengali words and
+Porter2 for Latin ones), registered by ``create_app`` with :func:`register_analyzer` because
+``helpdesk`` never imports ``kb``. Tickets mix both languages in one message ("bKash OTP আসছে
+না"), so one mixed-script analyzer serves every ticket and every query.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+import weakref
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Protocol
+
+import regex
+from sqlalchemy import (
+    BindParameter,
+    Connection,
+    Engine,
+    bindparam,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
+
+from helpdesk.models import Customer, Message, Ticket
+from helpdesk.models.search import create_search_schema, search_schema_exists
+
+log = logging.getLogger("helpdesk.search")
+
+_DIRTY_TICKETS = "helpdesk.search.tickets"
+_DIRTY_CUSTOMERS = "helpdesk.search.customers"
+
+TICKET_FIELDS = frozenset({"number", "subject", "customer_id", "merged_into_id", "message_count"})
+MESSAGE_FIELDS = frozenset({"body_text", "ticket_id"})
+CUSTOMER_FIELDS = frozenset({"name", "email"})
+
+# PostgreSQL keeps at most 256 positions per lexeme and positions up to 16383; beyond that the
+# word is still found, only its phrase positions are clamped.
+_PG_MAX_POSITIONS = 256
+_PG_MAX_POSITION = 16383
+
+
+# --- analysis ------------------------------------------------------------------------------
+
+
+class _Token(Protocol):
+    text: str
+    startchar: int
+    endchar: int
+
+
+# A Whoosh-style analyzer: ``analyzer(text, chars=True)`` yields tokens with their offsets.
+TokenStream = Callable[..., Iterable[_Token]]
+
+# Used only where no analyzer was registered (a bare HelpdeskSession outside create_app):
+# whole words, NFC, lower-cased; no stemming. The pattern is the KB tokenizer's.
+WORD = regex.compile(r"[\p{L}\p{M}\p{N}\p{Pc}\u200c\u200d]+")
+
+
+def _fallback_spans(text_: str) -> list[tuple[int, int, str]]:
+    return [
+        (m.start(), m.end(), unicodedata.normalize("NFC", m.group(0)).lower())
+        for m in WORD.finditer(text_)
+    ]
+
+
+_analyzer: TokenStream | None = None
+
+
+def register_analyzer(app: Any, analyzer: TokenStream) -> None:
+    """Use ``analyzer`` for the ticket index and queries (called from ``create_app``).
+
+    Its tokenizer must split text into the words of ``WORD`` (the KB's pattern) and
+    its filters must look at one token at a time: :func:`terms` analyzes word by word.
+
+    Process-wide as well as on ``app.extensions``: the index is written from a session event,
+    which has no app, and every app of a process uses the same analyzer.
+    """
+    global _analyzer
+    _analyzer = analyzer
+    app.extensions["helpdesk.text_analyzer"] = analyzer
+    analyze_word.cache_clear()
+
+
+def spans(text_: str) -> list[tuple[int, int, str]]:
+    """``(start, end, term)`` for every indexed word of ``text_`` (offsets into ``text_``)."""
+    if not text_:
+        return []
+    if _analyzer is None:
+        return _fallback_spans(text_)
+    return [(t.startchar, t.endchar, t.text) for t in _analyzer(text_, chars=True)]
+
+
+def terms(text_: str) -> list[str]:
+    """The terms ``text_`` is indexed as, in order.
+
+    Word by word through a cache instead of streaming the whole text through the analyzer:
+    the same result, because the analyzer's filters (lowercase, stopwords, stemming) look at
+    one token at a time, and five times faster on a rebuild, where the same few thousand words
+    come back millions of times.
+    """
+    out = []
+    for word in WORD.findall(text_):
+        term = analyze_word(word)
+        if term is not None:
+            out.append(term)
+    return out
+
+
+@lru_cache(maxsize=200_000)
+def analyze_word(word: str) -> str | None:
+    """The term one word is indexed as (None for a stopword)."""
+    found = [term for _s, _e, term in spans(word)]
+    return found[0] if found else None
+
+
+# --- documents -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Document:
+    ticket_id: int
+    number: list[str]
+    subject: list[str]
+    people: list[str]
+    body: list[str]
+
+
+def build_documents(conn: Connection, ticket_ids: Collection[int]) -> list[Document]:
+    """The documents of ``ticket_ids`` as the database holds them now (missing ids skipped)."""
+    if not ticket_ids:
+        return []
+    ids = sorted(ticket_ids)
+    heads = conn.execute(
+        select(Ticket.id, Ticket.number, Ticket.subject, Customer.name, Customer.email)
+        .join(Customer, Customer.id == Ticket.customer_id)
+        .where(Ticket.id.in_(ids))
+    ).all()
+    bodies: dict[int, list[str]] = defaultdict(list)
+    for ticket_id, body in conn.execute(
+        select(Message.ticket_id, Message.body_text)
+        .where(Message.ticket_id.in_(ids))
+        .order_by(Message.ticket_id, Message.id)
+    ):
+        if body:
+            bodies[ticket_id].append(body)
+    docs = []
+    for ticket_id, number, subject, name, email in heads:
+        body_terms: list[str] = []
+        for body in bodies.get(ticket_id, ()):
+            body_terms.extend(terms(body))
+        docs.append(
+            Document(
+                ticket_id=ticket_id,
+                number=[str(number)],
+                subject=terms(subject or ""),
+                people=terms(f"{name or ''} {email or ''}"),
+                body=body_terms,
+            )
+        )
+    return docs
+
+
+def _tsvector_literal(columns: Sequence[tuple[list[str], str]]) -> str:
+    """A tsvector in PostgreSQL's input syntax: ``'term':1A,7A 'other':2D``."""
+    positions: dict[str, list[str]] = {}
+    pos = 0
+    for column_terms, weight in columns:
+        for term in column_terms:
+            pos += 1
+            at = positions.setdefault(term, [])
+            if len(at) < _PG_MAX_POSITIONS:
+                at.append(f"{min(pos, _PG_MAX_POSITION)}{weight}")
+        pos += 1  # a phrase never spans two fields
+    parts = []
+    for term, at in positions.items():
+        quoted = term.replace("\\", "\\\\").replace("'", "''")
+        parts.append(f"'{quoted}':{','.join(at)}")
+    return " ".join(parts)
+
+
+def write_documents(conn: Connection, ticket_ids: Collection[int]) -> int:
+    """Rewrite the index rows of ``ticket_ids`` from the tables; rows of deleted tickets go."""
+    if not ticket_ids:
+        return 0
+    docs = build_documents(conn, ticket_ids)
+    ids = sorted(ticket_ids)
+    expanding: BindParameter[Any] = bindparam("ids", expanding=True)
+    if conn.dialect.name == "sqlite":
+        conn.execute(
+            text("DELETE FROM ticket_search WHERE rowid IN :ids").bindparams(expanding),
+            {"ids": ids},
+        )
+        if docs:
+            conn.execute(
+                text(
+                    "INSERT INTO ticket_search (rowid, number, subject, people, body)"
+                    " VALUES (:id, :number, :subject, :people, :body)"
+                ),
+                [
+                    {
+                        "id": d.ticket_id,
+                        "number": " ".join(d.number),
+                        "subject": " ".join(d.subject),
+                        "people": " ".join(d.people),
+                        "body": " ".join(d.body),
+                    }
+                    for d in docs
+                ],
+            )
+        return len(docs)
+    present = {d.ticket_id for d in docs}
+    gone = [i for i in ids if i not in present]
+    if gone:
+        conn.execute(
+            text("DELETE FROM ticket_search WHERE ticket_id IN :ids").bindparams(expanding),
+            {"ids": gone},
+        )
+    if docs:
+        conn.execute(
+            text(
+                "INSERT INTO ticket_search (ticket_id, document)"
+                " VALUES (:id, CAST(:doc AS tsvector))"
+                " ON CONFLICT (ticket_id) DO UPDATE SET document = EXCLUDED.document"
+            ),
+            [
+                {
+                    "id": d.ticket_id,
+                    "doc": _tsvector_literal(
+                        [(d.number, "A"), (d.subject, "A"), (d.people, "B"), (d.body, "D")]
+                    ),
+                }
+                for d in docs
+            ],
+        )
+    return len(docs)
+
+
+# --- keeping it in step ----------------------------------------------------------------------
+
+
+def _changed(obj: Any, fields: Collection[str]) -> bool:
+    state = inspect(obj)
+    return any(state.attrs[f].history.has_changes() for f in fields)
+
+
+def _after_flush(session: Session, _ctx: UOWTransaction) -> None:
+    tickets: set[int] = session.info.setdefault(_DIRTY_TICKETS, set())
+    customers: set[int] = session.info.setdefault(_DIRTY_CUSTOMERS, set())
+    for obj in session.new:
+        if isinstance(obj, Ticket):
+            tickets.add(obj.id)
+        elif isinstance(obj, Message):
+            tickets.add(obj.ticket_id)
+    for obj in session.dirty:
+        if isinstance(obj, Ticket) and _changed(obj, TICKET_FIELDS):
+            tickets.add(obj.id)
+        elif isinstance(obj, Message) and _changed(obj, MESSAGE_FIELDS):
+            tickets.add(obj.ticket_id)
+            # A message moved off a ticket (split) changes the ticket it left too.
+            tickets.update(v for v in inspect(obj).attrs.ticket_id.history.deleted if v)
+        elif isinstance(obj, Customer) and _changed(obj, CUSTOMER_FIELDS):
+            customers.add(obj.id)
+    for obj in session.deleted:
+        if isinstance(obj, Ticket):
+            tickets.add(obj.id)
+        elif isinstance(obj, Message):
+            tickets.add(obj.ticket_id)
+
+
+def _on_execute(state: ORMExecuteState) -> None:
+    """Bulk ``UPDATE``/``DELETE`` statements (merges move messages and tickets with one
+    statement each) bypass the unit of work: mark the rows they are about to touch."""
+    if not (state.is_update or state.is_delete):
+        return
+    stmt: Any = state.statement
+    table = getattr(stmt, "table", None)
+    name = getattr(table, "name", None)
+    watched = _BULK_WATCH.get(name or "")
+    if table is None or watched is None or stmt.whereclause is None:
+        return
+    key, fields, bucket = watched
+    # SET parameters are named after their columns (WHERE ones get a suffix).
+    if state.is_update and not set(stmt.compile().params) & fields:
+        return
+    ids = state.session.execute(select(table.c[key]).where(stmt.whereclause)).scalars()
+    state.session.info.setdefault(bucket, set()).update(i for i in ids if i is not None)
+
+
+_BULK_WATCH: dict[str, tuple[str, frozenset[str], str]] = {
+    "tickets": ("id", TICKET_FIELDS, _DIRTY_TICKETS),
+    "messages": ("ticket_id", MESSAGE_FIELDS, _DIRTY_TICKETS),
+    "customers": ("id", CUSTOMER_FIELDS, _DIRTY_CUSTOMERS),
+}
+
+
+def _before_commit(session: Session) -> None:
+    # Releasing a savepoint is not the commit: the outermost transaction writes the index once.
+    if session.in_nested_transaction():
+        return
+    marked = session.info.get(_DIRTY_TICKETS) or session.info.get(_DIRTY_CUSTOMERS)
+    # Flush first only when something may be pending; the common read-only commit is free.
+    if not marked and not (session.new or session.dirty or session.deleted):
+        return
+    session.flush()
+    tickets: set[int] = session.info.pop(_DIRTY_TICKETS, set())
+    customers: set[int] = session.info.pop(_DIRTY_CUSTOMERS, set())
+    if not tickets and not customers:
+        return
+    conn = session.connection()
+    if not _index_ready(conn):
+        return
+    if customers:
+        tickets.update(
+            conn.scalars(select(Ticket.id).where(Ticket.customer_id.in_(sorted(customers))))
+        )
+    write_documents(conn, tickets)
+
+
+def _after_rollback(session: Session, previous_transaction: Any) -> None:
+    # A rolled-back savepoint keeps the marks: re-reading the tables at commit is always right.
+    if not getattr(previous_transaction, "nested", False):
+        session.info.pop(_DIRTY_TICKETS, None)
+        session.info.pop(_DIRTY_CUSTOMERS, None)
+
+
+# Engines known to have the index table. A database upgraded without it (no migration yet)
+# keeps working: its commits skip the index, and a search says to run `tickets reindex`.
+_ready: weakref.WeakSet[Engine] = weakref.WeakSet()
+_warned: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _index_ready(conn: Connection) -> bool:
+    if conn.engine in _ready:
+        return True
+    if search_schema_exists(conn):
+        _ready.add(conn.engine)
+        return True
+    if conn.engine not in _warned:
+        _warned.add(conn.engine)
+        log.warning("ticket search index table is missing; run `helpdesk tickets reindex`")
+    return False
+
+
+def index_ready(conn: Connection) -> bool:
+    return _index_ready(conn)
+
+
+_installed = False
+
+
+def install(session_class: type[Session]) -> None:
+    """Listen on ``session_class`` (``HelpdeskSession``) once per process."""
+    global _installed
+    if _installed:
+        return
+    event.listen(session_class, "after_flush", _after_flush)
+    event.listen(session_class, "before_commit", _before_commit)
+    event.listen(session_class, "after_soft_rollback", _after_rollback)
+    event.listen(session_class, "do_orm_execute", _on_execute)
+    _installed = True
+
+
+# --- rebuilding ------------------------------------------------------------------------------
+
+
+def count_tickets(conn: Connection) -> int:
+    return int(conn.scalar(select(func.count()).select_from(Ticket)) or 0)
+
+
+def reindex_all(
+    engine: Engine,
+    *,
+    batch: int = 2000,
+    progress: Callable[[int], Any] | None = None,
+) -> int:
+    """Rebuild every ticket's document, one short transaction per ``batch`` tickets.
+
+    The old documents keep answering searches meanwhile. Each batch reads its tickets and
+    writes their documents in one transaction, under a share lock on PostgreSQL (SQLite's
+    writer lock does the same), so a reply committed during the rebuild cannot be overwritten
+    by an older copy; a commit made after the batch writes its own document as always. Rows of
+    tickets that no longer exist are removed at the end.
+    """
+    with engine.begin() as conn:
+        create_search_schema(conn)
+    count = 0
+    last = 0
+    while True:
+        with engine.begin() as conn:
+            query = select(Ticket.id).where(Ticket.id > last).order_by(Ticket.id).limit(batch)
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(read=True)
+            ids = list(conn.scalars(query))
+            if not ids:
+                break
+            count += write_documents(conn, ids)
+        last = ids[-1]
+        if progress is not None:
+            progress(len(ids))
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                "DELETE FROM ticket_search WHERE rowid NOT IN (SELECT id FROM tickets)"
+            )
+            # Merge the FTS5 segments written batch by batch into one b-tree per term.
+            conn.exec_driver_sql("INSERT INTO ticket_search (ticket_search) VALUES ('optimize')")
+        else:
+            conn.exec_driver_sql(
+                "DELETE FROM ticket_search s WHERE NOT EXISTS"
+                " (SELECT 1 FROM tickets t WHERE t.id = s.ticket_id)"
+            )
+    return count
