@@ -93,6 +93,9 @@ def demo_command(if_empty: bool) -> None:
             click.echo("Demo data already present; nothing loaded.")
             return
         summary = load_demo(session)
+        # Channels and the knowledge base add their own demo data through registered hooks.
+        for hook in current_app.extensions.get("helpdesk.demo_hooks", []):
+            hook(session)
     click.echo(
         f"Demo loaded: {summary['agents']} agents, {summary['customers']} customers, "
         f"{summary['tickets']} tickets."

@@ -3,7 +3,10 @@ editor. Registered by ``create_app`` through :func:`init_app` (the composition r
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import Flask
+from sqlalchemy.orm import Session
 
 
 def init_app(app: Flask) -> None:
@@ -21,3 +24,14 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(kb_group)
     # The ticket page asks this hook for suggested articles (helpdesk never imports kb).
     app.extensions["helpdesk.suggest_articles"] = suggest_for_ticket
+    # `helpdesk demo` asks its registered hooks to add demo data (helpdesk never imports kb).
+    app.extensions.setdefault("helpdesk.demo_hooks", []).append(load_demo_articles)
+
+
+def load_demo_articles(session: Session) -> int:
+    """Demo help-center articles in English and Bengali (kb/demo_articles/*.md), imported with
+    the same importer as `helpdesk kb import`; the worker indexes them after commit."""
+    from kb.importer import import_folder
+
+    result = import_folder(session, Path(__file__).resolve().parent / "demo_articles")
+    return len(result.created)
