@@ -77,6 +77,7 @@ def _init_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from helpdesk.web import (
+        admin,
         agent,
         agent_actions,  # noqa: F401  (routes on the agent blueprint)
         api,
@@ -106,6 +107,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(agent.bp)
     app.register_blueprint(attachments.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(admin.bp)
     from helpdesk.web import search
 
     search.init_app(app)
