@@ -5,9 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
-from tests.servers import RedisServer, free_port
+from tests.servers import RedisServer, free_port, helpdesk_serve
 
 CHROMIUM = "/usr/bin/chromium"
 # The flags a root CI machine with no network needs (see the env notes): no sandbox as root,
@@ -47,20 +44,6 @@ class LiveServer:
         )
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"helpdesk serve exited:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.05)  # the process is starting; nothing to await but the socket
-    raise RuntimeError(f"helpdesk serve did not answer in {timeout}s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="session")
 def e2e_redis(redis_server: RedisServer) -> RedisServer:
     return redis_server
@@ -87,24 +70,8 @@ def live_server(
     server = LiveServer(f"http://127.0.0.1:{port}", instance, env, instance / "serve.log")
     server.helpdesk("init")
     server.helpdesk("demo")
-    exe = Path(sys.executable).with_name("helpdesk")
-    with server.log.open("wb") as log:
-        proc = subprocess.Popen(
-            [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_http(server.url + "/login", proc, server.log)
+    with helpdesk_serve(env, port, server.log):
         yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="session")

@@ -5,24 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import LiveServer, _wait_http
-from tests.servers import SmtpSink, free_port
+from tests.e2e.conftest import LiveServer
+from tests.servers import SmtpSink, free_port, helpdesk_serve
 
 FIXTURES = Path(__file__).resolve().parent.parent / "kb" / "fixtures" / "articles.json"
-
-
-_CREATE_MISSING = (
-    "from helpdesk import create_app; from helpdesk.db import Base; "
-    "from helpdesk.extensions import db; "
-    "Base.metadata.create_all(db.engine(create_app()))"
-)
 
 
 def _write_kb(folder: Path) -> None:
@@ -63,33 +54,8 @@ def portal_server(
     env.pop("HELPDESK_MESSAGE_QUEUE", None)
     server = LiveServer(f"http://127.0.0.1:{port}", instance, env, instance / "serve.log")
     server.helpdesk("init")
-    # Until the lead generates the migration for the KB and portal tables, add the missing
-    # tables the way the DB tests do (create_all only creates what is missing).
-    subprocess.run(
-        [sys.executable, "-c", _CREATE_MISSING],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
     server.helpdesk("demo")
     _write_kb(instance / "kb-src")
     server.helpdesk("kb", "import", str(instance / "kb-src"))
-    exe = Path(sys.executable).with_name("helpdesk")
-    with server.log.open("wb") as log:
-        proc = subprocess.Popen(
-            [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_http(server.url + "/portal/", proc, server.log)
+    with helpdesk_serve(env, port, server.log, ready_path="/portal/"):
         yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

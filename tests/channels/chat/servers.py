@@ -16,8 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,24 +31,10 @@ from helpdesk.db import Base
 from helpdesk.extensions import db
 from helpdesk.models import Agent, AgentRole, Team
 from helpdesk.services.agents import create_agent, create_team
-from tests.servers import free_port
+from tests.servers import free_port, wait_http
 
 PASSWORD = "correct horse battery"
 TIMEOUT = 10.0
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"helpdesk serve exited:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.05)  # the process is starting; nothing to await but the socket
-    raise RuntimeError(f"helpdesk serve did not answer in {timeout}s:\n{log.read_text()[-3000:]}")
 
 
 @dataclass
@@ -74,7 +58,7 @@ class ServerProcess:
                 # both of them (see kill()).
                 start_new_session=True,
             )
-        _wait_http(self.url + "/login", self.proc, self.log)
+        wait_http(self.url + "/login", self.proc, self.log)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as when the machine or the OOM killer stops it."""
