@@ -4,15 +4,20 @@
 difference is what the helpdesk adds: auth, routing, a database commit per line, events.
 
     gunicorn -k gthread --threads 1200 -b 127.0.0.1:PORT bench._echo_server:app
+    BENCH_ASYNC_MODE=gevent gunicorn -k gevent -b 127.0.0.1:PORT bench._echo_server:app
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import socketio
 
-sio = socketio.Server(async_mode="threading", cors_allowed_origins="*")
+# bench/chat.py --mode picks it; explicit either way, as in the helpdesk.
+sio = socketio.Server(
+    async_mode=os.environ.get("BENCH_ASYNC_MODE", "threading"), cors_allowed_origins="*"
+)
 app = socketio.WSGIApp(sio)
 
 

@@ -1,15 +1,18 @@
 """Live chat under load: concurrent visitor connections to one `helpdesk serve` process, a
-sustained message rate, visitor -> agent delivery latency and server RSS; then the same for a
-bare python-socketio server (bench/_echo_server.py) as the floor.
+sustained message rate, visitor -> agent delivery latency, server CPU per line and RSS; then the
+same for a bare python-socketio server (bench/_echo_server.py) as the floor, in the same server
+model (``--mode threading``: gunicorn gthread + simple-websocket; ``--mode gevent``).
 
 Targets (issue 5): 1,000 concurrent visitor connections in one process on 2 cores; 100
 messages/s sustained with p99 visitor -> agent delivery <= 100 ms; within 2x of the bare server.
 
     .venv/bin/python bench/chat.py                      # 1000 visitors, 100 msg/s for 20 s
     .venv/bin/python bench/chat.py --visitors 200 --seconds 5    # quick iteration
+    .venv/bin/python bench/chat.py --mode gevent
 
-Everything runs on 127.0.0.1 and stops when done; the load generator (python-socketio clients,
-threads) runs on the same machine as the server, so figures include its CPU contention.
+Everything runs on 127.0.0.1 and stops when done. The load generator (bench/_chat_load.py:
+asyncio clients on one loop, in its own process) shares the machine's cores with the server;
+its CPU time is printed too.
 """
 
 from __future__ import annotations
@@ -21,25 +24,23 @@ if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse
+import json
 import os
 import subprocess
 import tempfile
 import threading
-import time
-import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import socketio
-
+from bench._chat_load import raise_fd_limit
 from helpdesk.services.chat import configure_chat_channel
-from tests.channels.chat.servers import AgentSocket, ChatSite, ServerProcess, _wait_http
-from tests.servers import free_port
+from tests.channels.chat.servers import AgentSocket, ChatSite, ServerProcess
+from tests.servers import free_port, wait_http
 
 TARGET_CONNECTIONS = 1000
 TARGET_RATE = 100
 TARGET_P99_MS = 100.0
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -47,13 +48,16 @@ class Result:
     name: str
     connected: int = 0
     connect_seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
     sent: int = 0
     acked: int = 0
     delivered: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     ack_ms: list[float] = field(default_factory=list)
     achieved_rate: float = 0.0
-    rss_mb: float = 0.0
+    load_cpu_seconds: float = 0.0
+    server_cpu_seconds: float = 0.0  # while sending
+    rss_mb: float = 0.0  # peak over the run
 
     def pct(self, values: list[float], p: float) -> float:
         if not values:
@@ -62,8 +66,8 @@ class Result:
         return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children (gunicorn's arbiter + worker)."""
+def _family(pid: int) -> list[int]:
+    """A process and its children (gunicorn's arbiter and its worker)."""
     pids = [pid]
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -73,8 +77,12 @@ def rss_mb(pid: int) -> float:
                 continue
             if int(stat[1]) == pid:
                 pids.append(int(entry))
+    return pids
+
+
+def rss_mb(pid: int) -> float:
     total = 0
-    for p in pids:
+    for p in _family(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -84,180 +92,167 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
-class Load:
-    def __init__(self, url: str, result: Result) -> None:
-        self.url = url
-        self.result = result
-        self.sent_at: dict[str, float] = {}
-        self.lock = threading.Lock()
-        self.visitors: list[socketio.Client] = []
-        self.done = threading.Event()
-        self.expected = 0
-
-    def on_agent_line(self, data: Any) -> None:
-        now = time.perf_counter()
-        cid = data.get("client_id") if isinstance(data, dict) else None
-        with self.lock:
-            t0 = self.sent_at.pop(cid, None) if cid else None
-            if t0 is None:
-                return
-            self.result.latencies_ms.append((now - t0) * 1000)
-            self.result.delivered += 1
-            if self.result.delivered >= self.expected:
-                self.done.set()
-
-    def connect_visitor(self, hello: bool) -> socketio.Client | None:
-        c = socketio.Client(reconnection=False)
+def cpu_seconds(pid: int) -> float:
+    ticks = 0
+    for p in _family(pid):
         try:
-            c.connect(self.url, namespaces=["/chat"], transports=["websocket"], wait_timeout=30)
-            if hello:
-                ack = c.call("chat.hello", {}, namespace="/chat", timeout=60)
-                assert ack["ok"]
-                start = c.call(
-                    "chat.start",
-                    {"client_id": uuid.uuid4().hex, "text": "bench question"},
-                    namespace="/chat",
-                    timeout=60,
-                )
-                if not start.get("ok"):
-                    print("start refused:", start, file=sys.stderr)
-                    c.disconnect()
-                    return None
-        except Exception as exc:
-            print("visitor failed:", exc, file=sys.stderr)
-            return None
-        return c
+            stat = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(stat[11]) + int(stat[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
-    def connect_all(self, n: int, hello: bool) -> None:
-        began = time.perf_counter()
-        with ThreadPoolExecutor(32) as pool:
-            for c in pool.map(lambda _i: self.connect_visitor(hello), range(n)):
-                if c is not None:
-                    self.visitors.append(c)
-        self.result.connected = len(self.visitors)
-        self.result.connect_seconds = time.perf_counter() - began
 
-    def run(self, rate: float, seconds: float) -> None:
-        total = int(rate * seconds)
-        self.expected = total
-        if not self.visitors:
-            return
-        began = time.perf_counter()
-        for i in range(total):
-            due = began + i / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)  # pacing the offered load, not waiting for a result
-            client = self.visitors[i % len(self.visitors)]
-            cid = uuid.uuid4().hex
-            t0 = time.perf_counter()
-            with self.lock:
-                self.sent_at[cid] = t0
+def run_load(result: Result, url: str, server_pid: int, args: argparse.Namespace,
+             *, chat: bool, agents: list[dict[str, Any]]) -> None:  # fmt: skip
+    """Drive the server from bench/_chat_load.py; sample its CPU and memory meanwhile."""
+    plan = {"url": url, "visitors": args.visitors, "rate": args.rate, "seconds": args.seconds,
+            "chat": chat, "agents": agents}  # fmt: skip
+    proc = subprocess.Popen(
+        # As a module: run as a script, bench/ would come first on sys.path and its queue.py
+        # would shadow the standard library's.
+        [sys.executable, "-m", "bench._chat_load"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(ROOT), text=True,
+    )  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps(plan))
+    proc.stdin.close()
+    stop = threading.Event()
 
-            def acked(ack: Any = None, t0: float = t0) -> None:
-                with self.lock:
-                    self.result.acked += 1
-                    self.result.ack_ms.append((time.perf_counter() - t0) * 1000)
+    def sample_rss() -> None:
+        while True:
+            result.rss_mb = max(result.rss_mb, rss_mb(server_pid))
+            if stop.wait(0.5):
+                return
 
-            client.emit(
-                "chat.message", {"client_id": cid, "text": f"line {i}"}, namespace="/chat",
-                callback=acked,
-            )  # fmt: skip
-            self.result.sent += 1
-        self.result.achieved_rate = total / (time.perf_counter() - began)
-        self.done.wait(timeout=30)
+    sampler = threading.Thread(target=sample_rss, daemon=True)
+    sampler.start()
+    cpu0 = 0.0
+    spy: subprocess.Popen[bytes] | None = None
+    try:
+        for line in proc.stdout:
+            if line.startswith("PHASE connected"):
+                cpu0 = cpu_seconds(server_pid)
+                print(f"  {result.name}: connected, sending", file=sys.stderr)
+                if args.py_spy and chat:
+                    spy = _py_spy(server_pid, args)
+            elif line.startswith("PHASE sent"):
+                result.server_cpu_seconds = cpu_seconds(server_pid) - cpu0
+            elif line.startswith("RESULT "):
+                for key, value in json.loads(line[7:]).items():
+                    setattr(result, key, value)
+    finally:
+        stop.set()
+        sampler.join()
+        proc.wait(timeout=120)
+        if spy is not None and spy.poll() is None:
+            spy.terminate()
+            spy.wait(timeout=30)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the load generator failed (exit {proc.returncode}); see above")
 
-    def close(self) -> None:
-        with ThreadPoolExecutor(32) as pool:
-            list(pool.map(lambda c: c.disconnect(), self.visitors))
+
+def _py_spy(server_pid: int, args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    """Sample the server while it is under load (``--py-spy FILE``: collapsed stacks)."""
+    pids = _family(server_pid)
+    target = pids[-1]  # gunicorn's worker when there is one, else the server itself
+    exe = Path(sys.executable).with_name("py-spy")
+    return subprocess.Popen(
+        # --gil: only the thread running Python, i.e. where the CPU goes, not who waits.
+        [str(exe), "record", "--pid", str(target), "-d", str(int(args.seconds)), "-r", "100",
+         "--gil", "-f", "raw", "-o", args.py_spy, "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
 
 
 def bench_helpdesk(args: argparse.Namespace) -> Result:
-    result = Result("helpdesk serve")
+    result = Result(f"helpdesk serve ({args.mode})")
     instance = Path(tempfile.mkdtemp(prefix="bench-chat-"))
     site = ChatSite(
         instance=instance,
-        database_url=f"sqlite:///{instance / 'helpdesk.sqlite3'}",
+        database_url=args.database_url or f"sqlite:///{instance / 'helpdesk.sqlite3'}",
         extra_env={
             "HELPDESK_CHAT_RATE_LIMIT": "1000",
             "HELPDESK_RATELIMIT_LOGIN": "10000 per minute",
+            "HELPDESK_ASYNC_MODE": args.mode,
         },
     )
     site.setup()
     capacity = args.visitors // args.agents + 5
-    site.run(lambda s: configure_chat_channel(s, capacity=capacity))
+    # Bench agents never accept: offers must not time out and move around mid-measurement.
+    site.run(lambda s: configure_chat_channel(s, capacity=capacity, offer_timeout=0))
     server: ServerProcess = site.serve("--threads", str(args.threads))
-    agents: list[AgentSocket] = []
-    load = Load(server.url, result)
     try:
+        agents = []
         for i in range(args.agents):
-            agent = site.agent(f"Bench Agent {i}")
-            sock = AgentSocket(agent.email)
-            sock.connect(server.url)
-            assert sock.sio is not None
-            sock.sio.on("chat.message", load.on_agent_line, namespace="/agent")
-            agents.append(sock)
-        load.connect_all(args.visitors, hello=True)
-        load.run(args.rate, args.seconds)
-        result.rss_mb = rss_mb(server.pid())
+            sock = AgentSocket(site.agent(f"Bench Agent {i}").email)
+            sock.login(server.url)
+            cookie = "; ".join(f"{c.name}={c.value}" for c in sock.http.cookies)
+            agents.append(
+                {"headers": {"Cookie": cookie, "User-Agent": str(sock.http.headers["User-Agent"])}}
+            )
+        run_load(result, server.url, server.pid(), args, chat=True, agents=agents)
     finally:
-        load.close()
-        for a in agents:
-            a.disconnect()
         site.close()
     return result
 
 
 def bench_echo(args: argparse.Namespace) -> Result:
-    result = Result("bare python-socketio")
+    result = Result(f"bare python-socketio ({args.mode})")
     port = free_port()
     log = Path(tempfile.mkdtemp(prefix="bench-echo-")) / "echo.log"
     exe = Path(sys.executable).with_name("gunicorn")
-    cmd = [str(exe), "-k", "gthread", "--threads", str(args.threads), "-w", "1",
-           "--timeout", "0", "-b", f"127.0.0.1:{port}", "bench._echo_server:app"]  # fmt: skip
+    worker = ["-k", "gevent", "--worker-connections", str(args.threads)] if args.mode == "gevent" \
+        else ["-k", "gthread", "--threads", str(args.threads),
+              "--worker-connections", str(args.threads)]  # fmt: skip
+    cmd = [str(exe), *worker, "-w", "1", "--timeout", "0", "-b", f"127.0.0.1:{port}",
+           "bench._echo_server:app"]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT,
-            cwd=str(Path(__file__).resolve().parent.parent),
+            cmd, stdout=out, stderr=subprocess.STDOUT, cwd=str(ROOT),
+            env={**os.environ, "BENCH_ASYNC_MODE": args.mode},
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    agents: list[socketio.Client] = []
-    load = Load(url, result)
     try:
-        _wait_http(url + "/socket.io/?EIO=4&transport=polling", proc, log)
-        for _i in range(args.agents):
-            a = socketio.Client(reconnection=False)
-            a.on("chat.message", load.on_agent_line, namespace="/agent")
-            a.connect(url, namespaces=["/agent"], transports=["websocket"])
-            agents.append(a)
-        load.connect_all(args.visitors, hello=False)
-        # Every agent hears every line here (one room); latency counts the first arrival.
-        load.run(args.rate, args.seconds)
-        result.rss_mb = rss_mb(proc.pid)
+        wait_http(url + "/socket.io/?EIO=4&transport=polling", proc, log)
+        # One agent: the bare server sends every line to every agent of its one room.
+        run_load(result, url, proc.pid, args, chat=False, agents=[{"headers": {}}])
     finally:
-        load.close()
-        for a in agents:
-            a.disconnect()
         proc.terminate()
         proc.wait(timeout=10)
     return result
 
 
-def report(r: Result, floor: Result | None = None) -> None:
-    p50, p95, p99 = (r.pct(r.latencies_ms, p) for p in (50, 95, 99))
-    print(f"\n== {r.name}")
-    print(f"connections   {r.connected:>8}   target >= {TARGET_CONNECTIONS}  "
-          f"({r.connect_seconds:.1f}s to connect{' and start chats' if floor else ''})")
-    print(f"offered rate  {r.achieved_rate:>8.1f}/s target >= {TARGET_RATE}/s")
-    print(f"delivered     {r.delivered:>8}   of {r.sent} sent, {r.acked} acknowledged")
-    print(f"p50 / p95     {p50:>8.1f} / {p95:.1f} ms  (visitor -> agent)")
-    print(f"p99           {p99:>8.1f} ms  target <= {TARGET_P99_MS:.0f} ms")
-    print(f"ack p99       {r.pct(r.ack_ms, 99):>8.1f} ms  (after commit)")
-    print(f"server RSS    {r.rss_mb:>8.1f} MB")
-    if floor is not None and floor.latencies_ms:
-        ratio = p99 / max(floor.pct(floor.latencies_ms, 99), 0.001)
-        print(f"p99 vs floor  {ratio:>8.1f}x   target <= 2x")
-        print(f"RSS vs floor  {r.rss_mb / max(floor.rss_mb, 0.001):>8.1f}x")
+def report(results: list[Result]) -> None:
+    def row(label: str, values: list[str], target: str = "") -> None:
+        print(f"{label:<22}" + "".join(f"{v:>28}" for v in values) + f"   {target}")
+
+    def ms(v: float) -> str:
+        return f"{v:.1f} ms"
+
+    print()
+    row("", [r.name for r in results], "target")
+    row("connections", [f"{r.connected} ({r.connect_seconds:.0f} s)" for r in results],
+        f">= {TARGET_CONNECTIONS}")  # fmt: skip
+    row("offered rate", [f"{r.achieved_rate:.1f}/s" for r in results], f">= {TARGET_RATE}/s")
+    row("delivered", [f"{r.delivered}/{r.sent} ({r.acked} acked)" for r in results], "all")
+    row("p50 / p95", [f"{r.pct(r.latencies_ms, 50):.1f} / {r.pct(r.latencies_ms, 95):.1f} ms"
+                      for r in results])  # fmt: skip
+    row("p99 visitor->agent", [ms(r.pct(r.latencies_ms, 99)) for r in results],
+        f"<= {TARGET_P99_MS:.0f} ms")  # fmt: skip
+    row("max", [ms(max(r.latencies_ms, default=float("nan"))) for r in results])
+    row("ack p99 (committed)", [ms(r.pct(r.ack_ms, 99)) for r in results])
+    row("server CPU per line", [ms(1000 * r.server_cpu_seconds / max(r.sent, 1))
+                                for r in results])  # fmt: skip
+    row("server RSS (peak)", [f"{r.rss_mb:.0f} MB" for r in results])
+    row("load generator CPU", [f"{r.load_cpu_seconds:.1f} s" for r in results])
+    if len(results) == 2 and results[0].latencies_ms and results[1].latencies_ms:
+        floor, mine = results
+        ratio = mine.pct(mine.latencies_ms, 99) / max(floor.pct(floor.latencies_ms, 99), 0.001)
+        print(f"\np99 vs floor: {ratio:.1f}x (target <= 2x)")
+    for r in results:
+        if r.failures:
+            print(f"{r.name}: {len(r.failures)} visitors failed, e.g. {r.failures[0]}")
 
 
 def main() -> None:
@@ -268,18 +263,25 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=20)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--threads", type=int, default=1200)
+    parser.add_argument("--threads", type=int, default=1200,
+                        help="gthread threads / gevent connections of the servers")  # fmt: skip
+    parser.add_argument("--mode", choices=["threading", "gevent"], default="threading")
+    parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument("--only", choices=["helpdesk", "echo"])
+    parser.add_argument(
+        "--py-spy", metavar="FILE", help="profile the helpdesk server while sending (py-spy)"
+    )
     args = parser.parse_args()
+    raise_fd_limit()
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "
           f"{args.visitors} visitors, {args.agents} agents, {args.rate:.0f} msg/s for "
-          f"{args.seconds:.0f}s")  # fmt: skip
-    floor = bench_echo(args) if args.only != "helpdesk" else None
-    mine = bench_helpdesk(args) if args.only != "echo" else None
-    if floor:
-        report(floor)
-    if mine:
-        report(mine, floor)
+          f"{args.seconds:.0f}s, mode {args.mode}")  # fmt: skip
+    results = []
+    if args.only != "helpdesk":
+        results.append(bench_echo(args))
+    if args.only != "echo":
+        results.append(bench_helpdesk(args))
+    report(results)
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -24,11 +24,13 @@ def register_senders(app: Flask) -> None:
 
 def register_email(app: Flask) -> None:
     """The email channel's inbound side: replay pipeline, IMAP watchers in the worker, CLI."""
-    from channels.email import cli, imap, ingest
+    from channels.email import cli, connection, imap, ingest
     from helpdesk import worker
+    from helpdesk.services.channels import register_connection_check
     from helpdesk.services.mail import register_pipeline
 
     register_pipeline(app, ingest.pipeline)
+    register_connection_check(app, connection.check_connection)  # the admin's "Test connection"
     worker.register_service(app, imap.start_watchers)
     for command in cli.COMMANDS:
         app.cli.add_command(command)

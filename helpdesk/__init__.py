@@ -3,8 +3,16 @@ config -> extensions -> blueprints -> channel senders -> CLI."""
 
 from __future__ import annotations
 
-import logging
 import os
+
+# HELPDESK_ASYNC_MODE=gevent (`helpdesk serve` on gevent, see helpdesk/server.py): the standard
+# library must be patched before anything else imports it.
+if os.environ.get("HELPDESK_ASYNC_MODE") == "gevent":  # pragma: no cover - bench/chat.py
+    from gevent import monkey
+
+    monkey.patch_all()
+
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +44,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _init_extensions(app)
     _register_blueprints(app)
     _register_channels(app)
+    _register_worker_tasks(app)
 
     from helpdesk import cli
 
@@ -65,6 +74,8 @@ def _init_extensions(app: Flask) -> None:
     auth.init_login(app, login_manager)
     socketio.init_app(
         app,
+        # Explicit, never detected: threading (gunicorn gthread) unless configured otherwise.
+        async_mode=app.config.get("ASYNC_MODE") or "threading",
         message_queue=app.config.get("MESSAGE_QUEUE"),
         cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS"),
         # Keeps the Flask session (the login) visible to handlers, per connection.
@@ -78,6 +89,7 @@ def _init_extensions(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from helpdesk.web import (
         admin,
+        admin_teams,  # noqa: F401  (routes on the admin blueprint)
         agent,
         agent_actions,  # noqa: F401  (routes on the agent blueprint)
         api,
@@ -111,6 +123,14 @@ def _register_blueprints(app: Flask) -> None:
     from helpdesk.web import search
 
     search.init_app(app)
+
+
+def _register_worker_tasks(app: Flask) -> None:
+    from helpdesk import worker
+    from helpdesk.services.assignment import assign_waiting_task
+
+    # Tickets that arrived while nobody in an auto-assigning team was available.
+    worker.register_task(app, assign_waiting_task)
 
 
 def _register_channels(app: Flask) -> None:

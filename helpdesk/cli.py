@@ -273,6 +273,92 @@ def tickets_show(number: str, as_json: bool) -> None:
         click.echo(m.body_text)
 
 
+@click.group("team")
+def team_group() -> None:
+    """Manage teams and their automatic assignment."""
+
+
+def _team_json(team: Any) -> dict[str, Any]:
+    return {
+        "id": team.id,
+        "name": team.name,
+        "members": [m.email for m in sorted(team.members, key=lambda m: m.id)],
+        "mode": team.assignment_mode.value,
+        "max_open": team.assignment_max_open,
+    }
+
+
+@team_group.command("add")
+@click.argument("name")
+@click.option("--member", "members", multiple=True, help="An agent's email (repeatable).")
+@with_appcontext
+@user_errors
+def team_add(name: str, members: tuple[str, ...]) -> None:
+    """Create a team (automatic assignment off; see set-assignment)."""
+    from helpdesk.services.agents import save_team
+    from helpdesk.services.customers import normalize_email
+
+    with db.transaction() as session:
+        ids = []
+        for email in members:
+            agent = session.scalar(select(Agent).where(Agent.email == normalize_email(email)))
+            if agent is None:
+                raise ServiceError(f"No agent with the email {email}.")
+            ids.append(agent.id)
+        team = save_team(session, None, name=name, member_ids=ids, mode="off", max_open=None)
+        click.echo(f"Team {team.name} created with id {team.id}.")
+
+
+@team_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@with_appcontext
+def team_list(as_json: bool) -> None:
+    """List teams with their members and assignment mode."""
+    from helpdesk.models import Team
+
+    rows = [_team_json(t) for t in db.session.scalars(select(Team).order_by(Team.name))]
+    if as_json:
+        _emit_json(rows)
+        return
+    if not rows:
+        click.echo("No teams.")
+    for r in rows:
+        cap = f" max {r['max_open']}" if r["max_open"] is not None else ""
+        click.echo(f"{r['id']:>4}  {r['name']:<24} {r['mode']}{cap}  {', '.join(r['members'])}")
+
+
+@team_group.command("set-assignment")
+@click.argument("team")
+@click.option(
+    "--mode",
+    type=click.Choice(["off", "round-robin", "least-open"]),
+    required=True,
+    help="Who gets the team's new tickets.",
+)
+@click.option(
+    "--max-open",
+    type=click.IntRange(min=1),
+    default=None,
+    help="At most N new/open/pending tickets per agent (unchanged when omitted).",
+)
+@click.option("--no-max-open", is_flag=True, help="Remove the maximum.")
+@with_appcontext
+@user_errors
+def team_set_assignment(team: str, mode: str, max_open: int | None, no_max_open: bool) -> None:
+    """Turn automatic assignment of TEAM (name or id) off, round robin or least open."""
+    from helpdesk.services.agents import find_team
+    from helpdesk.services.assignment import set_assignment
+
+    with db.transaction() as session:
+        row = find_team(session, team)
+        cap = None if no_max_open else (max_open or row.assignment_max_open)
+        set_assignment(session, row, mode, cap, None)
+        click.echo(
+            f"Team {row.name}: {row.assignment_mode.value}"
+            + (f", at most {cap} open tickets per agent" if cap else "")
+        )
+
+
 COMMANDS = [
     init_command,
     demo_command,
@@ -280,6 +366,7 @@ COMMANDS = [
     worker_command,
     agent_group,
     tickets_group,
+    team_group,
 ]
 
 

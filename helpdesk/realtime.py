@@ -10,7 +10,13 @@ Server -> client events (payloads in docs/architecture.md#events):
 Client -> server: ``join_ticket`` {ticket_id} and ``leave_ticket`` {ticket_id}; both answer
 with an acknowledgement ``{"ok": bool}``.
 
-Live chat (payloads in docs/chat-protocol.md): server -> client ``chat.offer``, ``chat.updated``,
+Collision detection (payloads in helpdesk/services/ticket_presence.py): server -> client
+``ticket.presence`` and ``ticket.typing`` (room ``ticket:<id>``); client -> server
+``ticket.heartbeat`` {ticket_id} (ack ``{"ok": bool}``) and ``ticket.typing``
+{ticket_id, mode, typing} (no ack). Joining, leaving and disconnecting update the viewers.
+
+Live chat (payloads in docs/chat-protocol.md): server -> client ``chat.offer``,
+``chat.offer_withdrawn`` (sent by the worker when an offer timed out), ``chat.updated``,
 ``chat.message``, ``chat.typing``, ``chat.read``, ``presence.updated``; client -> server
 ``presence.set``, ``presence.heartbeat``, ``chat.accept``, ``chat.decline``, ``chat.transfer``,
 ``chat.end``, ``chat.send``, ``chat.typing``, ``chat.read``, ``chat.history``, each acknowledged
@@ -26,14 +32,16 @@ from typing import Any
 from flask import current_app, request
 from flask_babel import force_locale
 from flask_login import current_user
-from flask_socketio import Namespace, join_room, leave_room
+from flask_socketio import Namespace, join_room, leave_room, rooms
 
 from helpdesk.db import read_only_transactions
 from helpdesk.extensions import db, socketio
 from helpdesk.i18n import _
 from helpdesk.models import Agent, ChatSession, Team, Ticket
 from helpdesk.services import chat as chat_service
-from helpdesk.services.errors import ServiceError
+from helpdesk.services import ticket_presence
+from helpdesk.services.access import access_ticket
+from helpdesk.services.errors import NotFound, ServiceError
 from helpdesk.services.events import Event, add_publisher
 
 log = logging.getLogger("helpdesk.realtime")
@@ -125,6 +133,14 @@ class AgentNamespace(Namespace):
             log.exception("recording the agent's connection failed")
 
     def on_disconnect(self, reason: Any = None) -> None:
+        # Ticket pages first and whoever the agent is: others must stop seeing this tab.
+        with chat_service.serialized_writes(db.session):
+            try:
+                ticket_presence.disconnect(db.session, _sid())
+                db.session.commit()
+            except Exception:
+                db.session.rollback()
+                log.exception("removing a closed connection from its tickets failed")
         agent = _agent()
         if agent is None:
             return
@@ -252,22 +268,87 @@ class AgentNamespace(Namespace):
 
         return _chat_call(run, data)
 
+    # -- ticket pages: rooms and collision detection (payloads: services/ticket_presence.py) -----
+
     def on_join_ticket(self, data: Any) -> dict[str, bool]:
-        # Every handler re-checks the session: an agent deactivated mid-session loses access.
-        if _agent() is None:
-            return {"ok": False}
-        ticket_id = _ticket_id(data)
-        if ticket_id is None or db.session.get(Ticket, ticket_id) is None:
-            return {"ok": False}
-        join_room(f"ticket:{ticket_id}")
-        return {"ok": True}
+        def run(ticket: Ticket, agent: Agent) -> None:
+            # Joined before the commit, so this connection hears its own snapshot.
+            join_room(f"ticket:{ticket.id}")
+            ticket_presence.join(db.session, ticket, agent, _sid())
+
+        return _viewer_call(data, run)
+
+    def on_ticket_heartbeat(self, data: Any) -> dict[str, bool]:
+        def run(ticket: Ticket, agent: Agent) -> None:
+            ticket_presence.heartbeat(db.session, ticket, agent, _sid())
+
+        return _viewer_call(data, run)
 
     def on_leave_ticket(self, data: Any) -> dict[str, bool]:
         ticket_id = _ticket_id(data)
         if ticket_id is None:
             return {"ok": False}
         leave_room(f"ticket:{ticket_id}", sid=request.sid)  # type: ignore[attr-defined]
+        with chat_service.serialized_writes(db.session):
+            try:
+                ticket_presence.leave(db.session, ticket_id, _sid())
+                db.session.commit()
+            except Exception:
+                db.session.rollback()
+                log.exception("recording that an agent left a ticket failed")
         return {"ok": True}
+
+    def on_ticket_typing(self, data: Any) -> None:
+        """Relay "X is typing a reply / writing a note" to the others on the ticket page.
+
+        Ephemeral, nothing stored: the page repeats ``typing: true`` every few seconds while
+        keys are pressed and the others let it expire, so a closed tab stops "typing" by itself.
+        Only a connection that joined the room (access checked then) may speak in it.
+        """
+        ticket_id = _ticket_id(data)
+        if ticket_id is None or f"ticket:{ticket_id}" not in rooms():
+            return
+        with read_only_transactions():  # loading the agent must not take SQLite's write lock
+            agent = _agent()
+        if agent is None:
+            return
+        mode = "note" if data.get("mode") == "note" else "reply"
+        socketio.emit(
+            "ticket.typing",
+            {"ticket_id": ticket_id, "agent_id": agent.id, "name": agent.name, "mode": mode,
+             "typing": bool(data.get("typing"))},
+            to=f"ticket:{ticket_id}",
+            skip_sid=_sid(),
+            namespace=NAMESPACE,
+        )  # fmt: skip
+
+
+def _viewer_call(data: Any, fn: Callable[[Ticket, Agent], object]) -> dict[str, bool]:
+    """Check the agent and their access to the ticket, run one viewer change, commit.
+
+    ``ok`` answers "may this connection follow the ticket": recording the viewer is best
+    effort, so a failed write never costs the page its live updates (delivery badges).
+    """
+    ticket_id = _ticket_id(data)
+    if ticket_id is None:
+        return {"ok": False}
+    # Taken before anything touches the database (see _chat_call).
+    with chat_service.serialized_writes(db.session):
+        # Every handler re-checks the session: an agent deactivated mid-session loses access.
+        agent = _agent()
+        try:
+            ticket = access_ticket(db.session, agent, ticket_id)
+        except NotFound:
+            db.session.rollback()
+            return {"ok": False}
+        assert agent is not None  # access_ticket refuses a missing actor
+        try:
+            fn(ticket, agent)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            log.exception("recording an agent on a ticket failed")
+    return {"ok": True}
 
 
 def _emit(event: Event) -> None:

@@ -8,6 +8,8 @@ unless ``--no-worker`` (then run ``helpdesk worker`` separately).
 
 from __future__ import annotations
 
+import contextlib
+import resource
 import threading
 from typing import Any
 
@@ -29,8 +31,19 @@ class _Server(BaseApplication):
         return self.application
 
 
+def _raise_open_files_limit() -> None:
+    """Each WebSocket is an open file; many systems start processes with a soft limit of 1,024,
+    below what ``--threads 1200`` serves. Lift the soft limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        # If refused, keep the limit we have: connections beyond it are refused, not crashed.
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def serve(app: Flask, host: str, port: int, threads: int, *, worker: bool = True) -> None:
     state: dict[str, threading.Event] = {}
+    _raise_open_files_limit()
 
     def post_worker_init(_w: Any) -> None:
         if worker and app.config.get("WORKER_ENABLED", True):
@@ -50,8 +63,13 @@ def serve(app: Flask, host: str, port: int, threads: int, *, worker: bool = True
         {
             "bind": f"{host}:{port}",
             "workers": 1,
-            "worker_class": "gthread",
-            "threads": threads,
+            **(
+                {"worker_class": "gevent", "worker_connections": threads}
+                if app.config.get("ASYNC_MODE") == "gevent"
+                # gthread also caps open connections at worker_connections (default 1,000:
+                # why earlier runs stopped at 980 visitors + 20 agents); the threads are the cap.
+                else {"worker_class": "gthread", "threads": threads, "worker_connections": threads}
+            ),
             # WebSocket and long-polling connections stay open; don't kill the worker for it.
             "timeout": 0,
             "graceful_timeout": 5,

@@ -11,7 +11,10 @@ from sqlalchemy.orm import Session
 
 def init_app(app: Flask) -> None:
     from helpdesk.worker import register_task
-    from kb import models  # noqa: F401  (Base.metadata sees the tables)
+    from kb import (
+        category_views,  # noqa: F401  (its routes join agent_bp before registering)
+        models,  # noqa: F401  (Base.metadata sees the tables)
+    )
     from kb.cli import kb_group
     from kb.indexer import index_pending
     from kb.views import agent_bp, api_bp, suggest_for_ticket

@@ -41,13 +41,23 @@ class KbEventKind(enum.StrEnum):
 
 
 class Category(Base):
+    """A topic of the help center. ``name`` is the default (English) name; ``names`` holds
+    translated names by language code (``{"bn": "..."}``). The slug never changes on rename,
+    so portal links keep working. Portal lists sort by ``position``."""
+
     __tablename__ = "kb_categories"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(120), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    names: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     position: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def label(self, language: str | None) -> str:
+        """The name to show a reader of ``language``: its translation, else the default."""
+        code = str(language or "").replace("-", "_").split("_")[0].lower()
+        return (self.names or {}).get(code) or self.name
 
 
 class Article(Base):

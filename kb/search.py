@@ -24,7 +24,13 @@ with the English analyzer, ``*_bn`` with the Bengali one, ``*_mul`` with the mul
 analyzer for any other language). A query is parsed against all of them, each field with its
 own analyzer. When the caller names a language, fields of the other languages get half the
 weight (:data:`OTHER_LANGUAGE_FACTOR`): a Bengali reader sees Bengali articles first, but an
-English article that matches far better (or is the only one) still shows up.
+English article that matches far better (or is the only one) still shows up. Slots with no
+articles at all are left out of the query (they can match nothing).
+
+Speed (docs/performance.md): plain-word queries are scored by :mod:`kb.bm25` (numpy over cached
+postings, the same scores as Whoosh); phrases and operators go through Whoosh's searcher. Query
+embeddings, document numbers, stored fields and the status/visibility filter are cached; all
+but the query embeddings and postings are dropped whenever the searcher is refreshed.
 """
 
 from __future__ import annotations
@@ -37,15 +43,16 @@ import re
 import shutil
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import regex
-from whoosh import highlight
 from whoosh import index as whoosh_index
 from whoosh.analysis import LowercaseFilter, NgramFilter
 from whoosh.fields import ID, KEYWORD, STORED, TEXT, Schema
@@ -56,6 +63,7 @@ from whoosh.scoring import BM25F
 from whoosh.searching import Searcher
 from whoosh.util.filelock import FileLock
 
+from kb import bm25 as kb_bm25
 from kb.analysis import (
     ENGLISH_STOPWORDS,
     WORD_RE,
@@ -111,6 +119,8 @@ EMBED_BODY_CHARS = 200
 SUGGEST_MAX_PREFIX = 24
 
 SNIPPET_CHARS = 220
+#: Stored documents kept per searcher (title, body, ...; ~1 KB each).
+STORED_CACHE_SIZE = 20_000
 WRITER_TIMEOUT_S = 30.0
 
 _GEN_PREFIX = "gen-"
@@ -280,6 +290,31 @@ def _embed(texts: list[str], *, query: bool) -> np.ndarray:
     return np.asarray(out, dtype=np.float32).reshape(len(texts), -1)
 
 
+#: Query embeddings kept (normalised query text -> vector). Customers and the contact form's
+#: as-you-type lookups repeat the same questions, and embedding is the dearest step of a
+#: hybrid search (~10 ms quiet, far more under load); 2,048 vectors are ~3 MB.
+QUERY_CACHE_SIZE = 2048
+_query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+_query_cache_lock = threading.Lock()
+
+
+def _query_vector(text: str) -> np.ndarray:
+    """The query's embedding, from the LRU cache when this text was embedded before."""
+    key = " ".join(text.split())
+    with _query_cache_lock:
+        vec = _query_cache.get(key)
+        if vec is not None:
+            _query_cache.move_to_end(key)
+            return vec
+    vec = _embed([key], query=True)[0]
+    vec.setflags(write=False)  # shared between callers
+    with _query_cache_lock:
+        _query_cache[key] = vec
+        while len(_query_cache) > QUERY_CACHE_SIZE:
+            _query_cache.popitem(last=False)
+    return vec
+
+
 @dataclass
 class _Vectors:
     """Embeddings of one generation: row i is article ``ids[i]`` in language ``langs[i]``."""
@@ -382,7 +417,11 @@ class _SemanticView:
         norm = float(np.linalg.norm(qvec))
         if norm < 1e-9 or not len(self.ids):
             return np.zeros(len(self.ids), np.float32)
-        return np.asarray(self.matrix @ (qvec / norm), dtype=np.float32)
+        # einsum, not ``@``: a matrix-vector product through OpenBLAS wakes its thread pool,
+        # which on a busy two-core machine cost 0.4-16 ms per query against a steady 0.6 ms.
+        return np.asarray(
+            np.einsum("ij,j->i", self.matrix, (qvec / norm).astype(np.float32)), dtype=np.float32
+        )
 
 
 def _unit_rows(m: np.ndarray) -> np.ndarray:
@@ -413,27 +452,20 @@ def _text_hash(text: str) -> str:
 # --- snippets ------------------------------------------------------------------------------
 
 
-class _MarkFormatter(highlight.Formatter):
-    """HTML-escapes everything and wraps matches in a bare ``<mark>``."""
-
-    between = " "  # each fragment carries its own ellipses
-
-    def _text(self, text: str) -> str:
-        return html.escape(text)
-
-    def format_token(self, text: str, token: Any, replace: bool = False) -> str:
-        return f"<mark>{html.escape(highlight.get_text(text, token, replace))}</mark>"
-
-    def format_fragment(self, fragment: Any, replace: bool = False) -> str:
-        inner = super().format_fragment(fragment, replace)
-        # Say when a fragment is cut out of a longer text.
-        lead = "…" if fragment.startchar > 0 else ""
-        tail = "…" if fragment.endchar < len(fragment.text) else ""
-        return f"{lead}{inner}{tail}"
+#: Characters of context kept before and after a match in a snippet fragment.
+SNIPPET_SURROUND = 60
+#: Fragments shown per snippet.
+SNIPPET_FRAGMENTS = 2
 
 
-_FRAGMENTER = highlight.ContextFragmenter(maxchars=SNIPPET_CHARS, surround=60)
-_FORMATTER = _MarkFormatter()
+@lru_cache(maxsize=200_000)
+def _index_term(lang: str, word: str) -> str | None:
+    """The term ``word`` is indexed as in ``lang`` (None for a stopword). One word at a time
+    through the index's own analyzer, cached: article bodies share most of their words, and
+    running the whole analyzer chain over every shown body was a third of a search."""
+    for token in analyzer_for(lang)(word):
+        return str(token.text)
+    return None
 
 
 def _lead_snippet(body: str) -> str:
@@ -444,13 +476,48 @@ def _lead_snippet(body: str) -> str:
 
 
 def _snippet(body: str, lang: str, terms: frozenset[str]) -> str:
-    if terms:
-        marked = highlight.highlight(
-            body, terms, analyzer_for(lang), _FRAGMENTER, _FORMATTER, top=2, mode="index"
-        )
-        if marked:
-            return str(marked)
-    return _lead_snippet(body)
+    """Up to two fragments of ``body`` around the words that match ``terms`` (analysed query
+    terms), HTML-escaped, matches in ``<mark>``, "…" where text was cut; else the lead."""
+    if not terms:
+        return _lead_snippet(body)
+    words = [(m.start(), m.end()) for m in WORD_RE.finditer(body)]
+    hits = [i for i, (a, b) in enumerate(words) if _index_term(lang, body[a:b]) in terms]
+    if not hits:
+        return _lead_snippet(body)
+    # Group matches that fit in one fragment with their context.
+    span = SNIPPET_CHARS - 2 * SNIPPET_SURROUND
+    groups: list[list[int]] = []
+    for i in hits:
+        if groups and words[i][1] - words[groups[-1][0]][0] <= span:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+
+    def rank(group: list[int]) -> tuple[int, int]:
+        distinct = {_index_term(lang, body[words[i][0] : words[i][1]]) for i in group}
+        return (len(distinct), len(group))
+
+    best = sorted(sorted(groups, key=rank, reverse=True)[:SNIPPET_FRAGMENTS], key=lambda g: g[0])
+    fragments = [_fragment(body, words, group) for group in best]
+    return " ".join(fragments)
+
+
+def _fragment(body: str, words: list[tuple[int, int]], group: list[int]) -> str:
+    first, last = words[group[0]][0], words[group[-1]][1]
+    # Widen to whole words within the surrounding context.
+    start = next(a for a, _ in words if a >= first - SNIPPET_SURROUND)
+    end = max(b for _, b in words if b <= last + SNIPPET_SURROUND)
+    start, end = min(start, first), max(end, last)
+    out = ["…" if start > 0 else ""]
+    pos = start
+    for i in group:
+        a, b = words[i]
+        out.append(html.escape(body[pos:a]))
+        out.append(f"<mark>{html.escape(body[a:b])}</mark>")
+        pos = b
+    out.append(html.escape(body[pos:end]))
+    out.append("…" if end < len(body) else "")
+    return "".join(out)
 
 
 # --- the index -----------------------------------------------------------------------------
@@ -474,6 +541,13 @@ class SearchIndex:
         self._ix: Any = None
         self._searcher: Searcher | None = None
         self._filter_cache: dict[tuple[bool, bool], set[int]] = {}
+        self._mask_cache: dict[tuple[bool, bool], np.ndarray] = {}
+        self._docnums: dict[int, int | None] = {}
+        self._stored: dict[int, dict[str, Any]] = {}
+        self._slots: frozenset[str] | None = None
+        self._parsers: dict[tuple[tuple[str, float], ...], MultifieldParser] = {}
+        # Term postings as arrays (kb.bm25); valid across refreshes, segments are immutable.
+        self._postings = kb_bm25.PostingsCache()
         self._view: _SemanticView | None = None
         self._view_key: tuple[str, int, int] | None = None
         if self._read_current() is None:
@@ -613,9 +687,9 @@ class SearchIndex:
         if not query:
             return []
         hybrid = mode == "hybrid" and self.semantic_available
-        qvec = _embed([query], query=True)[0] if hybrid else None
+        qvec = _query_vector(query) if hybrid else None
         with self._reading() as searcher:
-            q = self._parse(query, lang)
+            q = self._parse(query, lang, searcher)
             allowed = self._allowed_docnums(searcher, include_internal, include_drafts)
             if not allowed:
                 # Whoosh reads an empty filter set as "no filter"; nothing may be shown.
@@ -623,13 +697,7 @@ class SearchIndex:
             depth = max(limit, FUSION_DEPTH) if hybrid else limit
             bm25: list[tuple[int, float, dict[str, Any]]] = []
             if q is not NullQuery:
-                try:
-                    results = searcher.search(q, limit=depth, filter=allowed)
-                except Exception:  # a parsed query Whoosh cannot run: retry as plain words
-                    log.debug("query %r failed; using plain terms", query, exc_info=True)
-                    q = self._plain_query(query, self._field_boosts(lang))
-                    results = searcher.search(q, limit=depth, filter=allowed)
-                bm25 = [(int(h["id"]), float(h.score), h.fields()) for h in results]
+                bm25 = self._bm25(searcher, q, query, lang, depth, include_internal, include_drafts)
             if qvec is None:
                 ranked = bm25
             else:
@@ -763,8 +831,29 @@ class SearchIndex:
             boosts[f"body_{slot}"] = BODY_BOOST * factor
         return boosts
 
-    def _parse(self, text: str, lang: str | None) -> Query:
+    def _parse(self, text: str, lang: str | None, searcher: Searcher | None = None) -> Query:
         boosts = self._field_boosts(lang)
+        if searcher is not None:
+            # Only the language slots that have articles: a word looked up in a field with
+            # no documents matches nothing and counts for nothing in the score (Whoosh makes
+            # it a NullMatcher), so leaving those fields out changes no result and saves
+            # analysing the query for them and a lexicon lookup per word and field.
+            slots = self._live_slots(searcher)
+            boosts = {f: b for f, b in boosts.items() if f.rpartition("_")[2] in slots}
+        key = tuple(boosts.items())
+        parser = self._parsers.get(key)
+        if parser is None:
+            parser = self._make_parser(boosts)
+            self._parsers[key] = parser
+        try:
+            q = parser.parse(text)
+            if q is not NullQuery and _has_terms(q):
+                return q
+        except Exception:  # any parser failure means "treat it as plain words"
+            log.debug("query %r did not parse; using plain terms", text, exc_info=True)
+        return self._plain_query(text, boosts)
+
+    def _make_parser(self, boosts: dict[str, float]) -> MultifieldParser:
         parser = MultifieldParser(
             list(boosts), self.schema, fieldboosts=boosts, group=OrGroup.factory(0.9)
         )
@@ -781,13 +870,16 @@ class SearchIndex:
         ):
             parser.remove_plugin_class(cls)
         parser.add_plugin(qplugins.OperatorsPlugin(Not=None, AndNot=None, AndMaybe=None))
-        try:
-            q = parser.parse(text)
-            if q is not NullQuery and _has_terms(q):
-                return q
-        except Exception:  # any parser failure means "treat it as plain words"
-            log.debug("query %r did not parse; using plain terms", text, exc_info=True)
-        return self._plain_query(text, boosts)
+        return parser
+
+    def _live_slots(self, searcher: Searcher) -> frozenset[str]:
+        """Language slots with at least one indexed article (every article has a title)."""
+        if self._slots is None:
+            reader = searcher.reader()
+            live = {slot for slot in LANG_SLOTS if reader.field_length(f"title_{slot}")}
+            # An empty index still parses against every slot (and so finds nothing).
+            self._slots = frozenset(live or LANG_SLOTS)
+        return self._slots
 
     def _plain_query(self, text: str, boosts: dict[str, float]) -> Query:
         clauses: list[Query] = []
@@ -799,6 +891,39 @@ class SearchIndex:
                     seen.add(token.text)
                     clauses.append(Term(fieldname, token.text, boost=boost))
         return Or(clauses) if clauses else NullQuery
+
+    def _bm25(
+        self,
+        searcher: Searcher,
+        q: Query,
+        query: str,
+        lang: str | None,
+        depth: int,
+        include_internal: bool,
+        include_drafts: bool,
+    ) -> list[tuple[int, float, dict[str, Any]]]:
+        """The ``depth`` best allowed articles for ``q`` as (id, score, stored fields)."""
+        flat = _flat_terms(q)
+        if flat is not None:
+            # Plain words (nearly every query): the vectorised scorer, same scores as Whoosh.
+            leaves, scale = flat
+            assert self._gen is not None
+            scores, matched = kb_bm25.score(searcher, leaves, scale, self._gen, self._postings)
+            mask = self._allowed_mask(searcher, include_internal, include_drafts)
+            ranked = kb_bm25.top(scores, np.flatnonzero(matched & mask), depth)
+            out = []
+            for docnum, score in ranked:
+                stored = self._stored_fields(searcher, docnum)
+                out.append((int(stored["id"]), score, stored))
+            return out
+        allowed = self._allowed_docnums(searcher, include_internal, include_drafts)
+        try:
+            results = searcher.search(q, limit=depth, filter=allowed)
+        except Exception:  # a parsed query Whoosh cannot run: retry as plain words
+            log.debug("query %r failed; using plain terms", query, exc_info=True)
+            q = self._plain_query(query, self._field_boosts(lang))
+            results = searcher.search(q, limit=depth, filter=allowed)
+        return [(int(h["id"]), float(h.score), h.fields()) for h in results]
 
     # -- reading ------------------------------------------------------------------------
 
@@ -822,6 +947,10 @@ class SearchIndex:
                     self._searcher.close()
                 self._searcher = self._ix.searcher(weighting=_WEIGHTING)
                 self._filter_cache.clear()
+                self._mask_cache.clear()
+                self._docnums.clear()
+                self._stored.clear()
+                self._slots = None
             yield self._searcher
 
     def _drop_reader(self) -> None:
@@ -837,6 +966,10 @@ class SearchIndex:
         self._view = None
         self._view_key = None
         self._filter_cache.clear()
+        self._mask_cache.clear()
+        self._docnums.clear()
+        self._stored.clear()
+        self._slots = None
 
     def _allowed_docnums(
         self, searcher: Searcher, include_internal: bool, include_drafts: bool
@@ -856,6 +989,20 @@ class SearchIndex:
             cached = set(And(parts).docs(searcher))
             self._filter_cache[key] = cached
         return cached
+
+    def _allowed_mask(
+        self, searcher: Searcher, include_internal: bool, include_drafts: bool
+    ) -> np.ndarray:
+        """:meth:`_allowed_docnums` as a boolean array over document numbers."""
+        key = (include_internal, include_drafts)
+        mask = self._mask_cache.get(key)
+        if mask is None:
+            mask = np.zeros(searcher.doc_count_all(), dtype=bool)
+            allowed = self._allowed_docnums(searcher, include_internal, include_drafts)
+            if allowed:
+                mask[np.fromiter(allowed, dtype=np.int64, count=len(allowed))] = True
+            self._mask_cache[key] = mask
+        return mask
 
     def _is_known(self, reader: Any, word: str) -> bool:
         if reader.doc_frequency("spell", word):
@@ -899,21 +1046,20 @@ class SearchIndex:
             scores[doc_id] = 1.0 / (RRF_K + rank)
         if view is not None and len(view.ids):
             sims = view.similarities(qvec, query_lang)
-            order = np.argsort(-sims)
-            floor = max(SEMANTIC_MIN_SIMILARITY, SEMANTIC_RELATIVE * float(sims[order[0]]))
+            floor = max(SEMANTIC_MIN_SIMILARITY, SEMANTIC_RELATIVE * float(sims.max()))
             rank = 0
-            for row in order:
-                if float(sims[row]) < floor or rank >= depth:
+            for row in _best_rows(sims, floor, depth * 4):
+                if rank >= depth:
                     break
                 doc_id = int(view.ids[row])
                 stored = stored_by_id.get(doc_id)
                 if stored is None:
-                    docnum = searcher.document_number(id=str(doc_id))
+                    docnum = self._docnum(searcher, doc_id)
                     # Status and visibility come from the index, never from the sidecar,
                     # so a stale vector file cannot leak an internal article.
                     if docnum is None or docnum not in allowed:
                         continue
-                    stored = searcher.stored_fields(docnum)
+                    stored = self._stored_fields(searcher, docnum)
                     stored_by_id[doc_id] = stored
                 rank += 1
                 scores[doc_id] = scores.get(doc_id, 0.0) + 1.0 / (RRF_K + rank)
@@ -929,6 +1075,23 @@ class SearchIndex:
             ),
         )
         return [(doc_id, score, stored_by_id[doc_id]) for doc_id, score in ranked]
+
+    def _stored_fields(self, searcher: Searcher, docnum: int) -> dict[str, Any]:
+        # Per searcher, like _docnum: a hybrid query reads ~80 candidates' stored fields
+        # (a decompress and unpickle each), mostly the same popular articles every time.
+        stored = self._stored.get(docnum)
+        if stored is None:
+            if len(self._stored) >= STORED_CACHE_SIZE:
+                self._stored.clear()
+            stored = self._stored[docnum] = searcher.stored_fields(docnum)
+        return stored
+
+    def _docnum(self, searcher: Searcher, doc_id: int) -> int | None:
+        # Remembered per searcher (docnums change when the index does): semantic candidates
+        # that BM25 did not return were ~40 term lookups per query.
+        if doc_id not in self._docnums:
+            self._docnums[doc_id] = searcher.document_number(id=str(doc_id))
+        return self._docnums[doc_id]
 
     def _embed_missing(self, fields: list[dict[str, str]], vectors: _Vectors) -> _Vectors | None:
         if not self.semantic_available:
@@ -1024,6 +1187,52 @@ def _batched(items: Iterable[ArticleDoc], size: int) -> Iterator[list[ArticleDoc
             batch = []
     if batch:
         yield batch
+
+
+def _flat_terms(q: Query) -> tuple[list[kb_bm25.Leaf], float | None] | None:
+    """``q`` as the terms of a flat OR (what plain words parse to), else None (phrases,
+    AND, nested groups: Whoosh scores those itself)."""
+    if type(q) is Term:
+        return [kb_bm25.Leaf(q.fieldname, q.text, q.boost)], None
+    # Whoosh preloads (and scores differently) an OR of TOO_MANY_CLAUSES or more; such
+    # queries are rare enough to leave to it.
+    if (
+        type(q) is Or
+        and q.boost == 1.0
+        and not q.minmatch
+        and len(q.subqueries) < Or.TOO_MANY_CLAUSES
+    ):
+        leaves = []
+        for sub in q.subqueries:
+            if type(sub) is not Term or sub.minquality:
+                return None
+            leaves.append(kb_bm25.Leaf(sub.fieldname, sub.text, sub.boost))
+        return leaves, q.scale
+    return None
+
+
+def _best_rows(sims: np.ndarray, floor: float, batch: int) -> Iterator[int]:
+    """Rows with similarity >= ``floor``, best first (ties by row). Sorted a batch at a time:
+    a query needs the top few dozen of 10,000, unless many of them are filtered out."""
+    rows = np.flatnonzero(sims >= floor)
+    if not len(rows):
+        return
+    vals = sims[rows]
+    done = 0
+    while done < len(rows):
+        k = min(len(rows), done + batch)
+        if k < len(rows):
+            # Everything at least as similar as the k-th best (ties included), so each batch
+            # is a prefix of the full order and no row is skipped or repeated.
+            kth = np.partition(vals, len(vals) - k)[len(vals) - k]
+            part = np.flatnonzero(vals >= kth)
+        else:
+            part = np.arange(len(rows))
+        order = part[np.lexsort((rows[part], -vals[part]))]
+        for i in order[done:]:
+            yield int(rows[i])
+        done = len(order)
+        batch *= 4
 
 
 def _has_terms(q: Query) -> bool:

@@ -71,7 +71,8 @@ def _kick_indexer(session: Session) -> None:
     on_commit(session, worker.kick)
 
 
-def _mark_dirty(session: Session, article: Article) -> None:
+def mark_dirty(session: Session, article: Article) -> None:
+    """The index must see ``article`` again: the worker re-indexes it after commit."""
     article.updated_at = utcnow()
     _kick_indexer(session)
 
@@ -96,16 +97,19 @@ def _unique_slug(session: Session, slug: str, article_id: int | None = None) -> 
 
 
 def get_or_create_category(session: Session, name: str) -> Category | None:
-    name = " ".join((name or "").split())
-    if not name:
+    """The category an editor or import file names (see :func:`kb.categories.find_category`),
+    created if there is none yet."""
+    from kb.categories import create_category, find_category
+
+    if not " ".join((name or "").split()):
         return None
-    slug = slugify(name)
-    category = session.scalar(select(Category).where(Category.slug == slug))
-    if category is None:
-        category = Category(slug=slug, name=name[:200])
-        session.add(category)
-        session.flush()
-    return category
+    return find_category(session, name) or create_category(session, name)
+
+
+def _category(session: Session, category: Category | str | None) -> Category | None:
+    if category is None or isinstance(category, Category):
+        return category
+    return get_or_create_category(session, category)
 
 
 def _add_revision(session: Session, article: Article, author: Agent | None) -> None:
@@ -128,7 +132,7 @@ def create_article(
     title: str,
     body: str,
     language: str = "en",
-    category: str | None = None,
+    category: Category | str | None = None,
     tags: Iterable[str] = (),
     visibility: Visibility | str = Visibility.PUBLIC,
     status: ArticleStatus | str = ArticleStatus.DRAFT,
@@ -151,7 +155,7 @@ def create_article(
         language=language,
         status=st,
         visibility=vis,
-        category=get_or_create_category(session, category or ""),
+        category=_category(session, category),
         tags=_clean_tags(tags),
         author_agent_id=author.id if author else None,
         created_at=now,
@@ -179,7 +183,7 @@ def update_article(
     title: str | None = None,
     body: str | None = None,
     language: str | None = None,
-    category: str | None = _UNSET,
+    category: Category | str | None = _UNSET,
     tags: Iterable[str] | None = None,
     visibility: Visibility | str | None = None,
     slug: str | None = None,
@@ -206,7 +210,7 @@ def update_article(
     if new_lang != article.language:
         article.language, changed = new_lang, True
     if category is not _UNSET:
-        cat = get_or_create_category(session, category or "")
+        cat = _category(session, category)
         if (cat.id if cat else None) != article.category_id:
             article.category, changed = cat, True
     if visibility is not None:
@@ -229,7 +233,7 @@ def update_article(
     if changed_text:
         _add_revision(session, article, author)
     if changed:
-        _mark_dirty(session, article)
+        mark_dirty(session, article)
     return changed
 
 
@@ -242,7 +246,7 @@ def set_status(
     article.status = new
     if new == ArticleStatus.PUBLISHED and article.published_at is None:
         article.published_at = utcnow()
-    _mark_dirty(session, article)
+    mark_dirty(session, article)
 
 
 def publish_article(session: Session, article: Article, author: Agent | None = None) -> None:
@@ -257,9 +261,7 @@ def archive_article(session: Session, article: Article, author: Agent | None = N
     set_status(session, article, ArticleStatus.ARCHIVED, author)
 
 
-def restore_revision(
-    session: Session, article: Article, number: int, author: Agent | None = None
-) -> None:
+def get_revision(session: Session, article: Article, number: int) -> ArticleRevision:
     rev = session.scalar(
         select(ArticleRevision).where(
             ArticleRevision.article_id == article.id, ArticleRevision.number == number
@@ -267,7 +269,16 @@ def restore_revision(
     )
     if rev is None:
         raise NotFound(_("Revision not found."))
-    update_article(
+    return rev
+
+
+def restore_revision(
+    session: Session, article: Article, number: int, author: Agent | None = None
+) -> bool:
+    """Bring back revision ``number``'s title, text and tags as a new revision (history is
+    never rewritten). Returns False when the article already reads exactly like it."""
+    rev = get_revision(session, article, number)
+    return update_article(
         session, article, author=author, title=rev.title, body=rev.body_md, tags=rev.tags
     )
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import (
     Blueprint,
+    abort,
     current_app,
     flash,
     jsonify,
@@ -17,6 +18,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import get_locale
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -30,9 +32,11 @@ from helpdesk.i18n import _, _l
 from helpdesk.models import Message, Ticket
 from helpdesk.services.errors import NotFound, ServiceError
 from helpdesk.web.agent import agent_required, me
-from kb import queries, services
+from helpdesk.web.forms import choices
+from kb import categories, queries, services
+from kb.diff import diff_revisions
 from kb.indexer import get_index, pending_count
-from kb.models import Article, ArticleRevision, ArticleStatus, KbEventKind
+from kb.models import Article, ArticleRevision, ArticleStatus, Category, KbEventKind
 
 agent_bp = Blueprint("kb", __name__, url_prefix="/agent/kb")
 api_bp = Blueprint("kb_api", __name__, url_prefix="/api/v1/kb")
@@ -45,12 +49,13 @@ STATUS_LABELS = {"draft": _l("Draft"), "published": _l("Published"), "archived":
 class ArticleForm(FlaskForm):
     title = StringField(_l("Title"), validators=[DataRequired(), Length(max=300)])
     slug = StringField(_l("Address (slug)"), validators=[Optional(), Length(max=200)])
-    language = SelectField(_l("Language"), choices=LANGUAGE_CHOICES)
-    category = StringField(_l("Category"), validators=[Optional(), Length(max=200)])
+    # Choices of every select are set per request (_prepared): labels are translated then.
+    language = SelectField(_l("Language"), choices=[])
+    # The existing categories: new ones are made on the categories page, so a typo in the
+    # editor cannot create a stray category.
+    category = SelectField(_l("Category"), choices=[])
     tags = StringField(_l("Tags"), validators=[Optional(), Length(max=500)])
-    visibility = SelectField(
-        _l("Visibility"), choices=[(k, v) for k, v in VISIBILITY_LABELS.items()]
-    )
+    visibility = SelectField(_l("Visibility"), choices=[])
     translation_of = StringField(
         _l("Translation of (slug)"), validators=[Optional(), Length(max=200)]
     )
@@ -61,8 +66,6 @@ def _article(article_id: int) -> Article:
     try:
         return services.access_article_id(db.session, article_id, agent=True)
     except NotFound:
-        from flask import abort
-
         abort(404)
 
 
@@ -73,6 +76,22 @@ def _translation_target(slug: str | None) -> Article | None:
     if target is None:
         raise ServiceError(_("No article has the address %(slug)s.", slug=slug))
     return target
+
+
+def _prepared(form: ArticleForm) -> ArticleForm:
+    lang = str(get_locale() or "")
+    form.language.choices = choices(LANGUAGE_CHOICES)
+    form.visibility.choices = choices(VISIBILITY_LABELS.items())
+    form.category.choices = choices(
+        [("", _("No category"))]
+        + [(str(c.id), c.label(lang)) for c in categories.ordered(db.session)]
+    )
+    return form
+
+
+def _chosen_category(form: ArticleForm) -> Category | None:
+    raw = form.category.data or ""
+    return db.session.get(Category, int(raw)) if raw.isdigit() else None
 
 
 def _tags(raw: str | None) -> list[str]:
@@ -112,7 +131,7 @@ def articles() -> str:
 @agent_bp.route("/new", methods=["GET", "POST"])
 @agent_required
 def new() -> str | Response | tuple[str, int]:
-    form = ArticleForm()
+    form = _prepared(ArticleForm())
     if form.validate_on_submit():
         try:
             article = services.create_article(
@@ -120,7 +139,7 @@ def new() -> str | Response | tuple[str, int]:
                 title=form.title.data or "",
                 body=form.body.data or "",
                 language=form.language.data or "en",
-                category=form.category.data or None,
+                category=_chosen_category(form),
                 tags=_tags(form.tags.data),
                 visibility=form.visibility.data or "public",
                 slug=form.slug.data or None,
@@ -142,12 +161,12 @@ def new() -> str | Response | tuple[str, int]:
 @agent_required
 def edit(article_id: int) -> str | Response | tuple[str, int]:
     article = _article(article_id)
-    form = ArticleForm()
+    form = _prepared(ArticleForm())
     if request.method == "GET":
         form.title.data = article.title
         form.slug.data = article.slug
         form.language.data = article.language
-        form.category.data = article.category.name if article.category else ""
+        form.category.data = str(article.category_id or "")
         form.tags.data = ", ".join(article.tags)
         form.visibility.data = article.visibility.value
         group = article.translation_group
@@ -163,7 +182,7 @@ def edit(article_id: int) -> str | Response | tuple[str, int]:
                 title=form.title.data,
                 body=form.body.data or "",
                 language=form.language.data,
-                category=form.category.data or None,
+                category=_chosen_category(form),
                 tags=_tags(form.tags.data),
                 visibility=form.visibility.data,
                 slug=form.slug.data or None,
@@ -224,19 +243,62 @@ def revisions(article_id: int) -> str:
     return render_template("kb/revisions.html", article=article, revisions=revs)
 
 
+def _revision_number(name: str, default: int) -> int:
+    raw = request.args.get(name, "")
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        abort(404)
+
+
+@agent_bp.get("/<int:article_id>/revisions/compare")
+@agent_required
+def compare(article_id: int) -> str:
+    """What changed between two revisions (``?from=N&to=M``; default: the latest change)."""
+    article = _article(article_id)
+    latest = article.revision_count or 1
+    new_no = _revision_number("to", latest)
+    old_no = _revision_number("from", max(1, new_no - 1))
+    try:
+        old = services.get_revision(db.session, article, old_no)
+        new = services.get_revision(db.session, article, new_no)
+    except NotFound:
+        abort(404)
+    change = diff_revisions(old.title, old.body_md, new.title, new.body_md)
+    numbers = list(range(latest, 0, -1))
+    return render_template(
+        "kb/compare.html",
+        article=article,
+        old=old,
+        new=new,
+        diff=change,
+        tags_changed=list(old.tags or []) != list(new.tags or []),
+        numbers=numbers,
+    )
+
+
 @agent_bp.post("/<int:article_id>/revisions/<int:number>/restore")
 @agent_required
 def restore(article_id: int, number: int) -> Response:
     article = _article(article_id)
-    if FlaskForm().validate_on_submit():
-        try:
-            services.restore_revision(db.session, article, number, me())
-        except ServiceError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-            return redirect(url_for("kb.revisions", article_id=article.id))
-        db.session.commit()
+    if not FlaskForm().validate_on_submit():
+        flash(_("The form has expired. Please try again."), "error")
+        return redirect(url_for("kb.revisions", article_id=article.id))
+    try:
+        changed = services.restore_revision(db.session, article, number, me())
+    except NotFound:
+        abort(404)
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("kb.revisions", article_id=article.id))
+    db.session.commit()
+    if changed:
         flash(_("Revision %(n)d restored as a new revision.", n=number), "success")
+    else:
+        flash(_("The article already reads like revision %(n)d.", n=number), "info")
     return redirect(url_for("kb.edit", article_id=article.id))
 
 

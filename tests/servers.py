@@ -45,6 +45,7 @@ from typing import Any, Self
 
 __all__ = [
     "DovecotServer",
+    "OAuth2Provider",
     "PostgresCluster",
     "ReceivedMessage",
     "RedisServer",
@@ -592,7 +593,12 @@ class DovecotServer(_Server):
     temporary directory and survives :meth:`restart`.
     """
 
-    def __init__(self, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, users: dict[str, str] | None = None, oauth2_introspection_url: str | None = None
+    ) -> None:
+        # With an introspection URL, XOAUTH2/OAUTHBEARER logins are checked by Dovecot's oauth2
+        # passdb against that endpoint (RFC 7662 POST); password logins keep working.
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.program = _find_program("dovecot", "dovecot-imapd")
         version = subprocess.run(
             [self.program, "--version"], capture_output=True, text=True, check=False
@@ -677,6 +683,22 @@ class DovecotServer(_Server):
         tmp = self.tmpdir
         user = self.run_as
         group_name = _group_name(user.pw_gid)
+        mechanisms, oauth2_passdb = "plain login", ""
+        if self.oauth2_introspection_url is not None:
+            mechanisms = "plain login xoauth2 oauthbearer"
+            (tmp / "oauth2.conf.ext").write_text(
+                "introspection_mode = post\n"
+                f"introspection_url = {self.oauth2_introspection_url}\n"
+                "username_attribute = username\n"
+                "active_attribute = active\n"
+                "active_value = true\n"
+                "force_introspection = yes\n"
+            )
+            _chown_tree(tmp / "oauth2.conf.ext", self.owner)
+            oauth2_passdb = (
+                "passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+                f"  args = {tmp}/oauth2.conf.ext\n}}\n"
+            )
         self.config.write_text(
             f"""\
 # Private Dovecot {self.version} for the helpdesk tests (rootless).
@@ -688,7 +710,7 @@ protocols = imap
 listen = {HOST}
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 auth_failure_delay = 0
 default_internal_user = {user.pw_name}
 default_internal_group = {group_name}
@@ -702,9 +724,10 @@ mail_max_userip_connections = 1000
 
 passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u {tmp}/passwd.d/%u
 }}
-userdb {{
+{oauth2_passdb}userdb {{
   driver = static
   args = uid={user.pw_uid} gid={user.pw_gid} home={tmp}/home/%u
 }}
@@ -958,6 +981,38 @@ def _socket_controller_class() -> type[Any]:
     return SocketController
 
 
+class _XOAuth2SinkHandler(_SinkHandler):
+    """The sink with SMTP ``AUTH XOAUTH2``, tokens checked by the sink's ``oauth2_check``."""
+
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> Any:
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        blob = args[1].encode() if len(args) > 1 else await server.challenge_auth("")
+        parsed = _parse_xoauth2(blob) if isinstance(blob, bytes) else None
+        check = self.sink.oauth2_check
+        if parsed is not None and check is not None and check(*parsed):
+            return AuthResult(success=True, auth_data=LoginPassword(parsed[0].encode(), b""))
+        # Google's exchange: an error JSON as a challenge, the client's empty answer, then 535.
+        await server.challenge_auth('{"status":"401","schemes":"bearer"}')
+        return AuthResult(success=False, handled=False)
+
+
+def _parse_xoauth2(blob: bytes) -> tuple[str, str] | None:
+    """(user, token) of a base64 XOAUTH2 initial response, ``None`` if malformed."""
+    import base64
+    import binascii
+
+    try:
+        text = base64.b64decode(blob, validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    fields = dict(part.split("=", 1) for part in text.split("\x01") if "=" in part)
+    auth = fields.get("auth", "")
+    if not fields.get("user") or not auth.startswith("Bearer "):
+        return None
+    return fields["user"], auth.removeprefix("Bearer ")
+
+
 class _DropLoginDataNotice(logging.Filter):
     """aiosmtpd 1.4 logs a deprecation notice of its own on every successful AUTH."""
 
@@ -972,11 +1027,19 @@ class SmtpSink(_Server):
     """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message it gets.
 
     ``auth=(user, password)`` makes it advertise AUTH PLAIN/LOGIN without TLS and
-    refuse MAIL FROM before a successful login.
+    refuse MAIL FROM before a successful login; ``oauth2_check(user, token) -> bool`` adds
+    AUTH XOAUTH2 (and requires a login too).
     """
 
-    def __init__(self, auth: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        auth: tuple[str, str] | None = None,
+        oauth2_check: Callable[[str, str], bool] | None = None,
+    ) -> None:
         self.auth = auth
+        self.oauth2_check = oauth2_check
+        if oauth2_check is not None and auth is None:
+            self.auth = ("", "\0")  # no password login can match: XOAUTH2 only
         logging.getLogger("mail.log").addFilter(_AIOSMTPD_FILTER)  # idempotent
         self.host = HOST
         self.port = 0
@@ -1028,9 +1091,10 @@ class SmtpSink(_Server):
         kwargs: dict[str, Any] = {}
         if self.auth is not None:
             kwargs.update(authenticator=self._authenticator, auth_require_tls=False)
+        handler = _SinkHandler(self) if self.oauth2_check is None else _XOAuth2SinkHandler(self)
         controller = _socket_controller_class()(
             sock,
-            _SinkHandler(self),
+            handler,
             loop=asyncio.new_event_loop(),
             server_hostname="smtp-sink.test",  # no getfqdn() DNS lookup
             ready_timeout=START_TIMEOUT,
@@ -1082,6 +1146,138 @@ class SmtpSink(_Server):
                     f"within {timeout}s"
                 )
             return list(self._messages)
+
+
+# --------------------------------------------------------------------- OAuth2 provider
+
+
+class OAuth2Provider(_Server):
+    """A tiny OAuth2 authorization server on 127.0.0.1 (stdlib ``http.server``, a real socket).
+
+    * ``POST /token``: the refresh-token grant (RFC 6749 §6) for registered clients; issues
+      access tokens valid ``expires_in`` seconds; ``rotate`` issues a new refresh token each time.
+    * ``POST /introspect``: RFC 7662 token introspection, what Dovecot's oauth2 passdb asks.
+
+    :meth:`check` answers the same question for the SMTP sink's XOAUTH2.
+    """
+
+    def __init__(self) -> None:
+        self.host = HOST
+        self.port = 0
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.clients: dict[str, str] = {}  # client id -> secret
+        self.refresh_tokens: dict[str, tuple[str, str]] = {}  # refresh token -> (client, user)
+        self.access_tokens: dict[str, str] = {}  # access token -> user
+        self.token_requests = 0
+        self.expires_in = 3600
+        self.rotate = False
+
+    @property
+    def token_url(self) -> str:
+        return f"http://{HOST}:{self.port}/token"
+
+    @property
+    def introspection_url(self) -> str:
+        return f"http://{HOST}:{self.port}/introspect"
+
+    def register(self, user: str) -> tuple[str, str, str]:
+        """A new client allowed to act for ``user``: (client id, client secret, refresh token)."""
+        import secrets as _secrets
+
+        client_id = f"client-{_secrets.token_hex(4)}"
+        secret = _secrets.token_urlsafe(16)
+        refresh = _secrets.token_urlsafe(24)
+        with self._lock:
+            self.clients[client_id] = secret
+            self.refresh_tokens[refresh] = (client_id, user)
+        return client_id, secret, refresh
+
+    def revoke_access_tokens(self) -> None:
+        with self._lock:
+            self.access_tokens.clear()
+
+    def check(self, user: str, token: str) -> bool:
+        with self._lock:
+            return self.access_tokens.get(token) == user
+
+    def _token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        import secrets as _secrets
+
+        with self._lock:
+            self.token_requests += 1
+            client_id = form.get("client_id", "")
+            if form.get("grant_type") != "refresh_token":
+                return 400, {"error": "unsupported_grant_type"}
+            if self.clients.get(client_id) != form.get("client_secret"):
+                return 401, {"error": "invalid_client"}
+            owner = self.refresh_tokens.get(form.get("refresh_token", ""))
+            if owner is None or owner[0] != client_id:
+                return 400, {"error": "invalid_grant", "error_description": "token revoked"}
+            access = _secrets.token_urlsafe(24)
+            self.access_tokens[access] = owner[1]
+            body: dict[str, Any] = {
+                "access_token": access,
+                "token_type": "Bearer",
+                "expires_in": self.expires_in,
+            }
+            if self.rotate:
+                fresh = _secrets.token_urlsafe(24)
+                self.refresh_tokens[fresh] = owner
+                body["refresh_token"] = fresh
+            return 200, body
+
+    def _introspect(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            user = self.access_tokens.get(form.get("token", ""))
+        if user is None:
+            return 200, {"active": "false"}
+        return 200, {"active": "true", "username": user}
+
+    def start(self) -> None:
+        import json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qsl
+
+        if self._server is not None:
+            return
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = dict(parse_qsl(self.rfile.read(length).decode()))
+                routes = {"/token": provider._token, "/introspect": provider._introspect}
+                route = routes.get(self.path.split("?")[0])
+                status, body = route(form) if route else (404, {"error": "not_found"})
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # quiet: the suite's output is for failures
+
+        self._register()
+        self._server = ThreadingHTTPServer((HOST, 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="oauth2-provider", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=STOP_TIMEOUT)
+        self._unregister()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,6 +18,16 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     socketio.on_namespace(ChatNamespace(NAMESPACE))
 
+    from channels.chat.admin import bp as admin_bp
+    from channels.chat.agent_views import bp as agent_bp
+    from helpdesk import worker
+    from helpdesk.services.chat_offers import expire_due
+
+    app.register_blueprint(admin_bp)
+    app.register_blueprint(agent_bp)
+    # Offers nobody accepted move on; the database says which are due (any process's worker).
+    worker.register_task(app, expire_due)
+
     # Engine.IO checks the Origin of every Socket.IO request before any namespace sees it. The
     # widget runs on customers' sites, so the chat channel's allowed origins must pass here too;
     # the agents' namespace refuses any foreign origin itself (helpdesk.realtime).

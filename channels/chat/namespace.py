@@ -179,6 +179,8 @@ class ChatNamespace(Namespace):
                 "token": token,
                 "settings": {
                     "email_required": settings.email_required,
+                    "name_required": settings.name_required,
+                    "transcript": settings.transcript,
                     "upload_max_bytes": settings.upload_max_bytes,
                     "upload_types": list(settings.upload_types),
                 },
@@ -245,10 +247,13 @@ class ChatNamespace(Namespace):
                     db.session, visitor, _ids(data.get("attachments"))
                 ),
             )
+            # Built before the commit expires the message (else two more SELECTs per line);
+            # still sent only after the commit succeeded.
+            line = chat_service.chat_line(received.message)
             db.session.commit()
             if conn.ticket_id != chat.ticket_id:
                 self._join(conn, chat)
-            return {"ok": True, "line": chat_service.chat_line(received.message)}
+            return {"ok": True, "line": line}
 
         return self._call(run, data)
 

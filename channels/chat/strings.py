@@ -18,6 +18,7 @@ STRINGS = {
     "title": _l("Chat with support"),
     "intro": _l("Ask us anything. We usually answer within minutes."),
     "name": _l("Your name"),
+    "name_optional": _l("Your name (optional)"),
     "email": _l("Your email"),
     "email_optional": _l("Your email (optional)"),
     "question": _l("Your question"),

@@ -128,8 +128,12 @@ def attachment(attachment_id: int) -> Response | tuple[Response, int]:
     visitor = read_token(request.args.get("token"))
     att = db.session.get(Attachment, attachment_id)
     chat = chat_service.find_chat(db.session, att.message.ticket_id) if att else None
-    if att is None or chat is None or visitor is None or chat.visitor_id != visitor or (
-        att.message.internal
+    if (
+        att is None
+        or chat is None
+        or visitor is None
+        or chat.visitor_id != visitor
+        or (att.message.internal)
     ):
         return jsonify({"ok": False, "error": _("Attachment not found.")}), 404
     response = send_file(

@@ -21,7 +21,7 @@ from helpdesk.cli import user_errors
 from helpdesk.extensions import db
 from helpdesk.services import channels as channel_service
 from helpdesk.services import mail as mail_service
-from helpdesk.services.channels import SECURITY_MODES, ServerConfig
+from helpdesk.services.channels import SECURITY_MODES, OAuth2Config, ServerConfig
 
 _SECURITY = click.Choice(SECURITY_MODES)
 
@@ -52,7 +52,16 @@ def channel_group() -> None:
 )
 @click.option("--imap-user", required=True)
 @click.option("--imap-password", default=None, help="Prompted for if no token.")
-@click.option("--imap-oauth2-token", default=None, help="XOAUTH2 access token.")
+@click.option("--imap-oauth2-token", default=None, help="A fixed XOAUTH2 access token.")
+@click.option(
+    "--imap-oauth2-token-url",
+    default=None,
+    help="OAuth2 token endpoint: sign in with XOAUTH2, access tokens from a refresh token.",
+)
+@click.option("--imap-oauth2-client-id", default=None)
+@click.option("--imap-oauth2-client-secret", default=None)
+@click.option("--imap-oauth2-refresh-token", default=None, help="Prompted for if not given.")
+@click.option("--imap-oauth2-scope", default=None, help="E.g. https://mail.google.com/")
 @click.option("--imap-security", type=_SECURITY, default="ssl", show_default=True)
 @click.option("--imap-folder", default="INBOX", show_default=True)
 @click.option("--imap-move-to", default=None, help="Move fetched mail here (else: flag Seen).")
@@ -67,6 +76,9 @@ def channel_group() -> None:
 @click.option("--smtp-user", default=None)
 @click.option("--smtp-password", default=None)
 @click.option("--smtp-security", type=_SECURITY, default="starttls", show_default=True)
+@click.option(
+    "--smtp-oauth2", is_flag=True, help="Sign in to SMTP with the IMAP OAuth2 settings (XOAUTH2)."
+)
 @click.option(
     "--acknowledge/--no-acknowledge",
     default=False,
@@ -83,6 +95,11 @@ def channel_add_email(
     imap_user: str,
     imap_password: str | None,
     imap_oauth2_token: str | None,
+    imap_oauth2_token_url: str | None,
+    imap_oauth2_client_id: str | None,
+    imap_oauth2_client_secret: str | None,
+    imap_oauth2_refresh_token: str | None,
+    imap_oauth2_scope: str | None,
     imap_security: str,
     imap_folder: str,
     imap_move_to: str | None,
@@ -92,12 +109,26 @@ def channel_add_email(
     smtp_user: str | None,
     smtp_password: str | None,
     smtp_security: str,
+    smtp_oauth2: bool,
     acknowledge: bool,
 ) -> None:
     """Add an email channel: IMAP in, SMTP out (the global SMTP server without --smtp-host)."""
-    if imap_password is None and imap_oauth2_token is None:
+    oauth2 = None
+    if imap_oauth2_token_url:
+        if imap_oauth2_refresh_token is None:
+            imap_oauth2_refresh_token = click.prompt("OAuth2 refresh token", hide_input=True)
+        oauth2 = OAuth2Config(
+            token_url=imap_oauth2_token_url,
+            client_id=imap_oauth2_client_id or "",
+            client_secret=imap_oauth2_client_secret,
+            refresh_token=imap_oauth2_refresh_token,
+            scope=imap_oauth2_scope,
+        )
+    elif smtp_oauth2:
+        raise click.UsageError("--smtp-oauth2 needs --imap-oauth2-token-url.")
+    if imap_password is None and imap_oauth2_token is None and oauth2 is None:
         imap_password = click.prompt("IMAP password", hide_input=True)
-    if smtp_host and smtp_user and smtp_password is None:
+    if smtp_host and smtp_user and smtp_password is None and not smtp_oauth2:
         smtp_password = click.prompt("SMTP password", hide_input=True)
     imap = ServerConfig(
         host=imap_host,
@@ -108,6 +139,7 @@ def channel_add_email(
         security=imap_security,
         folder=imap_folder,
         move_to=imap_move_to,
+        auth="oauth2" if oauth2 is not None else "password",
     )
     smtp = None
     if smtp_host:
@@ -118,6 +150,7 @@ def channel_add_email(
             user=smtp_user,
             password=smtp_password,
             security=smtp_security,
+            auth="oauth2" if smtp_oauth2 else "password",
         )
     with db.transaction() as session:
         channel = channel_service.add_email_channel(
@@ -128,6 +161,7 @@ def channel_add_email(
             smtp=smtp,
             team=team,
             acknowledge=acknowledge,
+            oauth2=oauth2,
         )
         click.echo(f"Email channel {channel.name!r} ({channel.address}) added, id {channel.id}.")
 

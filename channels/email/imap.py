@@ -3,10 +3,12 @@
 Fetching (:class:`MailboxFetcher`): select the folder, compare its UIDVALIDITY with the
 stored checkpoint, ask for the UIDs after the last one read (``UNSEEN`` on the very first run,
 everything when UIDVALIDITY changed: dedupe by Message-ID makes that resync safe), download
-``BODY.PEEK[]`` in batches and run each mail through :func:`channels.email.ingest.process_mail`.
-One transaction per batch holds the batch's tickets/messages *and* the new checkpoint, so a
-crash re-reads only uncommitted mail (and dedupe absorbs any repeat). Only after the commit are
-the mails flagged ``\\Seen`` (or moved to the configured folder).
+``BODY.PEEK[]`` in batches of ``MAIL_FETCH_BATCH`` and store each batch with
+:func:`channels.email.ingest.process_batch`. One transaction per batch holds the batch's
+tickets/messages *and* the new checkpoint, so a crash re-reads only uncommitted mail (and dedupe
+absorbs any repeat). Only after the commit are the mails flagged ``\\Seen`` (or moved to the
+configured folder). The next batch is downloaded and handed to the parser processes before the
+current one is stored, so parsing on the other cores overlaps the database work here.
 
 Push (:class:`MailboxWatcher`): IDLE in one-second ``idle_check`` polls grouped in slices
 (``MAIL_IDLE_SLICE_SECONDS``, 30 s). IMAPClient's ``idle_check`` swallows EOF and returns
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import ssl
 import threading
 import time
@@ -34,7 +37,16 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 from sqlalchemy.orm import Session
 
-from channels.email.ingest import process_mail
+from channels.email import oauth2
+from channels.email.ingest import (
+    Mail,
+    PendingPrepare,
+    PrepareSettings,
+    prepare_settings,
+    process_batch,
+    start_prepare,
+)
+from channels.email.oauth2 import TokenSource
 from helpdesk.extensions import db
 from helpdesk.models import Channel, ChannelKind
 from helpdesk.services import channels as channel_service
@@ -60,6 +72,7 @@ class ImapSettings:
     folder: str = "INBOX"
     move_to: str | None = None
     timeout: float = 60.0
+    oauth2: TokenSource | None = None  # XOAUTH2 with refreshed access tokens
 
     def __repr__(self) -> str:  # never a password in a log line or a traceback
         return (
@@ -80,6 +93,7 @@ class ImapSettings:
             folder=str(imap.get("folder") or "INBOX"),
             move_to=imap.get("move_to") or None,
             timeout=timeout,
+            oauth2=oauth2.source_for(channel) if imap.get("auth") == "oauth2" else None,
         )
 
 
@@ -96,7 +110,9 @@ def connect(settings: ImapSettings) -> IMAPClient:
     try:
         if settings.security == "starttls":
             client.starttls(context)
-        if settings.oauth2_token:
+        if settings.oauth2 is not None:
+            oauth2.imap_login(client, settings.user, settings.oauth2)
+        elif settings.oauth2_token:
             client.oauth2_login(settings.user, settings.oauth2_token)
         else:
             client.login(settings.user, settings.password or "")
@@ -141,13 +157,19 @@ class MailboxFetcher:
     ) -> None:
         self.app = app
         self.channel_id = channel_id
-        self.batch_size = int(app.config.get("MAIL_FETCH_BATCH", 50))
+        self.batch_size = int(app.config.get("MAIL_FETCH_BATCH", 200))
+        self.parse_workers = int(app.config.get("MAIL_PARSE_WORKERS", os.cpu_count() or 1))
+        self.parse_pool_min = int(app.config.get("MAIL_PARSE_POOL_MIN", 32))
         self.on_batch = on_batch
 
     def settings(self) -> ImapSettings:
         with self.app.app_context(), db.transaction(self.app) as session:
             channel = self._channel(session)
             return ImapSettings.of(channel, float(self.app.config.get("MAIL_IMAP_TIMEOUT", 60)))
+
+    def prepare_settings(self) -> PrepareSettings:
+        with self.app.app_context(), db.transaction(self.app) as session:
+            return prepare_settings(self._channel(session))
 
     def _channel(self, session: Session) -> Channel:
         channel = session.get(Channel, self.channel_id)
@@ -182,12 +204,18 @@ class MailboxFetcher:
             uids = [u for u in client.search(["UID", f"{last + 1}:*"]) if u > last]
         total = FetchResult()
         ordered = sorted(int(u) for u in uids)
+        prepare = self.prepare_settings() if ordered else None
+        pending: tuple[list[int], PendingPrepare] | None = None
         for start in range(0, len(ordered), self.batch_size):
             chunk = ordered[start : start + self.batch_size]
-            result = self._batch(client, settings, uidvalidity, chunk)
-            total.add(result)
-            if self.on_batch is not None:
-                self.on_batch(result)
+            assert prepare is not None
+            # Download the next batch and start parsing it before storing the previous one.
+            upcoming = (chunk, self._download(client, chunk, prepare))
+            if pending is not None:
+                self._store_batch(client, settings, uidvalidity, *pending, total)
+            pending = upcoming
+        if pending is not None:
+            self._store_batch(client, settings, uidvalidity, *pending, total)
         # The checkpoint also moves when nothing was read: on a first run to the folder's
         # current end (mail that arrives later has a higher UID), after a UIDVALIDITY change to
         # the new numbering.
@@ -200,23 +228,52 @@ class MailboxFetcher:
         self._healthy(uidvalidity, settings.folder, floor)
         return total
 
-    def _batch(
-        self, client: IMAPClient, settings: ImapSettings, uidvalidity: int, uids: list[int]
-    ) -> FetchResult:
+    def _download(
+        self, client: IMAPClient, uids: list[int], prepare: PrepareSettings
+    ) -> PendingPrepare:
         response = client.fetch(uids, ["BODY.PEEK[]"])
+        mails = [
+            Mail(uid, bytes(raw))
+            for uid in uids
+            # None: expunged between SEARCH and FETCH
+            if (raw := response.get(uid, {}).get(b"BODY[]")) is not None
+        ]
+        return start_prepare(
+            mails, prepare, workers=self.parse_workers, pool_min=self.parse_pool_min
+        )
+
+    def _store_batch(
+        self,
+        client: IMAPClient,
+        settings: ImapSettings,
+        uidvalidity: int,
+        uids: list[int],
+        pending: PendingPrepare,
+        total: FetchResult,
+    ) -> None:
+        result = self._batch(client, settings, uidvalidity, uids, pending)
+        total.add(result)
+        if self.on_batch is not None:
+            self.on_batch(result)
+
+    def _batch(
+        self,
+        client: IMAPClient,
+        settings: ImapSettings,
+        uidvalidity: int,
+        uids: list[int],
+        pending: PendingPrepare,
+    ) -> FetchResult:
+        prepared = pending.results()
         result = FetchResult()
         with self.app.app_context(), db.transaction(self.app) as session:
             channel = self._channel(session)
-            for uid in uids:
-                data = response.get(uid, {})
-                raw = data.get(b"BODY[]")
-                if raw is None:  # expunged between SEARCH and FETCH
-                    continue
-                outcome = process_mail(
-                    session, bytes(raw), channel, folder=settings.folder, uid=uid
-                )
+            outcomes = process_batch(
+                session, pending.mails, prepared, channel, folder=settings.folder
+            )
+            for mail, outcome in zip(pending.mails, outcomes, strict=True):
                 result.fetched += 1
-                result.uids.append(uid)
+                result.uids.append(int(mail.uid or 0))
                 if outcome.quarantined is not None:
                     result.quarantined += 1
                 elif outcome.duplicate:
@@ -393,8 +450,11 @@ def _has_bye(responses: list[Any]) -> bool:
 class MailWatchers(threading.Thread):
     """Keeps one :class:`MailboxWatcher` per active email channel, until ``stop`` is set.
 
-    Re-reads the channel list every ``MAIL_CHANNEL_REFRESH_SECONDS``, so a channel added in
-    the admin UI starts being watched without a restart, and a disabled one stops.
+    Re-reads the channel list every ``MAIL_CHANNEL_REFRESH_SECONDS``, and at once after a
+    channel is changed in this process (:func:`channel_service.on_channels_changed`): a channel
+    added in the admin UI starts being watched, a disabled or deleted one stops, and one whose
+    IMAP or OAuth2 settings changed (:func:`channel_service.watch_fingerprint`) is restarted
+    with the new settings, all without restarting the worker.
     """
 
     def __init__(
@@ -411,36 +471,64 @@ class MailWatchers(threading.Thread):
         self.only = channel_ids
         self.on_batch = on_batch
         self.refresh = float(app.config.get("MAIL_CHANNEL_REFRESH_SECONDS", 30))
-        self.watchers: dict[int, tuple[MailboxWatcher, threading.Event]] = {}
+        # channel id -> (watcher, its stop event, the settings fingerprint it started with)
+        self.watchers: dict[int, tuple[MailboxWatcher, threading.Event, str]] = {}
+        self.wake = threading.Event()
+        self.synced = threading.Condition()  # notified after every sync (tests await it)
+        self.syncs = 0
 
-    def _wanted(self) -> set[int]:
+    def _wanted(self) -> dict[int, str]:
         with self.app.app_context(), db.transaction(self.app) as session:
-            ids = {c.id for c in channel_service.email_channels(session, active_only=True)}
-        return ids & set(self.only) if self.only is not None else ids
+            wanted = {
+                c.id: channel_service.watch_fingerprint(c)
+                for c in channel_service.email_channels(session, active_only=True)
+            }
+        if self.only is not None:
+            wanted = {k: v for k, v in wanted.items() if k in self.only}
+        return wanted
 
     def run(self) -> None:
+        unsubscribe = channel_service.on_channels_changed(self.wake.set)
         try:
             while True:
                 try:
                     self._sync(self._wanted())
                 except Exception:
                     log.exception("could not read the email channels")
-                if self.stop_event.wait(self.refresh):
+                if self._pause():
                     break
         finally:
-            self._sync(set())
+            unsubscribe()
+            self._sync({})
 
-    def _sync(self, wanted: set[int]) -> None:
+    def _pause(self) -> bool:
+        """Wait for the next refresh or a channel change; true when the worker stops."""
+        deadline = time.monotonic() + self.refresh
+        while not self.stop_event.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            # Short waits: the worker's stop event cannot wake this one.
+            if self.wake.wait(min(left, 0.5)):
+                self.wake.clear()
+                return self.stop_event.is_set()
+        return True
+
+    def _sync(self, wanted: dict[int, str]) -> None:
         for channel_id in list(self.watchers):
-            if channel_id not in wanted:
-                watcher, stop = self.watchers.pop(channel_id)
+            watcher, stop, fingerprint = self.watchers[channel_id]
+            if wanted.get(channel_id) != fingerprint or not watcher.is_alive():
+                del self.watchers[channel_id]
                 stop.set()
                 watcher.join(timeout=15)
-        for channel_id in wanted - set(self.watchers):
+        for channel_id in wanted.keys() - self.watchers.keys():
             stop = threading.Event()
             watcher = MailboxWatcher(self.app, channel_id, stop, on_batch=self.on_batch)
             watcher.start()
-            self.watchers[channel_id] = (watcher, stop)
+            self.watchers[channel_id] = (watcher, stop, wanted[channel_id])
+        with self.synced:
+            self.syncs += 1
+            self.synced.notify_all()
 
 
 def start_watchers(app: Flask, stop: threading.Event) -> threading.Thread:

@@ -1,18 +1,32 @@
-"""One raw mail through the whole inbound path: parse -> filters -> ``receive`` -> follow-ups.
+"""Raw mail through the whole inbound path: parse -> filters -> ``receive`` -> follow-ups.
 
-:func:`process_mail` never raises for a bad mail: whatever goes wrong (bytes that are not a
-mail, a sender that is not an address, a bug) rolls back a savepoint and the raw bytes go to
-quarantine with the error, inside the caller's transaction. The caller (the IMAP fetcher, a
-replay) owns that transaction and commits it together with the mailbox checkpoint.
+Two steps. *Prepare* (:func:`prepare_mail`) is pure: parsing, the filters, the language guess
+and the attachment limit need no database, so they run before the transaction, and for big
+batches in parser processes on every core (:func:`start_prepare`). *Store* runs in the
+caller's transaction: :func:`process_batch` for a fetched batch, :func:`process_mail` for one
+mail (a replay, a test).
+
+Neither raises for a bad mail: whatever goes wrong (bytes that are not a mail, a sender that is
+not an address, a bug) ends with the raw bytes in quarantine with the error, inside the
+caller's transaction, and the other mails stored. The caller (the IMAP fetcher, a replay) owns
+that transaction and commits it together with the mailbox checkpoint.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import multiprocessing
 import re
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
 from channels.email.filters import FilterContext, apply_filters
@@ -21,8 +35,9 @@ from channels.inbound import InboundAttachment, InboundMessage
 from helpdesk.models import Channel, Team
 from helpdesk.services import mail as mail_service
 from helpdesk.services import tickets
+from helpdesk.services.attachments import store_bytes
 from helpdesk.services.errors import ServiceError
-from helpdesk.services.inbound import receive
+from helpdesk.services.inbound import BatchLookup, prefetch, receive
 from helpdesk.services.mail import PipelineResult
 
 log = logging.getLogger("helpdesk.mail")
@@ -63,23 +78,117 @@ def _limit_attachments(msg: InboundMessage, max_bytes: int) -> None:
         msg.meta["attachment_limit"] = max_bytes
 
 
-def _ingest(session: Session, raw: bytes, channel: Channel | None) -> PipelineResult:
+@dataclass(frozen=True, slots=True)
+class PrepareSettings:
+    """What parsing needs to know of the app and the channel; plain data, so it pickles."""
+
+    own_addresses: frozenset[str]
+    attachment_max_bytes: int
+    # The attachment store: parser processes write the raw mail and its attachments there
+    # (content-addressed, so storing them again in the transaction finds them written).
+    store_dir: str | None = None
+
+
+def prepare_settings(channel: Channel | None) -> PrepareSettings:
+    return PrepareSettings(
+        own_addresses=frozenset(own_addresses(channel)),
+        attachment_max_bytes=int(current_app.config["ATTACHMENT_MAX_BYTES"]),
+        store_dir=str(current_app.config["ATTACHMENTS_DIR"]),
+    )
+
+
+def prepare_mail(raw: bytes, settings: PrepareSettings) -> InboundMessage:
+    """Parse one mail and annotate it (filters, language, attachment limit): no database.
+
+    Pure, so it runs outside the transaction and in parser processes. Raises
+    :class:`MailParseError` when ``raw`` is not a mail.
+    """
     msg = parse_mail(raw)
-    apply_filters(msg, FilterContext(own_addresses=own_addresses(channel)))
-    msg.channel_id = channel.id if channel is not None else None
+    apply_filters(msg, FilterContext(own_addresses=set(settings.own_addresses)))
     if msg.language is None and _BENGALI.search(f"{msg.subject}\n{msg.text[:2000]}"):
         # Mail says nothing reliable about its language; a Bengali-script mail gets Bengali
         # acknowledgements and replies (an explicit customer setting still wins).
         msg.language = "bn"
-    _limit_attachments(msg, int(current_app.config["ATTACHMENT_MAX_BYTES"]))
-    bounce = msg.meta.get("bounce") if isinstance(msg.meta.get("bounce"), dict) else None
+    _limit_attachments(msg, settings.attachment_max_bytes)
+    bounce = _bounce(msg)
     if bounce and bounce.get("original_message_id") and not msg.in_reply_to:
         # A report carries no In-Reply-To; naming the mail that bounced threads the report
         # onto that ticket instead of opening one for MAILER-DAEMON.
         msg.in_reply_to = str(bounce["original_message_id"])
-    received = receive(session, msg)
+    return msg
+
+
+@dataclass(frozen=True, slots=True)
+class Unparsable:
+    """Why a mail could not be prepared; ``trace`` is set for bugs (not for bad mail)."""
+
+    error: str
+    trace: str | None = None
+
+
+Prepared = InboundMessage | Unparsable
+
+
+def prepare_safely(raw: bytes, settings: PrepareSettings) -> Prepared:
+    """:func:`prepare_mail` that returns the error instead of raising (for parser processes)."""
+    try:
+        return prepare_mail(raw, settings)
+    except MailParseError as exc:
+        return Unparsable(f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # a parser bug on this one mail: keep the mail, report the bug
+        return Unparsable(f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+
+def _prepare_for_pool(raw: bytes, settings: PrepareSettings) -> Prepared:
+    prepared = prepare_safely(raw, settings)
+    if settings.store_dir:
+        files = (
+            [a.data for a in prepared.attachments] if isinstance(prepared, InboundMessage) else []
+        )
+        _prestore(settings.store_dir, [raw, *files])
+    if isinstance(prepared, InboundMessage):
+        prepared.raw = None  # the caller has the bytes: do not send them back through the pipe
+    return prepared
+
+
+@functools.cache
+def _store_app(directory: str) -> Flask:
+    app = Flask("helpdesk-mail-parser")
+    app.config["ATTACHMENTS_DIR"] = directory
+    return app
+
+
+def _prestore(directory: str, blobs: list[bytes]) -> None:
+    """Write files the transaction will store, here, where a core is free (a parser process).
+
+    Same store, same function: a file written here is found by content hash and not written
+    again; one that failed here (disk full) is written, and its error reported, in the
+    transaction.
+    """
+    try:
+        with _store_app(directory).app_context():
+            for blob in blobs:
+                store_bytes(blob)
+    except OSError:
+        return
+
+
+def _bounce(msg: InboundMessage) -> dict[str, Any] | None:
+    bounce = msg.meta.get("bounce")
+    return bounce if isinstance(bounce, dict) else None
+
+
+def _ingest(
+    session: Session,
+    msg: InboundMessage,
+    channel: Channel | None,
+    lookup: BatchLookup | None = None,
+) -> PipelineResult:
+    msg.channel_id = channel.id if channel is not None else None
+    received = receive(session, msg, lookup=lookup)
     if received.duplicate:
         return PipelineResult(received.message, None, duplicate=True)
+    bounce = _bounce(msg)
     if msg.is_bounce and bounce is not None:
         mail_service.record_bounce(
             session,
@@ -107,34 +216,113 @@ def process_mail(
     uid: int | None = None,
 ) -> PipelineResult:
     """Ingest one mail in a savepoint of the caller's transaction, or quarantine it."""
+    raw = bytes(raw)
+    return _one(
+        session, Mail(uid, raw), prepare_safely(raw, prepare_settings(channel)), channel, folder
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    uid: int | None
+    raw: bytes
+
+
+def _one(
+    session: Session,
+    mail: Mail,
+    prepared: Prepared,
+    channel: Channel | None,
+    folder: str | None,
+    lookup: BatchLookup | None = None,
+) -> PipelineResult:
+    """One prepared mail in its own savepoint; whatever fails sends it to quarantine."""
+    if isinstance(prepared, Unparsable):
+        return _quarantine(session, mail, prepared, channel, folder)
+    prepared.raw = mail.raw
     # Effects and announcements registered inside a rolled-back savepoint would still run at
     # the outer commit (only an outermost rollback drops them): keep a copy to restore.
-    saved = {key: _copy(session.info[key]) for key in _PENDING_KEYS if key in session.info}
+    saved = _save(session)
     try:
         with session.begin_nested():
-            return _ingest(session, raw, channel)
-    except (MailParseError, ServiceError) as exc:
+            return _ingest(session, prepared, channel, lookup)
+    except ServiceError as exc:
         _restore(session, saved)
-        error = f"{type(exc).__name__}: {exc}"
+        failure = Unparsable(f"{type(exc).__name__}: {exc}")
     except Exception as exc:
         _restore(session, saved)
         # A bug or a database refusal for this one mail: keep it for replay, go on with the
         # next one. The worker never dies on bad mail.
-        log.exception("mail uid=%s on channel %s could not be processed", uid, _name(channel))
-        error = f"{type(exc).__name__}: {exc}"
+        failure = Unparsable(f"{type(exc).__name__}: {exc}", traceback.format_exc())
+    return _quarantine(session, mail, failure, channel, folder)
+
+
+def _quarantine(
+    session: Session, mail: Mail, failure: Unparsable, channel: Channel | None, folder: str | None
+) -> PipelineResult:
+    if failure.trace is not None:
+        log.error(
+            "mail uid=%s on channel %s could not be processed\n%s",
+            mail.uid,
+            _name(channel),
+            failure.trace,
+        )
     item = mail_service.quarantine(
         session,
-        raw,
-        error,
+        mail.raw,
+        failure.error,
         channel_id=channel.id if channel is not None else None,
         folder=folder,
-        uid=uid,
+        uid=mail.uid,
     )
-    log.warning("mail uid=%s quarantined as #%s: %s", uid, item.id, error[:200])
+    log.warning("mail uid=%s quarantined as #%s: %s", mail.uid, item.id, failure.error[:200])
     return PipelineResult(None, item)
 
 
+def process_batch(
+    session: Session,
+    mails: Sequence[Mail],
+    prepared: Sequence[Prepared],
+    channel: Channel | None,
+    *,
+    folder: str | None = None,
+) -> list[PipelineResult]:
+    """Ingest a batch of prepared mails in the caller's transaction, quarantining bad ones.
+
+    The fast path runs the whole batch in one savepoint with its lookups read up front (one
+    query each for duplicates, threads and customers). Mail that could not be parsed never
+    gets that far: it is quarantined first. Only when something fails inside the batch is the
+    savepoint rolled back and the batch redone one savepoint per mail, so the failing mail is
+    quarantined and the others are stored, exactly as :func:`process_mail` would.
+    """
+    results: dict[int, PipelineResult] = {}
+    good: list[tuple[int, InboundMessage]] = []
+    for index, (mail, item) in enumerate(zip(mails, prepared, strict=True)):
+        if isinstance(item, Unparsable):
+            results[index] = _quarantine(session, mail, item, channel, folder)
+        else:
+            item.raw = mail.raw
+            item.channel_id = channel.id if channel is not None else None
+            good.append((index, item))
+    if good:
+        saved = _save(session)
+        try:
+            with session.begin_nested():
+                lookup = prefetch(session, [msg for _i, msg in good])
+                done = {index: _ingest(session, msg, channel, lookup) for index, msg in good}
+        except Exception as exc:
+            _restore(session, saved)
+            log.info("batch of %d mails failed (%s): retrying one by one", len(good), exc)
+            done = {index: _one(session, mails[index], msg, channel, folder) for index, msg in good}
+        results.update(done)
+    return [results[index] for index in range(len(mails))]
+
+
 _PENDING_KEYS = ("helpdesk.effects", "helpdesk.announce")
+
+
+def _save(session: Session) -> dict[str, Any]:
+    return {key: _copy(session.info[key]) for key in _PENDING_KEYS if key in session.info}
 
 
 def _copy(value: Any) -> Any:
@@ -156,3 +344,133 @@ def _name(channel: Channel | None) -> str:
 def pipeline(session: Session, raw: bytes, channel: Channel | None) -> PipelineResult:
     """The pipeline as registered with ``services.mail`` (used for quarantine replay)."""
     return process_mail(session, raw, channel)
+
+
+# --- parsing in worker processes -----------------------------------------------------------
+
+# Parsing is pure CPU in Python (the GIL serialises it with the database work), so big batches
+# are parsed in processes on every core while this process stores the previous batch.
+_pool: ProcessPoolExecutor | None = None
+_pool_ready: Future[None] | None = None  # done once the processes have started
+_pool_retry_at = 0.0  # after a broken pool, parse here until then
+_POOL_RETRY_SECONDS = 300.0
+_pool_lock = threading.Lock()
+
+
+def _warm() -> None:
+    """Runs in a parser process: done means the processes are up and have imported us."""
+
+
+def _ready_executor(workers: int) -> ProcessPoolExecutor | None:
+    """The parser processes when they are ready; else ``None`` (and they are started).
+
+    Starting them (spawn + imports) takes a second or two: the first batches are parsed here
+    in the meantime instead of waiting.
+    """
+    global _pool, _pool_ready
+    with _pool_lock:
+        if time.monotonic() < _pool_retry_at:
+            return None
+        if _pool is None:
+            # spawn, not fork: the serving process runs threads (web, Socket.IO, IDLE watchers)
+            # and a forked child would inherit locks held by them.
+            _pool = ProcessPoolExecutor(
+                max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+            )
+            _pool_ready = _pool.submit(_warm)
+        assert _pool_ready is not None
+        if not _pool_ready.done():
+            return None
+        if _pool_ready.exception() is not None:
+            pool = _pool
+            _discard_pool_locked()
+            pool.shutdown(wait=False, cancel_futures=True)
+            return None
+        return _pool
+
+
+def warm_parsers(workers: int, timeout: float | None = None) -> bool:
+    """Start the parser processes (if not yet) and wait until they are up; true when they are.
+
+    A long-running worker can call this at start so its first big fetch is already parsed in
+    them; tests use it to take the parser-process path for certain.
+    """
+    _ready_executor(workers)
+    with _pool_lock:
+        ready = _pool_ready
+    if ready is None:
+        return False
+    try:
+        ready.result(timeout=timeout)
+    except Exception:
+        return False
+    return _ready_executor(workers) is not None
+
+
+def _discard_pool_locked() -> None:
+    global _pool, _pool_ready, _pool_retry_at
+    log.warning("mail parser processes failed; parsing in this process for a while")
+    _pool, _pool_ready = None, None
+    _pool_retry_at = time.monotonic() + _POOL_RETRY_SECONDS
+
+
+def _discard_pool() -> None:
+    with _pool_lock:
+        pool = _pool
+        _discard_pool_locked()
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _prepare_chunk(raws: list[bytes], settings: PrepareSettings) -> list[Prepared]:
+    return [_prepare_for_pool(raw, settings) for raw in raws]
+
+
+class PendingPrepare:
+    """A batch being prepared: in parser processes (started at once) or here (on demand)."""
+
+    def __init__(
+        self,
+        mails: Sequence[Mail],
+        settings: PrepareSettings,
+        futures: list[Future[list[Prepared]]] | None,
+    ) -> None:
+        self.mails = list(mails)
+        self.settings = settings
+        self._futures = futures
+
+    @property
+    def in_processes(self) -> bool:
+        return self._futures is not None
+
+    def results(self) -> list[Prepared]:
+        if self._futures is not None:
+            try:
+                return [item for future in self._futures for item in future.result()]
+            except BrokenExecutor:
+                # A parser process died (killed, out of memory): parse here, start afresh later.
+                _discard_pool()
+        return [prepare_safely(mail.raw, self.settings) for mail in self.mails]
+
+
+def start_prepare(
+    mails: Sequence[Mail], settings: PrepareSettings, *, workers: int, pool_min: int
+) -> PendingPrepare:
+    """Start preparing ``mails``: in ``workers`` processes when there are at least
+    ``pool_min`` of them (a single mail from IDLE is parsed faster here than sent away)."""
+    if workers < 1 or len(mails) < max(pool_min, 1):
+        return PendingPrepare(mails, settings, None)
+    try:
+        pool = _ready_executor(workers)
+        if pool is None:
+            return PendingPrepare(mails, settings, None)
+        # A few chunks per process: one pickling round trip per chunk, not per mail.
+        size = max(1, -(-len(mails) // (workers * 2)))
+        futures = [
+            pool.submit(_prepare_chunk, [mail.raw for mail in mails[i : i + size]], settings)
+            for i in range(0, len(mails), size)
+        ]
+    except (BrokenExecutor, RuntimeError):  # shut down or broken: parse here instead
+        _discard_pool()
+        futures = None
+    return PendingPrepare(mails, settings, futures)

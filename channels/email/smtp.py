@@ -21,6 +21,8 @@ from flask import Flask, render_template
 from flask_babel import force_locale
 from sqlalchemy.orm import Session
 
+from channels.email import oauth2
+from channels.email.oauth2 import TokenSource
 from helpdesk.db import utcnow
 from helpdesk.i18n import _
 from helpdesk.models import Channel, Message, Ticket
@@ -43,6 +45,7 @@ class SmtpSettings:
     password: str | None = field(default=None, repr=False)  # never in a log line
     security: str = "none"  # none | starttls | ssl
     timeout: float = 30.0
+    oauth2: TokenSource | None = field(default=None, repr=False)  # XOAUTH2 instead of a password
 
 
 @dataclass
@@ -73,6 +76,7 @@ def smtp_settings_for_channel(channel: Channel | None, config: Any) -> SmtpSetti
         return None
     try:
         password = channel_service.secret(channel, "smtp", "password")
+        source = oauth2.source_for(channel) if smtp.get("auth") == "oauth2" else None
     except SecretError as exc:
         raise DeliveryError(str(exc), permanent=True) from None
     return SmtpSettings(
@@ -82,6 +86,7 @@ def smtp_settings_for_channel(channel: Channel | None, config: Any) -> SmtpSetti
         password=password,
         security=str(smtp.get("security") or "none"),
         timeout=float(config.get("SMTP_TIMEOUT") or 30),
+        oauth2=source,
     )
 
 
@@ -187,11 +192,15 @@ def _send_smtp(prepared: PreparedMail) -> dict[str, Any]:
             if s.security == "starttls":
                 client.starttls(context=context)
                 client.ehlo()
-            if s.user:
+            if s.user and s.oauth2 is not None:
+                oauth2.smtp_login(client, s.user, s.oauth2)
+            elif s.user:
                 client.login(s.user, s.password or "")
             refused = client.send_message(
                 prepared.mail, from_addr=prepared.envelope_from, to_addrs=prepared.recipients
             )
+    except oauth2.OAuth2Error as exc:
+        raise DeliveryError(str(exc), permanent=exc.permanent) from None
     except smtplib.SMTPRecipientsRefused as exc:
         raise DeliveryError(
             _smtp_reason(exc.recipients), permanent=_all_permanent(exc.recipients)

@@ -11,7 +11,7 @@ from helpdesk.models._types import (
     Priority,
     TicketStatus,
 )
-from helpdesk.models.agents import Agent, Team, team_members
+from helpdesk.models.agents import Agent, AssignmentMode, Team, team_members
 from helpdesk.models.audit import AuditEvent
 from helpdesk.models.channels import Channel
 from helpdesk.models.chat import (
@@ -22,12 +22,14 @@ from helpdesk.models.chat import (
     ChatUpload,
     PresenceStatus,
 )
+from helpdesk.models.chat_offers import MissedOffers
 from helpdesk.models.customers import Customer, CustomerIdentity, Organization
 from helpdesk.models.macros import Macro
 from helpdesk.models.mail import AutoReplyLog, MailCheckpoint, QuarantinedMail
 from helpdesk.models.messages import Attachment, Message
 from helpdesk.models.notifications import Notification
 from helpdesk.models.search import TABLE as SEARCH_TABLE  # noqa: F401  (index DDL)
+from helpdesk.models.ticket_presence import TicketViewer
 from helpdesk.models.tickets import Tag, Ticket, TicketCounter, ticket_participants, ticket_tags
 from helpdesk.models.views import AgentPreference, SavedView, TicketCount
 
@@ -37,6 +39,7 @@ __all__ = [
     "AgentPreference",
     "AgentPresence",
     "AgentRole",
+    "AssignmentMode",
     "Attachment",
     "AuditEvent",
     "AutoReplyLog",
@@ -55,6 +58,7 @@ __all__ = [
     "MailCheckpoint",
     "Message",
     "MessageKind",
+    "MissedOffers",
     "Notification",
     "Organization",
     "PresenceStatus",
@@ -67,6 +71,7 @@ __all__ = [
     "TicketCount",
     "TicketCounter",
     "TicketStatus",
+    "TicketViewer",
     "team_members",
     "ticket_participants",
     "ticket_tags",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 
 from sqlalchemy import Column, ForeignKey, String, Table
@@ -61,11 +62,33 @@ class Agent(Base):
         return self.role == AgentRole.ADMIN
 
 
+class AssignmentMode(enum.StrEnum):
+    """How new work in a team finds an agent (helpdesk.services.assignment)."""
+
+    OFF = "off"
+    ROUND_ROBIN = "round_robin"
+    LEAST_OPEN = "least_open"
+
+
 class Team(Base):
     __tablename__ = "teams"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Automatic assignment. server_default so the migration fills existing teams with "off".
+    assignment_mode: Mapped[AssignmentMode] = mapped_column(
+        str_enum(AssignmentMode, "assignment_mode"),
+        default=AssignmentMode.OFF,
+        server_default=AssignmentMode.OFF.value,
+    )
+    # At most this many active (new/open/pending) tickets per agent; None = no cap.
+    assignment_max_open: Mapped[int | None]
+    # The round-robin pointer: the member who got the last ticket. Kept in the team row (not in
+    # process memory) so the turn survives restarts and is shared by every worker; assigners
+    # read and move it under a lock (helpdesk.services.assignment), so they take turns.
+    assignment_last_agent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL")
+    )
 
     members: Mapped[list[Agent]] = relationship(secondary=team_members, back_populates="teams")

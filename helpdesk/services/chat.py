@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from channels.inbound import InboundAttachment, InboundMessage
 from helpdesk.db import utcnow
@@ -48,6 +48,7 @@ from helpdesk.models import (
     MessageKind,
     PresenceStatus,
     Team,
+    Ticket,
     TicketStatus,
 )
 from helpdesk.services import audit, events, tickets
@@ -76,6 +77,8 @@ def serialized_writes(session: Session) -> Iterator[None]:
         return
     with _sqlite_writes:
         yield
+
+
 MAX_TEXT = 5000
 MAX_CLIENT_ID = 64
 LIVE = (ChatStatus.OFFERED, ChatStatus.ACTIVE)
@@ -100,7 +103,13 @@ class ChatSettings:
     channel_id: int | None = None
     team_id: int | None = None
     email_required: bool = False
+    name_required: bool = False
     capacity: int = 3
+    # Seconds an agent has to accept an offer before it moves on (0 = offers never time out);
+    # after ``away_after_missed`` offers missed in a row the agent is set away (0 = never).
+    offer_timeout: float = 30.0
+    away_after_missed: int = 2
+    transcript: bool = True  # visitors may ask for the transcript by email
     allowed_origins: tuple[str, ...] = ()
     hours: dict[str, Any] = field(default_factory=dict)
     rate_limit: int = 20  # lines per rate window and connection
@@ -133,7 +142,11 @@ def chat_settings(session: Session) -> ChatSettings:
         channel_id=channel.id if channel else None,
         team_id=channel.team_id if channel else None,
         email_required=bool(pick("email_required", False)),
+        name_required=bool(pick("name_required", False)),
         capacity=max(int(pick("capacity", 3)), 1),
+        offer_timeout=max(float(pick("offer_timeout", 30.0)), 0.0),
+        away_after_missed=max(int(pick("away_after_missed", 2)), 0),
+        transcript=bool(pick("transcript", True)),
         allowed_origins=tuple(str(o).rstrip("/") for o in origins),
         hours=dict(pick("hours", {}) or {}),
         rate_limit=int(pick("rate_limit", 20)),
@@ -254,6 +267,9 @@ def set_presence(session: Session, agent: Agent, status: PresenceStatus | str) -
     row.updated_at = utcnow()
     _announce_presence(session, agent)
     if status is PresenceStatus.ONLINE:
+        from helpdesk.services.chat_offers import reset_missed  # it builds on this module
+
+        reset_missed(session, agent)  # back at the desk: missed offers start counting afresh
         dispatch(session)
     else:
         _requeue_offers(session, agent)
@@ -518,14 +534,10 @@ def uploads_for(session: Session, visitor_id: str, ids: Sequence[Any]) -> list[U
     return refs
 
 
-def store_upload(
-    session: Session,
-    settings: ChatSettings,
-    visitor_id: str,
-    filename: str,
-    content_type: str,
-    data: bytes,
-) -> ChatUpload:
+def check_upload(
+    settings: ChatSettings, filename: str, content_type: str, data: bytes
+) -> UploadRef:
+    """A file for the chat (either side) within the channel's type and size limits."""
     content_type = (content_type or "application/octet-stream").split(";")[0].strip().lower()
     if content_type not in settings.upload_types:
         raise ServiceError(_("This type of file cannot be sent in the chat."))
@@ -535,10 +547,22 @@ def store_upload(
         raise ServiceError(_("Files can be at most %(size)s.", size=size))
     if not data:
         raise ServiceError(_("The file is empty."))
+    return UploadRef(clean_filename(filename), content_type, data)
+
+
+def store_upload(
+    session: Session,
+    settings: ChatSettings,
+    visitor_id: str,
+    filename: str,
+    content_type: str,
+    data: bytes,
+) -> ChatUpload:
+    ref = check_upload(settings, filename, content_type, data)
     upload = ChatUpload(
         visitor_id=visitor_id,
-        filename=clean_filename(filename),
-        content_type=content_type,
+        filename=ref.filename,
+        content_type=ref.content_type,
         size=len(data),
         sha256=store_bytes(data),
     )
@@ -598,7 +622,12 @@ def find_chat(session: Session, ticket_id: int) -> ChatSession | None:
 
 def visitor_chat(session: Session, visitor_id: str, ticket_id: int | None = None) -> ChatSession:
     """The visitor's chat: a given one (must be theirs) or the latest live one."""
-    query = select(ChatSession).where(ChatSession.visitor_id == visitor_id)
+    # Every visitor event goes on to read the chat's ticket and customer: one query, not three.
+    query = (
+        select(ChatSession)
+        .options(joinedload(ChatSession.ticket).joinedload(Ticket.customer))
+        .where(ChatSession.visitor_id == visitor_id)
+    )
     if ticket_id is not None:
         query = query.where(ChatSession.ticket_id == ticket_id)
     else:
@@ -677,6 +706,8 @@ def start_chat(
         email = normalize_email(email)
     elif settings.email_required:
         raise ServiceError(_("Please enter your email address."))
+    if settings.name_required and not (name or "").strip():
+        raise ServiceError(_("Please enter your name."))
     if team_id is not None and session.get(Team, team_id) is None:
         team_id = None
     received = receive(
@@ -772,18 +803,33 @@ def _find_agent_line(session: Session, chat: ChatSession, client_id: str) -> Mes
 
 
 def agent_message(
-    session: Session, chat: ChatSession, agent: Agent, *, text: str, client_id: str
+    session: Session,
+    chat: ChatSession,
+    agent: Agent,
+    *,
+    text: str,
+    client_id: str,
+    attachments: Sequence[UploadRef] = (),
 ) -> tuple[Message, bool]:
     """An agent's line: a reply through the outbox (the chat sender emits it to the visitor,
-    or mails it once the chat has ended). Returns ``(message, duplicate)``."""
+    or mails it once the chat has ended). Returns ``(message, duplicate)``.
+
+    ``attachments`` were checked against the channel's limits (:func:`check_upload`); the
+    visitor opens them with their own token only."""
     client_id = check_client_id(client_id)
     existing = _find_agent_line(session, chat, client_id)
     if existing is not None:
         return existing, True
-    text = _check_text(text)
+    text = _check_text(text, allow_empty=bool(attachments))
     if chat.status in (ChatStatus.WAITING, ChatStatus.OFFERED):
         accept(session, chat, agent)
-    message = tickets.reply_to_ticket(session, chat.ticket, agent, text)
+    files = [tickets.NewAttachment(a.filename, a.content_type, a.data) for a in attachments]
+    # A file sent alone is a line named after it, so the transcript and a mailed reply say what
+    # was sent.
+    message = tickets.reply_to_ticket(
+        session, chat.ticket, agent, text or ", ".join(a.filename for a in files),
+        attachments=files,
+    )  # fmt: skip
     message.meta = {**(message.meta or {}), "client_id": client_id, "chat": True}
     session.flush()
     _announce_line(session, chat, message)
@@ -823,6 +869,9 @@ def accept(session: Session, chat: ChatSession, agent: Agent) -> None:
     chat.agent_id = agent.id
     chat.agent = agent
     chat.accepted_at = utcnow()
+    from helpdesk.services.chat_offers import reset_missed  # it builds on this module
+
+    reset_missed(session, agent)
     tickets.assign_ticket(session, chat.ticket, agent, agent)
     if chat.ticket.status is TicketStatus.NEW:
         tickets.change_status(session, chat.ticket, TicketStatus.OPEN, agent)
@@ -986,6 +1035,8 @@ def offline_ticket(
 
 def request_transcript(session: Session, chat: ChatSession, email: str | None = None) -> Message:
     """Queue "email me the transcript" in the outbox (the chat sender hands it to mail)."""
+    if not chat_settings(session).transcript:
+        raise ServiceError(_("Transcripts by email are turned off."))
     customer = chat.ticket.customer
     address = normalize_email(email) if email else customer.email
     if not address:

@@ -23,6 +23,17 @@ calling anything):
 Status, assignee, channel and dates are not in the document: filters join ``tickets``, so a bulk
 assign of 500 tickets costs the index nothing.
 
+The append fast path: a transaction that only *adds* messages to a ticket that already has an
+index row (a chat line, a reply, a note) appends the new messages' terms to the row instead of
+rebuilding the document from every message, which made a long chat cost more per line the longer
+it ran. It applies only when nothing else indexed changed on that ticket: the ticket's
+``message_count`` must have grown by exactly the number of new messages seen (a merge moves
+messages without the unit of work seeing them, but changes the count, so it never qualifies), no
+message of it was edited, moved or deleted, and no bulk statement touched it; anything else
+(subject, customer, merge, split, a savepoint rolled back) keeps the full rewrite. The appended
+row equals a rebuilt one: on SQLite byte for byte, on PostgreSQL the same lexemes and weights
+(only positions differ when concurrent commits append out of id order, which no query sees).
+
 Text analysis: the knowledge base's Bengali analyzer (NFC, whole Bengali words with vowel signs,
 virama and ZWJ/ZWNJ, Bengali + English stopwords, the Bengali stemmer for Bengali words and
 Porter2 for Latin ones), registered by ``create_app`` with :func:`register_analyzer` because
@@ -62,8 +73,13 @@ log = logging.getLogger("helpdesk.search")
 
 _DIRTY_TICKETS = "helpdesk.search.tickets"
 _DIRTY_CUSTOMERS = "helpdesk.search.customers"
+# Append candidates: ticket id -> ids of messages added to it, and -> net change of its
+# message_count, both summed over the transaction's flushes.
+_APPENDED = "helpdesk.search.appended"
+_COUNT_DELTA = "helpdesk.search.count_delta"
 
 TICKET_FIELDS = frozenset({"number", "subject", "customer_id", "merged_into_id", "message_count"})
+_COUNT_ONLY = frozenset({"message_count"})
 MESSAGE_FIELDS = frozenset({"body_text", "ticket_id"})
 CUSTOMER_FIELDS = frozenset({"name", "email"})
 
@@ -277,17 +293,42 @@ def _changed(obj: Any, fields: Collection[str]) -> bool:
     return any(state.attrs[f].history.has_changes() for f in fields)
 
 
+def _changed_fields(obj: Any, fields: Collection[str]) -> set[str]:
+    state = inspect(obj)
+    return {f for f in fields if state.attrs[f].history.has_changes()}
+
+
+def _count_delta(ticket: Ticket) -> int | None:
+    """How much this flush changed ``message_count`` (None when it cannot tell)."""
+    history = inspect(ticket).attrs.message_count.history
+    if len(history.deleted) != 1 or len(history.added) != 1:
+        return None
+    old, new = history.deleted[0], history.added[0]
+    if not isinstance(old, int) or not isinstance(new, int):
+        return None  # e.g. a SQL expression: the value is known only to the database
+    return new - old
+
+
 def _after_flush(session: Session, _ctx: UOWTransaction) -> None:
     tickets: set[int] = session.info.setdefault(_DIRTY_TICKETS, set())
     customers: set[int] = session.info.setdefault(_DIRTY_CUSTOMERS, set())
+    appended: dict[int, list[int]] = session.info.setdefault(_APPENDED, {})
+    deltas: dict[int, int] = session.info.setdefault(_COUNT_DELTA, {})
     for obj in session.new:
         if isinstance(obj, Ticket):
             tickets.add(obj.id)
         elif isinstance(obj, Message):
-            tickets.add(obj.ticket_id)
+            appended.setdefault(obj.ticket_id, []).append(obj.id)
     for obj in session.dirty:
-        if isinstance(obj, Ticket) and _changed(obj, TICKET_FIELDS):
-            tickets.add(obj.id)
+        if isinstance(obj, Ticket):
+            changed = _changed_fields(obj, TICKET_FIELDS)
+            if not changed:
+                continue
+            delta = _count_delta(obj) if changed == _COUNT_ONLY else None
+            if delta is None:
+                tickets.add(obj.id)
+            else:
+                deltas[obj.id] = deltas.get(obj.id, 0) + delta
         elif isinstance(obj, Message) and _changed(obj, MESSAGE_FIELDS):
             tickets.add(obj.ticket_id)
             # A message moved off a ticket (split) changes the ticket it left too.
@@ -327,18 +368,82 @@ _BULK_WATCH: dict[str, tuple[str, frozenset[str], str]] = {
 }
 
 
+def append_messages(conn: Connection, appended: dict[int, list[int]]) -> set[int]:
+    """Append the terms of new messages to their tickets' index rows.
+
+    ``appended`` maps ticket id -> ids of messages added to it (and nothing else indexed
+    changed). Returns the tickets this could not serve (no index row yet, a message gone),
+    which need :func:`write_documents`.
+    """
+    ids = sorted(m for ms in appended.values() for m in ms)
+    if not ids:
+        return set()
+    new_terms: dict[int, list[str]] = defaultdict(list)
+    found: dict[int, int] = defaultdict(int)
+    for ticket_id, body in conn.execute(
+        select(Message.ticket_id, Message.body_text).where(Message.id.in_(ids)).order_by(Message.id)
+    ):
+        found[ticket_id] += 1
+        if body:
+            new_terms[ticket_id].extend(terms(body))
+    redo = {t for t, ms in appended.items() if found.get(t, 0) != len(ms)}
+    sqlite = conn.dialect.name == "sqlite"
+    for ticket_id in sorted(set(appended) - redo):
+        words = new_terms.get(ticket_id)
+        if not words:
+            # Nothing to add, but the row must exist for the document to be right.
+            exists = text(
+                "SELECT 1 FROM ticket_search WHERE rowid = :id"
+                if sqlite
+                else "SELECT 1 FROM ticket_search WHERE ticket_id = :id"
+            )
+            if conn.scalar(exists, {"id": ticket_id}) is None:
+                redo.add(ticket_id)
+            continue
+        if sqlite:
+            # The same string a rebuild writes: all body terms joined by single spaces.
+            result = conn.execute(
+                text(
+                    "UPDATE ticket_search SET body = CASE WHEN body = '' THEN :new"
+                    " ELSE body || ' ' || :new END WHERE rowid = :id"
+                ),
+                {"id": ticket_id, "new": " ".join(words)},
+            )
+        else:
+            # ``||`` shifts the right operand's positions past the left's: the new words
+            # follow the old ones, as in a rebuild.
+            result = conn.execute(
+                text(
+                    "UPDATE ticket_search SET document = document || CAST(:new AS tsvector)"
+                    " WHERE ticket_id = :id"
+                ),
+                {"id": ticket_id, "new": _tsvector_literal([(words, "D")])},
+            )
+        if result.rowcount != 1:
+            redo.add(ticket_id)
+    return redo
+
+
 def _before_commit(session: Session) -> None:
     # Releasing a savepoint is not the commit: the outermost transaction writes the index once.
     if session.in_nested_transaction():
         return
-    marked = session.info.get(_DIRTY_TICKETS) or session.info.get(_DIRTY_CUSTOMERS)
+    info = session.info
+    marked = (
+        info.get(_DIRTY_TICKETS)
+        or info.get(_DIRTY_CUSTOMERS)
+        or info.get(_APPENDED)
+        or info.get(_COUNT_DELTA)
+    )
     # Flush first only when something may be pending; the common read-only commit is free.
     if not marked and not (session.new or session.dirty or session.deleted):
         return
     session.flush()
-    tickets: set[int] = session.info.pop(_DIRTY_TICKETS, set())
-    customers: set[int] = session.info.pop(_DIRTY_CUSTOMERS, set())
-    if not tickets and not customers:
+    tickets: set[int] = info.pop(_DIRTY_TICKETS, set())
+    customers: set[int] = info.pop(_DIRTY_CUSTOMERS, set())
+    appended: dict[int, list[int]] = info.pop(_APPENDED, {})
+    deltas: dict[int, int] = info.pop(_COUNT_DELTA, {})
+    if not tickets and not customers and not appended and not deltas:
         return
     conn = session.connection()
     if not _index_ready(conn):
@@ -347,14 +452,31 @@ def _before_commit(session: Session) -> None:
         tickets.update(
             conn.scalars(select(Ticket.id).where(Ticket.customer_id.in_(sorted(customers))))
         )
+    fast: dict[int, list[int]] = {}
+    for ticket_id in set(appended) | set(deltas):
+        if ticket_id in tickets:
+            continue
+        added = appended.get(ticket_id, [])
+        # The count grew by exactly the messages seen: nothing arrived behind our back.
+        if added and deltas.get(ticket_id, 0) == len(added):
+            fast[ticket_id] = added
+        else:
+            tickets.add(ticket_id)
+    tickets.update(append_messages(conn, fast))
     write_documents(conn, tickets)
 
 
 def _after_rollback(session: Session, previous_transaction: Any) -> None:
     # A rolled-back savepoint keeps the marks: re-reading the tables at commit is always right.
-    if not getattr(previous_transaction, "nested", False):
-        session.info.pop(_DIRTY_TICKETS, None)
-        session.info.pop(_DIRTY_CUSTOMERS, None)
+    # Its appends may have been undone, so those tickets get the full rewrite instead.
+    info = session.info
+    if getattr(previous_transaction, "nested", False):
+        touched = set(info.pop(_APPENDED, {})) | set(info.pop(_COUNT_DELTA, {}))
+        if touched:
+            info.setdefault(_DIRTY_TICKETS, set()).update(touched)
+        return
+    for key in (_DIRTY_TICKETS, _DIRTY_CUSTOMERS, _APPENDED, _COUNT_DELTA):
+        info.pop(key, None)
 
 
 # Engines known to have the index table. A database upgraded without it (no migration yet)

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Mapping
 
 from flask import current_app
 from sqlalchemy import select
@@ -86,6 +87,7 @@ def find_email_thread(
     subject: str,
     in_reply_to: str | None,
     references: list[str],
+    known: Mapping[str, int] | None = None,
 ) -> Ticket | None:
     """The ticket an inbound mail continues, in the order of the design:
 
@@ -93,15 +95,21 @@ def find_email_thread(
     2. our signed Message-IDs (even when never stored);
     3. a ``[#1042]`` subject token, only when the sender is a participant of that ticket.
     A plain "Re:" from an unrelated sender never joins someone else's ticket.
+
+    ``known`` (stored Message-ID -> ticket id), when given, already holds every stored id among
+    the candidates (a batch read them in one query), so none is looked up one by one.
     """
     candidates: list[str] = []
     for ref in [in_reply_to, *reversed(references)]:
         if ref and ref not in candidates:
             candidates.append(ref.strip().strip("<>"))
     for ref in candidates:
-        ticket_id = session.scalar(
-            select(Message.ticket_id).where(Message.message_id == ref).limit(1)
-        )
+        if known is not None:
+            ticket_id = known.get(ref)
+        else:
+            ticket_id = session.scalar(
+                select(Message.ticket_id).where(Message.message_id == ref).limit(1)
+            )
         if ticket_id is not None:
             ticket = session.get(Ticket, ticket_id)
             if ticket is not None:

@@ -245,6 +245,9 @@ def append_message(
     when = created_at or utcnow()
     message = Message(
         ticket_id=ticket.id,
+        # A new message's attachments are only those added below: an empty loaded collection
+        # spares a SELECT (and an autoflush) each time a payload lists them.
+        attachments=[],
         direction=direction,
         kind=kind,
         internal=internal,
@@ -272,13 +275,14 @@ def append_message(
             content_id=att.content_id,
             inline=att.inline,
         )
+    if html is None:
+        # Plain text needs no attachment URLs: written with the INSERT, not a later UPDATE.
+        message.body_html = text_to_html(text)
     session.add(message)
     session.flush()
     if html is not None:
         cid_urls = {a.content_id: attachment_url(a) for a in message.attachments if a.content_id}
         message.body_html = sanitize_html(html, cid_urls)
-    else:
-        message.body_html = text_to_html(text)
     ticket.message_count = (ticket.message_count or 0) + 1
     ticket.last_message_at = when
     _touch(ticket, when)
@@ -403,7 +407,16 @@ def add_system_message(session: Session, ticket: Ticket, text: str, **meta: Any)
     return message
 
 
-def assign_ticket(session: Session, ticket: Ticket, assignee: Agent | None, actor: Actor) -> None:
+def assign_ticket(
+    session: Session,
+    ticket: Ticket,
+    assignee: Agent | None,
+    actor: Actor,
+    *,
+    auto: str | None = None,
+) -> None:
+    """``auto``: the team's assignment mode when ``services.assignment`` chose the agent (kept
+    in the audit entry, so the history says "assigned automatically")."""
     if assignee is not None and not assignee.active:
         raise ServiceError(
             _("%(name)s is deactivated and cannot take tickets.", name=assignee.name)
@@ -422,6 +435,7 @@ def assign_ticket(session: Session, ticket: Ticket, assignee: Agent | None, acto
             "from": old.name if old else None,
             "to": assignee.name if assignee else None,
             "to_id": assignee.id if assignee else None,
+            **({"auto": auto} if auto else {}),
         },
     )
     announce(session, ticket)
@@ -441,6 +455,10 @@ def set_team(session: Session, ticket: Ticket, team: Team | None, actor: Actor) 
         **{"from": old.name if old else None, "to": team.name if team else None},
     )
     announce(session, ticket)
+    if team is not None:
+        from helpdesk.services.assignment import auto_assign  # it builds on this module
+
+        auto_assign(session, ticket)
 
 
 def change_status(

@@ -23,9 +23,7 @@ def count_view(session: Session, flt: QueueFilter, agent: Agent | None) -> int:
         fast = builtin_count(session, flt.view, agent.id if agent else None)
         if fast is not None:
             return fast
-    q = base_query(session, flt, agent).with_only_columns(
-        func.count(), maintain_column_froms=True
-    )
+    q = base_query(session, flt, agent).with_only_columns(func.count(), maintain_column_froms=True)
     return int(session.scalar(q) or 0)
 
 

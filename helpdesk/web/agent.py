@@ -250,12 +250,16 @@ def reply(number: int) -> Response | tuple[str, int]:
             form.body.data or "",
             attachments=uploads,
             status=TicketStatus(form.status.data) if form.status.data else None,
-            expected_version=version if request.form.get("confirm_conflict") != "1" else None,
+            # Also when resending after a conflict ("Send anyway"): the form then carries the
+            # version the agent has just reviewed, so yet another reply is caught again.
+            expected_version=version,
         )
     except Conflict as exc:
         db.session.rollback()
         t = _ticket(number)
         flash(str(exc), "warning")
+        if uploads:  # a browser cannot be handed files back
+            flash(_("Attach your files again before sending."), "warning")
         keep = _keep_reply(t, form)
         return _render_ticket(t, 409, reply_form=keep, conflict=True)
     db.session.commit()
@@ -267,6 +271,7 @@ def _keep_reply(ticket: Ticket, posted: ReplyForm) -> ReplyForm:
     """A fresh reply form carrying what the agent typed: nothing typed is ever lost."""
     form = _forms(ticket)["reply_form"]
     form.body.data = posted.body.data
+    form.status.data = posted.status.data
     return cast(ReplyForm, form)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -106,12 +107,16 @@ def new_context(browser: Browser, live_server: LiveServer) -> Iterator[Any]:
         ctx.close()
 
 
+QUEUE_URL = re.compile(r"/agent/queue(\?.*)?$")
+
+
 def sign_in(page: Page, email: str = "agent@example.com", password: str = "demo-password") -> None:
     page.goto("/login")
     page.fill("#email", email)
     page.fill("#password", password)
     page.click("button[type=submit].primary")
-    page.wait_for_url("**/agent/queue")
+    # The queue redirects to the view the agent used last, with its arguments.
+    page.wait_for_url(QUEUE_URL)
 
 
 def wait_socket(page: Page) -> None:

@@ -117,13 +117,16 @@ def test_stale_reply_is_stopped_and_the_text_kept(
     assert response.status_code == 409
     assert "My long careful answer" in page  # nothing typed is lost
     assert "Another reply arrived while you were writing" in page
+    # "Send anyway" resends with the version the agent has now seen, not the stale one.
+    reviewed = re.search(r'name="reply-version" type="hidden" value="(\d+)"', page)
+    assert reviewed and int(reviewed.group(1)) > seen_version
+    resend = {"reply-body": "My long careful answer", "confirm_conflict": "1"}
+    stale = agent_client.post(
+        f"/agent/tickets/{ticket.number}/reply", {**resend, "reply-version": str(seen_version)}
+    )
+    assert stale.status_code == 409  # confirming is not a blanket pass for later changes
     confirmed = agent_client.post(
-        f"/agent/tickets/{ticket.number}/reply",
-        {
-            "reply-body": "My long careful answer",
-            "reply-version": str(seen_version),
-            "confirm_conflict": "1",
-        },
+        f"/agent/tickets/{ticket.number}/reply", {**resend, "reply-version": reviewed.group(1)}
     )
     assert confirmed.status_code == 302
 

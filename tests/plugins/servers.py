@@ -11,6 +11,9 @@ pytest-xdist worker, and is stopped and removed at the end of the session.
   a fresh ``(name, password)`` with an empty INBOX on it.
 * ``smtp_sink_server`` (session): :class:`SmtpSink`; ``smtp_sink`` (function): the same
   sink, running and with no messages from earlier tests.
+* ``oauth2_provider`` (session): :class:`OAuth2Provider` (token endpoint + introspection);
+  ``dovecot_oauth2`` (session): a second Dovecot that also accepts XOAUTH2 tokens of that
+  provider; ``smtp_oauth2_sink`` (function): an SMTP sink that requires AUTH XOAUTH2 with them.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers import DovecotServer, PostgresCluster, RedisServer, SmtpSink
+from tests.servers import DovecotServer, OAuth2Provider, PostgresCluster, RedisServer, SmtpSink
 
 
 @pytest.fixture(scope="session")
@@ -72,3 +75,29 @@ def smtp_sink(smtp_sink_server: SmtpSink) -> SmtpSink:
     smtp_sink_server.start()  # no-op when running; brings it back after a stop() test
     smtp_sink_server.clear()
     return smtp_sink_server
+
+
+@pytest.fixture(scope="session")
+def oauth2_provider() -> Iterator[OAuth2Provider]:
+    with OAuth2Provider() as provider:
+        yield provider
+
+
+@pytest.fixture(scope="session")
+def dovecot_oauth2(oauth2_provider: OAuth2Provider) -> Iterator[DovecotServer]:
+    with DovecotServer(oauth2_introspection_url=oauth2_provider.introspection_url) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def smtp_oauth2_sink_server(oauth2_provider: OAuth2Provider) -> Iterator[SmtpSink]:
+    with SmtpSink(oauth2_check=oauth2_provider.check) as sink:
+        yield sink
+
+
+@pytest.fixture
+def smtp_oauth2_sink(smtp_oauth2_sink_server: SmtpSink) -> SmtpSink:
+    """The XOAUTH2 sink, running, with no messages from earlier tests."""
+    smtp_oauth2_sink_server.start()
+    smtp_oauth2_sink_server.clear()
+    return smtp_oauth2_sink_server

@@ -67,6 +67,12 @@
       box.append(link, " ", accept, " ", decline);
       offers.appendChild(box);
     });
+    socket.on("chat.offer_withdrawn", function (w) {
+      var box = offers && offers.querySelector('[data-offer="' + w.ticket_id + '"]');
+      if (box) { box.remove(); }
+      // Missed too many offers in a row: the server set this agent away; show it and keep it.
+      if (w.presence && presence) { presence.value = w.presence; localStorage.setItem("helpdesk.presence", w.presence); }
+    });
     socket.on("chat.updated", function (c) {
       // An offer someone else took (or that moved on) disappears.
       var box = offers && offers.querySelector('[data-offer="' + c.ticket_id + '"]');
@@ -198,6 +204,24 @@
     panel.querySelector("[data-chat-accept]").addEventListener("click", function () { act("chat.accept"); });
     panel.querySelector("[data-chat-decline]").addEventListener("click", function () { act("chat.decline"); });
     panel.querySelector("[data-chat-end]").addEventListener("click", function () { act("chat.end"); });
+    // A file is one line of its own, sent over HTTP (with the page's CSRF token) and
+    // idempotent by its client id like typed lines; the visitor gets a link only they can open.
+    var filePick = panel.querySelector("[data-chat-file]");
+    filePick.addEventListener("change", function () {
+      var f = filePick.files[0];
+      if (!f) { return; }
+      var fd = new FormData();
+      fd.append("file", f); fd.append("client_id", newId()); fd.append("text", input.value.trim());
+      var meta = document.querySelector('meta[name="csrf-token"]');
+      fetch(panel.getAttribute("data-file-url"), {
+        method: "POST", body: fd, credentials: "same-origin",
+        headers: { "X-CSRFToken": meta ? meta.content : "", "Accept": "application/json" }
+      }).then(function (r) { return r.json(); }).then(function (ack) {
+        if (ack && ack.ok) { input.value = ""; setTyping(false); render(ack.line); updateMarks(); showError(""); }
+        else { showError((ack && ack.error) || L.upload_failed); }
+      }).catch(function () { showError(L.upload_failed); });
+      filePick.value = "";
+    });
     panel.querySelector("[data-chat-transfer]").addEventListener("change", function (ev) {
       var v = ev.target.value.split(":");
       if (v.length !== 2) { return; }

@@ -122,7 +122,8 @@ function err(form, msg) {
 
 function prechat(d) {
   clear();
-  var n = field(T.name, { name: "name", autocomplete: "name", value: d.name || "" });
+  var n = field(settings.name_required ? T.name : T.name_optional, { name: "name", autocomplete: "name", value: d.name || "" });
+  if (settings.name_required) { n[1].required = true; }
   var m = field(settings.email_required ? T.email : T.email_optional, { name: "email", type: "email", autocomplete: "email", value: d.email || "" });
   if (settings.email_required) { m[1].required = true; }
   var q = field(T.question, { name: "text", rows: 3, required: "", dir: "auto" });
@@ -132,7 +133,7 @@ function prechat(d) {
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
     var data = { name: n[1].value.trim(), email: m[1].value.trim(), text: q[1].value.trim() };
-    if (!data.text || (settings.email_required && !data.email)) { return err(form, T.required); }
+    if (!data.text || (settings.email_required && !data.email) || (settings.name_required && !data.name)) { return err(form, T.required); }
     suggestFirst(form, data);
   });
   body.append(h("p", { text: T.intro }), form);
@@ -225,7 +226,7 @@ function conversation() {
   });
   file.addEventListener("change", function () { if (file.files[0]) { upload(file.files[0]); } file.value = ""; });
   var tools = h("div", { "class": "hd-tools" }, [
-    h("button", { "class": "hd-l", type: "button", text: T.transcript, onclick: transcript }),
+    settings.transcript === false ? null : h("button", { "class": "hd-l", type: "button", text: T.transcript, onclick: transcript }),
     h("button", { "class": "hd-l", type: "button", text: T.end, onclick: function () { socket.emit("chat.end", {}, function (a) { if (a && a.ok) { state(a.chat); } }); } })
   ]);
   footer.append(form, file, tools);

@@ -149,6 +149,8 @@
     }
     function apply(li) {
       var url = picker.dataset.applyUrl.replace(/\/0\/apply$/, "/" + li.dataset.id + "/apply");
+      // The macro's actions are my own change, not a colleague's (collision.js listens).
+      document.dispatchEvent(new CustomEvent("helpdesk:own-change", { detail: "start" }));
       fetch(url, { method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": token } })
         .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
         .then(function (res) {
@@ -159,7 +161,8 @@
           var v = document.querySelector('input[name="reply-version"]'); if (v) { v.value = res.version; }
           version = res.version;
           list.hidden = true; input.value = ""; box.focus();
-        }).catch(function () {});
+        }).catch(function () {})
+        .finally(function () { document.dispatchEvent(new CustomEvent("helpdesk:own-change", { detail: "end" })); });
     }
     input.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(search, 150); });
     input.addEventListener("focus", search);

@@ -100,6 +100,9 @@ class ChatSite:
             "HELPDESK_PASSWORD_HASH_PROFILE": "cheapest",
             "HELPDESK_WORKER_POLL_SECONDS": "0.5",
             "HELPDESK_RATELIMIT_LOGIN": "1000 per minute",
+            # Tests leave offers unanswered on purpose; only test_offers.py (which sets a short
+            # timeout on the channel) wants them to move on, not a busy machine's slow test.
+            "HELPDESK_CHAT_OFFER_TIMEOUT": "600",
             **self.extra_env,
         }
         return env
