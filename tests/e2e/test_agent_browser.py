@@ -100,3 +100,8 @@ def test_bengali_interface(new_context: NewContext) -> None:
     other.select_option("#lang-select", "bn")
     expect(other.locator("h1")).to_have_text("সব খোলা")
     expect(other.locator("th").nth(1)).to_have_text(re.compile("টিকিট"))
+
+    # The choice is the agent's preference: switching back is remembered too (and leaves the
+    # shared demo agent in English for the browser tests that follow).
+    other.select_option("#lang-select", "en")
+    expect(other.locator("h1")).to_have_text("All open")
