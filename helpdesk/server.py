@@ -67,8 +67,14 @@ def serve(app: Flask, host: str, port: int, threads: int, *, worker: bool = True
                 {"worker_class": "gevent", "worker_connections": threads}
                 if app.config.get("ASYNC_MODE") == "gevent"
                 # gthread also caps open connections at worker_connections (default 1,000:
-                # why earlier runs stopped at 980 visitors + 20 agents); the threads are the cap.
-                else {"worker_class": "gthread", "threads": threads, "worker_connections": threads}
+                # why earlier runs stopped at 980 visitors + 20 agents). A WebSocket holds a
+                # thread; idle keep-alive HTTP connections don't, and gunicorn keeps only
+                # worker_connections - threads of them (0 would turn keep-alive off).
+                else {
+                    "worker_class": "gthread",
+                    "threads": threads,
+                    "worker_connections": 2 * threads,
+                }
             ),
             # WebSocket and long-polling connections stay open; don't kill the worker for it.
             "timeout": 0,
