@@ -1,8 +1,8 @@
 """Raw mail through the whole inbound path: parse -> filters -> ``receive`` -> follow-ups.
 
-Two steps. *Prepare* (:func:`prepare_mail`) is pure: parsing, the filters, the language guess
-and the attachment limit need no database, so they run before the transaction, and for big
-batches in parser processes on every core (:func:`start_prepare`). *Store* runs in the
+Two steps. *Prepare* (:mod:`channels.email.prepare`) is pure: parsing, the filters, the
+language guess and the attachment limit need no database, so they run before the transaction,
+and for big batches in parser processes on every core (:func:`start_prepare`). *Store* runs in the
 caller's transaction: :func:`process_batch` for a fetched batch, :func:`process_mail` for one
 mail (a replay, a test).
 
@@ -14,35 +14,39 @@ that transaction and commits it together with the mailbox checkpoint.
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import logging
 import multiprocessing
-import re
+import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app
+from flask import current_app
 from sqlalchemy.orm import Session
 
-from channels.email.filters import FilterContext, apply_filters
-from channels.email.parser import MailParseError, parse_mail
-from channels.inbound import InboundAttachment, InboundMessage
+from channels.email.prepare import (
+    Prepared,
+    PrepareSettings,
+    Unparsable,
+    bounce_report,
+    prepare_chunk,
+    prepare_safely,
+    warm,
+)
+from channels.inbound import InboundMessage
 from helpdesk.models import Channel, Team
 from helpdesk.services import mail as mail_service
 from helpdesk.services import tickets
-from helpdesk.services.attachments import store_bytes
 from helpdesk.services.errors import ServiceError
-from helpdesk.services.inbound import BatchLookup, prefetch, receive
+from helpdesk.services.inbound import BatchLookup, Received, prefetch, receive, receive_batch
 from helpdesk.services.mail import PipelineResult
 
 log = logging.getLogger("helpdesk.mail")
-
-_BENGALI = re.compile(r"[\u0980-\u09FF]")
 
 
 def own_addresses(channel: Channel | None) -> set[str]:
@@ -53,129 +57,12 @@ def own_addresses(channel: Channel | None) -> set[str]:
     return {a for a in found if a}
 
 
-def _limit_attachments(msg: InboundMessage, max_bytes: int) -> None:
-    """Attachments over the limit are not stored as files; the ticket says so.
-
-    The raw message (kept for download) still holds them, so nothing is lost; the agent sees
-    the name and size and where to find it.
-    """
-    kept: list[InboundAttachment] = []
-    over: list[dict[str, Any]] = []
-    for attachment in msg.attachments:
-        if len(attachment.data) > max_bytes:
-            over.append(
-                {
-                    "filename": attachment.filename,
-                    "size": len(attachment.data),
-                    "content_type": attachment.content_type,
-                }
-            )
-        else:
-            kept.append(attachment)
-    if over:
-        msg.attachments = kept
-        msg.meta["attachments_over_limit"] = over
-        msg.meta["attachment_limit"] = max_bytes
-
-
-@dataclass(frozen=True, slots=True)
-class PrepareSettings:
-    """What parsing needs to know of the app and the channel; plain data, so it pickles."""
-
-    own_addresses: frozenset[str]
-    attachment_max_bytes: int
-    # The attachment store: parser processes write the raw mail and its attachments there
-    # (content-addressed, so storing them again in the transaction finds them written).
-    store_dir: str | None = None
-
-
 def prepare_settings(channel: Channel | None) -> PrepareSettings:
     return PrepareSettings(
         own_addresses=frozenset(own_addresses(channel)),
         attachment_max_bytes=int(current_app.config["ATTACHMENT_MAX_BYTES"]),
         store_dir=str(current_app.config["ATTACHMENTS_DIR"]),
     )
-
-
-def prepare_mail(raw: bytes, settings: PrepareSettings) -> InboundMessage:
-    """Parse one mail and annotate it (filters, language, attachment limit): no database.
-
-    Pure, so it runs outside the transaction and in parser processes. Raises
-    :class:`MailParseError` when ``raw`` is not a mail.
-    """
-    msg = parse_mail(raw)
-    apply_filters(msg, FilterContext(own_addresses=set(settings.own_addresses)))
-    if msg.language is None and _BENGALI.search(f"{msg.subject}\n{msg.text[:2000]}"):
-        # Mail says nothing reliable about its language; a Bengali-script mail gets Bengali
-        # acknowledgements and replies (an explicit customer setting still wins).
-        msg.language = "bn"
-    _limit_attachments(msg, settings.attachment_max_bytes)
-    bounce = _bounce(msg)
-    if bounce and bounce.get("original_message_id") and not msg.in_reply_to:
-        # A report carries no In-Reply-To; naming the mail that bounced threads the report
-        # onto that ticket instead of opening one for MAILER-DAEMON.
-        msg.in_reply_to = str(bounce["original_message_id"])
-    return msg
-
-
-@dataclass(frozen=True, slots=True)
-class Unparsable:
-    """Why a mail could not be prepared; ``trace`` is set for bugs (not for bad mail)."""
-
-    error: str
-    trace: str | None = None
-
-
-Prepared = InboundMessage | Unparsable
-
-
-def prepare_safely(raw: bytes, settings: PrepareSettings) -> Prepared:
-    """:func:`prepare_mail` that returns the error instead of raising (for parser processes)."""
-    try:
-        return prepare_mail(raw, settings)
-    except MailParseError as exc:
-        return Unparsable(f"{type(exc).__name__}: {exc}")
-    except Exception as exc:  # a parser bug on this one mail: keep the mail, report the bug
-        return Unparsable(f"{type(exc).__name__}: {exc}", traceback.format_exc())
-
-
-def _prepare_for_pool(raw: bytes, settings: PrepareSettings) -> Prepared:
-    prepared = prepare_safely(raw, settings)
-    if settings.store_dir:
-        files = (
-            [a.data for a in prepared.attachments] if isinstance(prepared, InboundMessage) else []
-        )
-        _prestore(settings.store_dir, [raw, *files])
-    if isinstance(prepared, InboundMessage):
-        prepared.raw = None  # the caller has the bytes: do not send them back through the pipe
-    return prepared
-
-
-@functools.cache
-def _store_app(directory: str) -> Flask:
-    app = Flask("helpdesk-mail-parser")
-    app.config["ATTACHMENTS_DIR"] = directory
-    return app
-
-
-def _prestore(directory: str, blobs: list[bytes]) -> None:
-    """Write files the transaction will store, here, where a core is free (a parser process).
-
-    Same store, same function: a file written here is found by content hash and not written
-    again; one that failed here (disk full) is written, and its error reported, in the
-    transaction.
-    """
-    try:
-        with _store_app(directory).app_context():
-            for blob in blobs:
-                store_bytes(blob)
-    except OSError:
-        return
-
-
-def _bounce(msg: InboundMessage) -> dict[str, Any] | None:
-    bounce = msg.meta.get("bounce")
-    return bounce if isinstance(bounce, dict) else None
 
 
 def _ingest(
@@ -186,9 +73,17 @@ def _ingest(
 ) -> PipelineResult:
     msg.channel_id = channel.id if channel is not None else None
     received = receive(session, msg, lookup=lookup)
-    if received.duplicate:
-        return PipelineResult(received.message, None, duplicate=True)
-    bounce = _bounce(msg)
+    if not received.duplicate:
+        _follow_up(session, msg, received, channel)
+    return _outcome(received)
+
+
+def _follow_up(
+    session: Session, msg: InboundMessage, received: Received, channel: Channel | None
+) -> None:
+    """What mail adds to a received message: a bounce report, the channel's team, the
+    acknowledgement of a new ticket."""
+    bounce = bounce_report(msg)
     if msg.is_bounce and bounce is not None:
         mail_service.record_bounce(
             session,
@@ -204,6 +99,20 @@ def _ingest(
         # Never acknowledge automatic mail: two autoresponders answering each other is a loop.
         if (channel.settings or {}).get("acknowledge") and not msg.auto_submitted:
             mail_service.queue_acknowledgement(session, received.ticket, received.message)
+
+
+def _has_follow_ups(msgs: Sequence[InboundMessage], channel: Channel | None) -> bool:
+    """Whether :func:`_follow_up` can do anything for ``msgs``."""
+    if any(msg.is_bounce for msg in msgs):
+        return True
+    return channel is not None and (
+        channel.team_id is not None or bool((channel.settings or {}).get("acknowledge"))
+    )
+
+
+def _outcome(received: Received) -> PipelineResult:
+    if received.duplicate:
+        return PipelineResult(received.message, None, duplicate=True)
     return PipelineResult(received.message, None, created=received.created)
 
 
@@ -308,8 +217,22 @@ def process_batch(
         saved = _save(session)
         try:
             with session.begin_nested():
-                lookup = prefetch(session, [msg for _i, msg in good])
-                done = {index: _ingest(session, msg, channel, lookup) for index, msg in good}
+                msgs = [msg for _i, msg in good]
+                received = receive_batch(
+                    session,
+                    msgs,
+                    prefetch(session, msgs),
+                    after=(
+                        (lambda msg, got: _follow_up(session, msg, got, channel))
+                        if _has_follow_ups(msgs, channel)
+                        else None  # lets the batch write its audit entries in one statement
+                    ),
+                    # A bounce report changes the message it reports on: one at a time.
+                    single=lambda msg: msg.is_bounce,
+                )
+                done = {
+                    index: _outcome(got) for (index, _msg), got in zip(good, received, strict=True)
+                }
         except Exception as exc:
             _restore(session, saved)
             log.info("batch of %d mails failed (%s): retrying one by one", len(good), exc)
@@ -357,10 +280,6 @@ _POOL_RETRY_SECONDS = 300.0
 _pool_lock = threading.Lock()
 
 
-def _warm() -> None:
-    """Runs in a parser process: done means the processes are up and have imported us."""
-
-
 def _ready_executor(workers: int) -> ProcessPoolExecutor | None:
     """The parser processes when they are ready; else ``None`` (and they are started).
 
@@ -377,7 +296,11 @@ def _ready_executor(workers: int) -> ProcessPoolExecutor | None:
             _pool = ProcessPoolExecutor(
                 max_workers=workers, mp_context=multiprocessing.get_context("spawn")
             )
-            _pool_ready = _pool.submit(_warm)
+            # Processes start on demand, one per submit that finds none idle: one warm-up
+            # each starts them all now, while they can be told to skip the parent's __main__.
+            with _children_main_is_prepare():
+                started = [_pool.submit(warm) for _ in range(workers)]
+            _pool_ready = started[-1]
         assert _pool_ready is not None
         if not _pool_ready.done():
             return None
@@ -387,6 +310,28 @@ def _ready_executor(workers: int) -> ProcessPoolExecutor | None:
             pool.shutdown(wait=False, cancel_futures=True)
             return None
         return _pool
+
+
+@contextlib.contextmanager
+def _children_main_is_prepare() -> Iterator[None]:
+    """Spawned children first import the parent's ``__main__`` (multiprocessing's rule): in
+    ``helpdesk serve``/``worker`` or a script that imports the app, that is the whole app,
+    0.5 s per process before it parses anything. While the processes are started, ``__main__``
+    names :mod:`channels.email.prepare` instead, which imports only the parser and filters
+    (0.1 s). Only the start of a process reads this, and it happens under ``_pool_lock``.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    import channels.email.prepare as prepare_module
+
+    saved = getattr(main, "__spec__", None)
+    main.__spec__ = prepare_module.__spec__
+    try:
+        yield
+    finally:
+        main.__spec__ = saved
 
 
 def warm_parsers(workers: int, timeout: float | None = None) -> bool:
@@ -420,10 +365,6 @@ def _discard_pool() -> None:
         _discard_pool_locked()
     if pool is not None:
         pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _prepare_chunk(raws: list[bytes], settings: PrepareSettings) -> list[Prepared]:
-    return [_prepare_for_pool(raw, settings) for raw in raws]
 
 
 class PendingPrepare:
@@ -467,7 +408,7 @@ def start_prepare(
         # A few chunks per process: one pickling round trip per chunk, not per mail.
         size = max(1, -(-len(mails) // (workers * 2)))
         futures = [
-            pool.submit(_prepare_chunk, [mail.raw for mail in mails[i : i + size]], settings)
+            pool.submit(prepare_chunk, [mail.raw for mail in mails[i : i + size]], settings)
             for i in range(0, len(mails), size)
         ]
     except (BrokenExecutor, RuntimeError):  # shut down or broken: parse here instead

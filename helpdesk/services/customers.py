@@ -32,6 +32,16 @@ def find_by_identity(session: Session, kind: IdentityKind, value: str) -> Custom
     )
 
 
+MAX_NAME_LENGTH = 200  # customers.name
+
+
+def clip_name(name: str | None) -> str:
+    """A display name as stored: whitespace collapsed, at most the column's length (a mail's
+    From name can be any length; PostgreSQL would refuse the row and the mail would land in
+    quarantine)."""
+    return " ".join((name or "").split())[:MAX_NAME_LENGTH]
+
+
 def resolve_customer(
     session: Session,
     kind: IdentityKind | str,
@@ -53,18 +63,28 @@ def resolve_customer(
     customer = find_by_identity(session, kind, value)
     if customer is not None:
         if name and not customer.name:
-            customer.name = name
+            customer.name = clip_name(name)
         if language and not customer.language:
             customer.language = language
         return customer
+    customer = new_customer(kind, value, name, language)
+    session.add(customer)
+    session.flush()
+    return customer
+
+
+def new_customer(
+    kind: IdentityKind, value: str, name: str | None = None, language: str | None = None
+) -> Customer:
+    """The Customer (with its identity) :func:`resolve_customer` creates on first contact, not
+    yet added or flushed; ``value`` already normalised. For batch paths that looked the
+    identity up already and flush many at once."""
     customer = Customer(
-        name=(name or "").strip(),
+        name=clip_name(name),
         email=value if kind == IdentityKind.EMAIL else None,
         language=language,
     )
     customer.identities.append(CustomerIdentity(kind=kind, value=value))
-    session.add(customer)
-    session.flush()
     return customer
 
 
@@ -102,7 +122,7 @@ def update_customer(
     from helpdesk.models import Organization
 
     if name is not None:
-        customer.name = " ".join(name.split())[:200]
+        customer.name = clip_name(name)
     if notes is not None:
         customer.notes = notes[:20_000]
     if language is not None:

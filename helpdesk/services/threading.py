@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from flask import current_app
 from sqlalchemy import select
@@ -80,6 +80,16 @@ def follow_merge(session: Session, ticket: Ticket) -> Ticket:
     return ticket
 
 
+def thread_candidates(in_reply_to: str | None, references: Sequence[str]) -> list[str]:
+    """The ids a mail may continue, in the order they are tried: In-Reply-To, then References
+    right to left (angle brackets removed)."""
+    candidates: list[str] = []
+    for ref in [in_reply_to, *reversed(references)]:
+        if ref and ref not in candidates:
+            candidates.append(ref.strip().strip("<>"))
+    return candidates
+
+
 def find_email_thread(
     session: Session,
     *,
@@ -99,10 +109,7 @@ def find_email_thread(
     ``known`` (stored Message-ID -> ticket id), when given, already holds every stored id among
     the candidates (a batch read them in one query), so none is looked up one by one.
     """
-    candidates: list[str] = []
-    for ref in [in_reply_to, *reversed(references)]:
-        if ref and ref not in candidates:
-            candidates.append(ref.strip().strip("<>"))
+    candidates = thread_candidates(in_reply_to, references)
     for ref in candidates:
         if known is not None:
             ticket_id = known.get(ref)

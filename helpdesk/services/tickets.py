@@ -19,6 +19,7 @@ from helpdesk.html import sanitize_html, text_to_html
 from helpdesk.i18n import _
 from helpdesk.models import (
     Agent,
+    AuditEvent,
     ChannelKind,
     Customer,
     DeliveryStatus,
@@ -59,23 +60,40 @@ class NewAttachment:
 
 
 def next_ticket_number(session: Session) -> int:
-    """Hand out the next human ticket number.
+    """Hand out the next human ticket number (see :func:`reserve_ticket_numbers`)."""
+    return reserve_ticket_numbers(session, 1)[0]
 
-    One UPDATE ... RETURNING on a single counter row: atomic on PostgreSQL (the row lock
-    serialises concurrent workers) and on SQLite (the transaction already holds the write lock).
+
+def reserve_ticket_numbers(session: Session, count: int) -> range:
+    """Hand out ``count`` consecutive human ticket numbers with one statement.
+
+    One ``UPDATE ... SET value = value + count RETURNING value`` on a single counter row:
+    atomic on PostgreSQL (the row lock serialises concurrent workers until commit) and on
+    SQLite (the transaction already holds the write lock), so numbers never repeat and a
+    rolled-back transaction gives its numbers back. A Core statement on the session's
+    connection: the ORM's bulk UPDATE would autoflush first and then walk the identity map to
+    synchronise objects, which no one holds for this row (that walk grew with every ticket
+    of a batch).
     """
-    value = session.execute(
-        update(TicketCounter)
-        .where(TicketCounter.id == 1)
-        .values(value=TicketCounter.value + 1)
-        .returning(TicketCounter.value)
-    ).scalar()
+    if count < 1:
+        return range(0)
+    value = (
+        session.connection()
+        .execute(
+            update(TicketCounter)
+            .where(TicketCounter.id == 1)
+            .values(value=TicketCounter.value + count)
+            .returning(TicketCounter.value)
+        )
+        .scalar()
+    )
     if value is None:
         # A database created without the migration's seed row (fresh create_all).
-        session.add(TicketCounter(id=1, value=FIRST_TICKET_NUMBER))
+        last = FIRST_TICKET_NUMBER + count - 1
+        session.add(TicketCounter(id=1, value=last))
         session.flush()
-        return FIRST_TICKET_NUMBER
-    return int(value)
+        return range(FIRST_TICKET_NUMBER, last + 1)
+    return range(int(value) - count + 1, int(value) + 1)
 
 
 def ticket_summary(ticket: Ticket) -> dict[str, Any]:
@@ -195,9 +213,40 @@ def open_ticket(
     created_at: datetime | None = None,
 ) -> Ticket:
     """A new ticket with no messages yet; callers append the first message."""
-    when = created_at or utcnow()
-    ticket = Ticket(
+    ticket = new_ticket(
+        customer=customer,
         number=next_ticket_number(session),
+        subject=subject,
+        channel=channel,
+        channel_id=channel_id,
+        priority=priority,
+        team=team,
+        language=language,
+        created_at=created_at,
+    )
+    session.add(ticket)
+    session.flush()
+    record_opened(session, ticket, actor)
+    return ticket
+
+
+def new_ticket(
+    *,
+    customer: Customer,
+    number: int,
+    subject: str,
+    channel: ChannelKind | str,
+    channel_id: int | None = None,
+    priority: int = Priority.NORMAL,
+    team: Team | None = None,
+    language: str | None = None,
+    created_at: datetime | None = None,
+) -> Ticket:
+    """The row of :func:`open_ticket`, not yet added or flushed (batch paths build many and
+    flush once; they call :func:`record_opened` once it has an id)."""
+    when = created_at or utcnow()
+    return Ticket(
+        number=number,
         subject=_clean_subject(subject),
         status=TicketStatus.NEW,
         active=True,
@@ -209,14 +258,21 @@ def open_ticket(
         language=language or customer.language,
         created_at=when,
         updated_at=when,
+        version=1,
+        message_count=0,
+        # A new ticket has no tags: an empty loaded collection spares the SELECT that building
+        # its announcement would make.
+        tags=[],
     )
-    session.add(ticket)
-    session.flush()
-    audit.record(
+
+
+def record_opened(session: Session, ticket: Ticket, actor: Actor) -> AuditEvent:
+    """Audit and announce a ticket just opened (flushed: it has its id)."""
+    entry = audit.record(
         session, ticket, actor, "ticket.created", channel=ticket.channel.value, number=ticket.number
     )
     announce(session, ticket, "ticket.created")
-    return ticket
+    return entry
 
 
 def append_message(
@@ -243,8 +299,64 @@ def append_message(
 ) -> Message:
     """Store one message on a ticket (the shared step of inbound, reply and note)."""
     when = created_at or utcnow()
+    message = new_message(
+        ticket.id,
+        direction=direction,
+        kind=kind,
+        author=author,
+        text=text,
+        html=html,
+        internal=internal,
+        subject=subject,
+        full_text=full_text,
+        message_id=message_id,
+        in_reply_to=in_reply_to,
+        references=references,
+        recipients=recipients,
+        attachments=attachments,
+        delivery_status=delivery_status,
+        meta=meta,
+        raw_sha256=raw_sha256,
+        created_at=when,
+    )
+    session.add(message)
+    session.flush()
+    finish_html(message, html)
+    count_message(ticket, when)
+    announce_message(session, ticket, message)
+    return message
+
+
+def new_message(
+    ticket_id: int | None,
+    *,
+    direction: Direction,
+    kind: MessageKind,
+    author: Actor,
+    text: str,
+    html: str | None = None,
+    internal: bool = False,
+    subject: str | None = None,
+    full_text: str | None = None,
+    message_id: str | None = None,
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    recipients: Sequence[str] = (),
+    attachments: Iterable[NewAttachment] = (),
+    delivery_status: DeliveryStatus | None = None,
+    meta: dict[str, Any] | None = None,
+    raw_sha256: str | None = None,
+    created_at: datetime | None = None,
+) -> Message:
+    """The row of :func:`append_message` with its attachments, not yet added or flushed.
+
+    ``body_html`` is set here unless the HTML shows inline images by ``cid:`` of its own
+    attachments: their URLs need the attachments' ids, so :func:`finish_html` sets it after
+    the flush (an UPDATE only for those).
+    """
+    when = created_at or utcnow()
     message = Message(
-        ticket_id=ticket.id,
+        ticket_id=ticket_id,
         # A new message's attachments are only those added below: an empty loaded collection
         # spares a SELECT (and an autoflush) each time a payload lists them.
         attachments=[],
@@ -278,23 +390,41 @@ def append_message(
     if html is None:
         # Plain text needs no attachment URLs: written with the INSERT, not a later UPDATE.
         message.body_html = text_to_html(text)
-    session.add(message)
-    session.flush()
-    if html is not None:
+    elif not _has_cid_attachments(message):
+        # No attachment to point ``cid:`` images at: the same result as after the flush
+        # (unknown ``cid:`` references are dropped either way), without the UPDATE.
+        message.body_html = sanitize_html(html, {})
+    return message
+
+
+def _has_cid_attachments(message: Message) -> bool:
+    return any(a.content_id for a in message.attachments)
+
+
+def finish_html(message: Message, html: str | None) -> None:
+    """Sanitize ``html`` with ``cid:`` images pointing at the flushed message's attachments."""
+    if html is not None and _has_cid_attachments(message):
         cid_urls = {a.content_id: attachment_url(a) for a in message.attachments if a.content_id}
         message.body_html = sanitize_html(html, cid_urls)
+
+
+def count_message(ticket: Ticket, when: datetime) -> None:
+    """The ticket's side of a new message: count, last message time, version."""
     ticket.message_count = (ticket.message_count or 0) + 1
     ticket.last_message_at = when
     _touch(ticket, when)
+
+
+def announce_message(session: Session, ticket: Ticket, message: Message) -> None:
+    """``ticket.message`` to the ticket's room after commit (both flushed: they have ids)."""
     payload = {
         "ticket_id": ticket.id,
         "message_id": message.id,
-        "direction": direction.value,
-        "kind": kind.value,
-        "internal": internal,
+        "direction": message.direction.value,
+        "kind": message.kind.value,
+        "internal": message.internal,
     }
     events.send_event_on_commit(session, "ticket.message", payload, rooms=[f"ticket:{ticket.id}"])
-    return message
 
 
 def _check_version(ticket: Ticket, expected_version: int | None) -> None:

@@ -5,6 +5,8 @@ ingest gives."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -15,7 +17,7 @@ from channels.email import ingest
 from channels.email.imap import fetch_once
 from channels.email.ingest import Mail, Unparsable, prepare_safely, process_batch, start_prepare
 from channels.inbound import InboundMessage
-from helpdesk.models import Channel, Customer, Message, QuarantinedMail, Ticket
+from helpdesk.models import Channel, Customer, Direction, Message, QuarantinedMail, Ticket
 from helpdesk.services.events import EventRecorder
 from tests.channels.email.conftest import Mailbox, make_mail
 
@@ -131,3 +133,313 @@ def test_a_big_fetch_parsed_in_processes_stores_every_mail_once(
     assert reply is not None and reply.ticket.subject == "অর্ডার 3"
     session.commit()  # end the read (SQLite: it holds the write lock) before fetching again
     assert fetch_once(app, channel.id).fetched == 0
+
+
+# --- the batch service (services.inbound.receive_batch) -----------------------------------
+
+
+def _conversation(tag: str, resolved_id: str) -> list[bytes]:
+    """One mailbox's day: new mails, a reply to one of them in the same batch, a repeat, a Cc,
+    an auto-reply, a subject token, a reply that reopens a resolved ticket. ``tag`` keeps two
+    channels' copies apart (addresses and Message-IDs)."""
+
+    def mid(name: str) -> str:
+        return f"{name}.{tag}@example.com"
+
+    rahim, karim, lina = (f"{who}.{tag}@example.com" for who in ("rahim", "karim", "lina"))
+    first = make_mail(rahim, "বিল ভুল এসেছে", "আমার বিল ভুল।", message_id=mid("m1"))
+    return [
+        first,
+        make_mail(
+            rahim, "Re: বিল ভুল এসেছে", "Any news?", message_id=mid("m2"), in_reply_to=mid("m1")
+        ),
+        make_mail(
+            karim,
+            "Password reset",
+            "<p>It fails</p>",
+            message_id=mid("m3"),
+            headers={"Cc": f"Lina <{lina}>"},
+        ),
+        first,  # the same mail again
+        make_mail(
+            karim,
+            "Out of office",
+            "I am away.",
+            message_id=mid("m4"),
+            in_reply_to=mid("m3"),
+            headers={"Auto-Submitted": "auto-replied"},
+        ),
+        make_mail(lina, "[#999999] Old case", "Still broken.", message_id=mid("m5")),
+        make_mail(
+            rahim,
+            "Re: earlier",
+            "It broke again.",
+            message_id=mid("m6"),
+            in_reply_to=resolved_id,
+            attachments=[("log.txt", "text/plain", b"error 42\n")],
+        ),
+        # Someone new answering in the thread: a new customer on an existing ticket.
+        make_mail(
+            f"nadia.{tag}@example.com",
+            "Re: বিল ভুল এসেছে",
+            "Me too!",
+            message_id=mid("m7"),
+            references=[mid("m1")],
+        ),
+    ]
+
+
+def _snapshot(session: Session, channel: Channel, tag: str) -> list[dict[str, object]]:
+    """Everything a user sees of a channel's tickets, without ids and the channel's tag."""
+    from helpdesk.models import AuditEvent
+
+    tickets = list(
+        session.scalars(
+            select(Ticket).where(Ticket.channel_id == channel.id).order_by(Ticket.number)
+        )
+    )
+    numbers = {t.number: i for i, t in enumerate(tickets)}
+    shown = []
+    for ticket in tickets:
+        messages = list(
+            session.scalars(
+                select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id)
+            )
+        )
+        message_ids = {m.id: i for i, m in enumerate(messages)}
+        trail = list(
+            session.scalars(
+                select(AuditEvent).where(AuditEvent.ticket_id == ticket.id).order_by(AuditEvent.id)
+            )
+        )
+        participants = sorted(str(p.email) for p in ticket.participants)
+        shown.append(
+            {
+                "subject": ticket.subject,
+                "status": ticket.status,
+                "active": ticket.active,
+                "version": ticket.version,
+                "message_count": ticket.message_count,
+                "customer": (ticket.customer.email, ticket.customer.name, ticket.customer.language),
+                "participants": participants,
+                "messages": [
+                    (
+                        m.kind,
+                        m.direction,
+                        m.author_customer.email if m.author_customer else None,
+                        m.body_text,
+                        m.body_html,
+                        m.subject,
+                        m.message_id,
+                        m.in_reply_to,
+                        m.references,
+                        [(a.filename, a.sha256) for a in m.attachments],
+                        m.raw_sha256 is not None,  # the raw mails differ by their tag
+                    )
+                    if m.direction == Direction.INBOUND
+                    # Our acknowledgement: its text names the ticket number, its Message-ID
+                    # the ticket id; what matters is that it is there, in its place.
+                    else (m.kind, m.direction, m.subject, m.delivery_status)
+                    for m in messages
+                ],
+                "audit": [
+                    (
+                        e.action,
+                        e.actor_customer.email if e.actor_customer else None,
+                        {
+                            k: message_ids.get(v, v)
+                            if k == "message_id"
+                            else numbers.get(v, v)
+                            if k == "number"
+                            else v
+                            for k, v in e.data.items()
+                        },
+                    )
+                    for e in trail
+                ],
+            }
+        )
+    return [_untag(ticket, tag) for ticket in shown]
+
+
+def _untag(value: Any, tag: str) -> Any:
+    """``value`` with the channel's tag in addresses and Message-IDs replaced by ``TAG``."""
+    if isinstance(value, str):
+        return value.replace(f".{tag}@", ".TAG@")
+    if isinstance(value, dict):
+        return {key: _untag(item, tag) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_untag(item, tag) for item in value)
+    return value
+
+
+@pytest.mark.parametrize("acknowledge", [False, True], ids=["plain", "acknowledging"])
+def test_batch_ingest_stores_exactly_what_mail_by_mail_ingest_stores(
+    app_with_ctx: Flask, session: Session, make_channel: Callable[..., Channel], acknowledge: bool
+) -> None:
+    from channels.email.ingest import process_mail
+    from helpdesk.models import Customer, TicketStatus
+    from helpdesk.services.tickets import change_status
+
+    outcomes = {}
+    for tag, by_batch in (("one", False), ("all", True)):
+        channel = make_channel(
+            f"Support {tag}", address=f"support-{tag}@helpdesk.test", acknowledge=acknowledge
+        )
+        earlier = make_mail(
+            f"rahim.{tag}@example.com", "Earlier", message_id=f"m0.{tag}@example.com"
+        )
+        stored = process_mail(session, earlier, channel).message
+        assert stored is not None
+        change_status(session, stored.ticket, TicketStatus.RESOLVED, None)
+        session.commit()
+        mails = _conversation(tag, f"m0.{tag}@example.com")
+        if by_batch:
+            results = _batch(session, channel, mails)
+        else:
+            results = [process_mail(session, raw, channel) for raw in mails]
+            session.commit()
+        outcomes[tag] = (
+            [(r.created, r.duplicate, r.quarantined is not None) for r in results],
+            _snapshot(session, channel, tag),
+        )
+    assert outcomes["all"] == outcomes["one"]
+    flags, shown = outcomes["all"]
+    assert flags == [
+        (True, False, False),
+        (False, False, False),
+        (True, False, False),
+        (False, True, False),
+        (False, False, False),
+        (True, False, False),
+        (False, False, False),
+        (False, False, False),
+    ]
+    # A user's view: the reopened ticket, the bill ticket with its reply and Karim's message,
+    # Lina on Karim's ticket as a Cc (one customer record however often she writes).
+    acks = int(acknowledge)
+    assert [(t["subject"], t["message_count"]) for t in shown] == [
+        ("Earlier", 2 + acks),
+        ("বিল ভুল এসেছে", 3 + acks),
+        ("Password reset", 2 + acks),
+        ("[#999999] Old case", 1 + acks),
+    ]
+    assert shown[0]["status"] == TicketStatus.OPEN
+    assert shown[2]["participants"] == ["lina.TAG@example.com"]
+    assert (
+        session.scalar(
+            select(func.count()).select_from(Customer).where(Customer.email.like("lina.%"))
+        )
+        == 2  # one per channel's copy of the mails
+    )
+
+
+def test_ticket_numbers_stay_unique_and_consecutive_across_concurrent_batches(
+    app: Flask, make_channel: Callable[..., Channel]
+) -> None:
+    import threading
+
+    from helpdesk.extensions import db
+
+    channels = [make_channel(f"Desk {i}", address=f"desk{i}@helpdesk.test").id for i in range(3)]
+    start = threading.Barrier(len(channels))
+    failures: list[BaseException] = []
+
+    def run_batch(channel_id: int) -> None:
+        raws = [
+            make_mail(
+                f"c{n}.{channel_id}@example.com", f"Case {n}", message_id=f"{n}.{channel_id}@x"
+            )
+            for n in range(25)
+        ]
+        try:
+            with app.app_context():
+                settings = ingest_settings(channel_id)
+                mails = [Mail(uid, raw) for uid, raw in enumerate(raws, start=1)]
+                prepared = [prepare_safely(m.raw, settings) for m in mails]
+                start.wait(30)
+                with db.transaction(app) as tx:
+                    results = process_batch(tx, mails, prepared, tx.get(Channel, channel_id))
+                    assert all(r.created for r in results)
+        except BaseException as exc:  # reported below, from the test's thread
+            failures.append(exc)
+
+    def ingest_settings(channel_id: int) -> ingest.PrepareSettings:
+        with db.transaction(app) as tx:
+            return ingest.prepare_settings(tx.get(Channel, channel_id))
+
+    threads = [threading.Thread(target=run_batch, args=(cid,)) for cid in channels]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not failures, failures
+    with app.app_context(), db.transaction(app) as tx:
+        rows = tx.execute(select(Ticket.channel_id, Ticket.number).order_by(Ticket.number)).all()
+    numbers = [number for _c, number in rows]
+    assert numbers == list(range(numbers[0], numbers[0] + 75))  # unique, no gaps
+    for channel_id in channels:  # each batch took one block: its tickets read #n, #n+1, ...
+        own = [number for c, number in rows if c == channel_id]
+        assert own == list(range(own[0], own[0] + 25))
+
+
+def test_parser_processes_write_files_where_the_attachment_store_reads_them(
+    app_with_ctx: Flask, channel: Channel
+) -> None:
+    import hashlib
+
+    from channels.email import prepare
+    from helpdesk.services.attachments import path_for
+
+    raw = make_mail(attachments=[("চালান.pdf", "application/pdf", b"%PDF-1.4 prestored")])
+    settings = ingest.prepare_settings(channel)
+    assert settings.store_dir is not None
+    prepared = prepare._prepare_in_process(raw, settings)  # what a parser process runs
+    assert isinstance(prepared, InboundMessage)
+    for blob in (raw, b"%PDF-1.4 prestored"):
+        assert path_for(hashlib.sha256(blob).hexdigest()).read_bytes() == blob
+
+
+def test_a_mail_the_database_refuses_midway_is_quarantined_and_the_rest_stored(
+    app_with_ctx: Flask, session: Session, channel: Channel, events: EventRecorder
+) -> None:
+    """A failure while the batch is being written (not while it is planned): PostgreSQL
+    refuses a sender name longer than the column, SQLite stores it. Either way nothing is
+    lost, the other mails of the batch are stored, the reply still threads, and agents hear
+    only of what was committed."""
+    raws = [
+        make_mail(subject="First", message_id="a@example.com"),
+        make_mail(f"{'N' * 300} <long@example.com>", "Long name", message_id="b@example.com"),
+        make_mail(subject="Re: First", message_id="c@example.com", in_reply_to="a@example.com"),
+        make_mail(sender="karim@example.com", subject="Third", message_id="d@example.com"),
+    ]
+    results = _batch(session, channel, raws)
+
+    refused = results[1].quarantined is not None
+    assert [r.quarantined is not None for r in results] == [False, refused, False, False]
+    tickets = {t.subject: t for t in session.scalars(select(Ticket))}
+    assert set(tickets) == {"First", "Third"} | (set() if refused else {"Long name"})
+    assert tickets["First"].message_count == 2
+    stored = set(session.scalars(select(Message.message_id)))
+    assert stored == {"a@example.com", "c@example.com", "d@example.com"} | (
+        set() if refused else {"b@example.com"}
+    )
+    created = sorted(e.payload["subject"] for e in events.events if e.name == "ticket.created")
+    assert created == sorted(tickets)
+
+
+def test_a_sender_with_a_very_long_display_name_gets_a_ticket_not_quarantine(
+    app_with_ctx: Flask, session: Session, channel: Channel
+) -> None:
+    """PostgreSQL refuses a customer name over the column's 200 characters: the name is
+    clipped, the mail is stored (both the batch path and a returning sender's fill-in)."""
+    long_name = "রহিম " * 120  # 600 characters, Bengali
+    first = make_mail(sender=f'"{long_name}" <long@example.com>', subject="One")
+    results = _batch(session, channel, [first])
+
+    assert _count(session, QuarantinedMail) == 0
+    message = results[0].message
+    assert message is not None
+    name = message.ticket.customer.name
+    assert len(name) <= 200
+    assert name.startswith("রহিম রহিম")

@@ -145,6 +145,14 @@ def test_case(path: Path) -> None:
 # --- properties the case files cannot show ------------------------------------------------
 
 
+def test_a_mail_parses_the_same_every_time() -> None:
+    """Parsed headers and address lists are cached per distinct value: reading every case
+    again, in another order, with the caches full, gives what the first reading gave."""
+    first = {path: parse_mail(path.read_bytes()) for path in CASE_FILES}
+    for path in reversed(CASE_FILES):
+        assert parse_mail(path.read_bytes()) == first[path], path.name
+
+
 def test_fingerprint_is_stable_without_message_id() -> None:
     raw = (CASES / "029-no-message-id.eml").read_bytes()
     first, second = parse_mail(raw), parse_mail(raw)
