@@ -175,6 +175,8 @@ def bench_helpdesk(args: argparse.Namespace) -> Result:
             "HELPDESK_CHAT_RATE_LIMIT": "1000",
             "HELPDESK_RATELIMIT_LOGIN": "10000 per minute",
             "HELPDESK_ASYNC_MODE": args.mode,
+            **({"HELPDESK_PROFILE": str(Path(args.profile).resolve())} if args.profile else {}),
+            **({"HELPDESK_PROFILE_CPU_ONLY": "1"} if args.profile_cpu_only else {}),
         },
     )
     site.setup()
@@ -271,6 +273,15 @@ def main() -> None:
     parser.add_argument(
         "--py-spy", metavar="FILE", help="profile the helpdesk server while sending (py-spy)"
     )
+    parser.add_argument(
+        "--profile", metavar="FILE",
+        help="cProfile the helpdesk server's chat.message handlers: FILE (pstats) and FILE.txt"
+        " (CPU per line inside and outside the handlers)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--profile-cpu-only", action="store_true",
+        help="with --profile: only the CPU figures of FILE.txt, no cProfile overhead",
+    )  # fmt: skip
     args = parser.parse_args()
     raise_fd_limit()
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "

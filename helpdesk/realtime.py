@@ -26,10 +26,12 @@ with ``{"ok": bool, ...}`` after the commit.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app, has_app_context, request
 from flask_babel import force_locale
 from flask_login import current_user
 from flask_socketio import Namespace, join_room, leave_room, rooms
@@ -355,6 +357,137 @@ def _emit(event: Event) -> None:
     socketio.emit(event.name, event.payload, to=list(event.rooms), namespace=event.namespace)
 
 
+class TicketUpdates:
+    """``ticket.updated`` events marked ``coalesce`` (chat lines: :func:`helpdesk.services.events.
+    coalesce_ticket_updates`) to the room ``agents``: at most one flush per ``window`` seconds,
+    carrying at most one event per ticket (its latest state, by ``version``).
+
+    Every connected agent hears every ticket's changes, so with many agents online the queue's
+    updates were the largest fan-out of a busy chat: one send per agent per line. Coalesced, a
+    burst of lines from any number of chats reaches each agent's socket as one batch per window
+    instead of one wake-up per line, and the queue and ticket pages stay exact: the trailing
+    edge is always delivered and a ticket's event carries its final state. The first update
+    after a quiet window goes at once (leading edge), so a lone line is not delayed; later ones
+    wait at most ``window``. Other ticket changes (status, assignee, a reply) are sent at once,
+    and drop the ticket's held update when theirs is newer, so a page never steps back.
+
+    Per process: with a message queue each process coalesces what it emits. Updates still held
+    when a process stops are lost like any event a browser missed; pages refresh on reconnect.
+    """
+
+    def __init__(
+        self,
+        emit: Callable[[Event], None],
+        window: float,
+        start: Callable[..., Any],
+        sleep: Callable[[float], Any],
+    ) -> None:
+        self._emit = emit
+        self.window = window
+        self._start = start
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        # Held while a batch or an immediate update goes out (taken before ``_lock``), so a
+        # ticket's older held state is never sent after a newer immediate one.
+        self._sending = threading.Lock()
+        self._pending: dict[Any, Event] = {}
+        self._scheduled = False
+        self._last_flush = float("-inf")
+
+    @staticmethod
+    def is_queue_update(event: Event) -> bool:
+        return (
+            event.name == "ticket.updated"
+            and event.rooms == ("agents",)
+            and event.namespace == NAMESPACE
+        )
+
+    @classmethod
+    def applies(cls, event: Event) -> bool:
+        return event.coalesce and cls.is_queue_update(event)
+
+    def send_now(self, event: Event) -> None:
+        """Send a ticket's update that is not coalesced, forgetting an older held one."""
+        with self._sending:
+            with self._lock:
+                key = event.payload.get("id")
+                held = self._pending.get(key)
+                if held is not None and _version(held) <= _version(event):
+                    del self._pending[key]
+            self._emit(event)
+
+    def publish(self, event: Event, window: float | None = None) -> None:
+        if window is not None:
+            self.window = window
+        if self.window <= 0:
+            self._emit(event)
+            return
+        with self._lock:
+            now = time.monotonic()
+            if not self._scheduled and now - self._last_flush >= self.window:
+                self._last_flush = now
+                send_now, delay = True, 0.0
+            else:
+                key = event.payload.get("id")
+                held = self._pending.get(key)
+                # Commits of one ticket can reach us out of order: keep its latest state.
+                if held is None or _version(event) >= _version(held):
+                    self._pending[key] = event
+                send_now, delay = False, self.window - (now - self._last_flush)
+                if self._scheduled:
+                    return
+                self._scheduled = True
+        if send_now:
+            self._emit(event)
+        else:
+            self._start(self._flush_after, max(delay, 0.0))
+
+    def _flush_after(self, delay: float) -> None:
+        self._sleep(delay)
+        self.flush()
+
+    def flush(self) -> None:
+        with self._sending:
+            with self._lock:
+                events = list(self._pending.values())
+                self._pending.clear()
+                self._scheduled = False
+                self._last_flush = time.monotonic()
+            for event in events:
+                try:
+                    self._emit(event)
+                except Exception:  # one failed send must not lose the rest of the batch
+                    log.exception("sending a coalesced ticket update failed")
+
+
+def _version(event: Event) -> int:
+    version = event.payload.get("version")
+    return version if isinstance(version, int) else 0
+
+
+# Seconds over which ``ticket.updated`` is coalesced; ``TICKET_UPDATES_WINDOW`` in the config
+# (``HELPDESK_TICKET_UPDATES_WINDOW``), 0 sends every update at once.
+DEFAULT_UPDATES_WINDOW = 0.25
+_updates = TicketUpdates(
+    _emit, DEFAULT_UPDATES_WINDOW, socketio.start_background_task, socketio.sleep
+)
+
+
+def _publish(event: Event) -> None:
+    if TicketUpdates.applies(event):
+        window = (
+            float(current_app.config.get("TICKET_UPDATES_WINDOW", DEFAULT_UPDATES_WINDOW))
+            if has_app_context()
+            else None
+        )
+        _updates.publish(event, window)
+        return
+    if TicketUpdates.is_queue_update(event):
+        _updates.send_now(event)
+    else:
+        _emit(event)
+
+
 def init_app() -> None:
     socketio.on_namespace(AgentNamespace(NAMESPACE))
-    add_publisher(_emit)
+    add_publisher(_publish)

@@ -786,6 +786,8 @@ def visitor_message(
         if received.ticket.id != chat.ticket_id:  # merged away: the line went to the survivor
             raise NotFound(_("Chat not found."))
         _announce_line(session, chat, received.message)
+        # The queue needs a chat's latest count and time, not every line's (realtime.py).
+        events.coalesce_ticket_updates(session)
     return received
 
 
@@ -833,6 +835,7 @@ def agent_message(
     message.meta = {**(message.meta or {}), "client_id": client_id, "chat": True}
     session.flush()
     _announce_line(session, chat, message)
+    events.coalesce_ticket_updates(session)
     return message, False
 
 

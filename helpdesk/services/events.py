@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from helpdesk.services.effects import on_commit
@@ -26,6 +27,9 @@ class Event:
     payload: dict[str, Any]
     rooms: tuple[str, ...]
     namespace: str = "/agent"
+    # A ``ticket.updated`` publishers may merge with the ticket's next ones and send a moment
+    # later (see :func:`coalesce_ticket_updates`); every other event goes out as it is.
+    coalesce: bool = False
 
 
 Publisher = Callable[[Event], None]
@@ -53,6 +57,20 @@ def publish(event: Event) -> None:
         fn(event)
 
 
+_COALESCE_KEY = "helpdesk.events.coalesce"
+
+
+def coalesce_ticket_updates(session: Session) -> None:
+    """This transaction's ``ticket.updated`` events may be coalesced by the publisher.
+
+    For the changes that come many per second and that agents need only the latest state of:
+    chat lines (each one bumps the ticket's message count and time). The Socket.IO publisher
+    then sends at most one update per ticket per short window (helpdesk/realtime.py). Holds
+    until the transaction ends.
+    """
+    session.info[_COALESCE_KEY] = True
+
+
 def send_event_on_commit(
     session: Session,
     name: str,
@@ -60,8 +78,26 @@ def send_event_on_commit(
     rooms: list[str] | tuple[str, ...],
     namespace: str = "/agent",
 ) -> None:
-    event = Event(name=name, payload=payload, rooms=tuple(rooms), namespace=namespace)
+    event = Event(
+        name=name,
+        payload=payload,
+        rooms=tuple(rooms),
+        namespace=namespace,
+        coalesce=name == "ticket.updated" and bool(session.info.get(_COALESCE_KEY)),
+    )
     on_commit(session, lambda: publish(event))
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _forget_coalesce(session: Session) -> None:
+    if not session.in_nested_transaction():
+        session.info.pop(_COALESCE_KEY, None)
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _forget_coalesce_on_rollback(session: Session, previous: Any) -> None:
+    if not previous.nested:
+        session.info.pop(_COALESCE_KEY, None)
 
 
 @dataclass
