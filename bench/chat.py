@@ -29,10 +29,10 @@ import os
 import subprocess
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from bench._chat_load import raise_fd_limit
+from bench._chat_load import Outcome, raise_fd_limit
 from helpdesk.services.chat import configure_chat_channel
 from tests.channels.chat.servers import AgentSocket, ChatSite, ServerProcess
 from tests.servers import free_port, wait_http
@@ -44,18 +44,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
-class Result:
-    name: str
-    connected: int = 0
-    connect_seconds: float = 0.0
-    failures: list[str] = field(default_factory=list)
-    sent: int = 0
-    acked: int = 0
-    delivered: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
-    ack_ms: list[float] = field(default_factory=list)
-    achieved_rate: float = 0.0
-    load_cpu_seconds: float = 0.0
+class Result(Outcome):
+    """What the load generator reports (its ``Outcome``) plus what this side measures."""
+
+    name: str = ""
     server_cpu_seconds: float = 0.0  # while sending
     rss_mb: float = 0.0  # peak over the run
 
@@ -166,7 +158,7 @@ def _py_spy(server_pid: int, args: argparse.Namespace) -> subprocess.Popen[bytes
 
 
 def bench_helpdesk(args: argparse.Namespace) -> Result:
-    result = Result(f"helpdesk serve ({args.mode})")
+    result = Result(name=f"helpdesk serve ({args.mode})")
     instance = Path(tempfile.mkdtemp(prefix="bench-chat-"))
     site = ChatSite(
         instance=instance,
@@ -200,7 +192,7 @@ def bench_helpdesk(args: argparse.Namespace) -> Result:
 
 
 def bench_echo(args: argparse.Namespace) -> Result:
-    result = Result(f"bare python-socketio ({args.mode})")
+    result = Result(name=f"bare python-socketio ({args.mode})")
     port = free_port()
     log = Path(tempfile.mkdtemp(prefix="bench-echo-")) / "echo.log"
     exe = Path(sys.executable).with_name("gunicorn")
