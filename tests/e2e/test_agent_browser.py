@@ -53,6 +53,10 @@ def test_second_agent_sees_changes_and_new_tickets_live(
     # 1. A change made by another agent in the server process.
     actor.goto("/agent/queue")
     actor.get_by_role("link", name="How do I add a second user to our account?").click()
+    # The select submits its form from base.js: choose only once the page's scripts have run
+    # (a change made before that is a change no script saw; CI caught it once under load).
+    expect(actor.locator("h1")).to_have_text("How do I add a second user to our account?")
+    actor.wait_for_load_state("load")
     actor.select_option("select[name=priority-priority]", "4")
     expect(actor.locator(".ticket-head .prio")).to_have_text("Urgent")
     urgent_row = watcher.locator("tr", has_text="How do I add a second user")
