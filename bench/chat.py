@@ -26,6 +26,7 @@ if __package__ in (None, ""):
 import argparse
 import json
 import os
+import signal
 import subprocess
 import tempfile
 import threading
@@ -205,6 +206,7 @@ def bench_echo(args: argparse.Namespace) -> Result:
         proc = subprocess.Popen(
             cmd, stdout=out, stderr=subprocess.STDOUT, cwd=str(ROOT),
             env={**os.environ, "BENCH_ASYNC_MODE": args.mode},
+            start_new_session=True,  # its own process group: stopped with its worker below
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -213,7 +215,13 @@ def bench_echo(args: argparse.Namespace) -> Result:
         run_load(result, url, proc.pid, args, chat=False, agents=[{"headers": {}}])
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            # gunicorn's graceful stop can hang with 1,000 websocket threads still open: the
+            # figures are taken, so end the arbiter and its worker for good.
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     return result
 
 
