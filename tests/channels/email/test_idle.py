@@ -67,7 +67,7 @@ class Batches:
 
 
 @pytest.fixture
-def watch(app: Flask) -> Iterator[Any]:
+def watch(app: Flask, session: Session) -> Iterator[Any]:
     started: list[tuple[MailboxWatcher, threading.Event]] = []
 
     def start(channel: Channel) -> tuple[MailboxWatcher, Batches]:
@@ -80,6 +80,9 @@ def watch(app: Flask) -> Iterator[Any]:
         return watcher, batches
 
     yield start
+    # The test's own session may still hold SQLite's write lock (transactions begin IMMEDIATE)
+    # from its last read; a watcher finishing a fetch would wait on it past the join below.
+    session.rollback()
     for _watcher, stop in started:
         stop.set()
     for watcher, _stop in started:
