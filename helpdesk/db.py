@@ -7,6 +7,7 @@ requests and ``db.session`` inside them.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -101,6 +102,71 @@ def read_only_transactions() -> Iterator[None]:
         _sqlite_begin.reset(token)
 
 
+_BUSY_TIMEOUT_SECONDS = 15.0
+_gates: dict[str, threading.Lock] = {}
+_gates_lock = threading.Lock()
+
+
+def _writer_gate(database: str) -> threading.Lock:
+    """The one gate of a database file in this process (shared by all its engines)."""
+    key = os.path.realpath(database)
+    with _gates_lock:
+        gate = _gates.get(key)
+        if gate is None:
+            # Created lazily, at the first connection: under gevent it is then the patched,
+            # cooperative lock (the server patches before the app connects).
+            gate = _gates[key] = threading.Lock()
+        return gate
+
+
+class GatedSqliteConnection(sqlite3.Connection):
+    """A pysqlite connection whose write transactions queue on an in-process lock first.
+
+    SQLite makes a second writer wait in its busy handler, which polls with sleeps growing to
+    100 ms and serves nobody in order: under a steady stream of short writes (chat lines at
+    100/s) a writer could wait seconds while later ones got through. Threads of one process now
+    queue on a lock that wakes the next one the moment the holder commits; SQLite's busy
+    timeout still arbitrates between processes (web and worker).
+    """
+
+    def __init__(self, database: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(database, *args, **kwargs)
+        self._gate = _writer_gate(database)
+        self._holding = False
+
+    def enter_gate(self) -> None:
+        """Queue for the write lock; released when this transaction commits or rolls back."""
+        if not self._gate.acquire(timeout=_BUSY_TIMEOUT_SECONDS):
+            # What SQLite itself says after its busy timeout: the caller sees the same error.
+            raise sqlite3.OperationalError("database is locked")
+        self._holding = True
+
+    def release_gate(self) -> None:
+        if self._holding:
+            self._holding = False
+            self._gate.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            if not self.in_transaction:
+                self.release_gate()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            if not self.in_transaction:
+                self.release_gate()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.release_gate()
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -111,7 +177,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=15000")
+        cur.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_SECONDS * 1000)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -119,13 +185,27 @@ def _configure_sqlite(engine: Engine) -> None:
         # BEGIN IMMEDIATE takes the write lock up front, so a transaction never fails half-way
         # when it upgrades from reading to writing while another process writes; waiting is
         # handled by busy_timeout. Read-only requests begin DEFERRED (see above).
-        conn.exec_driver_sql(f"BEGIN {_sqlite_begin.get()}")
+        mode = _sqlite_begin.get()
+        dbapi_conn = conn.connection.dbapi_connection
+        gated = mode == "IMMEDIATE" and isinstance(dbapi_conn, GatedSqliteConnection)
+        if gated:
+            dbapi_conn.enter_gate()  # queue behind this process's other writers (see the class)
+        try:
+            conn.exec_driver_sql(f"BEGIN {mode}")
+        except BaseException:
+            if gated:
+                dbapi_conn.release_gate()
+            raise
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     kwargs: dict[str, Any] = {"echo": echo, "future": True}
     if url.startswith("sqlite"):
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 15}
+        kwargs["connect_args"] = {
+            "check_same_thread": False,
+            "timeout": _BUSY_TIMEOUT_SECONDS,
+            "factory": GatedSqliteConnection,
+        }
         if ":memory:" in url or url.rstrip("/") == "sqlite:":
             raise ValueError("in-memory SQLite is not supported: web and worker share the DB")
     else:

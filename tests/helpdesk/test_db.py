@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -110,6 +111,65 @@ def test_sqlite_is_wal_and_concurrent_writers_never_see_database_locked(tmp_path
     with engine.connect() as conn:
         # No lost update either: every read-modify-write was serialised.
         assert conn.execute(text("SELECT value FROM ticket_counter")).scalar() == 1000 + 4 * 40
+    engine.dispose()
+
+
+def test_writers_of_one_process_queue_and_the_next_one_starts_when_the_first_commits(
+    tmp_path: Path,
+) -> None:
+    """A write waits behind another thread's open write transaction (no "database is locked",
+    no SQLite busy-polling), and every way a transaction ends lets the next writer in."""
+    import helpdesk.models  # noqa: F401
+    from helpdesk.db import Base
+
+    path = tmp_path / "gate.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    Base.metadata.create_all(engine)
+    bump = text("UPDATE ticket_counter SET value = value + 1 WHERE id = 1")
+
+    def counter() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT value FROM ticket_counter")).scalar_one())
+
+    holder = HelpdeskSession(bind=engine)
+    holder.execute(bump)  # holds the write lock until it commits
+    entered, done = threading.Event(), threading.Event()
+
+    def second_writer() -> None:
+        entered.set()
+        with HelpdeskSession(bind=engine) as s, s.begin():
+            s.execute(bump)
+        done.set()
+
+    thread = threading.Thread(target=second_writer)
+    thread.start()
+    assert entered.wait(5)
+    assert not done.wait(0.3)  # still queued behind the open transaction
+    holder.commit()
+    assert done.wait(5)
+    thread.join()
+    assert counter() == 1002
+
+    # Rolled back, failed half-way, closed with a transaction open, or the connection thrown
+    # away: the next writer gets in at once each time.
+    ways: list[tuple[str, Callable[[Session], None]]] = [
+        ("rollback", lambda s: s.rollback()),
+        ("close", lambda s: s.close()),
+        ("invalidate", lambda s: s.connection().invalidate()),
+    ]
+    for name, end in ways:
+        s = HelpdeskSession(bind=engine)
+        s.execute(bump)
+        end(s)
+        s.close()
+        with HelpdeskSession(bind=engine) as other, other.begin():
+            other.execute(bump)
+        assert counter() == 1003 + [w for w, _ in ways].index(name), name
+    with pytest.raises(Exception), HelpdeskSession(bind=engine) as s, s.begin():
+        s.execute(text("UPDATE no_such_table SET x = 1"))
+    with HelpdeskSession(bind=engine) as s, s.begin():
+        s.execute(bump)
+    assert counter() == 1006
     engine.dispose()
 
 
