@@ -84,28 +84,22 @@ def _sid() -> str:
 
 
 def _chat_call(fn: Callable[[Agent, dict[str, Any]], dict[str, Any]], data: Any) -> dict[str, Any]:
-    """Run one chat action for the signed-in agent: service, commit, then the acknowledgement.
-
-    The in-process write lock is taken before anything touches the database (even loading the
-    agent begins a transaction): holding SQLite's lock while waiting for ours would deadlock
-    with a handler holding ours while waiting for SQLite's.
-    """
-    with chat_service.serialized_writes(db.session):
-        agent = _agent()
-        if agent is None:
-            return {"ok": False, "error": "unauthorized"}
-        with force_locale(agent.language or "en"):
-            try:
-                result = fn(agent, data if isinstance(data, dict) else {})
-                db.session.commit()
-                return result
-            except ServiceError as exc:
-                db.session.rollback()
-                return {"ok": False, "error": str(exc)}
-            except Exception:
-                db.session.rollback()
-                log.exception("agent chat event failed")
-                return {"ok": False, "retry": True, "error": _("Something went wrong. Try again.")}
+    """Run one chat action for the signed-in agent: service, commit, then the acknowledgement."""
+    agent = _agent()
+    if agent is None:
+        return {"ok": False, "error": "unauthorized"}
+    with force_locale(agent.language or "en"):
+        try:
+            result = fn(agent, data if isinstance(data, dict) else {})
+            db.session.commit()
+            return result
+        except ServiceError as exc:
+            db.session.rollback()
+            return {"ok": False, "error": str(exc)}
+        except Exception:
+            db.session.rollback()
+            log.exception("agent chat event failed")
+            return {"ok": False, "retry": True, "error": _("Something went wrong. Try again.")}
 
 
 def _chat(agent: Agent, data: dict[str, Any]) -> ChatSession:
@@ -136,13 +130,12 @@ class AgentNamespace(Namespace):
 
     def on_disconnect(self, reason: Any = None) -> None:
         # Ticket pages first and whoever the agent is: others must stop seeing this tab.
-        with chat_service.serialized_writes(db.session):
-            try:
-                ticket_presence.disconnect(db.session, _sid())
-                db.session.commit()
-            except Exception:
-                db.session.rollback()
-                log.exception("removing a closed connection from its tickets failed")
+        try:
+            ticket_presence.disconnect(db.session, _sid())
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            log.exception("removing a closed connection from its tickets failed")
         agent = _agent()
         if agent is None:
             return
@@ -291,13 +284,12 @@ class AgentNamespace(Namespace):
         if ticket_id is None:
             return {"ok": False}
         leave_room(f"ticket:{ticket_id}", sid=request.sid)  # type: ignore[attr-defined]
-        with chat_service.serialized_writes(db.session):
-            try:
-                ticket_presence.leave(db.session, ticket_id, _sid())
-                db.session.commit()
-            except Exception:
-                db.session.rollback()
-                log.exception("recording that an agent left a ticket failed")
+        try:
+            ticket_presence.leave(db.session, ticket_id, _sid())
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            log.exception("recording that an agent left a ticket failed")
         return {"ok": True}
 
     def on_ticket_typing(self, data: Any) -> None:
@@ -334,22 +326,20 @@ def _viewer_call(data: Any, fn: Callable[[Ticket, Agent], object]) -> dict[str, 
     ticket_id = _ticket_id(data)
     if ticket_id is None:
         return {"ok": False}
-    # Taken before anything touches the database (see _chat_call).
-    with chat_service.serialized_writes(db.session):
-        # Every handler re-checks the session: an agent deactivated mid-session loses access.
-        agent = _agent()
-        try:
-            ticket = access_ticket(db.session, agent, ticket_id)
-        except NotFound:
-            db.session.rollback()
-            return {"ok": False}
-        assert agent is not None  # access_ticket refuses a missing actor
-        try:
-            fn(ticket, agent)
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            log.exception("recording an agent on a ticket failed")
+    # Every handler re-checks the session: an agent deactivated mid-session loses access.
+    agent = _agent()
+    try:
+        ticket = access_ticket(db.session, agent, ticket_id)
+    except NotFound:
+        db.session.rollback()
+        return {"ok": False}
+    assert agent is not None  # access_ticket refuses a missing actor
+    try:
+        fn(ticket, agent)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.exception("recording an agent on a ticket failed")
     return {"ok": True}
 
 

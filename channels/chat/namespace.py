@@ -120,8 +120,7 @@ class ChatNamespace(Namespace):
             if not isinstance(data, dict):
                 data = {}
             try:
-                with nullcontext() if readonly else chat_service.serialized_writes(db.session):
-                    result: dict[str, Any] = fn(data)
+                result: dict[str, Any] = fn(data)
                 return result
             except ServiceError as exc:
                 db.session.rollback()

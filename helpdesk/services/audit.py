@@ -11,15 +11,20 @@ from helpdesk.models import Agent, AuditEvent, Customer, Ticket
 Actor = Agent | Customer | None
 
 
-def record(
-    session: Session, ticket: Ticket | None, actor: Actor, action: str, **data: Any
-) -> AuditEvent:
-    event = AuditEvent(
+def new_event(ticket: Ticket | None, actor: Actor, action: str, **data: Any) -> AuditEvent:
+    """The row of :func:`record`, not yet added (``tickets.record_now`` writes it at once)."""
+    return AuditEvent(
         ticket_id=ticket.id if ticket is not None else None,
         actor_agent_id=actor.id if isinstance(actor, Agent) else None,
         actor_customer_id=actor.id if isinstance(actor, Customer) else None,
         action=action,
         data=data,
     )
+
+
+def record(
+    session: Session, ticket: Ticket | None, actor: Actor, action: str, **data: Any
+) -> AuditEvent:
+    event = new_event(ticket, actor, action, **data)
     session.add(event)
     return event

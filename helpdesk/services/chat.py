@@ -17,9 +17,7 @@ are documented in docs/chat-protocol.md.
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from functools import lru_cache
@@ -62,23 +60,6 @@ from helpdesk.services.threading import make_message_id
 
 CHAT_NAMESPACE = "/chat"
 AGENT_NAMESPACE = "/agent"
-
-# SQLite has one writer at a time; threads that find the write lock taken sleep in SQLite's busy
-# handler with growing back-off (up to 100 ms a nap), which is what made chat lines' tail latency
-# explode under load. Socket handlers that write take this in-process lock first, so they queue
-# here and run back to back instead. Callers use :func:`serialized_writes`, and must take it
-# before their session begins a transaction (else: SQLite lock held while waiting for this one).
-_sqlite_writes = threading.Lock()
-
-
-@contextmanager
-def serialized_writes(session: Session) -> Iterator[None]:
-    if session.get_bind().dialect.name != "sqlite":
-        yield
-        return
-    with _sqlite_writes:
-        yield
-
 
 MAX_TEXT = 5000
 MAX_CLIENT_ID = 64

@@ -30,7 +30,6 @@ from helpdesk.services.chat import (
     _presence_row,
     chat_settings,
     route,
-    serialized_writes,
     set_presence,
 )
 
@@ -135,5 +134,5 @@ def expire_due(app: Flask) -> int:
         )
     if not due:
         return 0
-    with db.transaction(app) as session, serialized_writes(session):
+    with db.transaction(app) as session:
         return expire_offers(session)

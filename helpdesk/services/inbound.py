@@ -23,6 +23,7 @@ from helpdesk.models import (
     Message,
     MessageKind,
     Ticket,
+    TicketStatus,
     ticket_participants,
 )
 from helpdesk.services import assignment, audit, tickets
@@ -284,6 +285,16 @@ def receive(
     meta = dict(msg.meta)
     if auto:
         meta["auto_submitted"] = True
+    # A plain line to an open ticket (a chat line, mostly): nothing to reopen or assign, so the
+    # message, the ticket's count and the audit entry are written at once with statements built
+    # once instead of through two flushes of the unit of work (tickets.append_message).
+    write_now = (
+        not created
+        and not auto
+        and not msg.cc
+        and lookup is None
+        and ticket.status in (TicketStatus.NEW, TicketStatus.OPEN)
+    )
     message = tickets.append_message(
         session,
         ticket,
@@ -304,6 +315,7 @@ def receive(
         ],
         meta=meta,
         raw_sha256=raw_sha,
+        write_now=write_now,
     )
     if lookup is not None and key is not None:
         lookup.duplicates.setdefault(key, message)
@@ -313,7 +325,9 @@ def receive(
     was_active = ticket.active
     if not created and not auto:
         tickets.reopen_on_customer_message(session, ticket, customer)
-    if not created:
+    if write_now:
+        tickets.record_now(session, ticket, customer, "message.received", message_id=message.id)
+    elif not created:
         audit.record(session, ticket, customer, "message.received", message_id=message.id)
     if created:
         assignment.auto_assign(session, ticket)  # opened straight into an auto-assigning team

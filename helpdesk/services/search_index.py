@@ -77,6 +77,10 @@ _DIRTY_CUSTOMERS = "helpdesk.search.customers"
 # message_count, both summed over the transaction's flushes.
 _APPENDED = "helpdesk.search.appended"
 _COUNT_DELTA = "helpdesk.search.count_delta"
+# The text of those new messages as they were written (message id -> body), so appending them
+# needs no SELECT: a later change of the text, a delete or a move marks the ticket for the full
+# rewrite anyway.
+_APPENDED_TEXT = "helpdesk.search.appended_text"
 
 TICKET_FIELDS = frozenset({"number", "subject", "customer_id", "merged_into_id", "message_count"})
 _COUNT_ONLY = frozenset({"message_count"})
@@ -314,11 +318,13 @@ def _after_flush(session: Session, _ctx: UOWTransaction) -> None:
     customers: set[int] = session.info.setdefault(_DIRTY_CUSTOMERS, set())
     appended: dict[int, list[int]] = session.info.setdefault(_APPENDED, {})
     deltas: dict[int, int] = session.info.setdefault(_COUNT_DELTA, {})
+    texts: dict[int, str] = session.info.setdefault(_APPENDED_TEXT, {})
     for obj in session.new:
         if isinstance(obj, Ticket):
             tickets.add(obj.id)
         elif isinstance(obj, Message):
             appended.setdefault(obj.ticket_id, []).append(obj.id)
+            texts[obj.id] = obj.body_text
     for obj in session.dirty:
         if isinstance(obj, Ticket):
             changed = _changed_fields(obj, TICKET_FIELDS)
@@ -368,21 +374,50 @@ _BULK_WATCH: dict[str, tuple[str, frozenset[str], str]] = {
 }
 
 
-def append_messages(conn: Connection, appended: dict[int, list[int]]) -> set[int]:
+def message_written(session: Session, ticket_id: int, message_id: int, body_text: str) -> None:
+    """Index a message inserted without the unit of work (``tickets.append_message`` with
+    ``write_now``), whose ticket's ``message_count`` went up by one in the same way: what
+    :func:`_after_flush` records for a flushed one, so the commit appends its words."""
+    info = session.info
+    info.setdefault(_APPENDED, {}).setdefault(ticket_id, []).append(message_id)
+    info.setdefault(_APPENDED_TEXT, {})[message_id] = body_text
+    deltas: dict[int, int] = info.setdefault(_COUNT_DELTA, {})
+    deltas[ticket_id] = deltas.get(ticket_id, 0) + 1
+
+
+_BODIES = (
+    select(Message.id, Message.ticket_id, Message.body_text)
+    .where(Message.id.in_(bindparam("ids", expanding=True)))
+    .order_by(Message.id)
+)
+
+
+def append_messages(
+    conn: Connection, appended: dict[int, list[int]], texts: dict[int, str] | None = None
+) -> set[int]:
     """Append the terms of new messages to their tickets' index rows.
 
     ``appended`` maps ticket id -> ids of messages added to it (and nothing else indexed
-    changed). Returns the tickets this could not serve (no index row yet, a message gone),
-    which need :func:`write_documents`.
+    changed); ``texts`` holds the text of those it knows (message id -> body), the others are
+    read. Returns the tickets this could not serve (no index row yet, a message gone), which
+    need :func:`write_documents`.
     """
-    ids = sorted(m for ms in appended.values() for m in ms)
-    if not ids:
+    known = texts or {}
+    bodies: dict[int, tuple[int, str]] = {}  # message id -> (ticket id, text)
+    for ticket_id, message_ids in appended.items():
+        for message_id in message_ids:
+            if message_id in known:
+                bodies[message_id] = (ticket_id, known[message_id])
+    missing = sorted(m for ms in appended.values() for m in ms if m not in bodies)
+    if not bodies and not missing:
         return set()
+    if missing:
+        for message_id, ticket_id, body in conn.execute(_BODIES, {"ids": missing}):
+            bodies[message_id] = (ticket_id, body)
     new_terms: dict[int, list[str]] = defaultdict(list)
     found: dict[int, int] = defaultdict(int)
-    for ticket_id, body in conn.execute(
-        select(Message.ticket_id, Message.body_text).where(Message.id.in_(ids)).order_by(Message.id)
-    ):
+    for message_id in sorted(bodies):
+        ticket_id, body = bodies[message_id]
         found[ticket_id] += 1
         if body:
             new_terms[ticket_id].extend(terms(body))
@@ -443,6 +478,7 @@ def _before_commit(session: Session) -> None:
     customers: set[int] = info.pop(_DIRTY_CUSTOMERS, set())
     appended: dict[int, list[int]] = info.pop(_APPENDED, {})
     deltas: dict[int, int] = info.pop(_COUNT_DELTA, {})
+    texts: dict[int, str] = info.pop(_APPENDED_TEXT, {})
     if not tickets and not customers and not appended and not deltas:
         return
     conn = session.connection()
@@ -462,7 +498,7 @@ def _before_commit(session: Session) -> None:
             fast[ticket_id] = added
         else:
             tickets.add(ticket_id)
-    tickets.update(append_messages(conn, fast))
+    tickets.update(append_messages(conn, fast, texts))
     write_documents(conn, tickets)
 
 
@@ -471,11 +507,12 @@ def _after_rollback(session: Session, previous_transaction: Any) -> None:
     # Its appends may have been undone, so those tickets get the full rewrite instead.
     info = session.info
     if getattr(previous_transaction, "nested", False):
+        info.pop(_APPENDED_TEXT, None)
         touched = set(info.pop(_APPENDED, {})) | set(info.pop(_COUNT_DELTA, {}))
         if touched:
             info.setdefault(_DIRTY_TICKETS, set()).update(touched)
         return
-    for key in (_DIRTY_TICKETS, _DIRTY_CUSTOMERS, _APPENDED, _COUNT_DELTA):
+    for key in (_DIRTY_TICKETS, _DIRTY_CUSTOMERS, _APPENDED, _COUNT_DELTA, _APPENDED_TEXT):
         info.pop(key, None)
 
 
