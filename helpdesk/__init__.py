@@ -4,10 +4,19 @@ config -> extensions -> blueprints -> channel senders -> CLI."""
 from __future__ import annotations
 
 import os
+import sys
 
-# HELPDESK_ASYNC_MODE=gevent (`helpdesk serve` on gevent, see helpdesk/server.py): the standard
-# library must be patched before anything else imports it.
-if os.environ.get("HELPDESK_ASYNC_MODE") == "gevent":  # pragma: no cover - bench/chat.py
+# `helpdesk serve` runs on gevent unless HELPDESK_ASYNC_MODE says otherwise (the benchmark's
+# choice, see docs/chat.md "Server model"); every other command (worker, CLI, tests) on plain
+# threads. The standard library must be patched before anything else imports it.
+# `helpdesk serve` is the console script's first command (options aside).
+if (
+    "HELPDESK_ASYNC_MODE" not in os.environ
+    and os.path.basename(sys.argv[0] if sys.argv else "") == "helpdesk"
+    and [a for a in sys.argv[1:] if not a.startswith("-")][:1] == ["serve"]
+):
+    os.environ["HELPDESK_ASYNC_MODE"] = "gevent"
+if os.environ.get("HELPDESK_ASYNC_MODE") == "gevent":
     from gevent import monkey
 
     monkey.patch_all()

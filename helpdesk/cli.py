@@ -105,11 +105,18 @@ def demo_command(if_empty: bool) -> None:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--threads", default=64, show_default=True, type=int, help="Concurrent connections.")
+@click.option(
+    "--threads",
+    default=64,
+    show_default=True,
+    type=int,
+    help="Threads, i.e. concurrent connections, on threading; gevent serves at least 1,000.",
+)
 @click.option("--no-worker", is_flag=True, help="Do not run the worker loop in this process.")
 @with_appcontext
 def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
-    """Run the web app, Socket.IO and (by default) the worker in one process."""
+    """Run the web app, Socket.IO and (by default) the worker in one process (gevent unless
+    HELPDESK_ASYNC_MODE=threading)."""
     from helpdesk.server import serve
 
     serve(current_app._get_current_object(), host, port, threads, worker=not no_worker)  # type: ignore[attr-defined]

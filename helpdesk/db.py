@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -119,6 +121,11 @@ def _writer_gate(database: str) -> threading.Lock:
         return gate
 
 
+def _gevent_patched() -> bool:
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("threading"))
+
+
 class GatedSqliteConnection(sqlite3.Connection):
     """A pysqlite connection whose write transactions queue on an in-process lock first.
 
@@ -133,6 +140,27 @@ class GatedSqliteConnection(sqlite3.Connection):
         super().__init__(database, *args, **kwargs)
         self._gate = _writer_gate(database)
         self._holding = False
+        self.cooperative = _gevent_patched()
+
+    def begin_cooperatively(self) -> None:
+        """BEGIN IMMEDIATE for a gevent process: SQLite's busy handler would sleep inside
+        SQLite and stop every greenlet while another process (the worker) writes; retrying
+        with a patched sleep lets the others run meanwhile."""
+        self.execute("PRAGMA busy_timeout=0")
+        try:
+            deadline = time.monotonic() + _BUSY_TIMEOUT_SECONDS
+            delay = 0.001
+            while True:
+                try:
+                    self.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                time.sleep(delay)  # patched: yields to the other greenlets
+                delay = min(delay * 2, 0.02)
+        finally:
+            self.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_SECONDS * 1000)}")
 
     def enter_gate(self) -> None:
         """Queue for the write lock; released when this transaction commits or rolls back."""
@@ -191,7 +219,10 @@ def _configure_sqlite(engine: Engine) -> None:
         if gated:
             dbapi_conn.enter_gate()  # queue behind this process's other writers (see the class)
         try:
-            conn.exec_driver_sql(f"BEGIN {mode}")
+            if gated and dbapi_conn.cooperative:
+                dbapi_conn.begin_cooperatively()
+            else:
+                conn.exec_driver_sql(f"BEGIN {mode}")
         except BaseException:
             if gated:
                 dbapi_conn.release_gate()

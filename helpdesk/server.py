@@ -1,9 +1,15 @@
-"""``helpdesk serve``: gunicorn with the gthread worker, in-process.
+"""``helpdesk serve``: gunicorn, in-process, with one worker process.
 
-Flask-SocketIO in ``threading`` mode with simple-websocket runs WebSocket connections on
-gunicorn's threaded worker (one process, many threads; see docs/operations.md for scaling out
-with several processes behind Redis). The worker loop runs as a thread in the same process
-unless ``--no-worker`` (then run ``helpdesk worker`` separately).
+By default (``HELPDESK_ASYNC_MODE`` unset or ``gevent``) gunicorn's gevent worker serves
+Flask-SocketIO in ``gevent`` mode: every connection a greenlet, so 1,000 chat visitors are not
+1,000 threads handing one GIL around (the benchmark behind this choice: docs/chat.md, "Server
+model"). ``HELPDESK_ASYNC_MODE=threading`` keeps gunicorn's gthread worker (one thread per
+connection, simple-websocket).
+
+The worker loop (mail, outbox, timers) runs in the same process, as a thread or a greenlet,
+unless ``--no-worker`` (then run ``helpdesk worker`` separately, with
+``HELPDESK_MESSAGE_QUEUE`` so that its Socket.IO events reach this process's clients; see
+docs/operations.md for scaling out with several processes behind Redis).
 """
 
 from __future__ import annotations
@@ -104,7 +110,7 @@ def serve(app: Flask, host: str, port: int, threads: int, *, worker: bool = True
             "bind": f"{host}:{port}",
             "workers": 1,
             **(
-                {"worker_class": "gevent", "worker_connections": threads}
+                {"worker_class": "gevent", "worker_connections": max(threads, 1000)}
                 if app.config.get("ASYNC_MODE") == "gevent"
                 # gthread also caps open connections at worker_connections (default 1,000:
                 # why earlier runs stopped at 980 visitors + 20 agents). A WebSocket holds a
