@@ -1,14 +1,15 @@
 """Live chat under load: concurrent visitor connections to one `helpdesk serve` process, a
 sustained message rate, visitor -> agent delivery latency, server CPU per line and RSS; then the
 same for a bare python-socketio server (bench/_echo_server.py) as the floor, in the same server
-model (``--mode threading``: gunicorn gthread + simple-websocket; ``--mode gevent``).
+model (``--mode gevent``, `helpdesk serve`'s default; ``--mode threading``: gunicorn gthread +
+simple-websocket).
 
 Targets (issue 5): 1,000 concurrent visitor connections in one process on 2 cores; 100
 messages/s sustained with p99 visitor -> agent delivery <= 100 ms; within 2x of the bare server.
 
     .venv/bin/python bench/chat.py                      # 1000 visitors, 100 msg/s for 20 s
     .venv/bin/python bench/chat.py --visitors 200 --seconds 5    # quick iteration
-    .venv/bin/python bench/chat.py --mode gevent
+    .venv/bin/python bench/chat.py --mode threading
 
 Everything runs on 127.0.0.1 and stops when done. The load generator (bench/_chat_load.py:
 asyncio clients on one loop, in its own process) shares the machine's cores with the server;
@@ -267,7 +268,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--threads", type=int, default=1200,
                         help="gthread threads / gevent connections of the servers")  # fmt: skip
-    parser.add_argument("--mode", choices=["threading", "gevent"], default="threading")
+    parser.add_argument("--mode", choices=["threading", "gevent"], default="gevent")
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument("--only", choices=["helpdesk", "echo"])
     parser.add_argument(
