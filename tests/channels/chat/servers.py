@@ -79,6 +79,19 @@ class ServerProcess:
         assert self.proc is not None
         return self.proc.pid
 
+    def worker_threads(self) -> int:
+        """OS threads of gunicorn's worker process (the arbiter's child) serving the app."""
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == self.pid():
+                return len(list((entry / "task").iterdir()))
+        raise AssertionError("no worker process under the server")
+
 
 @dataclass
 class ChatSite:

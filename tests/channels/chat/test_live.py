@@ -55,6 +55,21 @@ def _lines(site: ChatSite, ticket_id: int) -> list[Message]:
 
 
 def test_visitor_is_routed_and_they_talk_live(site: ChatSite, server: ServerProcess) -> None:
+    # The default server model: gevent, every connection a greenlet of one OS thread.
+    assert server.worker_threads() == 1
+    _talk_live(site, server)
+
+
+def test_the_threading_server_model_still_talks_live(site: ChatSite) -> None:
+    """HELPDESK_ASYNC_MODE=threading (gunicorn gthread, a thread per connection) stays a
+    working choice."""
+    site.run(lambda s: configure_chat_channel(s, allowed_origins=[WIDGET_ORIGIN]))
+    server = site.serve(env={"HELPDESK_ASYNC_MODE": "threading"})
+    assert server.worker_threads() > 1
+    _talk_live(site, server)
+
+
+def _talk_live(site: ChatSite, server: ServerProcess) -> None:
     team = site.team()
     alex = _online(site, server, "Alex", team)
     visitor = Visitor()
