@@ -103,6 +103,13 @@ def serve(app: Flask, host: str, port: int, threads: int, *, worker: bool = True
         if stop is not None:
             stop.set()
 
+    if app.config.get("ASYNC_MODE") == "gevent":
+        # Let greenlets started while the app was built finish before gunicorn forks (Flask-
+        # Limiter's in-memory storage starts a 10 ms expiry Timer): one forked mid-flight ends
+        # in the worker process and trips threading's bookkeeping with a KeyError traceback.
+        import gevent
+
+        gevent.sleep(0.1)
     print(f"Helpdesk running on http://{host}:{port}/  (Ctrl+C to stop)", flush=True)
     _Server(
         app,
