@@ -151,6 +151,8 @@ def _py_spy(server_pid: int, args: argparse.Namespace) -> subprocess.Popen[bytes
     pids = _family(server_pid)
     target = pids[-1]  # gunicorn's worker when there is one, else the server itself
     exe = Path(sys.executable).with_name("py-spy")
+    if not exe.exists():
+        raise SystemExit("--py-spy needs py-spy in the venv: .venv/bin/pip install py-spy")
     return subprocess.Popen(
         # --gil: only the thread running Python, i.e. where the CPU goes, not who waits.
         [str(exe), "record", "--pid", str(target), "-d", str(int(args.seconds)), "-r", "100",
