@@ -307,10 +307,18 @@ class Database:
 
     @contextmanager
     def transaction(self, app: Flask | None = None) -> Iterator[Session]:
-        """A session in one transaction: committed on success, rolled back on error."""
+        """A session in one transaction: committed on success, rolled back on error.
+
+        It begins IMMEDIATE on SQLite even inside a GET request (whose own transactions begin
+        DEFERRED): it is there to write, so it queues on the writer gate, and under gevent it
+        never waits for the lock inside SQLite with every greenlet stopped."""
         factory = self._state(app).factory
-        with factory() as session, session.begin():
-            yield session
+        token = _sqlite_begin.set("IMMEDIATE")
+        try:
+            with factory() as session, session.begin():
+                yield session
+        finally:
+            _sqlite_begin.reset(token)
 
 
 def _app_ctx_id() -> int:

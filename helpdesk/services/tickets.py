@@ -389,7 +389,7 @@ def append_message(
         raw_sha256=raw_sha256,
         created_at=when,
     )
-    if write_now and not message.attachments and _can_write_now(ticket):
+    if write_now and not message.attachments and _can_write_now(session, ticket):
         _write_message_now(session, ticket, message, when)
     else:
         session.add(message)
@@ -407,9 +407,11 @@ def append_message(
 # the object joins the session as persistent and clean, as if loaded.
 
 
-def _can_write_now(ticket: Ticket) -> bool:
+def _can_write_now(session: Session, ticket: Ticket) -> bool:
+    # Not inside a savepoint: its rollback expires only what the unit of work flushed in it, so
+    # the ticket would keep the count and version this path set (and a later flush write them).
     state = inspect(ticket)
-    return state.persistent and not state.modified
+    return state.persistent and not state.modified and not session.in_nested_transaction()
 
 
 @lru_cache(maxsize=8)

@@ -235,3 +235,34 @@ def test_reads_begin_deferred_and_writes_immediate(
         event.remove(engine, "before_cursor_execute", record)
     assert reads == ["BEGIN DEFERRED"]
     assert seen[len(reads) :] == ["BEGIN IMMEDIATE"]
+
+
+def test_a_transaction_opened_to_write_during_a_read_only_request_begins_immediate(
+    app: Flask, db_backend: str
+) -> None:
+    """A GET that records something (a KB search) writes in ``db.transaction``: it must queue
+    for the write lock like any writer, not begin DEFERRED and wait inside SQLite (which would
+    stop a gevent server's every connection)."""
+    if db_backend != "sqlite":
+        return  # PostgreSQL has no BEGIN modes
+    from sqlalchemy import event
+
+    from helpdesk.db import read_only_transactions
+
+    engine = db.engine(app)
+    seen: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.startswith("BEGIN"):
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with app.app_context(), read_only_transactions():
+            with db.transaction(app) as s:
+                s.execute(text("SELECT 1"))
+            db.session.execute(text("SELECT 1"))  # the request's own reads stay deferred
+            db.session.rollback()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert seen == ["BEGIN IMMEDIATE", "BEGIN DEFERRED"]

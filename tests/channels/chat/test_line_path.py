@@ -145,10 +145,13 @@ def test_a_line_undone_with_its_savepoint_is_gone_and_the_session_goes_on(
     # in the same session after one fails; a line written at once must be undone like any row.
     visitor, ticket_id = _accepted_chat(session, agent)
     found = chat.visitor_chat(session, visitor, ticket_id)
-    count = found.ticket.message_count
+    count, version = found.ticket.message_count, found.ticket.version
     with session.begin_nested() as nested:
         undone = chat.visitor_message(session, found, text="lima oscar", client_id="line-0003-abc")
         nested.rollback()
+    # The ticket is back to what it was, not left with the undone line's count and version
+    # (a later flush of the ticket would write them).
+    assert (found.ticket.message_count, found.ticket.version) == (count, version)
     kept = chat.visitor_message(session, found, text="papa quebec", client_id="line-0004-abc")
     session.commit()
     assert undone.message not in session
