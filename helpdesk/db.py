@@ -93,14 +93,19 @@ event.listen(HelpdeskSession, "after_soft_rollback", drop_effects)
 # lock up front; requests that only read (GET/HEAD) begin deferred, so in WAL mode they never
 # wait for, nor hold up, a writer. A GET handler must therefore not write.
 _sqlite_begin: ContextVar[str] = ContextVar("helpdesk_sqlite_begin", default="IMMEDIATE")
+# True while the DEFERRED above only comes from the request being a GET, not from code that
+# said it reads (:func:`read_only_transactions`): ``Database.transaction`` then writes.
+_deferred_by_request: ContextVar[bool] = ContextVar("helpdesk_deferred_by_request", default=False)
 
 
 @contextmanager
 def read_only_transactions() -> Iterator[None]:
     token = _sqlite_begin.set("DEFERRED")
+    implied = _deferred_by_request.set(False)
     try:
         yield
     finally:
+        _deferred_by_request.reset(implied)
         _sqlite_begin.reset(token)
 
 
@@ -277,11 +282,15 @@ class Database:
 
             if request.method in ("GET", "HEAD", "OPTIONS"):
                 g._helpdesk_begin_token = _sqlite_begin.set("DEFERRED")
+                g._helpdesk_implied_token = _deferred_by_request.set(True)
 
         @app.teardown_request
         def _reset_begin(_exc: BaseException | None) -> None:
             from flask import g
 
+            implied = g.pop("_helpdesk_implied_token", None)
+            if implied is not None:
+                _deferred_by_request.reset(implied)
             token = g.pop("_helpdesk_begin_token", None)
             if token is not None:
                 _sqlite_begin.reset(token)
@@ -309,16 +318,22 @@ class Database:
     def transaction(self, app: Flask | None = None) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on error.
 
-        It begins IMMEDIATE on SQLite even inside a GET request (whose own transactions begin
-        DEFERRED): it is there to write, so it queues on the writer gate, and under gevent it
-        never waits for the lock inside SQLite with every greenlet stopped."""
+        Inside a GET request (whose own transactions begin DEFERRED) it begins IMMEDIATE on
+        SQLite: it is there to write, so it queues on the writer gate, and under gevent it never
+        waits for the lock inside SQLite with every greenlet stopped. Code that only reads says
+        so with :func:`read_only_transactions` around it."""
         factory = self._state(app).factory
-        token = _sqlite_begin.set("IMMEDIATE")
+        writes = _deferred_by_request.get()
+        token = _sqlite_begin.set("IMMEDIATE") if writes else None
+        implied = _deferred_by_request.set(False) if writes else None
         try:
             with factory() as session, session.begin():
                 yield session
         finally:
-            _sqlite_begin.reset(token)
+            if implied is not None:
+                _deferred_by_request.reset(implied)
+            if token is not None:
+                _sqlite_begin.reset(token)
 
 
 def _app_ctx_id() -> int:

@@ -258,11 +258,15 @@ def test_a_transaction_opened_to_write_during_a_read_only_request_begins_immedia
 
     event.listen(engine, "before_cursor_execute", record)
     try:
-        with app.app_context(), read_only_transactions():
+        with app.test_request_context("/kb/search", method="GET"):
+            app.preprocess_request()  # what a GET request sets up: its reads begin deferred
             with db.transaction(app) as s:
                 s.execute(text("SELECT 1"))
             db.session.execute(text("SELECT 1"))  # the request's own reads stay deferred
             db.session.rollback()
+            # Code that says it only reads keeps its deferred transaction.
+            with read_only_transactions(), db.transaction(app) as s:
+                s.execute(text("SELECT 1"))
     finally:
         event.remove(engine, "before_cursor_execute", record)
-    assert seen == ["BEGIN IMMEDIATE", "BEGIN DEFERRED"]
+    assert seen == ["BEGIN IMMEDIATE", "BEGIN DEFERRED", "BEGIN DEFERRED"]
