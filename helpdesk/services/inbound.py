@@ -293,7 +293,9 @@ def receive(
         and not auto
         and not msg.cc
         and lookup is None
+        and not msg.attachments
         and ticket.status in (TicketStatus.NEW, TicketStatus.OPEN)
+        and tickets.can_write_now(session, ticket)
     )
     message = tickets.append_message(
         session,

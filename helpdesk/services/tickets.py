@@ -389,7 +389,7 @@ def append_message(
         raw_sha256=raw_sha256,
         created_at=when,
     )
-    if write_now and not message.attachments and _can_write_now(session, ticket):
+    if write_now and not message.attachments and can_write_now(session, ticket):
         _write_message_now(session, ticket, message, when)
     else:
         session.add(message)
@@ -407,9 +407,11 @@ def append_message(
 # the object joins the session as persistent and clean, as if loaded.
 
 
-def _can_write_now(session: Session, ticket: Ticket) -> bool:
-    # Not inside a savepoint: its rollback expires only what the unit of work flushed in it, so
-    # the ticket would keep the count and version this path set (and a later flush write them).
+def can_write_now(session: Session, ticket: Ticket) -> bool:
+    """Whether a message to ``ticket`` may be written at once (``append_message(write_now=True)``
+    and :func:`record_now`): the ticket has no unflushed changes and no savepoint is open (its
+    rollback expires only what the unit of work flushed in it, so the ticket would keep the
+    count and version this path set, and a later flush would write them)."""
     state = inspect(ticket)
     return state.persistent and not state.modified and not session.in_nested_transaction()
 
@@ -456,40 +458,26 @@ def _insert_now(session: Session, row: Base) -> None:
     row.id = row_id  # type: ignore[attr-defined]
     make_transient_to_detached(row)
     session.add(row)
-    # Remembered with the (sub)transaction that wrote it: the session thinks the row existed
-    # before, so a rollback would leave it in the identity map (:func:`_forget_written`).
-    root = session.get_transaction()
-    written = [w for w in session.info.get(_WRITTEN_NOW, []) if _root(w[0]) is root]
-    written.append((session.get_nested_transaction() or root, row))
-    session.info[_WRITTEN_NOW] = written
+    # The session thinks the row existed before, so a rollback would leave it in the identity
+    # map: remembered until the transaction ends (:func:`_forget_written`). Never written inside
+    # a savepoint (can_write_now), so only the whole transaction's rollback undoes it.
+    assert not session.in_nested_transaction()
+    session.info.setdefault(_WRITTEN_NOW, []).append(row)
 
 
 _WRITTEN_NOW = "helpdesk.written_now"
 
 
-def _root(transaction: SessionTransaction | None) -> SessionTransaction | None:
-    while transaction is not None and transaction.parent is not None:
-        transaction = transaction.parent
-    return transaction
-
-
 @event.listens_for(HelpdeskSession, "after_soft_rollback")
 def _forget_written(session: Session, previous: SessionTransaction) -> None:
-    """Rows written at once by a transaction (or savepoint) that rolled back leave the session
-    and become transient, as the unit of work does with the rows it inserted."""
-    written: list[tuple[SessionTransaction, Base]] = session.info.get(_WRITTEN_NOW, [])
-    kept = []
-    for transaction, row in written:
-        inside: SessionTransaction | None = transaction
-        while inside is not None and inside is not previous:
-            inside = inside.parent
-        if inside is None:
-            kept.append((transaction, row))
-            continue
+    """Rows written at once by a transaction that rolled back leave the session and become
+    transient, as the unit of work does with the rows it inserted."""
+    if previous.nested:
+        return  # a savepoint opened after them does not undo them
+    for row in session.info.pop(_WRITTEN_NOW, []):
         if row in session:
             session.expunge(row)
         make_transient(row)
-    session.info[_WRITTEN_NOW] = kept
 
 
 @event.listens_for(HelpdeskSession, "after_commit")
