@@ -158,28 +158,41 @@ def _duplicate_query(channel_id: int | None, channel_kind: str) -> Select[Messag
 
 
 def _resolve_sender(session: Session, msg: InboundMessage, lookup: BatchLookup | None) -> Customer:
-    email = lookup is not None and msg.identity_kind == IdentityKind.EMAIL.value
-    if email:
-        assert lookup is not None
-        address = normalize_email(msg.sender_address)
-        known = lookup.customers.get(address)
-        if known is not None:
-            # The same fill-in as resolve_customer for a returning sender.
-            if msg.sender_name and not known.name:
-                known.name = msg.sender_name
-            if msg.language and not known.language:
-                known.language = msg.language
-            return known
-    customer = resolve_customer(
+    if lookup is not None and msg.identity_kind == IdentityKind.EMAIL.value:
+        return _email_customer(session, msg.sender_address, lookup, msg.sender_name, msg.language)
+    return resolve_customer(
         session,
         IdentityKind(msg.identity_kind),
         msg.sender_address,
         name=msg.sender_name,
         language=msg.language,
     )
-    if email:
-        assert lookup is not None
-        lookup.customers[normalize_email(msg.sender_address)] = customer
+
+
+def _email_customer(
+    session: Session,
+    address: str,
+    lookup: BatchLookup,
+    name: str | None = None,
+    language: str | None = None,
+) -> Customer:
+    """The customer of an email address in a batch: the batch's lookup is the one place that
+    knows every customer the batch has created so far, whatever made them (a sender, a Cc).
+    A customer created behind its back is created again by a later mail of the batch: two
+    rows for one address, and the batch fails on the unique identity."""
+    normalized = normalize_email(address)
+    known = lookup.customers.get(normalized)
+    if known is not None:
+        # The same fill-in as resolve_customer for a returning sender.
+        if name and not known.name:
+            known.name = clip_name(name)
+        if language and not known.language:
+            known.language = language
+        return known
+    customer = resolve_customer(
+        session, IdentityKind.EMAIL, normalized, name=name, language=language
+    )
+    lookup.customers[normalized] = customer
     return customer
 
 
@@ -199,10 +212,16 @@ def _find_duplicate(session: Session, msg: InboundMessage, key: str) -> Message 
     return session.scalars(query, {"key": key}).first()
 
 
-def _add_participants(session: Session, ticket: Ticket, addresses: list[str]) -> None:
+def _add_participants(
+    session: Session, ticket: Ticket, addresses: list[str], lookup: BatchLookup | None
+) -> None:
     for address in addresses:
         try:
-            person = resolve_customer(session, IdentityKind.EMAIL, address)
+            person = (
+                _email_customer(session, address, lookup)
+                if lookup is not None
+                else resolve_customer(session, IdentityKind.EMAIL, address)
+            )
         except ServiceError:
             continue  # a malformed Cc address is not worth losing the mail over
         if person.id == ticket.customer_id or is_participant(session, ticket, person):
@@ -323,7 +342,7 @@ def receive(
         lookup.duplicates.setdefault(key, message)
         lookup.threads.setdefault(key, ticket.id)
     if msg.cc:
-        _add_participants(session, ticket, msg.cc)
+        _add_participants(session, ticket, msg.cc, lookup)
     was_active = ticket.active
     if not created and not auto:
         tickets.reopen_on_customer_message(session, ticket, customer)

@@ -443,3 +443,48 @@ def test_a_sender_with_a_very_long_display_name_gets_a_ticket_not_quarantine(
     name = message.ticket.customer.name
     assert len(name) <= 200
     assert name.startswith("রহিম রহিম")
+
+
+@pytest.mark.parametrize(
+    "first_headers, later_sender",
+    [
+        # Cc'd in one mail, then writes their own: the backlog that hung the default server.
+        ({"Cc": "Nadia Khan <nadia@example.org>"}, "Nadia Khan <nadia@example.org>"),
+        # The same address in another case (Outlook and phones capitalise).
+        ({"Cc": "nadia@example.org"}, "Nadia <Nadia@EXAMPLE.org>"),
+        # Cc'd twice in one mail (once in another case), then writes.
+        ({"Cc": "nadia@example.org, NADIA@example.org"}, "nadia@example.org"),
+    ],
+)
+def test_someone_cc_d_then_writing_in_the_same_batch_is_one_customer_and_no_redo(
+    app_with_ctx: Flask,
+    session: Session,
+    channel: Channel,
+    caplog: pytest.LogCaptureFixture,
+    first_headers: dict[str, str],
+    later_sender: str,
+) -> None:
+    raws = [
+        make_mail(sender="Omar <omar@example.com>", subject="Invoice", headers=first_headers),
+        make_mail(sender="karim@example.com", subject="Unrelated"),
+        make_mail(sender=later_sender, subject="My own question"),
+        # A web form: From a no-reply address, the customer in Reply-To.
+        make_mail(
+            sender="Shop form <no-reply@shop.example>",
+            subject="Contact form",
+            headers={"Reply-To": "nadia@example.org"},
+        ),
+    ]
+    with caplog.at_level(logging.INFO, logger="helpdesk.mail"):
+        results = _batch(session, channel, raws)
+
+    assert "one by one" not in caplog.text  # the fast path held: no failed batch
+    assert [r.created for r in results] == [True, True, True, True]
+    assert all(r.quarantined is None for r in results)
+    nadia = session.scalars(
+        select(Customer).where(func.lower(Customer.email) == "nadia@example.org")
+    ).all()
+    assert len(nadia) == 1  # one person, one record
+    first, _other, own, _form = (r.message for r in results)
+    assert own is not None and own.ticket.customer_id == nadia[0].id
+    assert first is not None and nadia[0] in first.ticket.participants
