@@ -69,7 +69,7 @@ def _init_logging(app: Flask) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
-    from helpdesk import auth, i18n, realtime
+    from helpdesk import auth, i18n, realtime, worker_link
     from helpdesk.extensions import babel, csrf, db, limiter, login_manager, socketio
 
     db.init_app(app)
@@ -81,8 +81,17 @@ def _init_extensions(app: Flask) -> None:
     csrf.init_app(app)
     limiter.init_app(app)
     auth.init_login(app, login_manager)
+    link = worker_link.child_link(app)
+    manager: dict[str, Any] = (
+        # `helpdesk serve`'s worker process: its emits reach the browsers through the web
+        # process that started it (with no message queue to share).
+        {"client_manager": worker_link.LinkManager(link)}
+        if link is not None and not app.config.get("MESSAGE_QUEUE")
+        else {}
+    )
     socketio.init_app(
         app,
+        **manager,
         # Explicit, never detected: threading (gunicorn gthread) unless configured otherwise.
         async_mode=app.config.get("ASYNC_MODE") or "threading",
         message_queue=app.config.get("MESSAGE_QUEUE"),

@@ -123,12 +123,19 @@ def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
 
 
 @click.command("worker")
+@click.option(
+    "--services-only",
+    is_flag=True,
+    help="Only the long-running services (mail fetching), not the tasks: how `helpdesk serve` "
+    "runs its worker process.",
+)
 @with_appcontext
-def worker_command() -> None:
+def worker_command(services_only: bool) -> None:
     """Run the worker alone: outbox delivery, mail fetching, timers."""
     import threading
 
-    from helpdesk import worker
+    from helpdesk import worker, worker_link
+    from helpdesk.services import channels as channel_service
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     stop = threading.Event()
@@ -139,7 +146,18 @@ def worker_command() -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    worker.run_forever(app, stop)
+    link = worker_link.child_link(app)
+    if link is not None:
+        # Started by `helpdesk serve`: its web process runs the tasks, and hears our kicks.
+        worker.forward_kicks(lambda: link.notify("kick"))
+
+        def on_message(kind: str) -> None:
+            if kind == "channels_changed":
+                channel_service.notify_channels_changed()
+
+        # The web process gone (exited, or killed with -9) closes the link: stop with it.
+        worker_link.serve_link(link, on_message, on_close=_stop)
+    worker.run_forever(app, stop, tasks=not services_only)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,10 +6,11 @@ Flask-SocketIO in ``gevent`` mode: every connection a greenlet, so 1,000 chat vi
 model"). ``HELPDESK_ASYNC_MODE=threading`` keeps gunicorn's gthread worker (one thread per
 connection, simple-websocket).
 
-The worker loop (mail, outbox, timers) runs in the same process, as a thread or a greenlet,
-unless ``--no-worker`` (then run ``helpdesk worker`` separately, with
-``HELPDESK_MESSAGE_QUEUE`` so that its Socket.IO events reach this process's clients; see
-docs/operations.md for scaling out with several processes behind Redis).
+The worker's periodic tasks (outbox, timers, the KB index) run in the same process, as a thread
+or a greenlet; its long-running services (mail fetching) in a worker process this one starts and
+restarts (:mod:`helpdesk.worker_link`), so a mail backlog never holds up the web. With
+``--no-worker`` neither: run ``helpdesk worker`` separately, with ``HELPDESK_MESSAGE_QUEUE`` so
+that its Socket.IO events reach this process's clients (docs/operations.md, scaling out).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import contextlib
 import gc
 import os
 import resource
-import threading
 from typing import Any
 
 from flask import Flask
@@ -73,7 +73,7 @@ def _tune_gc() -> None:
 
 
 def serve(app: Flask, host: str, port: int, threads: int, *, worker: bool = True) -> None:
-    state: dict[str, threading.Event] = {}
+    state: dict[str, Any] = {}
     _raise_open_files_limit()
     profiler: EventProfiler | None = None
     if os.environ.get("HELPDESK_PROFILE"):
@@ -92,8 +92,13 @@ def serve(app: Flask, host: str, port: int, threads: int, *, worker: bool = True
             profiler.install(app)
         if worker and app.config.get("WORKER_ENABLED", True):
             from helpdesk import worker as worker_mod
+            from helpdesk.worker_link import WorkerProcess
 
-            _thread, stop = worker_mod.start_thread(app)
+            socketio = app.extensions["socketio"]
+            child = WorkerProcess(app, spawn=socketio.start_background_task, sleep=socketio.sleep)
+            child.start()
+            state["child"] = child
+            _thread, stop = worker_mod.start_thread(app, services=False)
             state["stop"] = stop
 
     def worker_exit(_server: Any, _w: Any) -> None:
@@ -102,6 +107,9 @@ def serve(app: Flask, host: str, port: int, threads: int, *, worker: bool = True
         stop = state.get("stop")
         if stop is not None:
             stop.set()
+        child = state.get("child")
+        if child is not None:
+            child.stop()
 
     if app.config.get("ASYNC_MODE") == "gevent":
         # Let greenlets started while the app was built finish before gunicorn forks (Flask-

@@ -1,8 +1,12 @@
-"""The worker: outbox delivery (and, with the email channel, mail fetching and timers).
+"""The worker: periodic tasks (outbox delivery, timers, the KB index) and long-running services
+(the IMAP watchers: mail fetching).
 
-Runs as a thread inside ``helpdesk serve`` (the embedded default) or alone as ``helpdesk worker``.
-In one process a commit that queues a reply wakes it at once (:func:`kick`); across processes it
-polls every ``WORKER_POLL_SECONDS``.
+``helpdesk worker`` runs both alone. ``helpdesk serve`` runs the tasks as a thread (a greenlet
+under gevent) of the web process and the services in a worker process of their own
+(:mod:`helpdesk.worker_link`), so that fetching a mail backlog can never hold up the web. A
+commit that queues a reply wakes the tasks at once (:func:`kick`; a commit in serve's worker
+process reaches the web process over the link); a separate ``helpdesk worker`` polls every
+``WORKER_POLL_SECONDS``.
 """
 
 from __future__ import annotations
@@ -20,9 +24,21 @@ _wake = threading.Event()
 Task = Callable[[Flask], int]
 
 
+_forward_kick: Callable[[], None] | None = None
+
+
 def kick() -> None:
     """Wake the in-process worker now (called after a commit that queued work)."""
     _wake.set()
+    if _forward_kick is not None:
+        _forward_kick()
+
+
+def forward_kicks(forward: Callable[[], None] | None) -> None:
+    """Also call ``forward`` on every :func:`kick`: in serve's worker process the tasks that
+    deliver what was queued run in the web process."""
+    global _forward_kick
+    _forward_kick = forward
 
 
 def register_task(app: Flask, task: Task) -> None:
@@ -58,25 +74,43 @@ def run_once(app: Flask) -> int:
     return done
 
 
-def run_forever(app: Flask, stop: threading.Event) -> None:
+def run_forever(
+    app: Flask, stop: threading.Event, *, tasks: bool = True, services: bool = True
+) -> None:
+    """Run the tasks (``tasks``) and the services (``services``) until ``stop`` is set."""
     poll = float(app.config["WORKER_POLL_SECONDS"])
-    log.info("worker started (poll every %.1fs)", poll)
-    services = [start(app, stop) for start in app.extensions.get("helpdesk.worker_services", [])]
+    log.info(
+        "worker started (%s)",
+        " and ".join(
+            part
+            for part, on in ((f"tasks, poll every {poll:.1f}s", tasks), ("services", services))
+            if on
+        ),
+    )
+    started = (
+        [start(app, stop) for start in app.extensions.get("helpdesk.worker_services", [])]
+        if services
+        else []
+    )
     while not stop.is_set():
         _wake.clear()
-        done = run_once(app)
+        done = run_once(app) if tasks else 0
         if done:
             continue
         _wake.wait(poll)
-    for thread in services:
+    for thread in started:
         thread.join(timeout=30)
     log.info("worker stopped")
 
 
-def start_thread(app: Flask) -> tuple[threading.Thread, threading.Event]:
+def start_thread(app: Flask, *, services: bool = True) -> tuple[threading.Thread, threading.Event]:
     stop = threading.Event()
     thread = threading.Thread(
-        target=run_forever, args=(app, stop), name="helpdesk-worker", daemon=True
+        target=run_forever,
+        args=(app, stop),
+        kwargs={"services": services},
+        name="helpdesk-worker",
+        daemon=True,
     )
     thread.start()
     return thread, stop

@@ -392,8 +392,9 @@ _listeners_lock = threading.Lock()
 def on_channels_changed(listener: Callable[[], None]) -> Callable[[], None]:
     """Call ``listener()`` after every commit that changed a channel; returns an unsubscriber.
 
-    In-process only: another process (a separate ``helpdesk worker``) notices within
-    ``MAIL_CHANNEL_REFRESH_SECONDS`` by comparing :func:`watch_fingerprint`.
+    In-process; ``helpdesk serve`` forwards it to its worker process. A separately run
+    ``helpdesk worker`` notices within ``MAIL_CHANNEL_REFRESH_SECONDS`` by comparing
+    :func:`watch_fingerprint`.
     """
     with _listeners_lock:
         _listeners.append(listener)
@@ -406,7 +407,9 @@ def on_channels_changed(listener: Callable[[], None]) -> Callable[[], None]:
     return unsubscribe
 
 
-def _notify() -> None:
+def notify_channels_changed() -> None:
+    """Tell this process's listeners that channels changed (after a commit here, or when the
+    web process says so to its worker process)."""
     with _listeners_lock:
         listeners = list(_listeners)
     for listener in listeners:
@@ -414,7 +417,7 @@ def _notify() -> None:
 
 
 def _changed(session: Session) -> None:
-    on_commit(session, _notify)
+    on_commit(session, notify_channels_changed)
 
 
 def watch_fingerprint(channel: Channel) -> str:
