@@ -103,6 +103,10 @@ class Link:
         return b"".join(chunks)
 
     def close(self) -> None:
+        # shutdown first: a close alone leaves the socket open while another thread of this
+        # process still reads it, and the other end would never see the end.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self.sock.close()
 
