@@ -44,6 +44,7 @@ from channels.email.ingest import (
     PrepareSettings,
     prepare_settings,
     process_batch,
+    start_parsers,
     start_prepare,
 )
 from channels.email.oauth2 import TokenSource
@@ -515,6 +516,10 @@ class MailWatchers(threading.Thread):
         return True
 
     def _sync(self, wanted: dict[int, str]) -> None:
+        if wanted:
+            # Parser processes take a second to start: start them with the first mailbox, not
+            # with its first big fetch (whose first batches would be parsed here meanwhile).
+            start_parsers(int(self.app.config.get("MAIL_PARSE_WORKERS", os.cpu_count() or 1)))
         for channel_id in list(self.watchers):
             watcher, stop, fingerprint = self.watchers[channel_id]
             if wanted.get(channel_id) != fingerprint or not watcher.is_alive():

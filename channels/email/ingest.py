@@ -334,6 +334,13 @@ def _children_main_is_prepare() -> Iterator[None]:
         main.__spec__ = saved
 
 
+def start_parsers(workers: int) -> None:
+    """Start the parser processes in the background if they are not running (returns at once):
+    a watcher calls it when it has mailboxes, so the first backlog is parsed in them."""
+    if workers >= 1:
+        _ready_executor(workers)
+
+
 def warm_parsers(workers: int, timeout: float | None = None) -> bool:
     """Start the parser processes (if not yet) and wait until they are up; true when they are.
 
