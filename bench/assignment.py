@@ -21,10 +21,10 @@ import statistics
 import tempfile
 import time
 
-from channels.inbound import InboundMessage
 from helpdesk import create_app
 from helpdesk.db import Base
 from helpdesk.extensions import db
+from helpdesk.inbound import InboundMessage
 from helpdesk.models import Ticket
 from helpdesk.services import assignment, chat, tickets
 from helpdesk.services.agents import create_agent, create_team

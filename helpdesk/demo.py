@@ -9,8 +9,8 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from channels.inbound import InboundMessage
 from helpdesk.db import utcnow
+from helpdesk.inbound import InboundMessage
 from helpdesk.models import AgentRole, Priority, TicketStatus
 from helpdesk.services import tickets
 from helpdesk.services.agents import create_agent, create_team

@@ -14,10 +14,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from channels.inbound import InboundMessage
 from helpdesk import create_app
 from helpdesk.db import Base
 from helpdesk.extensions import db
+from helpdesk.inbound import InboundMessage
 from helpdesk.models import Agent, AgentRole, Ticket
 from helpdesk.services.agents import create_agent
 from helpdesk.services.events import EventRecorder, capture_events

@@ -25,7 +25,7 @@ from email.message import Message
 from email.parser import BytesParser
 from typing import Any
 
-from channels.inbound import InboundMessage
+from helpdesk.inbound import InboundMessage
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ from channels.email.prepare import (
     prepare_safely,
     warm,
 )
-from channels.inbound import InboundMessage
+from helpdesk.inbound import InboundMessage
 from helpdesk.models import Channel, Team
 from helpdesk.services import mail as mail_service
 from helpdesk.services import tickets

@@ -42,7 +42,7 @@ from io import BytesIO
 from typing import Any
 
 from channels.email.reply import is_inline_forward, strip_reply
-from channels.inbound import InboundAttachment, InboundMessage
+from helpdesk.inbound import InboundAttachment, InboundMessage
 
 __all__ = [
     "META_HEADERS",

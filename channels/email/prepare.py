@@ -20,7 +20,7 @@ from typing import Any
 
 from channels.email.filters import FilterContext, apply_filters
 from channels.email.parser import MailParseError, parse_mail
-from channels.inbound import InboundAttachment, InboundMessage
+from helpdesk.inbound import InboundAttachment, InboundMessage
 
 _BENGALI = re.compile(r"[\u0980-\u09FF]")
 

@@ -29,7 +29,6 @@ from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
 
-from channels.inbound import InboundAttachment, InboundMessage
 from channels.portal import accounts, magic
 from channels.portal.forms import (
     ContactForm,
@@ -41,6 +40,7 @@ from channels.portal.forms import (
 )
 from helpdesk.extensions import db, limiter
 from helpdesk.i18n import _
+from helpdesk.inbound import InboundAttachment, InboundMessage
 from helpdesk.models import (
     Customer,
     IdentityKind,

@@ -28,9 +28,9 @@ from flask import current_app
 from sqlalchemy import Select, bindparam, delete, func, select
 from sqlalchemy.orm import Session, joinedload
 
-from channels.inbound import InboundAttachment, InboundMessage
 from helpdesk.db import utcnow
 from helpdesk.i18n import _
+from helpdesk.inbound import InboundAttachment, InboundMessage
 from helpdesk.models import (
     Agent,
     AgentConnection,
@@ -820,7 +820,7 @@ def agent_message(
     text = _check_text(text, allow_empty=bool(attachments))
     if chat.status in (ChatStatus.WAITING, ChatStatus.OFFERED):
         accept(session, chat, agent)
-    files = [tickets.NewAttachment(a.filename, a.content_type, a.data) for a in attachments]
+    files = [InboundAttachment(a.filename, a.content_type, a.data) for a in attachments]
     # A file sent alone is a line named after it, so the transcript and a mailed reply say what
     # was sent.
     message = tickets.reply_to_ticket(

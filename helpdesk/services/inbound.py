@@ -10,9 +10,9 @@ from functools import lru_cache
 from sqlalchemy import Select, bindparam, func, inspect, select
 from sqlalchemy.orm import Session, selectinload
 
-from channels.inbound import InboundMessage
 from helpdesk.db import Base, utcnow
 from helpdesk.i18n import _
+from helpdesk.inbound import InboundMessage
 from helpdesk.models import (
     AuditEvent,
     ChannelKind,
@@ -330,10 +330,7 @@ def receive(
         message_id=key,
         in_reply_to=msg.in_reply_to,
         references=msg.references,
-        attachments=[
-            tickets.NewAttachment(a.filename, a.content_type, a.data, a.content_id, a.inline)
-            for a in msg.attachments
-        ],
+        attachments=msg.attachments,
         meta=meta,
         raw_sha256=raw_sha,
         write_now=write_now,
@@ -569,10 +566,7 @@ def _write_run(
             message_id=p.key,
             in_reply_to=msg.in_reply_to,
             references=msg.references,
-            attachments=[
-                tickets.NewAttachment(a.filename, a.content_type, a.data, a.content_id, a.inline)
-                for a in msg.attachments
-            ],
+            attachments=msg.attachments,
             meta=meta,
             raw_sha256=store_bytes(msg.raw) if msg.raw else None,
             created_at=p.when,

@@ -21,6 +21,7 @@ from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefa
 from helpdesk.db import Base, HelpdeskSession, utcnow
 from helpdesk.html import sanitize_html, text_to_html
 from helpdesk.i18n import _
+from helpdesk.inbound import InboundAttachment
 from helpdesk.models import (
     Agent,
     AuditEvent,
@@ -48,15 +49,6 @@ from helpdesk.services.threading import make_message_id
 FIRST_TICKET_NUMBER = 1001
 MAX_TAG_LENGTH = 64
 MAX_SUBJECT_LENGTH = 500
-
-
-@dataclass(frozen=True, slots=True)
-class NewAttachment:
-    filename: str
-    content_type: str
-    data: bytes
-    content_id: str | None = None
-    inline: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,7 +345,7 @@ def append_message(
     in_reply_to: str | None = None,
     references: Sequence[str] = (),
     recipients: Sequence[str] = (),
-    attachments: Iterable[NewAttachment] = (),
+    attachments: Iterable[InboundAttachment] = (),
     delivery_status: DeliveryStatus | None = None,
     meta: dict[str, Any] | None = None,
     raw_sha256: str | None = None,
@@ -536,7 +528,7 @@ def new_message(
     in_reply_to: str | None = None,
     references: Sequence[str] = (),
     recipients: Sequence[str] = (),
-    attachments: Iterable[NewAttachment] = (),
+    attachments: Iterable[InboundAttachment] = (),
     delivery_status: DeliveryStatus | None = None,
     meta: dict[str, Any] | None = None,
     raw_sha256: str | None = None,
@@ -632,7 +624,7 @@ def reply_to_ticket(
     agent: Agent,
     text: str,
     *,
-    attachments: Iterable[NewAttachment] = (),
+    attachments: Iterable[InboundAttachment] = (),
     status: TicketStatus | None = None,
     expected_version: int | None = None,
 ) -> Message:

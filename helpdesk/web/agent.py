@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 from helpdesk.extensions import db
 from helpdesk.html import block_remote_images
 from helpdesk.i18n import _
+from helpdesk.inbound import InboundAttachment
 from helpdesk.models import (
     Agent,
     AuditEvent,
@@ -232,7 +233,7 @@ def reply(number: int) -> Response | tuple[str, int]:
         flash(_("Write a reply before sending."), "error")
         return _render_ticket(t, 400, reply_form=_keep_reply(t, form))
     uploads = [
-        tickets.NewAttachment(
+        InboundAttachment(
             f.filename or "attachment", f.mimetype or "application/octet-stream", f.read()
         )
         for f in (form.attachments.data or [])

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, expect
 
-from channels.inbound import InboundMessage
 from helpdesk import create_app
 from helpdesk.extensions import db
+from helpdesk.inbound import InboundMessage
 from helpdesk.services.inbound import receive
 from tests.e2e.conftest import LiveServer, sign_in, wait_socket
 

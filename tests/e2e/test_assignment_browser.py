@@ -9,9 +9,9 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 from sqlalchemy import select
 
-from channels.inbound import InboundMessage
 from helpdesk import create_app
 from helpdesk.extensions import db
+from helpdesk.inbound import InboundMessage
 from helpdesk.models import Team
 from helpdesk.services import tickets
 from helpdesk.services.inbound import receive

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 
-from channels.inbound import InboundMessage
 from helpdesk import create_app
 from helpdesk.extensions import db
+from helpdesk.inbound import InboundMessage
 from helpdesk.services.inbound import receive
 from tests.e2e.conftest import LiveServer, sign_in, wait_socket
 

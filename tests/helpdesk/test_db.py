@@ -180,7 +180,7 @@ def test_in_memory_sqlite_is_refused() -> None:
 
 
 def test_ticket_numbers_are_unique_under_concurrency(app: Flask, db_backend: str) -> None:
-    from channels.inbound import InboundMessage
+    from helpdesk.inbound import InboundMessage
     from helpdesk.services.inbound import receive
 
     errors: list[BaseException] = []

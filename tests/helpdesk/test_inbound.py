@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from channels.inbound import InboundAttachment
+from helpdesk.inbound import InboundAttachment
 from helpdesk.models import (
     Agent,
     Attachment,

@@ -194,7 +194,7 @@ def test_api_lists_and_shows_tickets(agent_client: AgentClient, make_ticket: Mak
 def test_attachments_are_served_only_to_who_may_see_them(
     agent_client: AgentClient, client: FlaskClient, session: Session, make_ticket: MakeTicket
 ) -> None:
-    from channels.inbound import InboundAttachment
+    from helpdesk.inbound import InboundAttachment
 
     make_ticket(
         attachments=[InboundAttachment("evil.html", "text/html", b"<script>alert(1)</script>")]

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from channels.email import ingest
 from channels.email.imap import fetch_once
 from channels.email.ingest import Mail, Unparsable, prepare_safely, process_batch, start_prepare
-from channels.inbound import InboundMessage
+from helpdesk.inbound import InboundMessage
 from helpdesk.models import Channel, Customer, Direction, Message, QuarantinedMail, Ticket
 from helpdesk.services.events import EventRecorder
 from tests.channels.email.conftest import Mailbox, make_mail

@@ -13,7 +13,7 @@ from channels.email.filters import (
     detect_auto_reply,
     detect_bounce,
 )
-from channels.inbound import InboundAttachment, InboundMessage
+from helpdesk.inbound import InboundAttachment, InboundMessage
 
 CTX = FilterContext(own_addresses={"Support@Example.com"})
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from channels.email.filters import FilterContext, apply_filters
 from channels.email.parser import MailParseError, decode_bytes, html_to_text, parse_mail
 from channels.email.reply import REPLY_SEPARATOR_BN, REPLY_SEPARATOR_EN, strip_reply
-from channels.inbound import InboundMessage
+from helpdesk.inbound import InboundMessage
 
 CASES = Path(__file__).parent / "cases"
 CASE_FILES = sorted(CASES.glob("*.eml"))

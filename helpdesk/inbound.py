@@ -1,4 +1,4 @@
-"""The one shape every channel delivers to the core.
+"""The one shape every channel delivers to the core (the core owns it; channels import it).
 
 An adapter (IMAP fetcher, portal form, chat socket) turns whatever its protocol gave it into an
 :class:`InboundMessage` and hands it to ``helpdesk.services.inbound.receive(session, msg)``.
@@ -51,8 +51,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-ChannelKind = Literal["email", "portal", "chat"]
-IdentityKind = Literal["email", "chat", "portal"]
+# The values of helpdesk.models.ChannelKind / IdentityKind, as adapters write them.
+ChannelKindValue = Literal["email", "portal", "chat"]
+IdentityKindValue = Literal["email", "chat", "portal"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +68,10 @@ class InboundAttachment:
 
 @dataclass(slots=True)
 class InboundMessage:
-    channel_kind: ChannelKind
+    channel_kind: ChannelKindValue
     sender_address: str
     text: str
-    identity_kind: IdentityKind = "email"
+    identity_kind: IdentityKindValue = "email"
     sender_name: str | None = None
     subject: str = ""
     html: str | None = None
