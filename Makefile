@@ -31,6 +31,7 @@ test: test-deps translations lint typecheck pytest
 
 lint:
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck:
 	$(BIN)/mypy
