@@ -6,6 +6,7 @@ Errors a user can cause print one line and exit non-zero; lists have ``--json`` 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -155,8 +156,16 @@ def worker_command(services_only: bool) -> None:
             if kind == "channels_changed":
                 channel_service.notify_channels_changed()
 
-        # The web process gone (exited, or killed with -9) closes the link: stop with it.
-        worker_link.serve_link(link, on_message, on_close=_stop)
+        def _orphaned() -> None:
+            # The web process is gone (exited, or killed with -9), and a new one may already
+            # have started a worker of its own: stop now, and for certain within a few
+            # seconds (a batch cut short is rolled back and read again from the checkpoint).
+            _stop()
+            timer = threading.Timer(worker_link.ORPHAN_GRACE_SECONDS, os._exit, args=(0,))
+            timer.daemon = True
+            timer.start()
+
+        worker_link.serve_link(link, on_message, on_close=_orphaned)
     worker.run_forever(app, stop, tasks=not services_only)
 
 

@@ -86,7 +86,7 @@ def serve(app: Flask, host: str, port: int, threads: int, *, worker: bool = True
     # in Engine.IO's, which never holds up the connection's reader.
     app.extensions["socketio"].server.async_handlers = False
 
-    def post_worker_init(_w: Any) -> None:
+    def post_worker_init(w: Any) -> None:
         _tune_gc()
         if profiler is not None:
             profiler.install(app)
@@ -95,7 +95,14 @@ def serve(app: Flask, host: str, port: int, threads: int, *, worker: bool = True
             from helpdesk.worker_link import WorkerProcess
 
             socketio = app.extensions["socketio"]
-            child = WorkerProcess(app, spawn=socketio.start_background_task, sleep=socketio.sleep)
+            child = WorkerProcess(
+                app,
+                spawn=socketio.start_background_task,
+                sleep=socketio.sleep,
+                # gunicorn clears `alive` on SIGTERM/SIGQUIT/SIGINT, before worker_exit runs
+                # (which it may never do if open connections outlast the graceful timeout).
+                shutting_down=lambda: not w.alive,
+            )
             child.start()
             state["child"] = child
             _thread, stop = worker_mod.start_thread(app, services=False)

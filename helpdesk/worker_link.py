@@ -51,6 +51,8 @@ log = logging.getLogger("helpdesk.worker")
 _HEADER = struct.Struct("!I")
 _MAX_FRAME = 64 * 1024 * 1024
 LINK_FD_CONFIG = "WORKER_LINK_FD"  # HELPDESK_WORKER_LINK_FD in the worker's environment
+# A worker whose web process is gone stops at once, and exits by force after this long.
+ORPHAN_GRACE_SECONDS = 5.0
 
 
 class Link:
@@ -156,13 +158,18 @@ def serve_link(
     web process is gone (its end closed: exited, or killed)."""
 
     def run() -> None:
-        for message in link.receive():
-            try:
-                on_message(str(message.get("kind")))
-            except Exception:
-                log.exception("worker link: message %r failed", message.get("kind"))
-        log.info("the link to the web process closed: the worker stops")
-        on_close()
+        try:
+            for message in link.receive():
+                try:
+                    on_message(str(message.get("kind")))
+                except Exception:
+                    log.exception("worker link: message %r failed", message.get("kind"))
+        except Exception:  # an unreadable frame: the link is no use any more
+            log.exception("worker link: reading failed")
+        finally:
+            log.info("the link to the web process closed: the worker stops")
+            link.close()
+            on_close()
 
     threading.Thread(target=run, name="helpdesk-worker-link", daemon=True).start()
 
@@ -215,9 +222,13 @@ class WorkerProcess:
         *,
         spawn: Callable[[Callable[[], None]], Any],
         sleep: Callable[[float], None],
+        shutting_down: Callable[[], bool] = lambda: False,
     ) -> None:
-        """``spawn``/``sleep``: the server's own (greenlets under gevent, threads otherwise)."""
+        """``spawn``/``sleep``: the server's own (greenlets under gevent, threads otherwise);
+        ``shutting_down``: true once the server is stopping (then a worker that exits is not
+        started again: under a process-group SIGTERM it exits before the server does)."""
         self.app = app
+        self._shutting_down = shutting_down
         self._spawn = spawn
         self._sleep = sleep
         self.proc: subprocess.Popen[bytes] | None = None
@@ -259,22 +270,30 @@ class WorkerProcess:
             theirs.close()
         link = self.link = Link(ours)
         self.starts += 1
+        if self._stopping:  # stop() ran while Popen yielded (gevent): this one goes too
+            link.close()
+            self.proc.terminate()
+            return
         self._spawn(lambda: self._read(link))
         log.info("worker process %d started", self.proc.pid)
 
     def _read(self, link: Link) -> None:
         from helpdesk import worker
 
-        for message in link.receive():
-            kind = message.get("kind")
-            try:
-                if kind == "socketio":
-                    relay(message["message"])
-                elif kind == "kick":
-                    worker.kick()
-            except Exception:
-                log.exception("worker link: message %r failed", kind)
-        link.close()
+        try:
+            for message in link.receive():
+                kind = message.get("kind")
+                try:
+                    if kind == "socketio":
+                        relay(message["message"])
+                    elif kind == "kick":
+                        worker.kick()
+                except Exception:
+                    log.exception("worker link: message %r failed", kind)
+        except Exception:  # an unreadable frame: close, so the worker ends and is restarted
+            log.exception("worker link: reading failed")
+        finally:
+            link.close()
 
     def _channels_changed(self) -> None:
         if self.link is not None:
@@ -287,13 +306,13 @@ class WorkerProcess:
             assert proc is not None
             began = time.monotonic()
             code = proc.wait()
-            if self._stopping:
+            if self._stopping or self._shutting_down():
                 return
             if time.monotonic() - began > 60:
                 delay = 1.0  # it ran a good while: this is a new failure, not a crash loop
             log.error("worker process %d exited (%s); restarting in %.0fs", proc.pid, code, delay)
             self._sleep(delay)
-            if self._stopping:
+            if self._stopping or self._shutting_down():
                 return
             delay = min(delay * 2, self.RESTART_MAX_SECONDS)
             try:

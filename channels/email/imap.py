@@ -154,10 +154,18 @@ class MailboxFetcher:
     """Reads new mail of one channel's folder into tickets, from its checkpoint."""
 
     def __init__(
-        self, app: Flask, channel_id: int, *, on_batch: BatchCallback | None = None
+        self,
+        app: Flask,
+        channel_id: int,
+        *,
+        on_batch: BatchCallback | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.app = app
         self.channel_id = channel_id
+        # Set: finish the batch being stored and return (a long backlog need not be drained
+        # before the worker can stop); the rest is read from the checkpoint next time.
+        self.stop = stop
         self.batch_size = int(app.config.get("MAIL_FETCH_BATCH", 200))
         self.parse_workers = int(app.config.get("MAIL_PARSE_WORKERS", os.cpu_count() or 1))
         self.parse_pool_min = int(app.config.get("MAIL_PARSE_POOL_MIN", 32))
@@ -214,6 +222,10 @@ class MailboxFetcher:
             upcoming = (chunk, self._download(client, chunk, prepare))
             if pending is not None:
                 self._store_batch(client, settings, uidvalidity, *pending, total)
+            if self.stop is not None and self.stop.is_set():
+                # Not the end-of-fetch checkpoint below: on a first run it would jump past the
+                # mail not read yet.
+                return total
             pending = upcoming
         if pending is not None:
             self._store_batch(client, settings, uidvalidity, *pending, total)
@@ -349,7 +361,7 @@ class MailboxWatcher(threading.Thread):
         self.app = app
         self.channel_id = channel_id
         self.stop_event = stop
-        self.fetcher = MailboxFetcher(app, channel_id, on_batch=on_batch)
+        self.fetcher = MailboxFetcher(app, channel_id, on_batch=on_batch, stop=stop)
         config = app.config
         self.slice_seconds = float(config.get("MAIL_IDLE_SLICE_SECONDS", 30))
         self.poll_seconds = float(config.get("MAIL_POLL_SECONDS", 60))

@@ -34,6 +34,7 @@ from channels.email.prepare import (
     PrepareSettings,
     Unparsable,
     bounce_report,
+    exit_with_parent,
     prepare_chunk,
     prepare_safely,
     warm,
@@ -294,7 +295,9 @@ def _ready_executor(workers: int) -> ProcessPoolExecutor | None:
             # spawn, not fork: the serving process runs threads (web, Socket.IO, IDLE watchers)
             # and a forked child would inherit locks held by them.
             _pool = ProcessPoolExecutor(
-                max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+                max_workers=workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=exit_with_parent,
             )
             # Processes start on demand, one per submit that finds none idle: one warm-up
             # each starts them all now, while they can be told to skip the parent's __main__.

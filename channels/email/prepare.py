@@ -152,5 +152,28 @@ def prepare_chunk(raws: list[bytes], settings: PrepareSettings) -> list[Prepared
     return [_prepare_in_process(raw, settings) for raw in raws]
 
 
+def exit_with_parent() -> None:
+    """Initializer of a parser process: end when the process that started it ends.
+
+    A parser process waits on its call queue, which it holds both ends of, so it would never
+    notice a parent killed with -9 (the OOM killer, a crash of serve's worker process): it
+    would live on as an orphan, and one more set of them with every restart.
+    """
+    import multiprocessing
+    import os
+    import threading
+    from multiprocessing.connection import wait
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def warm() -> None:
     """Runs in a parser process: done means the processes are up and have imported us."""

@@ -203,11 +203,40 @@ def test_a_worker_process_that_dies_is_restarted_and_mail_goes_on(
 
     children = _worker_processes(server)
     assert len(children) == 1, children
+    parsers = _children_of(children[0])  # started with the first mailbox
+    assert parsers, "no parser processes under the worker process"
     os.kill(children[0], signal.SIGKILL)
     mailbox.append(make_mail(sender="second@example.com", message_id="second@x"))
     ids = _wait_for(site, 2, timeout=30)
     assert sorted(ids) == ["first@x", "second@x"]
     assert _worker_processes(server) != children  # a new one took over
+    # Its parser processes went with it: no orphans left behind by a crash.
+    deadline = time.monotonic() + 15
+    while (alive := [p for p in parsers if _alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive, f"parser processes {alive} outlived their worker process"
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if (
+                entry.name.isdigit()
+                and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid
+            ):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def _worker_processes(server: ServerProcess) -> list[int]:

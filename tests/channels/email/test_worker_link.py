@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 from helpdesk.db import read_only_transactions
 from helpdesk.models import Direction, Message
 from helpdesk.services.channels import ServerConfig, add_email_channel
-from helpdesk.worker_link import Link, WorkerProcess
+from helpdesk.worker_link import ORPHAN_GRACE_SECONDS, Link, WorkerProcess
 from tests.channels.email.conftest import Mailbox, MakeChannel, make_mail
+from tests.channels.email.corpus import make_corpus
 from tests.servers import DovecotServer
 
 
@@ -74,15 +75,27 @@ def _wait_stored(session: Session, message_id: str, timeout: float = 30) -> None
         time.sleep(0.2)
 
 
-def test_the_worker_process_ends_when_the_web_process_s_end_of_the_link_closes(
-    app: Flask,
+def test_a_worker_process_whose_web_process_is_gone_stops_even_mid_backlog(
+    app: Flask, session: Session, mailbox: Mailbox, make_channel: MakeChannel
 ) -> None:
+    mails, _facts = make_corpus(1500, seed=31)
+    mailbox.append(*mails)
+    make_channel()
     child = WorkerProcess(app, spawn=_spawn, sleep=time.sleep)
     child.start()
     assert child.proc is not None and child.link is not None
+    deadline = time.monotonic() + 60
+    while not _stored(session) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _stored(session), "nothing stored in 60 s"
     child._stopping = True  # as if the web process were gone: no restart
+    closed = time.monotonic()
     child.link.close()  # the end closed, as when the web process is killed with -9
-    assert child.proc.wait(timeout=30) == 0
+    # It stops between batches, or is ended by force after the grace period; it does not go
+    # on draining the backlog beside the worker a new web process starts.
+    assert child.proc.wait(timeout=ORPHAN_GRACE_SECONDS + 10) == 0
+    assert time.monotonic() - closed <= ORPHAN_GRACE_SECONDS + 5
+    assert len(_stored(session)) < len(mails)
 
 
 def test_link_frames_survive_partial_reads_and_end_at_eof() -> None:
