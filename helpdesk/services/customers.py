@@ -62,15 +62,20 @@ def resolve_customer(
         raise ServiceError(_("An identity cannot be empty."))
     customer = find_by_identity(session, kind, value)
     if customer is not None:
-        if name and not customer.name:
-            customer.name = clip_name(name)
-        if language and not customer.language:
-            customer.language = language
+        fill_in(customer, name, language)
         return customer
     customer = new_customer(kind, value, name, language)
     session.add(customer)
     session.flush()
     return customer
+
+
+def fill_in(customer: Customer, name: str | None, language: str | None) -> None:
+    """What a returning sender adds to their record: a name or a language it did not have."""
+    if name and not customer.name:
+        customer.name = clip_name(name)
+    if language and not customer.language:
+        customer.language = language
 
 
 def new_customer(

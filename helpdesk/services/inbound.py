@@ -28,7 +28,12 @@ from helpdesk.models import (
 )
 from helpdesk.services import assignment, audit, tickets
 from helpdesk.services.attachments import store_bytes
-from helpdesk.services.customers import clip_name, new_customer, normalize_email, resolve_customer
+from helpdesk.services.customers import (
+    fill_in,
+    new_customer,
+    normalize_email,
+    resolve_customer,
+)
 from helpdesk.services.errors import NotFound, ServiceError
 from helpdesk.services.threading import (
     find_email_thread,
@@ -183,11 +188,7 @@ def _email_customer(
     normalized = normalize_email(address)
     known = lookup.customers.get(normalized)
     if known is not None:
-        # The same fill-in as resolve_customer for a returning sender.
-        if name and not known.name:
-            known.name = clip_name(name)
-        if language and not known.language:
-            known.language = language
+        fill_in(known, name, language)
         return known
     customer = resolve_customer(
         session, IdentityKind.EMAIL, normalized, name=name, language=language
@@ -262,11 +263,7 @@ def receive(
 
     if sender is not None:
         customer = sender
-        # The same fill-in as resolve_customer for a returning sender.
-        if msg.sender_name and not customer.name:
-            customer.name = clip_name(msg.sender_name)
-        if msg.language and not customer.language:
-            customer.language = msg.language
+        fill_in(customer, msg.sender_name, msg.language)
     else:
         customer = _resolve_sender(session, msg, lookup)
 
@@ -493,11 +490,7 @@ def _plan(
         return None  # a customer reopening a ticket: status change and reassignment
     customer = lookup.customers.get(address)
     if customer is not None:
-        # The same fill-in as resolve_customer for a returning sender.
-        if msg.sender_name and not customer.name:
-            customer.name = clip_name(msg.sender_name)
-        if msg.language and not customer.language:
-            customer.language = msg.language
+        fill_in(customer, msg.sender_name, msg.language)
     else:
         # Added to the session (through its ticket) when the run is written.
         customer = new_customer(IdentityKind.EMAIL, address, msg.sender_name, msg.language)
