@@ -6,8 +6,8 @@ from sqlalchemy.orm import Session
 
 from helpdesk.i18n import _
 from helpdesk.models import Agent, Attachment, Customer, Message, Ticket
+from helpdesk.services.conversations import is_participant
 from helpdesk.services.errors import NotFound
-from helpdesk.services.threading import is_participant
 
 Viewer = Agent | Customer
 

@@ -53,10 +53,10 @@ from helpdesk.models import (
 from helpdesk.services import audit, events, tickets
 from helpdesk.services.attachments import clean_filename, read_bytes, store_bytes
 from helpdesk.services.audit import Actor
+from helpdesk.services.conversations import make_message_id
 from helpdesk.services.customers import add_identity, find_by_identity, normalize_email
 from helpdesk.services.errors import NotFound, ServiceError
 from helpdesk.services.inbound import Received, receive
-from helpdesk.services.threading import make_message_id
 
 CHAT_NAMESPACE = "/chat"
 AGENT_NAMESPACE = "/agent"

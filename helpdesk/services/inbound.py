@@ -28,14 +28,7 @@ from helpdesk.models import (
 )
 from helpdesk.services import assignment, audit, tickets
 from helpdesk.services.attachments import store_bytes
-from helpdesk.services.customers import (
-    fill_in,
-    new_customer,
-    normalize_email,
-    resolve_customer,
-)
-from helpdesk.services.errors import NotFound, ServiceError
-from helpdesk.services.threading import (
+from helpdesk.services.conversations import (
     find_email_thread,
     follow_merge,
     is_participant,
@@ -43,6 +36,13 @@ from helpdesk.services.threading import (
     thread_candidates,
     ticket_id_from_message_id,
 )
+from helpdesk.services.customers import (
+    fill_in,
+    new_customer,
+    normalize_email,
+    resolve_customer,
+)
+from helpdesk.services.errors import NotFound, ServiceError
 
 _KIND_BY_CHANNEL = {
     ChannelKind.EMAIL: MessageKind.EMAIL,

@@ -35,9 +35,9 @@ from helpdesk.models import (
 )
 from helpdesk.services import audit, events, tickets
 from helpdesk.services.attachments import read_bytes, store_bytes
+from helpdesk.services.conversations import make_message_id
 from helpdesk.services.effects import on_commit
 from helpdesk.services.errors import NotFound, ServiceError
-from helpdesk.services.threading import make_message_id
 
 _MAX_ERROR = 4000
 

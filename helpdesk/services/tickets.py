@@ -42,9 +42,9 @@ from helpdesk.models import (
 from helpdesk.services import audit, counts, events, search_index  # noqa: F401  (counts: listeners)
 from helpdesk.services.attachments import add_attachment, attachment_url
 from helpdesk.services.audit import Actor
+from helpdesk.services.conversations import make_message_id
 from helpdesk.services.effects import on_commit
 from helpdesk.services.errors import Conflict, ServiceError
-from helpdesk.services.threading import make_message_id
 
 FIRST_TICKET_NUMBER = 1001
 MAX_TAG_LENGTH = 64
@@ -880,7 +880,7 @@ def merge_tickets(session: Session, source: Ticket, target: Ticket, actor: Actor
     Nothing is copied, so nothing can be duplicated, and nothing is deleted.
     """
     from helpdesk.models import AuditEvent, ticket_participants
-    from helpdesk.services.threading import follow_merge
+    from helpdesk.services.conversations import follow_merge
 
     if source.id == target.id:
         raise ServiceError(_("A ticket cannot be merged into itself."))

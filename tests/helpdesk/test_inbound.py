@@ -71,7 +71,7 @@ def test_reply_threads_by_in_reply_to_and_references(
 def test_our_signed_message_id_threads_even_when_not_stored(
     session: Session, make_ticket: MakeTicket
 ) -> None:
-    from helpdesk.services.threading import make_message_id
+    from helpdesk.services.conversations import make_message_id
 
     t = make_ticket().ticket
     r = make_ticket(subject="Re: hello", in_reply_to=make_message_id(t.id))

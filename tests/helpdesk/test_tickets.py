@@ -19,9 +19,9 @@ from helpdesk.models import (
 )
 from helpdesk.services import tickets
 from helpdesk.services.agents import create_agent
+from helpdesk.services.conversations import ticket_id_from_message_id
 from helpdesk.services.errors import Conflict, ServiceError
 from helpdesk.services.events import EventRecorder
-from helpdesk.services.threading import ticket_id_from_message_id
 from tests.conftest import MakeTicket
 
 
