@@ -146,6 +146,10 @@ def _register_blueprints(app: Flask) -> None:
 def _register_worker_tasks(app: Flask) -> None:
     from helpdesk import worker
     from helpdesk.services.assignment import assign_waiting_task
+    from helpdesk.services.effects import set_worker_waker
+
+    # Services wake the worker through effects, never by importing it.
+    set_worker_waker(worker.kick)
 
     # Tickets that arrived while nobody in an auto-assigning team was available.
     worker.register_task(app, assign_waiting_task)

@@ -19,7 +19,7 @@ from helpdesk.db import utcnow
 from helpdesk.html import sanitize_html
 from helpdesk.i18n import _
 from helpdesk.models import Agent, Customer
-from helpdesk.services.effects import on_commit
+from helpdesk.services.effects import wake_worker_on_commit
 from helpdesk.services.errors import NotFound, ServiceError
 from kb.analysis import normalize
 from kb.models import (
@@ -66,9 +66,7 @@ def _clean_tags(tags: Iterable[str]) -> list[str]:
 
 
 def _kick_indexer(session: Session) -> None:
-    from helpdesk import worker
-
-    on_commit(session, worker.kick)
+    wake_worker_on_commit(session)
 
 
 def mark_dirty(session: Session, article: Article) -> None:

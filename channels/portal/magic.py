@@ -20,7 +20,7 @@ from channels.portal.models import PortalToken
 from helpdesk.db import utcnow
 from helpdesk.i18n import _
 from helpdesk.models import Customer, Ticket
-from helpdesk.services.effects import on_commit
+from helpdesk.services.effects import wake_worker_on_commit
 from helpdesk.services.errors import ServiceError
 
 PURPOSES = ("ticket", "signin")
@@ -68,9 +68,7 @@ def issue(
     session.add(row)
     session.flush()
     if mail:
-        from helpdesk import worker
-
-        on_commit(session, worker.kick)
+        wake_worker_on_commit(session)
     return row, token_for(row)
 
 

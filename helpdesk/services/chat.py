@@ -55,6 +55,7 @@ from helpdesk.services.attachments import clean_filename, read_bytes, store_byte
 from helpdesk.services.audit import Actor
 from helpdesk.services.conversations import make_message_id
 from helpdesk.services.customers import add_identity, find_by_identity, normalize_email
+from helpdesk.services.effects import wake_worker_on_commit
 from helpdesk.services.errors import NotFound, ServiceError
 from helpdesk.services.inbound import Received, receive
 
@@ -1063,8 +1064,5 @@ def request_transcript(session: Session, chat: ChatSession, email: str | None = 
         meta={"chat_transcript": True},
     )
     audit.record(session, chat.ticket, customer, "chat.transcript", message_id=message.id)
-    from helpdesk import worker
-    from helpdesk.services.effects import on_commit
-
-    on_commit(session, worker.kick)
+    wake_worker_on_commit(session)
     return message

@@ -22,6 +22,30 @@ def on_commit(session: Session, fn: Callable[[], Any]) -> None:
     session.info.setdefault(_KEY, []).append(fn)
 
 
+def _no_worker() -> None:
+    """Before ``create_app`` names the worker there is none to wake."""
+
+
+_wake_worker: Callable[[], None] = _no_worker
+
+
+def set_worker_waker(wake: Callable[[], None]) -> None:
+    """How to wake the worker's tasks (``create_app`` passes ``helpdesk.worker.kick``): services
+    ask for it without importing the worker."""
+    global _wake_worker
+    _wake_worker = wake
+
+
+def wake_worker_on_commit(session: Session) -> None:
+    """After commit, wake the worker: this transaction queued work for it (a reply to send, an
+    article to index). A separate ``helpdesk worker`` notices by polling instead."""
+    on_commit(session, _wake)
+
+
+def _wake() -> None:
+    _wake_worker()
+
+
 def run_effects(session: Session) -> None:
     # after_commit also fires when a savepoint is released; the work is not durable until the
     # outermost transaction commits, so wait for that.

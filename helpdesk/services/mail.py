@@ -36,7 +36,7 @@ from helpdesk.models import (
 from helpdesk.services import audit, events, tickets
 from helpdesk.services.attachments import read_bytes, store_bytes
 from helpdesk.services.conversations import make_message_id
-from helpdesk.services.effects import on_commit
+from helpdesk.services.effects import wake_worker_on_commit
 from helpdesk.services.errors import NotFound, ServiceError
 
 _MAX_ERROR = 4000
@@ -293,7 +293,5 @@ def queue_acknowledgement(session: Session, ticket: Ticket, inbound: Message) ->
         delivery_status=DeliveryStatus.QUEUED,
         meta={"template": "acknowledgement", "automatic": True},
     )
-    from helpdesk import worker
-
-    on_commit(session, worker.kick)
+    wake_worker_on_commit(session)
     return message

@@ -31,6 +31,7 @@ from helpdesk.db import utcnow
 from helpdesk.extensions import db
 from helpdesk.models import ChannelKind, DeliveryStatus, Message, Ticket
 from helpdesk.services import audit, events
+from helpdesk.services.effects import wake_worker_on_commit
 
 log = logging.getLogger("helpdesk.outbox")
 
@@ -192,7 +193,4 @@ def retry_now(session: Session, message: Message) -> None:
         message.next_attempt_at = utcnow()
         message.delivery_attempts = 0
         audit.record(session, message.ticket, None, "message.retry", message_id=message.id)
-        from helpdesk import worker
-        from helpdesk.services.effects import on_commit
-
-        on_commit(session, worker.kick)
+        wake_worker_on_commit(session)

@@ -43,7 +43,7 @@ from helpdesk.services import audit, counts, events, search_index  # noqa: F401 
 from helpdesk.services.attachments import add_attachment, attachment_url
 from helpdesk.services.audit import Actor
 from helpdesk.services.conversations import make_message_id
-from helpdesk.services.effects import on_commit
+from helpdesk.services.effects import wake_worker_on_commit
 from helpdesk.services.errors import Conflict, ServiceError
 
 FIRST_TICKET_NUMBER = 1001
@@ -226,9 +226,7 @@ def _forget_announcements(session: Session, previous: Any) -> None:
 
 
 def _kick_outbox(session: Session) -> None:
-    from helpdesk import worker
-
-    on_commit(session, worker.kick)
+    wake_worker_on_commit(session)
 
 
 def _clean_subject(subject: str, fallback_text: str = "") -> str:

@@ -191,3 +191,22 @@ def test_worker_run_once_never_raises(
     tickets.reply_to_ticket(session, ticket, agent, "Still delivered")
     session.commit()
     assert worker.run_once(app) == 1
+
+
+def test_a_committed_reply_wakes_the_worker_and_a_rolled_back_one_does_not(
+    app: Flask, session: Session, make_ticket: MakeTicket, agent: Agent
+) -> None:
+    from helpdesk import worker
+
+    t = make_ticket(sender="rahim@example.com", subject="Refund").ticket
+    worker._wake.clear()
+    tickets.reply_to_ticket(session, t, agent, "Not sent: rolled back.")
+    session.rollback()
+    assert not worker._wake.is_set()  # nobody is woken for a reply that does not exist
+
+    t = session.get(Ticket, t.id)
+    assert t is not None
+    tickets.reply_to_ticket(session, t, agent, "Your refund is on its way.")
+    assert not worker._wake.is_set()  # not before the commit
+    session.commit()
+    assert worker._wake.is_set()  # the in-process worker delivers it now, not at its next poll
