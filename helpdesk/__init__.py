@@ -145,11 +145,14 @@ def _register_blueprints(app: Flask) -> None:
 
 def _register_worker_tasks(app: Flask) -> None:
     from helpdesk import worker
-    from helpdesk.services.assignment import assign_waiting_task
+    from helpdesk.services import tickets
+    from helpdesk.services.assignment import assign_waiting_task, auto_assign
     from helpdesk.services.effects import set_worker_waker
 
     # Services wake the worker through effects, never by importing it.
     set_worker_waker(worker.kick)
+    # A ticket moved into a team is offered to its auto-assignment (tickets cannot import it).
+    tickets.on_team_set(auto_assign)
 
     # Tickets that arrived while nobody in an auto-assigning team was available.
     worker.register_task(app, assign_waiting_task)

@@ -41,6 +41,7 @@ from helpdesk.extensions import db, socketio
 from helpdesk.i18n import _
 from helpdesk.models import Agent, ChatSession, Team, Ticket
 from helpdesk.services import chat as chat_service
+from helpdesk.services import presence as presence_service
 from helpdesk.services import ticket_presence
 from helpdesk.services.access import access_ticket
 from helpdesk.services.errors import NotFound, ServiceError
@@ -157,7 +158,7 @@ class AgentNamespace(Namespace):
                     raise ServiceError(_("Capacity must be between 1 and 50."))
                 chat_service.set_capacity(db.session, agent, capacity)
             db.session.flush()
-            status = chat_service.effective_presence(db.session, agent)
+            status = presence_service.effective_presence(db.session, agent)
             return {"ok": True, "status": status.value}
 
         return _chat_call(run, data)

@@ -18,7 +18,7 @@ Live chats are never assigned here: chat routing offers them to an agent who acc
 
 **Who can get a ticket.** A member of the team who is active, *available* and below the team's
 cap. Available is the one notion the chat routing uses: the agent chose "online" and has a live
-connection (``AgentPresence`` + ``AgentConnection``, heartbeat within ``chat.CONNECTION_TTL``);
+connection (``AgentPresence`` + ``AgentConnection``, heartbeat within ``presence.CONNECTION_TTL``);
 "away" and "offline" (chosen, or by closing the last tab) get nothing. The cap counts the
 agent's active tickets in every team (the person's workload, not the team's share).
 
@@ -69,6 +69,7 @@ from helpdesk.models import (
 from helpdesk.services import audit, tickets
 from helpdesk.services.audit import Actor
 from helpdesk.services.errors import ServiceError
+from helpdesk.services.presence import CONNECTION_TTL
 
 log = logging.getLogger("helpdesk.assignment")
 
@@ -145,7 +146,6 @@ def available_agent_ids(session: Session, agent_ids: Iterable[int]) -> set[int]:
 
     The same rule as chat routing's effective presence, in one query for many agents.
     """
-    from helpdesk.services.chat import CONNECTION_TTL  # chat builds on the ticket services
 
     ids = set(agent_ids)
     if not ids:

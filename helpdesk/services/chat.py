@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -58,6 +58,12 @@ from helpdesk.services.customers import add_identity, find_by_identity, normaliz
 from helpdesk.services.effects import wake_worker_on_commit
 from helpdesk.services.errors import NotFound, ServiceError
 from helpdesk.services.inbound import Received, receive
+from helpdesk.services.presence import (
+    effective_presence,
+    live_connection_agents,
+    presence_row,
+    reset_missed,
+)
 
 CHAT_NAMESPACE = "/chat"
 AGENT_NAMESPACE = "/agent"
@@ -202,33 +208,6 @@ def is_open(settings: ChatSettings, now: datetime | None = None) -> bool:
 # Presence
 # ---------------------------------------------------------------------------------------------
 
-CONNECTION_TTL = timedelta(seconds=90)
-
-
-def _presence_row(session: Session, agent: Agent) -> AgentPresence:
-    row = session.get(AgentPresence, agent.id)
-    if row is None:
-        row = AgentPresence(agent_id=agent.id, status=PresenceStatus.OFFLINE)
-        session.add(row)
-        session.flush()
-    return row
-
-
-def _live_connection_agents(session: Session) -> set[int]:
-    cutoff = utcnow() - CONNECTION_TTL
-    return set(
-        session.scalars(
-            select(AgentConnection.agent_id).where(AgentConnection.seen_at >= cutoff).distinct()
-        )
-    )
-
-
-def effective_presence(session: Session, agent: Agent) -> PresenceStatus:
-    row = session.get(AgentPresence, agent.id)
-    if row is None or agent.id not in _live_connection_agents(session):
-        return PresenceStatus.OFFLINE
-    return row.status
-
 
 def _announce_presence(session: Session, agent: Agent) -> None:
     events.send_event_on_commit(
@@ -245,13 +224,11 @@ def set_presence(session: Session, agent: Agent, status: PresenceStatus | str) -
         status = PresenceStatus(status)
     except ValueError:
         raise ServiceError(_("Unknown availability.")) from None
-    row = _presence_row(session, agent)
+    row = presence_row(session, agent)
     row.status = status
     row.updated_at = utcnow()
     _announce_presence(session, agent)
     if status is PresenceStatus.ONLINE:
-        from helpdesk.services.chat_offers import reset_missed  # it builds on this module
-
         reset_missed(session, agent)  # back at the desk: missed offers start counting afresh
         dispatch(session)
     else:
@@ -279,13 +256,13 @@ def _requeue_offers(session: Session, agent: Agent) -> None:
 def set_capacity(session: Session, agent: Agent, capacity: int | None) -> None:
     if capacity is not None and not 1 <= capacity <= 50:
         raise ServiceError(_("Capacity must be between 1 and 50."))
-    _presence_row(session, agent).capacity = capacity
+    presence_row(session, agent).capacity = capacity
 
 
 def agent_connected(session: Session, agent: Agent, sid: str) -> None:
     before = effective_presence(session, agent)
     session.merge(AgentConnection(sid=sid, agent_id=agent.id, seen_at=utcnow()))
-    _presence_row(session, agent)
+    presence_row(session, agent)
     session.flush()
     if effective_presence(session, agent) is not before:  # only news is announced
         _announce_presence(session, agent)
@@ -325,7 +302,7 @@ def available_agents(
 ) -> list[tuple[Agent, int]]:
     """Agents who may take one more chat now, best first, with their live chat counts."""
     settings = chat_settings(session)
-    connected = _live_connection_agents(session)
+    connected = live_connection_agents(session)
     counts = _live_counts(session)
     excluded = set(exclude)
     query = (
@@ -349,7 +326,7 @@ def available_agents(
 
 def agents_online(session: Session, team_id: int | None = None) -> bool:
     """Someone could answer (online and connected), even if busy: then a chat waits in line."""
-    connected = _live_connection_agents(session)
+    connected = live_connection_agents(session)
     query = (
         select(Agent.id)
         .join(AgentPresence, AgentPresence.agent_id == Agent.id)
@@ -366,7 +343,7 @@ def _offer(session: Session, chat: ChatSession, agent: Agent) -> None:
     chat.agent_id = agent.id
     chat.agent = agent
     chat.offered_at = now
-    _presence_row(session, agent).last_assigned_at = now
+    presence_row(session, agent).last_assigned_at = now
     ticket = chat.ticket
     events.send_event_on_commit(
         session,
@@ -868,7 +845,6 @@ def accept(session: Session, chat: ChatSession, agent: Agent) -> None:
     chat.agent_id = agent.id
     chat.agent = agent
     chat.accepted_at = utcnow()
-    from helpdesk.services.chat_offers import reset_missed  # it builds on this module
 
     reset_missed(session, agent)
     tickets.assign_ticket(session, chat.ticket, agent, agent)

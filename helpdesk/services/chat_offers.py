@@ -25,23 +25,12 @@ from helpdesk.db import read_only_transactions, utcnow
 from helpdesk.extensions import db
 from helpdesk.models import Agent, ChatSession, ChatStatus, MissedOffers, PresenceStatus
 from helpdesk.services import audit, events
-from helpdesk.services.chat import (
-    _announce_queue,
-    _presence_row,
-    chat_settings,
-    route,
-    set_presence,
-)
+from helpdesk.services.chat import _announce_queue, chat_settings, route, set_presence
+from helpdesk.services.presence import presence_row
 
 # Offers moved per transaction: about 4 ms each on SQLite, whose one write lock chat lines wait
 # for meanwhile; small batches (the worker runs again at once) let lines in between.
 BATCH = 10
-
-
-def reset_missed(session: Session, agent: Agent) -> None:
-    row = session.get(MissedOffers, agent.id)
-    if row is not None and row.in_a_row:
-        row.in_a_row = 0
 
 
 def _count_miss(session: Session, agent: Agent, now: datetime) -> int:
@@ -93,7 +82,7 @@ def expire_offers(session: Session, now: datetime | None = None) -> int:
         audit.record(session, chat.ticket, None, "chat.offer_expired", agent=agent.name)
         missed = _count_miss(session, agent, now)
         away = bool(settings.away_after_missed) and missed >= settings.away_after_missed
-        if away and _presence_row(session, agent).status is PresenceStatus.ONLINE:
+        if away and presence_row(session, agent).status is PresenceStatus.ONLINE:
             # Also moves the agent's other pending offers on (set_presence -> requeue).
             set_presence(session, agent, PresenceStatus.AWAY)
         else:

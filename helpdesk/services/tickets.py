@@ -6,7 +6,7 @@ Each verb takes the caller's session, changes rows, records an AuditEvent, bumps
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -755,6 +755,17 @@ def assign_ticket(
     announce(session, ticket)
 
 
+TeamReaction = Callable[[Session, Ticket], object]
+_team_reactions: list[TeamReaction] = []
+
+
+def on_team_set(reaction: TeamReaction) -> None:
+    """Call ``reaction(session, ticket)`` in the same transaction whenever a ticket moves into a
+    team (``create_app`` registers auto-assignment, which builds on this module)."""
+    if reaction not in _team_reactions:
+        _team_reactions.append(reaction)
+
+
 def set_team(session: Session, ticket: Ticket, team: Team | None, actor: Actor) -> None:
     old = ticket.team
     if (old.id if old else None) == (team.id if team else None):
@@ -770,9 +781,8 @@ def set_team(session: Session, ticket: Ticket, team: Team | None, actor: Actor) 
     )
     announce(session, ticket)
     if team is not None:
-        from helpdesk.services.assignment import auto_assign  # it builds on this module
-
-        auto_assign(session, ticket)
+        for reaction in _team_reactions:
+            reaction(session, ticket)
 
 
 def change_status(

@@ -30,7 +30,7 @@ from helpdesk.models import (
     Ticket,
     TicketStatus,
 )
-from helpdesk.services import assignment, chat, tickets
+from helpdesk.services import assignment, chat, presence, tickets
 from helpdesk.services.agents import create_agent, create_team
 from helpdesk.services.channels import ServerConfig, add_email_channel
 from helpdesk.services.errors import ServiceError
@@ -140,7 +140,7 @@ def test_only_available_members_get_tickets(
     session.execute(
         update(AgentConnection)
         .where(AgentConnection.agent_id == stale.id)
-        .values(seen_at=utcnow() - chat.CONNECTION_TTL * 2)
+        .values(seen_at=utcnow() - presence.CONNECTION_TTL * 2)
     )
     outsider = staff("Outsider")  # available, but not in the team
     session.commit()

@@ -23,7 +23,7 @@ from helpdesk.models import (
     DeliveryStatus,
     PresenceStatus,
 )
-from helpdesk.services import chat, outbox
+from helpdesk.services import chat, outbox, presence
 from helpdesk.services.agents import create_agent, create_team
 from helpdesk.services.errors import ServiceError
 from helpdesk.services.events import EventRecorder
@@ -84,9 +84,9 @@ def test_away_disconnected_and_stale_agents_get_no_chats(session: Session) -> No
         .values(seen_at=datetime.now(UTC) - timedelta(minutes=5))
     )
     session.commit()
-    assert chat.effective_presence(session, gone) is PresenceStatus.OFFLINE
-    assert chat.effective_presence(session, stale) is PresenceStatus.OFFLINE
-    assert chat.effective_presence(session, away) is PresenceStatus.AWAY
+    assert presence.effective_presence(session, gone) is PresenceStatus.OFFLINE
+    assert presence.effective_presence(session, stale) is PresenceStatus.OFFLINE
+    assert presence.effective_presence(session, away) is PresenceStatus.AWAY
     assert not chat.agents_online(session)
     assert _start(session).status is ChatStatus.WAITING
 
