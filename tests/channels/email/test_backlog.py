@@ -10,6 +10,7 @@ halfway and started again, and mail must keep arriving after Dovecot restarts.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import statistics
 import threading
@@ -25,9 +26,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from helpdesk.db import read_only_transactions
-from helpdesk.models import Direction, Message
+from helpdesk.models import AgentRole, Direction, Message
+from helpdesk.services.agents import create_agent
 from helpdesk.services.channels import ServerConfig, add_email_channel
-from tests.channels.chat.servers import AgentSocket, ChatSite, ServerProcess
+from tests.channels.chat.servers import PASSWORD, AgentSocket, ChatSite, ServerProcess
 from tests.channels.email.conftest import Mailbox, make_mail
 from tests.channels.email.corpus import make_corpus
 from tests.servers import DovecotServer
@@ -254,3 +256,53 @@ def _worker_processes(server: ServerProcess) -> list[int]:
         if b"--services-only" in argv and int(stat[2]) == server.pid():
             found.append(int(entry.name))
     return found
+
+
+def test_a_mailbox_connected_in_the_admin_ui_drains_into_the_live_queue(
+    site: ChatSite, dovecot: DovecotServer
+) -> None:
+    """README tour step 10, over HTTP against the running default server: the admin adds a
+    mailbox holding mail; the worker process is told at once (its own refresh is 10 minutes
+    here), the mail drains, and an agent's queue hears of the new tickets live."""
+    mails, facts = make_corpus(300, seed=23)
+    mailbox = _mailbox(dovecot)
+    mailbox.append(*mails)
+    admin = site.run(
+        lambda s: create_agent(s, "admin-ui@example.com", "Ada", PASSWORD, AgentRole.ADMIN)
+    )
+    server = site.serve(env={**DEFAULT_SERVER, "HELPDESK_MAIL_CHANNEL_REFRESH_SECONDS": "600"})
+    watcher = AgentSocket(site.agent("Queue Watcher").email)
+    watcher.connect(server.url, online=False)
+    browser = AgentSocket(admin.email)
+    browser.login(server.url)
+    page = browser.http.get(server.url + "/admin/mailboxes/new", timeout=10)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text)
+    assert token, page.text[:300]
+    response = browser.http.post(
+        server.url + "/admin/mailboxes/new",
+        data={
+            "csrf_token": token.group(1),
+            "name": "Support",
+            "address": "support@helpdesk.test",
+            "active": "y",
+            "imap_host": dovecot.host,
+            "imap_port": str(dovecot.port),
+            "imap_security": "none",
+            "imap_auth": "password",
+            "imap_user": mailbox.user,
+            "imap_password": mailbox.password,
+            "imap_folder": "INBOX",
+            "smtp_security": "none",
+            "smtp_auth": "password",
+            "action": "save",
+        },
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert response.status_code == 302, response.text[:500]
+
+    ids = _wait_for(site, len(mails), timeout=60)
+    _assert_each_once(ids, facts.message_ids)
+    created = watcher.events.wait("ticket.created")
+    assert created["number"] >= 1
+    watcher.disconnect()
