@@ -20,7 +20,7 @@ from helpdesk import secrets
 from helpdesk.extensions import db
 from helpdesk.models import Agent, Channel, ChannelStatus, Ticket
 from helpdesk.services import channels as channel_services
-from tests.channels.email.conftest import SUPPORT, Mailbox, MakeChannel, make_mail
+from tests.channels.email.conftest import SUPPORT, Mailbox, MakeChannel, form_for, make_mail
 from tests.channels.email.test_idle import Batches
 from tests.conftest import PASSWORD, csrf_token, login
 from tests.servers import DovecotServer, SmtpSink, free_port
@@ -68,26 +68,6 @@ def browser(app: Flask, admin: Agent) -> Admin:
     client = app.test_client()
     assert login(client, admin.email, PASSWORD).status_code == 302
     return Admin(client)
-
-
-def form_for(mailbox: Mailbox, **overrides: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "name": "Support",
-        "address": SUPPORT,
-        "active": "y",
-        "imap_host": mailbox.dovecot.host,
-        "imap_port": str(mailbox.dovecot.port),
-        "imap_security": "none",
-        "imap_auth": "password",
-        "imap_user": mailbox.user,
-        "imap_password": mailbox.password,
-        "imap_folder": "INBOX",
-        "smtp_security": "none",
-        "smtp_auth": "password",
-        "action": "save",
-    }
-    data.update(overrides)
-    return {k: v for k, v in data.items() if v is not None}
 
 
 def fresh_channel(session: Session, name: str = "Support") -> Channel | None:

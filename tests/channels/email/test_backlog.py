@@ -30,7 +30,7 @@ from helpdesk.models import AgentRole, Direction, Message
 from helpdesk.services.agents import create_agent
 from helpdesk.services.channels import ServerConfig, add_email_channel
 from tests.channels.chat.servers import PASSWORD, AgentSocket, ChatSite, ServerProcess
-from tests.channels.email.conftest import Mailbox, make_mail
+from tests.channels.email.conftest import Mailbox, form_for, make_mail
 from tests.channels.email.corpus import make_corpus
 from tests.servers import DovecotServer
 
@@ -280,22 +280,7 @@ def test_a_mailbox_connected_in_the_admin_ui_drains_into_the_live_queue(
     assert token, page.text[:300]
     response = browser.http.post(
         server.url + "/admin/mailboxes/new",
-        data={
-            "csrf_token": token.group(1),
-            "name": "Support",
-            "address": "support@helpdesk.test",
-            "active": "y",
-            "imap_host": dovecot.host,
-            "imap_port": str(dovecot.port),
-            "imap_security": "none",
-            "imap_auth": "password",
-            "imap_user": mailbox.user,
-            "imap_password": mailbox.password,
-            "imap_folder": "INBOX",
-            "smtp_security": "none",
-            "smtp_auth": "password",
-            "action": "save",
-        },
+        data={"csrf_token": token.group(1), **form_for(mailbox)},
         allow_redirects=False,
         timeout=10,
     )
