@@ -137,6 +137,7 @@ def worker_command(services_only: bool) -> None:
 
     from helpdesk import worker, worker_link
     from helpdesk.services import channels as channel_service
+    from helpdesk.services.effects import set_worker_waker
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     stop = threading.Event()
@@ -149,8 +150,9 @@ def worker_command(services_only: bool) -> None:
     signal.signal(signal.SIGINT, _stop)
     link = worker_link.child_link(app)
     if link is not None:
-        # Started by `helpdesk serve`: its web process runs the tasks, and hears our kicks.
-        worker.forward_kicks(lambda: link.notify("kick"))
+        # Started by `helpdesk serve`: the tasks that deliver what services queue run in the web
+        # process, so a commit here wakes that one (this process's own loop runs no tasks).
+        set_worker_waker(lambda: link.notify("kick"))
 
         def on_message(kind: str) -> None:
             if kind == "channels_changed":

@@ -24,21 +24,9 @@ _wake = threading.Event()
 Task = Callable[[Flask], int]
 
 
-_forward_kick: Callable[[], None] | None = None
-
-
 def kick() -> None:
     """Wake the in-process worker now (called after a commit that queued work)."""
     _wake.set()
-    if _forward_kick is not None:
-        _forward_kick()
-
-
-def forward_kicks(forward: Callable[[], None] | None) -> None:
-    """Also call ``forward`` on every :func:`kick`: in serve's worker process the tasks that
-    deliver what was queued run in the web process."""
-    global _forward_kick
-    _forward_kick = forward
 
 
 def register_task(app: Flask, task: Task) -> None:
@@ -79,19 +67,12 @@ def run_forever(
 ) -> None:
     """Run the tasks (``tasks``) and the services (``services``) until ``stop`` is set."""
     poll = float(app.config["WORKER_POLL_SECONDS"])
-    log.info(
-        "worker started (%s)",
-        " and ".join(
-            part
-            for part, on in ((f"tasks, poll every {poll:.1f}s", tasks), ("services", services))
-            if on
-        ),
+    parts = ([f"tasks, poll every {poll:.1f}s"] if tasks else []) + (
+        ["services"] if services else []
     )
-    started = (
-        [start(app, stop) for start in app.extensions.get("helpdesk.worker_services", [])]
-        if services
-        else []
-    )
+    log.info("worker started (%s)", " and ".join(parts))
+    starters = app.extensions.get("helpdesk.worker_services", []) if services else []
+    started = [start(app, stop) for start in starters]
     while not stop.is_set():
         _wake.clear()
         done = run_once(app) if tasks else 0

@@ -12,11 +12,11 @@ once by the commits there.
 The link is a socket pair, one end in each process, carrying length-prefixed pickles (both ends
 are this program, started by it; nothing else can reach a socket pair):
 
-- worker -> web: ``{"kind": "socketio", "message": ...}``, a Socket.IO packet as
-  python-socketio's pub/sub managers publish it (the worker's announcements of new tickets and
-  messages reach the agents' browsers through the web process; with ``HELPDESK_MESSAGE_QUEUE``
-  set the worker publishes there instead, like any other process); ``{"kind": "kick"}``, the
-  worker committed work for the outbox (an acknowledgement): deliver it now.
+- worker -> web: ``{"kind": "socketio", "method": "emit" | "close_room", "args": {...}}``, a
+  Socket.IO call the web process makes for it (the worker's announcements of new tickets and
+  messages reach the agents' browsers; with ``HELPDESK_MESSAGE_QUEUE`` set the worker publishes
+  there instead, like any other process); ``{"kind": "kick"}``, the worker committed work for
+  the outbox (an acknowledgement): deliver it now.
 - web -> worker: ``{"kind": "channels_changed"}``, a channel was changed in the admin UI: the
   watchers resync at once instead of at their next refresh.
 
@@ -26,7 +26,6 @@ worker with it; the web process restarts a worker that died (backoff up to 30 s)
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import os
@@ -43,8 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from socketio import PubSubManager
-from socketio.packet import Packet
+from socketio import Manager
 
 log = logging.getLogger("helpdesk.worker")
 
@@ -133,22 +131,50 @@ def child_link(app: Flask) -> Link | None:
     return _child_link
 
 
-class LinkManager(PubSubManager):
-    """Socket.IO emits of the worker process, published to the web process over the link.
-
-    Write-only, like python-socketio's Redis manager in a process that serves no clients."""
-
-    name = "helpdesk-link"
+class LinkManager(Manager):
+    """Socket.IO emits of the worker process, handed to the web process over the link as the
+    call itself (pickled as it is: tuples and bytes need no encoding), which the web process
+    makes on its own manager. The worker serves no clients, so it has no rooms to keep."""
 
     def __init__(self, link: Link) -> None:
-        super().__init__(channel="helpdesk", write_only=True)
+        super().__init__()
         self.link = link
 
-    def _publish(self, data: Any) -> None:
-        self.link.send({"kind": "socketio", "message": data})
+    def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if callback is not None:  # an acknowledgement would have to come back here
+            raise ValueError("a worker process cannot wait for a client's acknowledgement")
+        self.link.send(
+            {
+                "kind": "socketio",
+                "method": "emit",
+                "args": {
+                    "event": event,
+                    "data": data,
+                    "namespace": namespace,
+                    "room": to or room,
+                    "skip_sid": skip_sid,
+                },
+            }
+        )
 
-    def _listen(self) -> Iterator[Any]:  # pragma: no cover - write-only, never listens
-        return iter(())
+    def close_room(self, room: Any, namespace: str) -> None:
+        self.link.send(
+            {
+                "kind": "socketio",
+                "method": "close_room",
+                "args": {"room": room, "namespace": namespace},
+            }
+        )
 
 
 def serve_link(
@@ -178,30 +204,15 @@ def serve_link(
 
 
 def relay(message: dict[str, Any]) -> None:
-    """Deliver a Socket.IO packet the worker published, as a pub/sub manager receiving it does."""
+    """Make the Socket.IO call the worker process handed over, on this process's manager (with
+    a message queue that one also publishes it to the other web processes)."""
     from helpdesk.extensions import socketio
 
     manager = socketio.server.manager
-    method = message.get("method")
-    namespace = message.get("namespace") or "/"
-    if method == "emit":
-        data = message["data"]
-        if message.get("binary"):
-            attachments = [base64.b64decode(a) for a in data[1:]]
-            data = Packet.reconstruct_binary(data[0], attachments)
-        if isinstance(data, list):
-            data = data[0] if len(data) == 1 else tuple(data)
-        manager.emit(
-            message["event"],
-            data,
-            namespace=namespace,
-            room=message.get("room"),
-            skip_sid=message.get("skip_sid"),
-        )
-    elif method == "close_room":
-        manager.close_room(message["room"], namespace)
-    else:  # a worker has no clients: it cannot join, leave or disconnect one
-        log.warning("worker link: Socket.IO %r ignored", method)
+    if message["method"] == "emit":
+        manager.emit(**message["args"])
+    else:
+        manager.close_room(**message["args"])
 
 
 def _worker_command() -> list[str]:
@@ -285,7 +296,7 @@ class WorkerProcess:
                 kind = message.get("kind")
                 try:
                     if kind == "socketio":
-                        relay(message["message"])
+                        relay(message)
                     elif kind == "kick":
                         worker.kick()
                 except Exception:

@@ -150,6 +150,11 @@ class FetchResult:
 BatchCallback = Callable[[FetchResult], None]
 
 
+def parse_workers(app: Flask) -> int:
+    """How many parser processes big fetches use (``MAIL_PARSE_WORKERS``, default one a core)."""
+    return int(app.config.get("MAIL_PARSE_WORKERS", os.cpu_count() or 1))
+
+
 class MailboxFetcher:
     """Reads new mail of one channel's folder into tickets, from its checkpoint."""
 
@@ -167,7 +172,7 @@ class MailboxFetcher:
         # before the worker can stop); the rest is read from the checkpoint next time.
         self.stop = stop
         self.batch_size = int(app.config.get("MAIL_FETCH_BATCH", 200))
-        self.parse_workers = int(app.config.get("MAIL_PARSE_WORKERS", os.cpu_count() or 1))
+        self.parse_workers = parse_workers(app)
         self.parse_pool_min = int(app.config.get("MAIL_PARSE_POOL_MIN", 32))
         self.on_batch = on_batch
 
@@ -531,7 +536,7 @@ class MailWatchers(threading.Thread):
         if wanted:
             # Parser processes take a second to start: start them with the first mailbox, not
             # with its first big fetch (whose first batches would be parsed here meanwhile).
-            start_parsers(int(self.app.config.get("MAIL_PARSE_WORKERS", os.cpu_count() or 1)))
+            start_parsers(parse_workers(self.app))
         for channel_id in list(self.watchers):
             watcher, stop, fingerprint = self.watchers[channel_id]
             if wanted.get(channel_id) != fingerprint or not watcher.is_alive():

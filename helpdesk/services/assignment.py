@@ -45,20 +45,17 @@ from collections.abc import Iterable
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import ColumnElement, event, exists, func, select
+from sqlalchemy import ColumnElement, event, func, select
 from sqlalchemy.orm import Session, SessionTransaction
 
-from helpdesk.db import HelpdeskSession, utcnow
+from helpdesk.db import HelpdeskSession
 from helpdesk.i18n import _, _l
 from helpdesk.models import (
     Agent,
-    AgentConnection,
-    AgentPresence,
     AssignmentMode,
     ChannelKind,
     ChatSession,
     ChatStatus,
-    PresenceStatus,
     Team,
     Ticket,
     TicketCount,
@@ -69,7 +66,7 @@ from helpdesk.models import (
 from helpdesk.services import audit, tickets
 from helpdesk.services.audit import Actor
 from helpdesk.services.errors import ServiceError
-from helpdesk.services.presence import CONNECTION_TTL
+from helpdesk.services.presence import available_agent_ids
 
 log = logging.getLogger("helpdesk.assignment")
 
@@ -139,33 +136,6 @@ def set_assignment(
 # ---------------------------------------------------------------------------------------------
 # Availability and load
 # ---------------------------------------------------------------------------------------------
-
-
-def available_agent_ids(session: Session, agent_ids: Iterable[int]) -> set[int]:
-    """Of these agents, the ones available right now (active, chose online, connected).
-
-    The same rule as chat routing's effective presence, in one query for many agents.
-    """
-
-    ids = set(agent_ids)
-    if not ids:
-        return set()
-    live = exists().where(
-        AgentConnection.agent_id == Agent.id,
-        AgentConnection.seen_at >= utcnow() - CONNECTION_TTL,
-    )
-    return set(
-        session.scalars(
-            select(Agent.id)
-            .join(AgentPresence, AgentPresence.agent_id == Agent.id)
-            .where(
-                Agent.id.in_(ids),
-                Agent.active.is_(True),
-                AgentPresence.status == PresenceStatus.ONLINE,
-                live,
-            )
-        )
-    )
 
 
 def open_counts(session: Session, agent_ids: Iterable[int]) -> dict[int, int]:

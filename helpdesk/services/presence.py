@@ -5,9 +5,10 @@ neither of them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from helpdesk.db import utcnow
@@ -47,3 +48,31 @@ def reset_missed(session: Session, agent: Agent) -> None:
     row = session.get(MissedOffers, agent.id)
     if row is not None and row.in_a_row:
         row.in_a_row = 0
+
+
+def available_agent_ids(session: Session, agent_ids: Iterable[int]) -> set[int]:
+    """Of these agents, the ones available right now (active, chose online, connected): what
+    auto-assignment hands tickets to.
+
+    :func:`effective_presence`'s rule (and the active flag), in one query for many agents.
+    """
+
+    ids = set(agent_ids)
+    if not ids:
+        return set()
+    live = exists().where(
+        AgentConnection.agent_id == Agent.id,
+        AgentConnection.seen_at >= utcnow() - CONNECTION_TTL,
+    )
+    return set(
+        session.scalars(
+            select(Agent.id)
+            .join(AgentPresence, AgentPresence.agent_id == Agent.id)
+            .where(
+                Agent.id.in_(ids),
+                Agent.active.is_(True),
+                AgentPresence.status == PresenceStatus.ONLINE,
+                live,
+            )
+        )
+    )
