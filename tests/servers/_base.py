@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import atexit
 import contextlib
 import glob
@@ -267,14 +268,14 @@ def _close_leftovers() -> None:
             server.close()
 
 
-class _Server:
+class _Server(abc.ABC):
     """Common context-manager behaviour: ``start()`` on enter, ``close()`` on exit."""
 
-    def start(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def start(self) -> None: ...
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def close(self) -> None: ...
 
     def _register(self) -> None:
         with _live_lock:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -17,17 +16,8 @@ WIDGET_ORIGIN = "https://shop.example"
 def site(
     request: pytest.FixtureRequest, db_backend: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ChatSite]:
-    instance = tmp_path_factory.mktemp("chat-instance")
-    if db_backend == "postgresql":
-        url = request.getfixturevalue("postgres").create_database(f"chat_{uuid.uuid4().hex[:10]}")
-    else:
-        url = f"sqlite:///{instance / 'helpdesk.sqlite3'}"
-    chat_site = ChatSite(instance=instance, database_url=url)
-    chat_site.setup()
-    try:
-        yield chat_site
-    finally:
-        chat_site.close()
+    with ChatSite.on(request, db_backend, tmp_path_factory.mktemp("chat-instance")) as site:
+        yield site
 
 
 @pytest.fixture(scope="module")

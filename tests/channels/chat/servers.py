@@ -9,6 +9,7 @@ never sleep.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,29 @@ class ChatSite:
             **self.extra_env,
         }
         return env
+
+    @classmethod
+    @contextlib.contextmanager
+    def on(
+        cls,
+        request: Any,
+        db_backend: str,
+        instance: Path,
+        extra_env: dict[str, str] | None = None,
+    ) -> Iterator[ChatSite]:
+        """A set-up site on the test's database backend (a fresh PostgreSQL database, or SQLite
+        in ``instance``), closed afterwards: what the server-process fixtures share."""
+        if db_backend == "postgresql":
+            postgres = request.getfixturevalue("postgres")
+            url = postgres.create_database(f"site_{uuid.uuid4().hex[:10]}")
+        else:
+            url = f"sqlite:///{instance / 'helpdesk.sqlite3'}"
+        site = cls(instance=instance, database_url=url, extra_env=dict(extra_env or {}))
+        site.setup()
+        try:
+            yield site
+        finally:
+            site.close()
 
     def setup(self) -> Flask:
         exe = Path(sys.executable).with_name("helpdesk")

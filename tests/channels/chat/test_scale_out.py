@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,21 +22,9 @@ def redis_site(
     tmp_path_factory: pytest.TempPathFactory,
     redis_server: RedisServer,
 ) -> Iterator[ChatSite]:
-    instance = tmp_path_factory.mktemp("chat-redis")
-    if db_backend == "postgresql":
-        url = request.getfixturevalue("postgres").create_database(f"chat_{uuid.uuid4().hex[:10]}")
-    else:
-        url = f"sqlite:///{instance / 'helpdesk.sqlite3'}"
-    site = ChatSite(
-        instance=instance,
-        database_url=url,
-        extra_env={"HELPDESK_MESSAGE_QUEUE": redis_server.url},
-    )
-    site.setup()
-    try:
+    env = {"HELPDESK_MESSAGE_QUEUE": redis_server.url}
+    with ChatSite.on(request, db_backend, tmp_path_factory.mktemp("chat-redis"), env) as site:
         yield site
-    finally:
-        site.close()
 
 
 def test_two_processes_and_a_worker_share_events_through_redis(redis_site: ChatSite) -> None:

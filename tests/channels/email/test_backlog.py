@@ -45,17 +45,8 @@ DEFAULT_SERVER = {"HELPDESK_ASYNC_MODE": "gevent"}
 def site(
     request: pytest.FixtureRequest, db_backend: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ChatSite]:
-    instance = tmp_path_factory.mktemp("backlog-instance")
-    if db_backend == "postgresql":
-        url = request.getfixturevalue("postgres").create_database(f"mail_{uuid.uuid4().hex[:10]}")
-    else:
-        url = f"sqlite:///{instance / 'helpdesk.sqlite3'}"
-    site = ChatSite(instance=instance, database_url=url)
-    site.setup()
-    try:
+    with ChatSite.on(request, db_backend, tmp_path_factory.mktemp("backlog-instance")) as site:
         yield site
-    finally:
-        site.close()
 
 
 def _mailbox(dovecot: DovecotServer) -> Mailbox:
