@@ -47,6 +47,7 @@ from sqlalchemy.engine import Engine  # noqa: E402
 from helpdesk import create_app  # noqa: E402
 from helpdesk.db import Base, utcnow  # noqa: E402
 from helpdesk.extensions import db  # noqa: E402
+from helpdesk.services.channels import ServerConfig, add_email_channel  # noqa: E402
 from tests.servers import DovecotServer  # noqa: E402
 
 EN = [
@@ -99,6 +100,13 @@ def make_corpus(n: int, seed: int = 7) -> list[bytes]:
         sent.append((msgid, sender, mail["Subject"]))
         mails.append(bytes(mail))
     return mails
+
+
+def bench_imap(dovecot: DovecotServer, user: str) -> ServerConfig:
+    """The IMAP settings of a benchmark mailbox on the private Dovecot."""
+    return ServerConfig(
+        host=dovecot.host, port=dovecot.port, user=user, password="bench-pw", security="none"
+    )
 
 
 def append_all(dovecot: DovecotServer, user: str, password: str, mails: list[bytes]) -> None:
@@ -168,7 +176,6 @@ def served(n: int, modes: list[str], database: str, running: bool) -> None:
     """The served case: a backlog drained by `helpdesk serve` while the web is asked."""
     from sqlalchemy import create_engine
 
-    from helpdesk.services.channels import ServerConfig, add_email_channel
     from tests.channels.chat.servers import ChatSite
     from tests.channels.email.corpus import make_corpus as mixed_corpus
     from tests.channels.email.test_backlog import LoginProbe
@@ -192,13 +199,7 @@ def served(n: int, modes: list[str], database: str, running: bool) -> None:
             )
             site = ChatSite(instance=instance, database_url=url)
             site.setup()
-            imap = ServerConfig(
-                host=dovecot.host,
-                port=dovecot.port,
-                user=user,
-                password="bench-pw",
-                security="none",
-            )
+            imap = bench_imap(dovecot, user)
 
             def connect(imap: ServerConfig = imap, site: ChatSite = site) -> None:
                 site.run(
@@ -271,7 +272,6 @@ def main() -> None:
         return
 
     from channels.email.imap import FetchResult, MailboxWatcher, fetch_once
-    from helpdesk.services.channels import ServerConfig, add_email_channel
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-email-"))
     print(f"load average before: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()})")
@@ -301,13 +301,7 @@ def main() -> None:
             app = create_app(config)
             Base.metadata.create_all(db.engine(app))
             with app.app_context(), db.transaction(app) as session:
-                imap = ServerConfig(
-                    host=dovecot.host,
-                    port=dovecot.port,
-                    user=user,
-                    password="bench-pw",
-                    security="none",
-                )
+                imap = bench_imap(dovecot, user)
                 channel_id = add_email_channel(
                     session, "Bench", address="support@helpdesk.test", imap=imap
                 ).id
