@@ -24,7 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmake
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
-from helpdesk.services.effects import drop_effects, run_effects
+from helpdesk import unit_of_work
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -77,11 +77,10 @@ class Base(DeclarativeBase):
 
 
 class HelpdeskSession(Session):
-    """Our session class: runs effects registered with ``effects.on_commit`` after commit."""
+    """Our session class: each transaction has a unit of work (helpdesk/unit_of_work.py)."""
 
 
-event.listen(HelpdeskSession, "after_commit", run_effects)
-event.listen(HelpdeskSession, "after_soft_rollback", drop_effects)
+unit_of_work.install(HelpdeskSession)
 
 
 # ---------------------------------------------------------------------------------------------

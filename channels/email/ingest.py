@@ -24,7 +24,6 @@ import traceback
 from collections.abc import Iterator, Sequence
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 from flask import current_app
 from sqlalchemy.orm import Session
@@ -150,17 +149,14 @@ def _one(
     if isinstance(prepared, Unparsable):
         return _quarantine(session, mail, prepared, channel, folder)
     prepared.raw = mail.raw
-    # Effects and announcements registered inside a rolled-back savepoint would still run at
-    # the outer commit (only an outermost rollback drops them): keep a copy to restore.
-    saved = _save(session)
+    # What the mail registered on the unit of work inside its savepoint goes if the savepoint
+    # rolls back (helpdesk/unit_of_work.py).
     try:
         with session.begin_nested():
             return _ingest(session, prepared, channel, lookup)
     except ServiceError as exc:
-        _restore(session, saved)
         failure = Unparsable(f"{type(exc).__name__}: {exc}")
     except Exception as exc:
-        _restore(session, saved)
         # A bug or a database refusal for this one mail: keep it for replay, go on with the
         # next one. The worker never dies on bad mail.
         failure = Unparsable(f"{type(exc).__name__}: {exc}", traceback.format_exc())
@@ -215,7 +211,6 @@ def process_batch(
             item.channel_id = channel.id if channel is not None else None
             good.append((index, item))
     if good:
-        saved = _save(session)
         try:
             with session.begin_nested():
                 msgs = [msg for _i, msg in good]
@@ -235,30 +230,10 @@ def process_batch(
                     index: _outcome(got) for (index, _msg), got in zip(good, received, strict=True)
                 }
         except Exception as exc:
-            _restore(session, saved)
             log.info("batch of %d mails failed (%s): retrying one by one", len(good), exc)
             done = {index: _one(session, mails[index], msg, channel, folder) for index, msg in good}
         results.update(done)
     return [results[index] for index in range(len(mails))]
-
-
-_PENDING_KEYS = ("helpdesk.effects", "helpdesk.announce")
-
-
-def _save(session: Session) -> dict[str, Any]:
-    return {key: _copy(session.info[key]) for key in _PENDING_KEYS if key in session.info}
-
-
-def _copy(value: Any) -> Any:
-    return list(value) if isinstance(value, list) else dict(value)
-
-
-def _restore(session: Session, saved: dict[str, Any]) -> None:
-    for key in _PENDING_KEYS:
-        if key in saved:
-            session.info[key] = saved[key]
-        else:
-            session.info.pop(key, None)
 
 
 def _name(channel: Channel | None) -> str:

@@ -45,10 +45,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import ColumnElement, event, func, select
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
 
-from helpdesk.db import HelpdeskSession
 from helpdesk.i18n import _, _l
 from helpdesk.models import (
     Agent,
@@ -67,6 +66,7 @@ from helpdesk.services import audit, tickets
 from helpdesk.services.audit import Actor
 from helpdesk.services.errors import ServiceError
 from helpdesk.services.presence import available_agent_ids
+from helpdesk.unit_of_work import unit_of_work
 
 log = logging.getLogger("helpdesk.assignment")
 
@@ -80,7 +80,6 @@ MODE_LABELS = {
 # How many waiting tickets one worker round hands out per team (the rest next round).
 WAITING_BATCH = 50
 
-_LOCKED = "helpdesk.assignment.locked_teams"
 
 
 def mode_label(mode: AssignmentMode | str) -> str:
@@ -211,28 +210,21 @@ def _lock_team(session: Session, team_id: int) -> Team:
     The team is re-read once per transaction (``populate_existing``): sessions keep objects
     across commits, and another process may have moved the pointer since.
     """
-    locked: set[int] = session.info.setdefault(_LOCKED, set())
-    if team_id in locked:
+    held = unit_of_work(session).held
+    if f"team:{team_id}" in held:
         team = session.get(Team, team_id)
         assert team is not None
         return team
     session.flush()  # pending changes of this transaction first, or the re-read would drop them
-    if not locked:
+    if not any(name.startswith("team:") for name in held):
         session.execute(
             select(TicketCounter.id).where(TicketCounter.id == 1).with_for_update()
         ).all()
     team = session.scalars(
         select(Team).where(Team.id == team_id).execution_options(populate_existing=True)
     ).one()
-    locked.add(team_id)
+    held.add(f"team:{team_id}")
     return team
-
-
-@event.listens_for(HelpdeskSession, "after_transaction_end")
-def _forget_locks(session: Session, transaction: SessionTransaction) -> None:
-    # Also after a savepoint: PostgreSQL releases locks taken inside one that is rolled back,
-    # and taking the lock again is free when the transaction still holds it.
-    session.info.pop(_LOCKED, None)
 
 
 def _is_live_chat(session: Session, ticket: Ticket) -> bool:

@@ -54,8 +54,9 @@ def _old_and_new(ticket: Ticket) -> tuple[tuple[str, int], tuple[str, int]] | No
 
 
 @event.listens_for(HelpdeskSession, "before_flush")
-def _collect(session: Session, _ctx: UOWTransaction, _instances: Any) -> None:
-    deltas: Counter[tuple[str, int]] = session.info.setdefault(_KEY, Counter())
+def _collect(session: Session, flush: UOWTransaction, _instances: Any) -> None:
+    # The flush's own scratch space carries the deltas to after_flush of the same flush.
+    deltas: Counter[tuple[str, int]] = flush.attributes.setdefault(_KEY, Counter())
     for obj in session.new:
         if isinstance(obj, Ticket):
             assignee = obj.assignee.id if obj.assignee is not None else (obj.assignee_id or 0)
@@ -72,8 +73,8 @@ def _collect(session: Session, _ctx: UOWTransaction, _instances: Any) -> None:
 
 
 @event.listens_for(HelpdeskSession, "after_flush")
-def _apply(session: Session, _ctx: UOWTransaction) -> None:
-    deltas: Counter[tuple[str, int]] = session.info.pop(_KEY, Counter())
+def _apply(session: Session, flush: UOWTransaction) -> None:
+    deltas: Counter[tuple[str, int]] = flush.attributes.pop(_KEY, Counter())
     changes = {k: v for k, v in deltas.items() if v}
     if not changes:
         return
@@ -87,12 +88,6 @@ def _apply(session: Session, _ctx: UOWTransaction) -> None:
                 index_elements=["status", "assignee_key"], set_={"n": TicketCount.n + d}
             )
         )
-
-
-@event.listens_for(HelpdeskSession, "after_soft_rollback")
-def _forget(session: Session, previous: Any) -> None:
-    if not previous.nested:
-        session.info.pop(_KEY, None)
 
 
 def recount(session: Session) -> None:

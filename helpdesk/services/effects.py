@@ -1,4 +1,4 @@
-"""Side effects after commit.
+"""Side effects after commit, on the transaction's unit of work (helpdesk/unit_of_work.py).
 
 Services never emit, send or reindex inline: they call ``on_commit(session, fn)``. The functions
 run only after the transaction commits (in registration order) and are dropped if it rolls
@@ -7,19 +7,18 @@ back, so nobody is told about a ticket that does not exist. Like Zulip's send_ev
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-log = logging.getLogger("helpdesk.effects")
-_KEY = "helpdesk.effects"
+from helpdesk.unit_of_work import unit_of_work
 
 
 def on_commit(session: Session, fn: Callable[[], Any]) -> None:
-    """Run ``fn()`` after ``session`` commits; forget it if the transaction rolls back."""
-    session.info.setdefault(_KEY, []).append(fn)
+    """Run ``fn()`` after ``session`` commits; forget it if the transaction (or the savepoint
+    it was registered in) rolls back."""
+    unit_of_work(session).after_commit(fn)
 
 
 def _no_worker() -> None:
@@ -44,25 +43,3 @@ def wake_worker_on_commit(session: Session) -> None:
 
 def _wake() -> None:
     _wake_worker()
-
-
-def run_effects(session: Session) -> None:
-    # after_commit also fires when a savepoint is released; the work is not durable until the
-    # outermost transaction commits, so wait for that.
-    if session.in_nested_transaction():
-        return
-    effects = session.info.pop(_KEY, [])
-    for fn in effects:
-        # A failing effect (a browser gone, the index locked) must not stop the others, and the
-        # data is already safe in the database; log it and go on.
-        try:
-            fn()
-        except Exception:
-            log.exception("effect %r failed after commit", fn)
-
-
-def drop_effects(session: Session, previous_transaction: Any) -> None:
-    # Only the outermost rollback drops them: a rolled-back savepoint (a lost race handled by
-    # the caller) does not undo what the surrounding transaction will still commit.
-    if not getattr(previous_transaction, "nested", False):
-        session.info.pop(_KEY, None)

@@ -15,10 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from helpdesk.services.effects import on_commit
+from helpdesk.unit_of_work import unit_of_work
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def publish(event: Event) -> None:
         fn(event)
 
 
-_COALESCE_KEY = "helpdesk.events.coalesce"
+_COALESCE = "live.coalesce"
 
 
 def coalesce_ticket_updates(session: Session) -> None:
@@ -68,7 +68,7 @@ def coalesce_ticket_updates(session: Session) -> None:
     then sends at most one update per ticket per short window (helpdesk/realtime.py). Holds
     until the transaction ends.
     """
-    session.info[_COALESCE_KEY] = True
+    unit_of_work(session).add(_COALESCE, True)
 
 
 def send_event_on_commit(
@@ -83,21 +83,9 @@ def send_event_on_commit(
         payload=payload,
         rooms=tuple(rooms),
         namespace=namespace,
-        coalesce=name == "ticket.updated" and bool(session.info.get(_COALESCE_KEY)),
+        coalesce=name == "ticket.updated" and unit_of_work(session).has(_COALESCE),
     )
     on_commit(session, lambda: publish(event))
-
-
-@sa_event.listens_for(Session, "after_commit")
-def _forget_coalesce(session: Session) -> None:
-    if not session.in_nested_transaction():
-        session.info.pop(_COALESCE_KEY, None)
-
-
-@sa_event.listens_for(Session, "after_soft_rollback")
-def _forget_coalesce_on_rollback(session: Session, previous: Any) -> None:
-    if not previous.nested:
-        session.info.pop(_COALESCE_KEY, None)
 
 
 @dataclass

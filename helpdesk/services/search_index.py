@@ -8,9 +8,9 @@ or found by old text, no queue that can lag, and a rollback undoes the index wri
 everything else. ``helpdesk tickets reindex`` rebuilds every document from the tables (after an
 analyzer change, or for a database restored without the index).
 
-What marks a ticket for reindexing (collected by an ``after_flush`` listener on
-:class:`helpdesk.db.HelpdeskSession`, so every service, adapter and view is covered without
-calling anything):
+What marks a ticket for reindexing (collected on the transaction's unit of work by an
+``after_flush`` listener on :class:`helpdesk.db.HelpdeskSession`, so every service, adapter and
+view is covered without calling anything; the commit step writes the documents):
 
 * a new or deleted ticket or message, a message whose text or ticket changed (split);
 * a ticket whose number, subject, customer, ``merged_into_id`` or ``message_count`` changed
@@ -30,7 +30,7 @@ it ran. It applies only when nothing else indexed changed on that ticket: the ti
 ``message_count`` must have grown by exactly the number of new messages seen (a merge moves
 messages without the unit of work seeing them, but changes the count, so it never qualifies), no
 message of it was edited, moved or deleted, and no bulk statement touched it; anything else
-(subject, customer, merge, split, a savepoint rolled back) keeps the full rewrite. The appended
+(subject, customer, merge, split) keeps the full rewrite. The appended
 row equals a rebuilt one: on SQLite byte for byte, on PostgreSQL the same lexemes and weights
 (only positions differ when concurrent commits append out of id order, which no query sees).
 
@@ -68,19 +68,17 @@ from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from helpdesk.models import Customer, Message, Ticket
 from helpdesk.models.search import create_search_schema, search_schema_exists
+from helpdesk.unit_of_work import UnitOfWork, add_commit_step, unit_of_work
 
 log = logging.getLogger("helpdesk.search")
 
-_DIRTY_TICKETS = "helpdesk.search.tickets"
-_DIRTY_CUSTOMERS = "helpdesk.search.customers"
-# Append candidates: ticket id -> ids of messages added to it, and -> net change of its
-# message_count, both summed over the transaction's flushes.
-_APPENDED = "helpdesk.search.appended"
-_COUNT_DELTA = "helpdesk.search.count_delta"
-# The text of those new messages as they were written (message id -> body), so appending them
-# needs no SELECT: a later change of the text, a delete or a move marks the ticket for the full
-# rewrite anyway.
-_APPENDED_TEXT = "helpdesk.search.appended_text"
+# The marks this module leaves on the transaction's unit of work, one kind with a tag each:
+# ("ticket", id) and ("customer", id) to rewrite; ("appended", (ticket id, message id, text))
+# for a message added to a ticket, with its text as written so appending it needs no SELECT (a
+# later change of the text, a delete or a move marks the ticket for the full rewrite anyway);
+# ("count", (ticket id, delta)) for the net change of a ticket's message_count. A savepoint
+# rolled back drops its marks with its rows (helpdesk/unit_of_work.py).
+_MARK = "search.mark"
 
 TICKET_FIELDS = frozenset({"number", "subject", "customer_id", "merged_into_id", "message_count"})
 _COUNT_ONLY = frozenset({"message_count"})
@@ -314,17 +312,12 @@ def _count_delta(ticket: Ticket) -> int | None:
 
 
 def _after_flush(session: Session, _ctx: UOWTransaction) -> None:
-    tickets: set[int] = session.info.setdefault(_DIRTY_TICKETS, set())
-    customers: set[int] = session.info.setdefault(_DIRTY_CUSTOMERS, set())
-    appended: dict[int, list[int]] = session.info.setdefault(_APPENDED, {})
-    deltas: dict[int, int] = session.info.setdefault(_COUNT_DELTA, {})
-    texts: dict[int, str] = session.info.setdefault(_APPENDED_TEXT, {})
+    uow = unit_of_work(session)
     for obj in session.new:
         if isinstance(obj, Ticket):
-            tickets.add(obj.id)
+            uow.add(_MARK, ("ticket", obj.id))
         elif isinstance(obj, Message):
-            appended.setdefault(obj.ticket_id, []).append(obj.id)
-            texts[obj.id] = obj.body_text
+            uow.add(_MARK, ("appended", (obj.ticket_id, obj.id, obj.body_text)))
     for obj in session.dirty:
         if isinstance(obj, Ticket):
             changed = _changed_fields(obj, TICKET_FIELDS)
@@ -332,20 +325,22 @@ def _after_flush(session: Session, _ctx: UOWTransaction) -> None:
                 continue
             delta = _count_delta(obj) if changed == _COUNT_ONLY else None
             if delta is None:
-                tickets.add(obj.id)
+                uow.add(_MARK, ("ticket", obj.id))
             else:
-                deltas[obj.id] = deltas.get(obj.id, 0) + delta
+                uow.add(_MARK, ("count", (obj.id, delta)))
         elif isinstance(obj, Message) and _changed(obj, MESSAGE_FIELDS):
-            tickets.add(obj.ticket_id)
+            uow.add(_MARK, ("ticket", obj.ticket_id))
             # A message moved off a ticket (split) changes the ticket it left too.
-            tickets.update(v for v in inspect(obj).attrs.ticket_id.history.deleted if v)
+            for left in inspect(obj).attrs.ticket_id.history.deleted:
+                if left:
+                    uow.add(_MARK, ("ticket", left))
         elif isinstance(obj, Customer) and _changed(obj, CUSTOMER_FIELDS):
-            customers.add(obj.id)
+            uow.add(_MARK, ("customer", obj.id))
     for obj in session.deleted:
         if isinstance(obj, Ticket):
-            tickets.add(obj.id)
+            uow.add(_MARK, ("ticket", obj.id))
         elif isinstance(obj, Message):
-            tickets.add(obj.ticket_id)
+            uow.add(_MARK, ("ticket", obj.ticket_id))
 
 
 def _on_execute(state: ORMExecuteState) -> None:
@@ -359,18 +354,21 @@ def _on_execute(state: ORMExecuteState) -> None:
     watched = _BULK_WATCH.get(name or "")
     if table is None or watched is None or stmt.whereclause is None:
         return
-    key, fields, bucket = watched
+    key, fields, tag = watched
     # SET parameters are named after their columns (WHERE ones get a suffix).
     if state.is_update and not set(stmt.compile().params) & fields:
         return
     ids = state.session.execute(select(table.c[key]).where(stmt.whereclause)).scalars()
-    state.session.info.setdefault(bucket, set()).update(i for i in ids if i is not None)
+    uow = unit_of_work(state.session)
+    for i in ids:
+        if i is not None:
+            uow.add(_MARK, (tag, i))
 
 
 _BULK_WATCH: dict[str, tuple[str, frozenset[str], str]] = {
-    "tickets": ("id", TICKET_FIELDS, _DIRTY_TICKETS),
-    "messages": ("ticket_id", MESSAGE_FIELDS, _DIRTY_TICKETS),
-    "customers": ("id", CUSTOMER_FIELDS, _DIRTY_CUSTOMERS),
+    "tickets": ("id", TICKET_FIELDS, "ticket"),
+    "messages": ("ticket_id", MESSAGE_FIELDS, "ticket"),
+    "customers": ("id", CUSTOMER_FIELDS, "customer"),
 }
 
 
@@ -378,11 +376,9 @@ def message_written(session: Session, ticket_id: int, message_id: int, body_text
     """Index a message inserted without the unit of work (``tickets.append_message`` with
     ``write_now``), whose ticket's ``message_count`` went up by one in the same way: what
     :func:`_after_flush` records for a flushed one, so the commit appends its words."""
-    info = session.info
-    info.setdefault(_APPENDED, {}).setdefault(ticket_id, []).append(message_id)
-    info.setdefault(_APPENDED_TEXT, {})[message_id] = body_text
-    deltas: dict[int, int] = info.setdefault(_COUNT_DELTA, {})
-    deltas[ticket_id] = deltas.get(ticket_id, 0) + 1
+    uow = unit_of_work(session)
+    uow.add(_MARK, ("appended", (ticket_id, message_id, body_text)))
+    uow.add(_MARK, ("count", (ticket_id, 1)))
 
 
 _BODIES = (
@@ -459,28 +455,31 @@ def append_messages(
     return redo
 
 
-def _before_commit(session: Session) -> None:
-    # Releasing a savepoint is not the commit: the outermost transaction writes the index once.
-    if session.in_nested_transaction():
-        return
-    info = session.info
-    marked = (
-        info.get(_DIRTY_TICKETS)
-        or info.get(_DIRTY_CUSTOMERS)
-        or info.get(_APPENDED)
-        or info.get(_COUNT_DELTA)
-    )
+def _write_index(session: Session, uow: UnitOfWork) -> None:
+    """The commit step: write the documents of what the transaction's flushes marked."""
     # Flush first only when something may be pending; the common read-only commit is free.
-    if not marked and not (session.new or session.dirty or session.deleted):
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+    marks = uow.take(_MARK)
+    if not marks:
         return
-    session.flush()
-    tickets: set[int] = info.pop(_DIRTY_TICKETS, set())
-    customers: set[int] = info.pop(_DIRTY_CUSTOMERS, set())
-    appended: dict[int, list[int]] = info.pop(_APPENDED, {})
-    deltas: dict[int, int] = info.pop(_COUNT_DELTA, {})
-    texts: dict[int, str] = info.pop(_APPENDED_TEXT, {})
-    if not tickets and not customers and not appended and not deltas:
-        return
+    tickets: set[int] = set()
+    customers: set[int] = set()
+    appended: dict[int, list[int]] = {}
+    texts: dict[int, str] = {}
+    deltas: dict[int, int] = {}
+    for tag, value in marks:
+        if tag == "ticket":
+            tickets.add(value)
+        elif tag == "customer":
+            customers.add(value)
+        elif tag == "appended":
+            ticket_id, message_id, body = value
+            appended.setdefault(ticket_id, []).append(message_id)
+            texts[message_id] = body
+        else:
+            ticket_id, delta = value
+            deltas[ticket_id] = deltas.get(ticket_id, 0) + delta
     conn = session.connection()
     if not _index_ready(conn):
         return
@@ -500,20 +499,6 @@ def _before_commit(session: Session) -> None:
             tickets.add(ticket_id)
     tickets.update(append_messages(conn, fast, texts))
     write_documents(conn, tickets)
-
-
-def _after_rollback(session: Session, previous_transaction: Any) -> None:
-    # A rolled-back savepoint keeps the marks: re-reading the tables at commit is always right.
-    # Its appends may have been undone, so those tickets get the full rewrite instead.
-    info = session.info
-    if getattr(previous_transaction, "nested", False):
-        info.pop(_APPENDED_TEXT, None)
-        touched = set(info.pop(_APPENDED, {})) | set(info.pop(_COUNT_DELTA, {}))
-        if touched:
-            info.setdefault(_DIRTY_TICKETS, set()).update(touched)
-        return
-    for key in (_DIRTY_TICKETS, _DIRTY_CUSTOMERS, _APPENDED, _COUNT_DELTA, _APPENDED_TEXT):
-        info.pop(key, None)
 
 
 # Engines known to have the index table. A database upgraded without it (no migration yet)
@@ -547,9 +532,8 @@ def install(session_class: type[Session]) -> None:
     if _installed:
         return
     event.listen(session_class, "after_flush", _after_flush)
-    event.listen(session_class, "before_commit", _before_commit)
-    event.listen(session_class, "after_soft_rollback", _after_rollback)
     event.listen(session_class, "do_orm_execute", _on_execute)
+    add_commit_step("search.index", _write_index, order=20)
     _installed = True
 
 

@@ -12,13 +12,13 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Insert, Table, bindparam, event, func, insert, inspect, select, update
-from sqlalchemy.orm import Session, SessionTransaction, make_transient, make_transient_to_detached
+from sqlalchemy import Insert, Table, bindparam, func, insert, inspect, select, update
+from sqlalchemy.orm import Session, make_transient, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
 
-from helpdesk.db import Base, HelpdeskSession, utcnow
+from helpdesk.db import Base, utcnow
 from helpdesk.html import sanitize_html, text_to_html
 from helpdesk.i18n import _
 from helpdesk.inbound import InboundAttachment
@@ -45,6 +45,7 @@ from helpdesk.services.audit import Actor
 from helpdesk.services.conversations import make_message_id
 from helpdesk.services.effects import wake_worker_on_commit
 from helpdesk.services.errors import Conflict, ServiceError
+from helpdesk.unit_of_work import UnitOfWork, add_commit_step, unit_of_work
 
 FIRST_TICKET_NUMBER = 1001
 MAX_TAG_LENGTH = 64
@@ -184,7 +185,7 @@ def _touch(ticket: Ticket, when: datetime | None = None) -> None:
     ticket.version = (ticket.version or 0) + 1
 
 
-_ANNOUNCE_KEY = "helpdesk.announce"
+_ANNOUNCE = "live.announce"
 
 
 def announce(session: Session, ticket: Ticket, name: str = "ticket.updated") -> None:
@@ -193,21 +194,17 @@ def announce(session: Session, ticket: Ticket, name: str = "ticket.updated") -> 
     Several changes in one transaction (a reply that also sets the status, the demo loader)
     become one event per ticket carrying the final state; "created" wins over "updated".
     """
-    pending: dict[int, tuple[Ticket, str]] = session.info.setdefault(_ANNOUNCE_KEY, {})
     if ticket.id is None:
         session.flush()
-    previous = pending.get(ticket.id)
-    pending[ticket.id] = (
-        ticket,
-        "ticket.created" if previous and previous[1] == "ticket.created" else name,
-    )
+    unit_of_work(session).add(_ANNOUNCE, (ticket, name))
 
 
-@event.listens_for(HelpdeskSession, "before_commit")
-def _build_announcements(session: Session) -> None:
-    if session.in_nested_transaction():
-        return  # a savepoint is released, not the transaction: keep collecting
-    pending: dict[int, tuple[Ticket, str]] = session.info.pop(_ANNOUNCE_KEY, {})
+def _build_announcements(session: Session, uow: UnitOfWork) -> None:
+    pending: dict[int, tuple[Ticket, str]] = {}
+    for ticket, name in uow.take(_ANNOUNCE):
+        previous = pending.get(ticket.id)
+        created = previous is not None and previous[1] == "ticket.created"
+        pending[ticket.id] = (ticket, "ticket.created" if created else name)
     if not pending:
         return
     # Payloads are built now, while the session can still load what they need; they are sent
@@ -219,10 +216,7 @@ def _build_announcements(session: Session) -> None:
         events.send_event_on_commit(session, name, summary, rooms=["agents"])
 
 
-@event.listens_for(HelpdeskSession, "after_soft_rollback")
-def _forget_announcements(session: Session, previous: Any) -> None:
-    if not previous.nested:  # a rolled-back savepoint leaves the outer transaction's news
-        session.info.pop(_ANNOUNCE_KEY, None)
+add_commit_step("live.announcements", _build_announcements, order=10)
 
 
 def _kick_outbox(session: Session) -> None:
@@ -449,31 +443,16 @@ def _insert_now(session: Session, row: Base) -> None:
     make_transient_to_detached(row)
     session.add(row)
     # The session thinks the row existed before, so a rollback would leave it in the identity
-    # map: remembered until the transaction ends (:func:`_forget_written`). Never written inside
-    # a savepoint (can_write_now), so only the whole transaction's rollback undoes it.
+    # map: if the transaction rolls back, the row leaves the session and becomes transient, as
+    # SQLAlchemy does with the rows its flush inserted.
     assert not session.in_nested_transaction()
-    session.info.setdefault(_WRITTEN_NOW, []).append(row)
+    unit_of_work(session).on_rollback(lambda: _forget_written(session, row))
 
 
-_WRITTEN_NOW = "helpdesk.written_now"
-
-
-@event.listens_for(HelpdeskSession, "after_soft_rollback")
-def _forget_written(session: Session, previous: SessionTransaction) -> None:
-    """Rows written at once by a transaction that rolled back leave the session and become
-    transient, as the unit of work does with the rows it inserted."""
-    if previous.nested:
-        return  # a savepoint opened after them does not undo them
-    for row in session.info.pop(_WRITTEN_NOW, []):
-        if row in session:
-            session.expunge(row)
-        make_transient(row)
-
-
-@event.listens_for(HelpdeskSession, "after_commit")
-def _forget_written_on_commit(session: Session) -> None:
-    if not session.in_nested_transaction():
-        session.info.pop(_WRITTEN_NOW, None)
+def _forget_written(session: Session, row: Base) -> None:
+    if row in session:
+        session.expunge(row)
+    make_transient(row)
 
 
 _COUNT_MESSAGE = (

@@ -56,13 +56,14 @@ def test_effects_run_after_the_outer_commit_only(app: Flask) -> None:
             except ValueError:
                 pass
             s.commit()
-            assert ran == ["kept", "inner"]
+            # What the rolled-back savepoint registered went with it.
+            assert ran == ["kept"]
             s.begin()
             on_commit(s, lambda: ran.append("dropped"))
             s.rollback()
             s.begin()
             s.commit()
-    assert ran == ["kept", "inner"]
+    assert ran == ["kept"]
 
 
 def test_a_failing_effect_does_not_stop_the_others(app: Flask) -> None:
