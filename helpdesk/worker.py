@@ -46,12 +46,26 @@ def register_service(app: Flask, service: Service) -> None:
     app.extensions.setdefault("helpdesk.worker_services", []).append(service)
 
 
+def consume_events(app: Flask) -> int:
+    """Bring every registered durable consumer of the event stream up to date."""
+    from helpdesk.extensions import db
+    from helpdesk.services import stream
+
+    if not stream.registered_consumers():
+        return 0
+    return stream.run_consumers(lambda: db.transaction(app))
+
+
 def run_once(app: Flask) -> int:
     from helpdesk.services import outbox
 
     done = 0
     with app.app_context():
-        tasks: list[Task] = [outbox.drain, *app.extensions.get("helpdesk.worker_tasks", [])]
+        tasks: list[Task] = [
+            outbox.drain,
+            consume_events,
+            *app.extensions.get("helpdesk.worker_tasks", []),
+        ]
         for task in tasks:
             try:
                 done += task(app)

@@ -12,13 +12,14 @@ from typing import Any
 
 import regex
 from markdown_it import MarkdownIt
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
 from helpdesk.db import utcnow
 from helpdesk.html import sanitize_html
 from helpdesk.i18n import _
 from helpdesk.models import Agent, Customer
+from helpdesk.services import stream
 from helpdesk.services.effects import wake_worker_on_commit
 from helpdesk.services.errors import NotFound, ServiceError
 from kb.analysis import normalize
@@ -167,6 +168,18 @@ def create_article(
     )
     _add_revision(session, article, author)
     _kick_indexer(session)
+    stream.record(
+        session,
+        "article.created",
+        "article",
+        article.id,
+        author,
+        title=article.title,
+        slug=article.slug,
+        language=article.language,
+        status=article.status.value,
+        visibility=article.visibility.value,
+    )
     return article
 
 
@@ -228,11 +241,22 @@ def update_article(
         )
         if group != article.translation_group:
             article.translation_group, changed = group, True
+    fields = sorted(_changed_fields(article))  # before the revision's flush clears the history
     if changed_text:
         _add_revision(session, article, author)
     if changed:
         mark_dirty(session, article)
+        stream.record(session, "article.updated", "article", article.id, author, fields=fields)
     return changed
+
+
+def _changed_fields(article: Article) -> set[str]:
+    state = inspect(article)
+    names = ("title", "body_md", "tags", "language", "category_id", "category", "visibility")
+    fields = {
+        n for n in (*names, "slug", "translation_group") if state.attrs[n].history.has_changes()
+    }
+    return {"category_id" if n == "category" else n for n in fields}
 
 
 def set_status(
@@ -241,6 +265,15 @@ def set_status(
     new = ArticleStatus(status)
     if new == article.status:
         return
+    stream.record(
+        session,
+        "article.updated",
+        "article",
+        article.id,
+        author,
+        fields=["status"],
+        changes={"status": {"from": article.status.value, "to": new.value}},
+    )
     article.status = new
     if new == ArticleStatus.PUBLISHED and article.published_at is None:
         article.published_at = utcnow()

@@ -24,6 +24,7 @@ from helpdesk.models.chat import (
 )
 from helpdesk.models.chat_offers import MissedOffers
 from helpdesk.models.customers import Customer, CustomerIdentity, Organization
+from helpdesk.models.events import Event, EventConsumer, EventCounter
 from helpdesk.models.macros import Macro
 from helpdesk.models.mail import AutoReplyLog, MailCheckpoint, QuarantinedMail
 from helpdesk.models.messages import Attachment, Message
@@ -53,6 +54,9 @@ __all__ = [
     "CustomerIdentity",
     "DeliveryStatus",
     "Direction",
+    "Event",
+    "EventConsumer",
+    "EventCounter",
     "IdentityKind",
     "Macro",
     "MailCheckpoint",

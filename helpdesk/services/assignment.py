@@ -81,7 +81,6 @@ MODE_LABELS = {
 WAITING_BATCH = 50
 
 
-
 def mode_label(mode: AssignmentMode | str) -> str:
     return str(MODE_LABELS[AssignmentMode(mode)])
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from email.utils import parseaddr
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from helpdesk.i18n import _
-from helpdesk.models import Customer, CustomerIdentity, IdentityKind
+from helpdesk.models import Agent, Customer, CustomerIdentity, IdentityKind
+from helpdesk.services import stream
 from helpdesk.services.errors import ServiceError
 
 
@@ -67,7 +69,23 @@ def resolve_customer(
     customer = new_customer(kind, value, name, language)
     session.add(customer)
     session.flush()
+    record_created(session, customer)
     return customer
+
+
+def record_created(session: Session, customer: Customer) -> None:
+    """The stream's ``customer.created`` for a customer just stored (it has its id)."""
+    stream.record(
+        session,
+        "customer.created",
+        "customer",
+        customer.id,
+        None,
+        name=customer.name,
+        email=customer.email,
+        language=customer.language,
+        identities=[{"kind": i.kind.value, "value": i.value} for i in customer.identities],
+    )
 
 
 def fill_in(customer: Customer, name: str | None, language: str | None) -> None:
@@ -121,11 +139,13 @@ def update_customer(
     notes: str | None = None,
     organization: str | None = None,
     language: str | None = None,
+    actor: Agent | None = None,
 ) -> None:
     """Change what agents know about a customer; ``organization`` is a name (created if new,
     empty to remove)."""
     from helpdesk.models import Organization
 
+    before = _profile(customer)
     if name is not None:
         customer.name = clip_name(name)
     if notes is not None:
@@ -141,11 +161,33 @@ def update_customer(
             if org is None:
                 org = Organization(name=org_name)
                 session.add(org)
+                session.flush()
+                stream.record(
+                    session, "organization.created", "organization", org.id, actor, name=org.name
+                )
             customer.organization = org
     session.flush()
+    after = _profile(customer)
+    changes = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
+    if changes:
+        stream.record(session, "customer.updated", "customer", customer.id, actor, changes=changes)
 
 
-def merge_customers(session: Session, source: Customer, target: Customer) -> None:
+def _profile(customer: Customer) -> dict[str, Any]:
+    return {
+        "name": customer.name,
+        "email": customer.email,
+        "notes": customer.notes,
+        "language": customer.language,
+        "organization_id": (
+            customer.organization.id if customer.organization is not None else None
+        ),
+    }
+
+
+def merge_customers(
+    session: Session, source: Customer, target: Customer, actor: Agent | None = None
+) -> None:
     """Two records are one person: everything of ``source`` moves to ``target``, then the
     source record is deleted. Identities, tickets, participations, authored messages and any
     other row pointing at the source (found through the schema's foreign keys, so tables added
@@ -191,5 +233,8 @@ def merge_customers(session: Session, source: Customer, target: Customer) -> Non
         target.notes = (target.notes + "\n\n" + source.notes).strip()
     session.expire(source)
     session.expire(target, ["identities", "tickets"])
+    stream.record(
+        session, "customer.merged", "customer", source.id, actor, into_customer_id=target.id
+    )
     session.delete(session.get(Customer, source.id))
     session.flush()

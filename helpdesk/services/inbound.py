@@ -42,6 +42,7 @@ from helpdesk.services.customers import (
     normalize_email,
     resolve_customer,
 )
+from helpdesk.services.customers import record_created as record_customer_created
 from helpdesk.services.errors import NotFound, ServiceError
 
 _KIND_BY_CHANNEL = {
@@ -542,6 +543,8 @@ def _write_run(
     session.add_all(customers)  # with their identities
     session.add_all(opened)
     session.flush()
+    for customer in customers:
+        record_customer_created(session, customer)
     for p in run.items:
         msg = p.msg
         meta = dict(msg.meta)
@@ -574,6 +577,7 @@ def _write_run(
         message = p.message
         assert message is not None
         tickets.finish_html(message, p.msg.html)
+        tickets.record_message(session, p.ticket, message, p.customer)
         if p.key is not None:
             lookup.duplicates.setdefault(p.key, message)
             lookup.threads.setdefault(p.key, p.ticket.id)

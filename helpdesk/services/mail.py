@@ -33,7 +33,7 @@ from helpdesk.models import (
     QuarantinedMail,
     Ticket,
 )
-from helpdesk.services import audit, events, tickets
+from helpdesk.services import audit, events, stream, tickets
 from helpdesk.services.attachments import read_bytes, store_bytes
 from helpdesk.services.conversations import make_message_id
 from helpdesk.services.effects import wake_worker_on_commit
@@ -204,6 +204,18 @@ def record_bounce(
         failed.meta = {**failed.meta, "bounce": {"status": status, "diagnostic": diagnostic}}
         ticket = failed.ticket
         audit.record(session, ticket, None, "message.bounced", message_id=failed.id, reason=reason)
+        stream.record(
+            session,
+            "message.delivery",
+            "message",
+            failed.id,
+            None,
+            ticket_id=ticket.id,
+            status=failed.delivery_status.value,
+            attempts=failed.delivery_attempts,
+            error=reason,
+            bounced=True,
+        )
         events.send_event_on_commit(
             session,
             "message.delivery",

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from helpdesk.db import utcnow
 from helpdesk.extensions import db
 from helpdesk.models import ChannelKind, DeliveryStatus, Message, Ticket
-from helpdesk.services import audit, events
+from helpdesk.services import audit, events, stream
 from helpdesk.services.effects import wake_worker_on_commit
 
 log = logging.getLogger("helpdesk.outbox")
@@ -151,6 +151,17 @@ def _record(app: Flask, session: Session, item: _Claimed) -> None:
             message.delivery_status = DeliveryStatus.QUEUED
             message.next_attempt_at = now + _backoff(app, message.delivery_attempts)
             name = "message.retry"
+    stream.record(
+        session,
+        "message.delivery",
+        "message",
+        message.id,
+        None,
+        ticket_id=ticket.id,
+        status=message.delivery_status.value,
+        attempts=message.delivery_attempts,
+        error=message.delivery_error,
+    )
     events.send_event_on_commit(
         session,
         "message.delivery",

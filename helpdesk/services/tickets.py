@@ -39,7 +39,7 @@ from helpdesk.models import (
     TicketStatus,
     ticket_tags,
 )
-from helpdesk.services import audit, counts, events, search_index  # noqa: F401  (counts: listeners)
+from helpdesk.services import audit, counts, events, search_index, stream  # noqa: F401  (counts)
 from helpdesk.services.attachments import add_attachment, attachment_url
 from helpdesk.services.audit import Actor
 from helpdesk.services.conversations import make_message_id
@@ -317,6 +317,23 @@ def record_opened(session: Session, ticket: Ticket, actor: Actor) -> AuditEvent:
     entry = audit.record(
         session, ticket, actor, "ticket.created", channel=ticket.channel.value, number=ticket.number
     )
+    stream.record(
+        session,
+        "ticket.created",
+        "ticket",
+        ticket.id,
+        actor,
+        ticket_id=ticket.id,
+        number=ticket.number,
+        subject=ticket.subject,
+        channel=ticket.channel.value,
+        status=ticket.status.value,
+        priority=int(ticket.priority),
+        customer_id=ticket.customer_id if ticket.customer_id is not None else ticket.customer.id,
+        team_id=ticket.team_id if ticket.team_id is not None else getattr(ticket.team, "id", None),
+        assignee_id=ticket.assignee_id,
+        language=ticket.language,
+    )
     announce(session, ticket, "ticket.created")
     return entry
 
@@ -380,8 +397,25 @@ def append_message(
         session.flush()
         finish_html(message, html)
         count_message(ticket, when)
+    record_message(session, ticket, message, author)
     announce_message(session, ticket, message)
     return message
+
+
+def record_message(session: Session, ticket: Ticket, message: Message, author: Actor) -> None:
+    """The stream's ``message.created`` for a message just stored (it has its id)."""
+    stream.record(
+        session,
+        "message.created",
+        "message",
+        message.id,
+        author,
+        ticket_id=ticket.id,
+        direction=message.direction.value,
+        kind=message.kind.value,
+        internal=message.internal,
+        attachments=len(message.attachments),
+    )
 
 
 # --- writing without the unit of work ---------------------------------------------------------
@@ -656,6 +690,7 @@ def reply_to_ticket(
         audit.record(
             session, ticket, agent, "ticket.status", **{"from": old.value, "to": new_status.value}
         )
+        stream.ticket_changed(session, ticket.id, agent, "status", old.value, new_status.value)
     audit.record(session, ticket, agent, "message.reply", message_id=message.id)
     announce(session, ticket)
     _kick_outbox(session)
@@ -731,6 +766,14 @@ def assign_ticket(
             **({"auto": auto} if auto else {}),
         },
     )
+    stream.ticket_changed(
+        session,
+        ticket.id,
+        actor,
+        "assignee_id",
+        old.id if old else None,
+        assignee.id if assignee else None,
+    )
     announce(session, ticket)
 
 
@@ -758,6 +801,9 @@ def set_team(session: Session, ticket: Ticket, team: Team | None, actor: Actor) 
         "ticket.team",
         **{"from": old.name if old else None, "to": team.name if team else None},
     )
+    stream.ticket_changed(
+        session, ticket.id, actor, "team_id", old.id if old else None, team.id if team else None
+    )
     announce(session, ticket)
     if team is not None:
         for reaction in _team_reactions:
@@ -775,6 +821,7 @@ def change_status(
     _set_status(ticket, status, when)
     _touch(ticket, when)
     audit.record(session, ticket, actor, "ticket.status", **{"from": old.value, "to": status.value})
+    stream.ticket_changed(session, ticket.id, actor, "status", old.value, status.value)
     announce(session, ticket)
 
 
@@ -789,6 +836,7 @@ def set_priority(session: Session, ticket: Ticket, priority: int, actor: Actor) 
     ticket.priority = int(new)
     _touch(ticket)
     audit.record(session, ticket, actor, "ticket.priority", **{"from": int(old), "to": int(new)})
+    stream.ticket_changed(session, ticket.id, actor, "priority", int(old), int(new))
     announce(session, ticket)
 
 
@@ -827,6 +875,7 @@ def set_tags(session: Session, ticket: Ticket, names: Iterable[str], actor: Acto
     added = sorted(set(wanted) - set(current))
     removed = sorted(set(current) - set(wanted))
     audit.record(session, ticket, actor, "ticket.tags", added=added, removed=removed)
+    stream.ticket_changed(session, ticket.id, actor, "tags", current, wanted)
     announce(session, ticket)
 
 
@@ -847,6 +896,7 @@ def reopen_on_customer_message(session: Session, ticket: Ticket, customer: Custo
         audit.record(
             session, ticket, customer, "ticket.status", **{"from": old.value, "to": "open"}
         )
+        stream.ticket_changed(session, ticket.id, customer, "status", old.value, "open")
 
 
 def lock_ticket(session: Session, ticket_id: int) -> Ticket | None:
@@ -929,12 +979,26 @@ def merge_tickets(session: Session, source: Ticket, target: Ticket, actor: Actor
         target.first_response_at = source.first_response_at
     source.message_count = 0
     source.merged_into_id = target.id
+    stream.ticket_changed(session, source.id, actor, "merged_into_id", None, target.id)
     if source.status != TicketStatus.CLOSED:
+        stream.ticket_changed(
+            session, source.id, actor, "status", source.status.value, TicketStatus.CLOSED.value
+        )
         _set_status(source, TicketStatus.CLOSED, when)
     _touch(source, when)
     _touch(target, when)
     session.flush()
     audit.record(session, target, actor, "ticket.merged", source=source.number, messages=moved)
+    stream.record(
+        session,
+        "ticket.merged",
+        "ticket",
+        source.id,
+        actor,
+        ticket_id=source.id,
+        into_ticket_id=target.id,
+        messages=moved,
+    )
     audit.record(session, source, actor, "ticket.merged_into", target=target.number)
     add_system_message(
         session,
@@ -971,6 +1035,16 @@ def split_message(session: Session, message: Message, actor: Actor) -> Ticket:
     _touch(old)
     session.flush()
     audit.record(session, old, actor, "ticket.split", message_id=message.id, new=new.number)
+    stream.record(
+        session,
+        "ticket.split",
+        "ticket",
+        old.id,
+        actor,
+        ticket_id=old.id,
+        message_id=message.id,
+        new_ticket_id=new.id,
+    )
     audit.record(session, new, actor, "ticket.split_from", message_id=message.id, old=old.number)
     announce(session, old)
     announce(session, new)

@@ -13,7 +13,7 @@ from helpdesk.i18n import _
 from helpdesk.models import Customer, CustomerIdentity, Organization, Ticket
 from helpdesk.services import customers as customer_services
 from helpdesk.services.errors import ServiceError
-from helpdesk.web.agent import agent_required, bp
+from helpdesk.web.agent import agent_required, bp, me
 
 
 def _customer(customer_id: int) -> Customer:
@@ -68,6 +68,7 @@ def customer_update(customer_id: int) -> Response:
         name=request.form.get("name"),
         notes=request.form.get("notes"),
         organization=request.form.get("organization"),
+        actor=me(),
     )
     db.session.commit()
     flash(_("Customer saved."), "success")
@@ -86,7 +87,7 @@ def customer_merge(customer_id: int) -> Response:
         target = customer_services.find_by_identity(db.session, "email", raw)  # type: ignore[arg-type]
     if target is None:
         raise ServiceError(_("No customer found for %(what)s.", what=raw or "—"))
-    customer_services.merge_customers(db.session, source, target)
+    customer_services.merge_customers(db.session, source, target, me())
     db.session.commit()
     flash(_("The two customer records are now one."), "success")
     return redirect(url_for("agent.customer", customer_id=target.id))
