@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from channels.chat.tokens import new_visitor
 from helpdesk.db import read_only_transactions
 from helpdesk.extensions import db
-from helpdesk.models import Agent, Event, Ticket
+from helpdesk.models import Agent, Event, Ticket, TicketStatus
 from helpdesk.services import chat, stream, tickets
 from helpdesk.services.effects import on_commit
 from helpdesk.services.stream import StoredEvent, StreamRecorder
@@ -128,7 +128,10 @@ def test_a_bulk_update_of_100_tickets_records_one_update_each(
     session.commit()
     committed.clear()
     tickets.bulk_update(
-        session, ids, BulkChange(assignee_id=agent.id, status="pending", add_tags=["q4"]), agent
+        session,
+        ids,
+        BulkChange(assignee_id=agent.id, status=TicketStatus.PENDING, add_tags=("q4",)),
+        agent,
     )
     session.commit()
 
@@ -159,8 +162,8 @@ def test_a_chat_line_records_one_message_created(
     with app.app_context():
         s = db.session
         found = chat.visitor_chat(s, visitor, ticket_id)
-        line = "আমার কার্ড কাজ করছে না"
-        received = chat.visitor_message(s, found, text=line, client_id=uuid.uuid4().hex)
+        text = "আমার কার্ড কাজ করছে না"
+        received = chat.visitor_message(s, found, text=text, client_id=uuid.uuid4().hex)
         s.commit()
         message_id = received.message.id
 
@@ -189,11 +192,11 @@ def test_nothing_is_recorded_by_a_rollback_or_a_rolled_back_savepoint(
     assert committed.events == []
     assert session.scalar(select(func.count()).select_from(Event)) == count
 
-    ticket = session.get(Ticket, ticket.id)
-    assert ticket is not None
-    tickets.add_note(session, ticket, agent, "kept")
+    again = session.get(Ticket, ticket.id)
+    assert again is not None
+    tickets.add_note(session, again, agent, "kept")
     with session.begin_nested() as nested:
-        tickets.set_priority(session, ticket, 4, agent)
+        tickets.set_priority(session, again, 4, agent)
         nested.rollback()
     session.commit()
     assert committed.names() == ["message.created"]
