@@ -29,7 +29,7 @@ from helpdesk.db import Base
 from helpdesk.extensions import db
 from helpdesk.models import Agent, Ticket
 from helpdesk.models.views import TicketCount
-from helpdesk.services import counts, tickets
+from helpdesk.services import bulk, counts
 from helpdesk.services.queue import VIEWS, QueueFilter
 from helpdesk.services.views import count_view
 
@@ -93,11 +93,11 @@ def main(argv: list[str] | None = None) -> int:
             times = []
             for i in range(max(5, args.rounds // 2)):
                 ids = rng.sample(active, 100)
-                change = tickets.BulkChange(
+                change = bulk.BulkChange(
                     assignee_id=rng.choice(agents), priority=1 + i % 4, add_tags=(f"bulk-{i}",)
                 )
                 t0 = time.perf_counter()
-                tickets.bulk_update(session, ids, change, agent)
+                bulk.bulk_update(session, ids, change, agent)
                 session.commit()
                 times.append((time.perf_counter() - t0) * 1000)
             p95 = _p95(times)

@@ -28,6 +28,7 @@ from helpdesk.inbound import InboundMessage
 from helpdesk.models import Ticket
 from helpdesk.services import assignment, chat, tickets
 from helpdesk.services.agents import create_agent, create_team
+from helpdesk.services.bulk import BulkChange, bulk_update
 from helpdesk.services.inbound import receive
 
 
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 for _ in range(args.rounds):
                     batch = [next(pool) for _ in range(100)]
                     start = time.perf_counter()
-                    tickets.bulk_update(s, batch, tickets.BulkChange(team_id=team.id), None)
+                    bulk_update(s, batch, BulkChange(team_id=team.id), None)
                     s.commit()
                     bulk.append((time.perf_counter() - start) * 1000)
                 one_p95, bulk_p95 = _p95(single), _p95(bulk)
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.rounds):
                 batch = [next(pool) for _ in range(100)]
                 start = time.perf_counter()
-                tickets.bulk_update(s, batch, tickets.BulkChange(team_id=off.id), None)
+                bulk_update(s, batch, BulkChange(team_id=off.id), None)
                 s.commit()
                 base.append((time.perf_counter() - start) * 1000)
             print(f"{'off':<12} bulk move of 100 p95 {_p95(base):7.1f} ms   (baseline)")

@@ -220,6 +220,60 @@ def agent_list(as_json: bool) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+@click.group("events")
+def events_group() -> None:
+    """Read the event stream (docs/architecture.md#the-event-stream)."""
+
+
+@events_group.command("tail")
+@click.option("--after", type=int, default=None, help="Start after this event id.")
+@click.option(
+    "--last",
+    "count",
+    type=int,
+    default=20,
+    show_default=True,
+    help="Without --after: show the newest N events.",
+)
+@click.option("--follow", is_flag=True, help="Keep printing new events until interrupted.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@with_appcontext
+def events_tail(after: int | None, count: int, follow: bool, as_json: bool) -> None:
+    """Print events in id order."""
+    import time
+
+    from helpdesk.db import read_only_transactions
+    from helpdesk.services import stream
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    with read_only_transactions():
+        with db.transaction(app) as s:
+            last = after if after is not None else max(0, stream.last_id(s) - count)
+        while True:
+            with db.transaction(app) as s:
+                batch = stream.read(s, last, 500)
+            for event in batch:
+                last = event.id
+                if as_json:
+                    click.echo(json.dumps(event.as_dict(), ensure_ascii=False))
+                else:
+                    actor = f"{event.actor_type}:{event.actor_id}" if event.actor_id else "system"
+                    ticket = f" ticket {event.ticket_id}" if event.ticket_id else ""
+                    click.echo(
+                        f"{event.id:>8}  {event.occurred_at:%Y-%m-%d %H:%M:%S}  {event.name:<20} "
+                        f"{event.subject_type}:{event.subject_id}{ticket}  by {actor}  "
+                        + json.dumps(event.data, ensure_ascii=False)
+                    )
+            if len(batch) == 500:
+                continue
+            if not follow:
+                return
+            time.sleep(1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
 @click.group("tickets")
 def tickets_group() -> None:
     """Look at tickets."""
@@ -403,6 +457,7 @@ COMMANDS = [
     agent_group,
     tickets_group,
     team_group,
+    events_group,
 ]
 
 

@@ -15,6 +15,7 @@ from helpdesk.models import AgentRole, Priority, TicketStatus
 from helpdesk.services import tickets
 from helpdesk.services.agents import create_agent, create_team
 from helpdesk.services.inbound import receive
+from helpdesk.services.tags import set_tags
 
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - documented demo login, printed by `make run`
 DEMO_ADMIN = "admin@example.com"
@@ -111,7 +112,7 @@ def load_demo(session: Session) -> dict[str, int]:
         team = billing if {"billing", "refund", "bkash", "payment"} & set(tags) else support
         tickets.set_team(session, ticket, team, None)
         tickets.set_priority(session, ticket, prio, None)
-        tickets.set_tags(session, ticket, tags, None)
+        set_tags(session, ticket, tags, None)
         helper = agents[i % len(agents)]
         if answer is not None:
             tickets.assign_ticket(session, ticket, helper, helper)
@@ -125,5 +126,5 @@ def load_demo(session: Session) -> dict[str, int]:
                     if lang == "bn"
                     else "Customer reported this before; check the old ticket.",
                 )
-        tickets.change_status(session, ticket, TicketStatus(status), helper)
+        tickets.set_status(session, ticket, TicketStatus(status), helper)
     return {"agents": len(agents), "customers": len(customers), "tickets": len(CONVERSATIONS)}

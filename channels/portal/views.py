@@ -1,7 +1,7 @@
 """The customer portal (adapter): knowledge-base pages, the contact form with suggestions, and
 magic-link ticket tracking ("My tickets"). Every ticket change goes through the core services:
 new tickets and replies through ``services.inbound.receive`` (channel ``portal``), close and
-reopen through ``services.tickets.change_status``."""
+reopen through ``services.tickets.set_status``."""
 
 from __future__ import annotations
 
@@ -532,7 +532,7 @@ def set_status(number: int) -> Response:
     action = request.form.get("action")
     if EmptyForm().validate_on_submit() and action in ("close", "reopen"):
         target = TicketStatus.CLOSED if action == "close" else TicketStatus.OPEN
-        tickets.change_status(db.session, t, target, _customer())
+        tickets.set_status(db.session, t, target, _customer())
         db.session.commit()
         flash(
             _("Your ticket is closed.") if action == "close" else _("Your ticket is open again."),

@@ -13,7 +13,7 @@ Actor = Agent | Customer | None
 
 
 def new_event(ticket: Ticket | None, actor: Actor, action: str, **data: Any) -> AuditEvent:
-    """The row of :func:`record`, not yet added (``tickets.record_now`` writes it at once)."""
+    """The row of :func:`record`, not yet added (``messages.record_now`` writes it at once)."""
     return AuditEvent(
         ticket_id=ticket.id if ticket is not None else None,
         actor_agent_id=actor.id if isinstance(actor, Agent) else None,

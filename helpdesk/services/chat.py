@@ -50,7 +50,7 @@ from helpdesk.models import (
     Ticket,
     TicketStatus,
 )
-from helpdesk.services import audit, events, tickets
+from helpdesk.services import announcements, audit, events, messages, tickets
 from helpdesk.services.attachments import clean_filename, read_bytes, store_bytes
 from helpdesk.services.audit import Actor
 from helpdesk.services.conversations import make_message_id
@@ -849,7 +849,7 @@ def accept(session: Session, chat: ChatSession, agent: Agent) -> None:
     reset_missed(session, agent)
     tickets.assign_ticket(session, chat.ticket, agent, agent)
     if chat.ticket.status is TicketStatus.NEW:
-        tickets.change_status(session, chat.ticket, TicketStatus.OPEN, agent)
+        tickets.set_status(session, chat.ticket, TicketStatus.OPEN, agent)
     audit.record(session, chat.ticket, agent, "chat.accepted")
     _announce_chat(session, chat)
     _announce_queue(session)
@@ -911,7 +911,7 @@ def end_chat(session: Session, chat: ChatSession, actor: Actor) -> None:
     chat.status = ChatStatus.ENDED
     chat.ended_at = utcnow()
     audit.record(session, chat.ticket, actor, "chat.ended")
-    tickets.announce(session, chat.ticket)
+    announcements.announce(session, chat.ticket)
     _announce_chat(session, chat)
     dispatch(session)
 
@@ -1026,7 +1026,7 @@ def request_transcript(session: Session, chat: ChatSession, email: str | None = 
         who = m.author_name or (_("You") if line_from(m) == "visitor" else _("Support"))
         lines.append(f"[{m.created_at.strftime('%Y-%m-%d %H:%M')} UTC] {who}: {m.body_text}")
     text = _("Transcript of your chat (ticket #%(n)d)", n=chat.ticket.number)
-    message = tickets.append_message(
+    message = messages.append_message(
         session,
         chat.ticket,
         direction=Direction.OUTBOUND,

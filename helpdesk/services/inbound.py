@@ -26,7 +26,7 @@ from helpdesk.models import (
     TicketStatus,
     ticket_participants,
 )
-from helpdesk.services import assignment, audit, tickets
+from helpdesk.services import announcements, assignment, audit, tickets
 from helpdesk.services.attachments import store_bytes
 from helpdesk.services.conversations import (
     find_email_thread,
@@ -44,6 +44,15 @@ from helpdesk.services.customers import (
 )
 from helpdesk.services.customers import record_created as record_customer_created
 from helpdesk.services.errors import NotFound, ServiceError
+from helpdesk.services.messages import (
+    append_message,
+    can_write_now,
+    count_message,
+    finish_html,
+    new_message,
+    record_message,
+    record_now,
+)
 
 _KIND_BY_CHANNEL = {
     ChannelKind.EMAIL: MessageKind.EMAIL,
@@ -304,7 +313,7 @@ def receive(
         meta["auto_submitted"] = True
     # A plain line to an open ticket (a chat line, mostly): nothing to reopen or assign, so the
     # message, the ticket's count and the audit entry are written at once with statements built
-    # once instead of through two flushes of the unit of work (tickets.append_message).
+    # once instead of through two flushes of the unit of work (append_message).
     write_now = (
         not created
         and not auto
@@ -312,9 +321,9 @@ def receive(
         and lookup is None
         and not msg.attachments
         and ticket.status in (TicketStatus.NEW, TicketStatus.OPEN)
-        and tickets.can_write_now(session, ticket)
+        and can_write_now(session, ticket)
     )
-    message = tickets.append_message(
+    message = append_message(
         session,
         ticket,
         direction=Direction.INBOUND,
@@ -342,14 +351,14 @@ def receive(
     if not created and not auto:
         tickets.reopen_on_customer_message(session, ticket, customer)
     if write_now:
-        tickets.record_now(session, ticket, customer, "message.received", message_id=message.id)
+        record_now(session, ticket, customer, "message.received", message_id=message.id)
     elif not created:
         audit.record(session, ticket, customer, "message.received", message_id=message.id)
     if created:
         assignment.auto_assign(session, ticket)  # opened straight into an auto-assigning team
     elif ticket.active and not was_active:
         assignment.on_reopened(session, ticket)
-    tickets.announce(session, ticket)
+    announcements.announce(session, ticket)
     return Received(ticket, message, created=created)
 
 
@@ -509,7 +518,7 @@ def _plan(
             created_at=when,
         )
     # The ticket's side of the message now, so a new ticket is inserted with its final values.
-    tickets.count_message(ticket, when)
+    count_message(ticket, when)
     return _Planned(index, msg, key, customer, ticket, created, auto, when)
 
 
@@ -550,7 +559,7 @@ def _write_run(
         meta = dict(msg.meta)
         if p.auto:
             meta["auto_submitted"] = True
-        p.message = tickets.new_message(
+        p.message = new_message(
             p.ticket.id,
             direction=Direction.INBOUND,
             kind=MessageKind.SYSTEM if p.auto else _KIND_BY_CHANNEL[ChannelKind.EMAIL],
@@ -576,14 +585,14 @@ def _write_run(
     for p in run.items:
         message = p.message
         assert message is not None
-        tickets.finish_html(message, p.msg.html)
-        tickets.record_message(session, p.ticket, message, p.customer)
+        finish_html(message, p.msg.html)
+        record_message(session, p.ticket, message, p.customer)
         if p.key is not None:
             lookup.duplicates.setdefault(p.key, message)
             lookup.threads.setdefault(p.key, p.ticket.id)
         if p.created:
             trail.append(tickets.record_opened(session, p.ticket, p.customer))
-        tickets.announce_message(session, p.ticket, message)
+        announcements.announce_message(session, p.ticket, message)
         if p.created:
             assignment.auto_assign(session, p.ticket)  # new tickets have no team: a no-op
         else:
@@ -592,7 +601,7 @@ def _write_run(
                     session, p.ticket, p.customer, "message.received", message_id=message.id
                 )
             )
-        tickets.announce(session, p.ticket)
+        announcements.announce(session, p.ticket)
         received = Received(p.ticket, message, created=p.created)
         results[p.index] = received
         if after is not None:

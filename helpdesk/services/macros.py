@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from helpdesk.db import utcnow
 from helpdesk.i18n import _
 from helpdesk.models import Agent, Macro, Priority, Team, Ticket, TicketStatus
-from helpdesk.services import tickets
+from helpdesk.services import tags, tickets
 from helpdesk.services.errors import NotFound, ServiceError
 
 _env = SandboxedEnvironment(undefined=Undefined, autoescape=False, keep_trailing_newline=True)
@@ -69,7 +69,7 @@ def _clean_actions(session: Session, actions: dict[str, Any]) -> dict[str, Any]:
                 raise ServiceError(_("Unknown priority.")) from None
         elif key == "add_tags":
             names = value if isinstance(value, list) else str(value).split(",")
-            out[key] = sorted({tickets.normalize_tag(n) for n in names if str(n).strip()})
+            out[key] = sorted({tags.normalize_tag(n) for n in names if str(n).strip()})
         elif key == "assignee":
             if value == "me":
                 out[key] = "me"
@@ -174,8 +174,8 @@ def apply_macro(session: Session, macro: Macro, ticket: Ticket, agent: Agent) ->
     if "priority" in actions:
         tickets.set_priority(session, ticket, actions["priority"], agent)
     if "status" in actions:
-        tickets.change_status(session, ticket, actions["status"], agent)
+        tickets.set_status(session, ticket, actions["status"], agent)
     if actions.get("add_tags"):
-        tickets.add_tags(session, ticket, actions["add_tags"], agent)
+        tags.add_tags(session, ticket, actions["add_tags"], agent)
     macro.usage_count = (macro.usage_count or 0) + 1
     return render_macro(macro, ticket, agent)

@@ -33,7 +33,7 @@ from helpdesk.models import (
     QuarantinedMail,
     Ticket,
 )
-from helpdesk.services import audit, events, stream, tickets
+from helpdesk.services import announcements, audit, events, messages, stream
 from helpdesk.services.attachments import read_bytes, store_bytes
 from helpdesk.services.conversations import make_message_id
 from helpdesk.services.effects import wake_worker_on_commit
@@ -228,7 +228,7 @@ def record_bounce(
             },
             rooms=[f"ticket:{ticket.id}"],
         )
-        tickets.announce(session, ticket)
+        announcements.announce(session, ticket)
         if not recipient and failed.recipients:
             recipient = failed.recipients[0]
     if recipient:
@@ -290,7 +290,7 @@ def queue_acknowledgement(session: Session, ticket: Ticket, inbound: Message) ->
         text = _("Automatic acknowledgement of ticket #%(number)s", number=ticket.number)
     # Dedupe keys of mail without a Message-ID ("fp:<hash>") are ours, not the customer's.
     thread_id = inbound.message_id if not (inbound.message_id or "fp:").startswith("fp:") else None
-    message = tickets.append_message(
+    message = messages.append_message(
         session,
         ticket,
         direction=Direction.OUTBOUND,

@@ -373,7 +373,7 @@ _BULK_WATCH: dict[str, tuple[str, frozenset[str], str]] = {
 
 
 def message_written(session: Session, ticket_id: int, message_id: int, body_text: str) -> None:
-    """Index a message inserted without the unit of work (``tickets.append_message`` with
+    """Index a message inserted without the unit of work (``messages.append_message`` with
     ``write_now``), whose ticket's ``message_count`` went up by one in the same way: what
     :func:`_after_flush` records for a flushed one, so the commit appends its words."""
     uow = unit_of_work(session)

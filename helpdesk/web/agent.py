@@ -30,6 +30,7 @@ from helpdesk.services import outbox, tickets
 from helpdesk.services.access import access_ticket_by_number
 from helpdesk.services.errors import Conflict, ServiceError
 from helpdesk.services.queue import SORTS, VIEWS, QueueFilter, queue_page
+from helpdesk.services.tags import set_tags
 from helpdesk.web.filters import PRIORITY_LABELS, STATUS_LABELS
 from helpdesk.web.forms import (
     AssignForm,
@@ -331,7 +332,7 @@ def status(number: int) -> Response:
         new = TicketStatus(request.form.get("status-status", ""))
     except ValueError:
         raise ServiceError(_("Unknown status.")) from None
-    tickets.change_status(db.session, t, new, me())
+    tickets.set_status(db.session, t, new, me())
     db.session.commit()
     return _back(t)
 
@@ -353,7 +354,7 @@ def priority(number: int) -> Response:
 def tags(number: int) -> Response:
     t = _ticket(number)
     names = [n for n in request.form.get("tags-tags", "").split(",") if n.strip()]
-    tickets.set_tags(db.session, t, names, me())
+    set_tags(db.session, t, names, me())
     db.session.commit()
     return _back(t)
 

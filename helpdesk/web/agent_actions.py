@@ -12,10 +12,10 @@ from werkzeug.wrappers import Response
 from helpdesk.extensions import db
 from helpdesk.i18n import _, _n
 from helpdesk.models import Message, Ticket, TicketStatus
-from helpdesk.services import tickets
+from helpdesk.services import ticket_merge
 from helpdesk.services.access import access_ticket, access_ticket_by_number
+from helpdesk.services.bulk import BulkChange, bulk_update
 from helpdesk.services.errors import ServiceError
-from helpdesk.services.tickets import BulkChange
 from helpdesk.web.agent import agent_required, bp, me
 from helpdesk.web.auth_views import safe_next
 
@@ -32,7 +32,7 @@ def _number(raw: str | None) -> int:
 def merge(number: int) -> Response:
     source = access_ticket_by_number(db.session, me(), number)
     target = access_ticket_by_number(db.session, me(), _number(request.form.get("target")))
-    tickets.merge_tickets(db.session, source, target, me())
+    ticket_merge.merge_tickets(db.session, source, target, me())
     db.session.commit()
     flash(
         _(
@@ -52,7 +52,7 @@ def split(message_id: int) -> Response:
     if message is None:
         abort(404)
     access_ticket(db.session, me(), message.ticket_id)
-    new = tickets.split_message(db.session, message, me())
+    new = ticket_merge.split_message(db.session, message, me())
     db.session.commit()
     flash(_("The message is now ticket %(number)s.", number=new.display_number), "success")
     return redirect(url_for("agent.ticket", number=new.number))
@@ -85,7 +85,7 @@ def bulk() -> Response:
         )
         merged = 0
         for source in sources:
-            tickets.merge_tickets(db.session, source, target, me())
+            ticket_merge.merge_tickets(db.session, source, target, me())
             merged += 1
         db.session.commit()
         flash(
@@ -112,7 +112,7 @@ def bulk() -> Response:
     if change == BulkChange():
         flash(_("Choose what to change."), "error")
         return redirect(back)
-    changed = tickets.bulk_update(db.session, ids, change, me())
+    changed = bulk_update(db.session, ids, change, me())
     db.session.commit()
     flash(_n("%(num)d ticket updated.", "%(num)d tickets updated.", len(changed)), "success")
     return redirect(back)

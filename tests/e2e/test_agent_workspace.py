@@ -10,7 +10,7 @@ from playwright.sync_api import BrowserContext, expect
 from helpdesk import create_app
 from helpdesk.extensions import db
 from helpdesk.inbound import InboundMessage
-from helpdesk.services import tickets
+from helpdesk.services import tags
 from helpdesk.services.inbound import receive
 from tests.e2e.conftest import LiveServer, sign_in, wait_socket
 
@@ -57,7 +57,7 @@ def test_bulk_assign_of_20_tickets_updates_both_queues_live(
         for i in range(20):
             msg = InboundMessage("email", f"bulk{i}@example.com", "help", subject=f"Bulk {i:02d}")
             t = receive(session, msg).ticket
-            tickets.set_tags(session, t, ["bulk-e2e"], None)
+            tags.set_tags(session, t, ["bulk-e2e"], None)
     db.engine(app).dispose()
 
     url = "/agent/queue?view=all&tag=bulk-e2e"

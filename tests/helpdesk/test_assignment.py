@@ -30,7 +30,7 @@ from helpdesk.models import (
     Ticket,
     TicketStatus,
 )
-from helpdesk.services import assignment, chat, presence, tickets
+from helpdesk.services import assignment, bulk, chat, presence, tickets
 from helpdesk.services.agents import create_agent, create_team
 from helpdesk.services.channels import ServerConfig, add_email_channel
 from helpdesk.services.errors import ServiceError
@@ -114,7 +114,7 @@ def test_least_open_picks_the_agent_with_fewest_active_tickets(
     for owner, status in [(ann, "open")] * 3 + [(ben, "open")] + [(ben, "resolved")] * 2:
         t = make_ticket(f"old-{uuid.uuid4().hex[:6]}@example.com", commit=False).ticket
         tickets.assign_ticket(session, t, owner, None)
-        tickets.change_status(session, t, status, None)
+        tickets.set_status(session, t, status, None)
     session.commit()
     team = _team(session, [ann, ben, cat], mode="least_open")
     owners = [t.assignee_id for t in _into_team(session, make_ticket, team, 5)]
@@ -170,10 +170,10 @@ def test_the_cap_is_respected_and_freed_capacity_is_used(
     batch = _into_team(session, make_ticket, team, 5)
     assert Counter(t.assignee_id for t in batch) == {ann.id: 2, ben.id: 2, None: 1}
     # Pending still counts as open work; resolving frees a place.
-    tickets.change_status(session, batch[0], TicketStatus.PENDING, ann)
+    tickets.set_status(session, batch[0], TicketStatus.PENDING, ann)
     session.commit()
     assert assignment.assign_waiting_task(app) == 0
-    tickets.change_status(session, batch[1], TicketStatus.RESOLVED, ben)
+    tickets.set_status(session, batch[1], TicketStatus.RESOLVED, ben)
     session.commit()
     assert assignment.assign_waiting_task(app) == 1
     session.expire_all()
@@ -284,7 +284,7 @@ def test_off_and_already_assigned_tickets_are_left_alone(
     assert t2.assignee_id == agent.id
     # A resolved ticket moved to the team is not handed out either.
     t3 = make_ticket("done@example.com", commit=False).ticket
-    tickets.change_status(session, t3, TicketStatus.RESOLVED, agent)
+    tickets.set_status(session, t3, TicketStatus.RESOLVED, agent)
     tickets.set_team(session, t3, auto, agent)
     session.commit()
     assert t3.assignee_id is None
@@ -296,7 +296,7 @@ def test_bulk_move_into_a_team_distributes(
     ann, ben, cat = staff("Ann"), staff("Ben"), staff("Cat")
     team = _team(session, [ann, ben, cat], mode="least_open")
     ids = [make_ticket(f"b{i}@example.com").ticket.id for i in range(12)]
-    rows = tickets.bulk_update(session, ids, tickets.BulkChange(team_id=team.id), agent)
+    rows = bulk.bulk_update(session, ids, bulk.BulkChange(team_id=team.id), agent)
     session.commit()
     assert Counter(t.assignee_id for t in rows) == {ann.id: 4, ben.id: 4, cat.id: 4}
 
@@ -322,7 +322,7 @@ def test_reopened_ticket_of_a_deactivated_agent_goes_back_to_the_team(
     first, second = _into_team(session, make_ticket, team, 2)
     assert (first.assignee_id, second.assignee_id) == (ann.id, ben.id)
     for t in (first, second):
-        tickets.change_status(session, t, TicketStatus.RESOLVED, t.assignee)
+        tickets.set_status(session, t, TicketStatus.RESOLVED, t.assignee)
     ben.active = False  # Ben left the company
     chat.set_presence(session, ann, "away")  # Ann is at lunch: she keeps her customers
     session.commit()

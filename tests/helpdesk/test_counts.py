@@ -7,10 +7,10 @@ from sqlalchemy.orm import Session
 
 from helpdesk.models import Agent, Ticket, TicketStatus
 from helpdesk.models.views import TicketCount
-from helpdesk.services import counts, tickets
+from helpdesk.services import bulk, counts, ticket_merge, tickets
 from helpdesk.services.agents import create_agent
+from helpdesk.services.bulk import BulkChange
 from helpdesk.services.queue import VIEWS, QueueFilter, base_query
-from helpdesk.services.tickets import BulkChange
 from helpdesk.services.views import count_view
 from tests.conftest import MakeTicket
 
@@ -37,23 +37,23 @@ def test_counters_follow_every_change(
     tickets.assign_ticket(session, ts[0], agent, agent)
     tickets.assign_ticket(session, ts[1], bea, agent)
     tickets.assign_ticket(session, ts[1], agent, agent)  # reassigned
-    tickets.change_status(session, ts[2], TicketStatus.PENDING, agent)
-    tickets.change_status(session, ts[3], TicketStatus.RESOLVED, agent)
+    tickets.set_status(session, ts[2], TicketStatus.PENDING, agent)
+    tickets.set_status(session, ts[3], TicketStatus.RESOLVED, agent)
     session.commit()
     assert_counts_exact(session, [agent, bea])
-    tickets.bulk_update(
+    bulk.bulk_update(
         session,
         [t.id for t in ts[4:8]],
         BulkChange(assignee_id=bea.id, status=TicketStatus.OPEN),
         agent,
     )
     tickets.assign_ticket(session, ts[0], None, agent)  # unassigned again
-    tickets.merge_tickets(session, ts[5], ts[6], agent)  # source closes
+    ticket_merge.merge_tickets(session, ts[5], ts[6], agent)  # source closes
     session.commit()
     assert_counts_exact(session, [agent, bea])
     make_ticket(sender="c3@example.com", in_reply_to="m3@x")  # customer reopens a resolved one
     second = make_ticket(sender="c7@example.com", in_reply_to="m7@x").message
-    tickets.split_message(session, second, agent)
+    ticket_merge.split_message(session, second, agent)
     session.commit()
     assert_counts_exact(session, [agent, bea])
 
@@ -62,7 +62,7 @@ def test_rolled_back_changes_do_not_count(
     session: Session, make_ticket: MakeTicket, agent: Agent
 ) -> None:
     t = make_ticket().ticket
-    tickets.change_status(session, t, TicketStatus.RESOLVED, agent)
+    tickets.set_status(session, t, TicketStatus.RESOLVED, agent)
     session.flush()
     session.rollback()
     assert_counts_exact(session, [agent])

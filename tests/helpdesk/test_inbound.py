@@ -101,7 +101,7 @@ def test_customer_reply_reopens_but_automatic_mail_does_not(
     session: Session, make_ticket: MakeTicket, agent: Agent
 ) -> None:
     t = make_ticket(message_id="m1@c").ticket
-    tickets.change_status(session, t, TicketStatus.RESOLVED, agent)
+    tickets.set_status(session, t, TicketStatus.RESOLVED, agent)
     session.commit()
     make_ticket(in_reply_to="m1@c", message_id="ooo@c", auto_submitted=True)
     assert t.status == TicketStatus.RESOLVED

@@ -16,10 +16,10 @@ from helpdesk.models import (
     TicketStatus,
     ticket_participants,
 )
-from helpdesk.services import tickets
+from helpdesk.services import bulk, tags, ticket_merge, tickets
+from helpdesk.services.bulk import BulkChange
 from helpdesk.services.errors import ServiceError
 from helpdesk.services.events import EventRecorder
-from helpdesk.services.tickets import BulkChange
 from tests.conftest import MakeTicket
 
 
@@ -43,14 +43,14 @@ def test_merge_moves_everything_and_keeps_a_pointer(
         message_id="s1@x",
         cc=["cc@example.com"],
     ).ticket
-    tickets.set_tags(session, source, ["hardware"], agent)
+    tags.set_tags(session, source, ["hardware"], agent)
     tickets.reply_to_ticket(session, source, agent, "Which model?")
     session.commit()
     before = message_ids(session, target) + message_ids(session, source)
     total = session.scalar(select(func.count()).select_from(Message))
     events.events.clear()
 
-    tickets.merge_tickets(session, source, target, agent)
+    ticket_merge.merge_tickets(session, source, target, agent)
     session.commit()
 
     moved = message_ids(session, target)
@@ -93,14 +93,14 @@ def test_merge_refuses_nonsense(
     a = make_ticket(sender="a@example.com").ticket
     b = make_ticket(sender="b@example.com").ticket
     c = make_ticket(sender="c@example.com").ticket
-    tickets.merge_tickets(session, b, c, agent)
+    ticket_merge.merge_tickets(session, b, c, agent)
     with pytest.raises(ServiceError):
         if case == "self":
-            tickets.merge_tickets(session, a, a, agent)
+            ticket_merge.merge_tickets(session, a, a, agent)
         elif case == "merged-source":
-            tickets.merge_tickets(session, b, a, agent)
+            ticket_merge.merge_tickets(session, b, a, agent)
         else:
-            tickets.merge_tickets(session, a, b, agent)
+            ticket_merge.merge_tickets(session, a, b, agent)
 
 
 def test_split_moves_one_message_to_a_new_ticket(
@@ -111,17 +111,17 @@ def test_split_moves_one_message_to_a_new_ticket(
         sender="ana@example.com", in_reply_to="m1@x", text="Also: my invoice?"
     ).message
     session.commit()
-    new = tickets.split_message(session, second, agent)
+    new = ticket_merge.split_message(session, second, agent)
     session.commit()
     assert message_ids(session, new) == [second.id]
     assert second.id not in message_ids(session, t)
     assert new.customer_id == t.customer_id and new.number == t.number + 1
     assert t.message_count == 1 and new.message_count == 1
     with pytest.raises(ServiceError):
-        tickets.split_message(session, second, agent)  # now the only message of its ticket
+        ticket_merge.split_message(session, second, agent)  # now the only message of its ticket
     note = tickets.add_note(session, t, agent, "internal")
     with pytest.raises(ServiceError):
-        tickets.split_message(session, note, agent)
+        ticket_merge.split_message(session, note, agent)
 
 
 def test_bulk_update_applies_each_change_with_audit(
@@ -129,7 +129,7 @@ def test_bulk_update_applies_each_change_with_audit(
 ) -> None:
     ids = [make_ticket(sender=f"c{i}@example.com").ticket.id for i in range(20)]
     events.events.clear()
-    tickets.bulk_update(
+    bulk.bulk_update(
         session,
         ids,
         BulkChange(
@@ -154,6 +154,6 @@ def test_bulk_update_applies_each_change_with_audit(
         ids
     )
     with pytest.raises(ServiceError):
-        tickets.bulk_update(session, [], BulkChange(status=TicketStatus.OPEN), agent)
+        bulk.bulk_update(session, [], BulkChange(status=TicketStatus.OPEN), agent)
     with pytest.raises(ServiceError):
-        tickets.bulk_update(session, [ids[0], 999999], BulkChange(status=TicketStatus.OPEN), agent)
+        bulk.bulk_update(session, [ids[0], 999999], BulkChange(status=TicketStatus.OPEN), agent)

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from helpdesk.models import Agent, ChannelKind, Priority, Ticket, TicketStatus
-from helpdesk.services import tickets
+from helpdesk.services import tags, tickets
 from helpdesk.services.errors import ServiceError
 from helpdesk.services.queue import QueueFilter, iter_tickets, queue_page
 from tests.conftest import MakeTicket
@@ -23,11 +23,11 @@ def many(session: Session, make_ticket: MakeTicket, agent: Agent) -> list[Ticket
     out = []
     for i in range(23):
         t = make_ticket(sender=f"c{i}@example.com", channel=next(channels), commit=False).ticket
-        tickets.change_status(session, t, next(statuses), agent)
+        tickets.set_status(session, t, next(statuses), agent)
         if i % 3 == 0:
             tickets.assign_ticket(session, t, agent, agent)
         if i % 5 == 0:
-            tickets.set_tags(session, t, ["vip"], agent)
+            tags.set_tags(session, t, ["vip"], agent)
         tickets.set_priority(session, t, Priority.URGENT if i % 4 == 0 else Priority.NORMAL, agent)
         out.append(t)
     session.commit()

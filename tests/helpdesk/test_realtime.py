@@ -28,7 +28,7 @@ def test_agent_hears_new_and_changed_tickets_after_commit(
     got = sio.get_received("/agent")
     assert [(e["name"], e["args"][0]["subject"]) for e in got] == [("ticket.created", "Live one")]
 
-    tickets.change_status(session, t, "pending", agent)
+    tickets.set_status(session, t, "pending", agent)
     session.commit()
     [event] = sio.get_received("/agent")
     assert event["name"] == "ticket.updated" and event["args"][0]["status"] == "pending"

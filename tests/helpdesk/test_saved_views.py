@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from helpdesk.models import Agent, TicketStatus
-from helpdesk.services import tickets, views
+from helpdesk.services import tags, tickets, views
 from helpdesk.services.agents import create_agent, create_team
 from helpdesk.services.errors import ServiceError
 from tests.conftest import PASSWORD, AgentClient, MakeTicket, login
@@ -15,9 +15,9 @@ def test_counts_match_the_views(session: Session, make_ticket: MakeTicket, agent
     ts = [make_ticket(sender=f"c{i}@example.com").ticket for i in range(7)]
     tickets.assign_ticket(session, ts[0], agent, agent)
     tickets.assign_ticket(session, ts[1], agent, agent)
-    tickets.change_status(session, ts[2], TicketStatus.PENDING, agent)
-    tickets.change_status(session, ts[3], TicketStatus.RESOLVED, agent)
-    tickets.set_tags(session, ts[4], ["vip"], agent)
+    tickets.set_status(session, ts[2], TicketStatus.PENDING, agent)
+    tickets.set_status(session, ts[3], TicketStatus.RESOLVED, agent)
+    tags.set_tags(session, ts[4], ["vip"], agent)
     session.commit()
     saved = views.save_view(session, agent, "VIPs", {"view": "all", "tag": "vip"})
     session.commit()

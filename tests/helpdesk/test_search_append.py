@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from helpdesk.extensions import db
 from helpdesk.models import Agent, Message, Ticket
-from helpdesk.services import search_index, tickets
+from helpdesk.services import search_index, ticket_merge, tickets
 from helpdesk.services.customers import update_customer
 from helpdesk.services.search import SearchFilter, search_tickets
 from tests.conftest import MakeTicket
@@ -135,7 +135,7 @@ def test_merge_split_customer_and_subject_changes_still_rewrite(
 
     # Merge: the target gains messages the unit of work never saw being moved.
     with index_writes(session) as writes:
-        tickets.merge_tickets(session, mail, chat, agent)
+        ticket_merge.merge_tickets(session, mail, chat, agent)
         session.commit()
     assert rebuilt(writes)
     assert find(session, "kettle") == [chat.number]
@@ -146,7 +146,7 @@ def test_merge_split_customer_and_subject_changes_still_rewrite(
     )
     assert moved is not None
     with index_writes(session) as writes:
-        new = tickets.split_message(session, moved, agent)
+        new = ticket_merge.split_message(session, moved, agent)
         session.commit()
     assert rebuilt(writes)
     assert find(session, "sofa") == [new.number]

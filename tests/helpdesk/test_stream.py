@@ -3,6 +3,7 @@ resume by id (on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -17,10 +18,10 @@ from channels.chat.tokens import new_visitor
 from helpdesk.db import read_only_transactions
 from helpdesk.extensions import db
 from helpdesk.models import Agent, Event, Ticket, TicketStatus
-from helpdesk.services import chat, stream, tickets
+from helpdesk.services import bulk, chat, stream, tags, ticket_merge, tickets
+from helpdesk.services.bulk import BulkChange
 from helpdesk.services.effects import on_commit
 from helpdesk.services.stream import StoredEvent, StreamRecorder
-from helpdesk.services.tickets import BulkChange
 from tests.conftest import MakeTicket
 
 
@@ -77,9 +78,9 @@ def test_changes_of_one_transaction_are_one_ticket_updated_and_a_change_back_is_
     ticket = make_ticket().ticket
     committed.clear()
     tickets.set_priority(session, ticket, 3, agent)
-    tickets.change_status(session, ticket, "pending", agent)
+    tickets.set_status(session, ticket, "pending", agent)
     tickets.set_priority(session, ticket, 4, agent)
-    tickets.set_tags(session, ticket, ["vip", "billing"], agent)
+    tags.set_tags(session, ticket, ["vip", "billing"], agent)
     session.commit()
     assert committed.names() == ["ticket.updated"]
     assert committed.events[0].data["changes"] == {
@@ -100,7 +101,7 @@ def test_a_merge_records_what_moved(
     source = make_ticket(sender="rahim@example.com", subject="Card blocked").ticket
     target = make_ticket(sender="rahim@example.com", subject="Card still blocked").ticket
     committed.clear()
-    tickets.merge_tickets(session, source, target, agent)
+    ticket_merge.merge_tickets(session, source, target, agent)
     session.commit()
 
     assert [(e.name, e.subject_id) for e in committed.events] == [
@@ -127,7 +128,7 @@ def test_a_bulk_update_of_100_tickets_records_one_update_each(
     ids = [make_ticket(sender=f"c{i}@example.com", commit=False).ticket.id for i in range(100)]
     session.commit()
     committed.clear()
-    tickets.bulk_update(
+    bulk.bulk_update(
         session,
         ids,
         BulkChange(assignee_id=agent.id, status=TicketStatus.PENDING, add_tags=("q4",)),
@@ -326,3 +327,28 @@ def test_event_payloads_survive_bengali_and_json(
     changes = names["customer.updated"].data["changes"]
     assert changes["name"]["to"] == "নাসরিন আক্তার"
     assert changes["organization_id"] == {"from": None, "to": org.subject_id}
+
+
+def test_events_tail_prints_the_stream_for_a_person_and_a_script(
+    app: Flask, session: Session, agent: Agent, make_ticket: MakeTicket
+) -> None:
+    ticket = make_ticket(subject="প্যাকেট পৌঁছায়নি").ticket
+    tickets.set_priority(session, ticket, 4, agent)
+    session.commit()
+    session.rollback()
+    runner = app.test_cli_runner()
+
+    lines = runner.invoke(args=["events", "tail", "--json"]).output.splitlines()
+    got = [json.loads(line) for line in lines]
+    assert [e["name"] for e in got] == [
+        "customer.created",
+        "ticket.created",
+        "message.created",
+        "ticket.updated",
+    ]
+    assert got[1]["data"]["subject"] == "প্যাকেট পৌঁছায়নি"
+    assert got[3]["data"]["changes"] == {"priority": {"from": 2, "to": 4}}
+    assert got[3]["actor"] == {"type": "agent", "id": agent.id}
+
+    after = runner.invoke(args=["events", "tail", "--after", str(got[2]["id"])]).output
+    assert after.count("\n") == 1 and "ticket.updated" in after and f"agent:{agent.id}" in after

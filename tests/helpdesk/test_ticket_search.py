@@ -16,7 +16,7 @@ from helpdesk.extensions import db
 from helpdesk.models import Agent, Customer, Message, Ticket, TicketStatus
 from helpdesk.models.search import TABLE
 from helpdesk.services import search as search_service
-from helpdesk.services import tickets
+from helpdesk.services import ticket_merge, tickets
 from helpdesk.services.customers import merge_customers, update_customer
 from helpdesk.services.errors import ServiceError
 from helpdesk.services.search import SearchFilter, SearchResults, search_tickets
@@ -127,7 +127,7 @@ def test_merge_split_and_merged_customers_stay_consistent(
         sender="a@example.com", subject="Refund", text="Wrong colour jacket"
     ).ticket
     target = make_ticket(sender="a@example.com", subject="Exchange", text="Size too small").ticket
-    tickets.merge_tickets(session, source, target, agent)
+    ticket_merge.merge_tickets(session, source, target, agent)
     session.commit()
     # The moved message is found on the target; the source only by its own subject.
     assert find(session, "jacket") == [target.number]
@@ -137,7 +137,7 @@ def test_merge_split_and_merged_customers_stay_consistent(
         select(Message).where(Message.ticket_id == target.id, Message.body_text.contains("Size"))
     )
     assert message is not None
-    new = tickets.split_message(session, message, agent)
+    new = ticket_merge.split_message(session, message, agent)
     session.commit()
     assert find(session, "small") == [new.number]
     assert target.number not in find(session, "small")
@@ -159,7 +159,7 @@ def test_filters_status_channel_assignee_and_dates(
     chat = make_ticket(subject="Router setup", text="new router", channel="chat",
                        sender="visitor-9").ticket  # fmt: skip
     tickets.assign_ticket(session, chat, agent, agent)
-    tickets.change_status(session, mail, TicketStatus.PENDING, agent)
+    tickets.set_status(session, mail, TicketStatus.PENDING, agent)
     session.commit()
 
     assert sorted(find(session, "router")) == sorted([mail.number, chat.number])
@@ -213,7 +213,7 @@ def test_any_word_fallback_stopwords_and_narrowing(
     assert narrowed.narrowed
     assert first.number not in numbers(narrowed) and newest.number in numbers(narrowed)
     # Filters that leave the window empty make it grow until older matches are reached.
-    tickets.change_status(session, first, TicketStatus.PENDING, agent)
+    tickets.set_status(session, first, TicketStatus.PENDING, agent)
     session.commit()
     monkeypatch.setattr(search_service, "MAX_RANK_WINDOW", 4)
     assert find(session, "modem", status="pending") == [first.number]

@@ -17,7 +17,7 @@ from helpdesk.models import (
     Ticket,
     TicketStatus,
 )
-from helpdesk.services import tickets
+from helpdesk.services import tags, tickets
 from helpdesk.services.agents import create_agent
 from helpdesk.services.conversations import ticket_id_from_message_id
 from helpdesk.services.errors import Conflict, ServiceError
@@ -99,9 +99,9 @@ def test_assign_status_priority_tags_are_audited(
     other = create_agent(session, "b@example.com", "Bea", "password123")
     v0 = ticket.version
     tickets.assign_ticket(session, ticket, other, agent)
-    tickets.change_status(session, ticket, "resolved", agent)
+    tickets.set_status(session, ticket, "resolved", agent)
     tickets.set_priority(session, ticket, Priority.URGENT, agent)
-    tickets.set_tags(session, ticket, ["Billing", " refund request ", "billing"], agent)
+    tags.set_tags(session, ticket, ["Billing", " refund request ", "billing"], agent)
     session.commit()
 
     assert ticket.assignee_id == other.id
@@ -131,14 +131,14 @@ def test_assign_status_priority_tags_are_audited(
 
     # No-op changes write nothing.
     before = len(audit_actions(session, ticket))
-    tickets.change_status(session, ticket, "resolved", agent)
-    tickets.set_tags(session, ticket, ["refund-request", "billing"], agent)
+    tickets.set_status(session, ticket, "resolved", agent)
+    tags.set_tags(session, ticket, ["refund-request", "billing"], agent)
     assert len(audit_actions(session, ticket)) == before
 
 
 def test_reopening_clears_resolved_at(session: Session, ticket: Ticket, agent: Agent) -> None:
-    tickets.change_status(session, ticket, TicketStatus.RESOLVED, agent)
-    tickets.change_status(session, ticket, TicketStatus.OPEN, agent)
+    tickets.set_status(session, ticket, TicketStatus.RESOLVED, agent)
+    tickets.set_status(session, ticket, TicketStatus.OPEN, agent)
     assert ticket.resolved_at is None and ticket.active
 
 
@@ -146,16 +146,16 @@ def test_bad_values_are_user_errors(session: Session, ticket: Ticket, agent: Age
     with pytest.raises(ServiceError):
         tickets.set_priority(session, ticket, 9, agent)
     with pytest.raises(ServiceError):
-        tickets.set_tags(session, ticket, ["x" * 65], agent)
+        tags.set_tags(session, ticket, ["x" * 65], agent)
     with pytest.raises(ValueError):
-        tickets.change_status(session, ticket, "archived", agent)
+        tickets.set_status(session, ticket, "archived", agent)
 
 
 def test_events_are_not_sent_when_the_transaction_rolls_back(
     session: Session, ticket: Ticket, agent: Agent, events: EventRecorder
 ) -> None:
     events.events.clear()
-    tickets.change_status(session, ticket, TicketStatus.PENDING, agent)
+    tickets.set_status(session, ticket, TicketStatus.PENDING, agent)
     session.rollback()
     assert events.events == []
     assert session.get(Ticket, ticket.id).status == TicketStatus.NEW  # type: ignore[union-attr]

@@ -114,7 +114,7 @@ def test_chat_lines_mark_their_queue_update_and_other_changes_do_not(
     session.commit()
     assert queue_updates() == [True]
     # The same session's next change is not a chat line: sent at once.
-    tickets.change_status(session, started.ticket, TicketStatus.PENDING, agent)
+    tickets.set_status(session, started.ticket, TicketStatus.PENDING, agent)
     session.commit()
     assert queue_updates() == [False]
 

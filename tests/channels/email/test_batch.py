@@ -279,7 +279,7 @@ def test_batch_ingest_stores_exactly_what_mail_by_mail_ingest_stores(
 ) -> None:
     from channels.email.ingest import process_mail
     from helpdesk.models import Customer, TicketStatus
-    from helpdesk.services.tickets import change_status
+    from helpdesk.services.tickets import set_status
 
     outcomes = {}
     for tag, by_batch in (("one", False), ("all", True)):
@@ -291,7 +291,7 @@ def test_batch_ingest_stores_exactly_what_mail_by_mail_ingest_stores(
         )
         stored = process_mail(session, earlier, channel).message
         assert stored is not None
-        change_status(session, stored.ticket, TicketStatus.RESOLVED, None)
+        set_status(session, stored.ticket, TicketStatus.RESOLVED, None)
         session.commit()
         mails = _conversation(tag, f"m0.{tag}@example.com")
         if by_batch:

@@ -300,7 +300,7 @@ def test_auto_reply_never_reopens_and_acknowledgements_are_automatic_and_limited
         assert "We have received your message" in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     ticket = ticket_of(session, "p0@example.com")
     assert ticket.status == TicketStatus.NEW  # the acknowledgement changed nothing
-    tickets.change_status(session, ticket, TicketStatus.RESOLVED, agent)
+    tickets.set_status(session, ticket, TicketStatus.RESOLVED, agent)
     session.commit()
 
     vacation = make_mail(
