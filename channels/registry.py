@@ -27,9 +27,12 @@ def register_email(app: Flask) -> None:
     from channels.email import cli, connection, imap, ingest
     from helpdesk import worker
     from helpdesk.services.channels import register_connection_check
+    from helpdesk.services.inbound import register_post_receive
     from helpdesk.services.mail import register_pipeline
 
     register_pipeline(app, ingest.pipeline)
+    for step in ingest.POST_RECEIVE_STEPS:  # bounce reports, acknowledgements
+        register_post_receive(step)
     register_connection_check(app, connection.check_connection)  # the admin's "Test connection"
     worker.register_service(app, imap.start_watchers)
     for command in cli.COMMANDS:

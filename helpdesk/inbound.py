@@ -13,6 +13,10 @@ channel_kind
 channel_id
     The configured :class:`helpdesk.models.channels.Channel` row it arrived on, when there is one
     (an email account); ``None`` for the built-in portal.
+team_id / acknowledge
+    What the channel asks of a ticket this message opens (the post-receive chain of
+    ``services.inbound`` does it): the team it goes to, and whether the customer gets an
+    acknowledgement mail (never for automatic mail).
 sender_address / sender_name
     The identity of the person writing: an email address (lower-cased by the core), a chat
     visitor id, or a portal login. ``identity_kind`` says which.
@@ -77,6 +81,8 @@ class InboundMessage:
     html: str | None = None
     full_text: str | None = None
     channel_id: int | None = None
+    team_id: int | None = None
+    acknowledge: bool = False
     message_id: str | None = None
     in_reply_to: str | None = None
     references: list[str] = field(default_factory=list)

@@ -39,11 +39,17 @@ from channels.email.prepare import (
     warm,
 )
 from helpdesk.inbound import InboundMessage
-from helpdesk.models import Channel, Team
+from helpdesk.models import Channel
 from helpdesk.services import mail as mail_service
-from helpdesk.services import tickets
 from helpdesk.services.errors import ServiceError
-from helpdesk.services.inbound import BatchLookup, Received, prefetch, receive, receive_batch
+from helpdesk.services.inbound import (
+    BatchLookup,
+    PostReceiveStep,
+    Received,
+    prefetch,
+    receive,
+    receive_batch,
+)
 from helpdesk.services.mail import PipelineResult
 
 log = logging.getLogger("helpdesk.mail")
@@ -71,20 +77,28 @@ def _ingest(
     channel: Channel | None,
     lookup: BatchLookup | None = None,
 ) -> PipelineResult:
+    _from_channel(msg, channel)
+    return _outcome(receive(session, msg, lookup=lookup))
+
+
+def _from_channel(msg: InboundMessage, channel: Channel | None) -> None:
+    """What the mailbox asks of the tickets its mail opens (the post-receive chain does it)."""
     msg.channel_id = channel.id if channel is not None else None
-    received = receive(session, msg, lookup=lookup)
-    if not received.duplicate:
-        _follow_up(session, msg, received, channel)
-    return _outcome(received)
+    if channel is not None:
+        msg.team_id = channel.team_id
+        # Never acknowledge automatic mail: two autoresponders answering each other is a loop.
+        msg.acknowledge = bool((channel.settings or {}).get("acknowledge")) and not (
+            msg.auto_submitted or msg.is_bounce
+        )
 
 
-def _follow_up(
-    session: Session, msg: InboundMessage, received: Received, channel: Channel | None
-) -> None:
-    """What mail adds to a received message: a bounce report, the channel's team, the
-    acknowledgement of a new ticket."""
+# --- mail's steps of the post-receive chain (registered by channels.registry) -----------------
+
+
+def _record_bounce(session: Session, msg: InboundMessage, received: Received) -> None:
+    """A bounce report marks the reply it reports on as failed."""
     bounce = bounce_report(msg)
-    if msg.is_bounce and bounce is not None:
+    if bounce is not None:
         mail_service.record_bounce(
             session,
             original_message_id=bounce.get("original_message_id"),
@@ -92,22 +106,18 @@ def _follow_up(
             status=bounce.get("status"),
             diagnostic=bounce.get("diagnostic"),
         )
-    if received.created and channel is not None:
-        if channel.team_id is not None and received.ticket.team_id is None:
-            team = session.get(Team, channel.team_id)
-            tickets.set_team(session, received.ticket, team, None)
-        # Never acknowledge automatic mail: two autoresponders answering each other is a loop.
-        if (channel.settings or {}).get("acknowledge") and not msg.auto_submitted:
-            mail_service.queue_acknowledgement(session, received.ticket, received.message)
 
 
-def _has_follow_ups(msgs: Sequence[InboundMessage], channel: Channel | None) -> bool:
-    """Whether :func:`_follow_up` can do anything for ``msgs``."""
-    if any(msg.is_bounce for msg in msgs):
-        return True
-    return channel is not None and (
-        channel.team_id is not None or bool((channel.settings or {}).get("acknowledge"))
-    )
+def _acknowledge(session: Session, msg: InboundMessage, received: Received) -> None:
+    """A new ticket from a mailbox that acknowledges: the customer hears we have it."""
+    if received.created:
+        mail_service.queue_acknowledgement(session, received.ticket, received.message)
+
+
+POST_RECEIVE_STEPS = (
+    PostReceiveStep("email.bounce", 5, lambda msg: msg.is_bounce, _record_bounce),
+    PostReceiveStep("email.acknowledge", 30, lambda msg: msg.acknowledge, _acknowledge),
+)
 
 
 def _outcome(received: Received) -> PipelineResult:
@@ -208,7 +218,7 @@ def process_batch(
             results[index] = _quarantine(session, mail, item, channel, folder)
         else:
             item.raw = mail.raw
-            item.channel_id = channel.id if channel is not None else None
+            _from_channel(item, channel)
             good.append((index, item))
     if good:
         try:
@@ -218,11 +228,6 @@ def process_batch(
                     session,
                     msgs,
                     prefetch(session, msgs),
-                    after=(
-                        (lambda msg, got: _follow_up(session, msg, got, channel))
-                        if _has_follow_ups(msgs, channel)
-                        else None  # lets the batch write its audit entries in one statement
-                    ),
                     # A bounce report changes the message it reports on: one at a time.
                     single=lambda msg: msg.is_bounce,
                 )

@@ -57,7 +57,7 @@ from helpdesk.services.conversations import make_message_id
 from helpdesk.services.customers import add_identity, find_by_identity, normalize_email
 from helpdesk.services.effects import wake_worker_on_commit
 from helpdesk.services.errors import NotFound, ServiceError
-from helpdesk.services.inbound import Received, receive
+from helpdesk.services.inbound import Received, give_default_team, receive
 from helpdesk.services.presence import (
     effective_presence,
     live_connection_agents,
@@ -715,8 +715,7 @@ def start_chat(
     chat.ticket = received.ticket
     session.add(chat)
     session.flush()
-    if team is not None and received.ticket.team_id is None:
-        tickets.set_team(session, received.ticket, session.get(Team, team), None)
+    give_default_team(session, received.ticket, team)
     _announce_line(session, chat, received.message)
     route(session, chat)
     _announce_queue(session)

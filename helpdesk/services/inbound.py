@@ -22,6 +22,7 @@ from helpdesk.models import (
     IdentityKind,
     Message,
     MessageKind,
+    Team,
     Ticket,
     TicketStatus,
     ticket_participants,
@@ -242,6 +243,66 @@ def _add_participants(
         )
 
 
+# ---------------------------------------------------------------------------------------------
+# The post-receive chain: what happens to a message once it is stored (Zammad's filters)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PostReceiveStep:
+    """One step of the chain. ``applies(msg)`` must be cheap and exact: a batch of mail none of
+    whose messages a step applies to is written in bulk."""
+
+    name: str
+    order: int
+    applies: Callable[[InboundMessage], bool]
+    run: Callable[[Session, InboundMessage, Received], None]
+
+
+_chain: list[PostReceiveStep] = []
+
+
+def register_post_receive(step: PostReceiveStep) -> None:
+    """Add (or replace, by name) a step; steps run in ``order`` after every stored message that
+    is not a duplicate. Channels register theirs when the app is created."""
+    global _chain
+    _chain = sorted([s for s in _chain if s.name != step.name] + [step], key=lambda s: s.order)
+
+
+def post_receive_steps() -> list[str]:
+    return [step.name for step in _chain]
+
+
+def _chained(msg: InboundMessage) -> bool:
+    return any(step.applies(msg) for step in _chain)
+
+
+def _run_chain(session: Session, msg: InboundMessage, received: Received) -> None:
+    for step in _chain:
+        if step.applies(msg):
+            step.run(session, msg, received)
+
+
+def give_default_team(session: Session, ticket: Ticket, team_id: int | None) -> None:
+    """A new ticket goes to the team its channel names (an email account's, the chat's), unless
+    it already has one. The one place of this rule: the chain's ``team`` step, and the chat,
+    which must first create its chat row (a live chat is routed, not auto-assigned)."""
+    if team_id is not None and ticket.team_id is None:
+        team = session.get(Team, team_id)
+        if team is not None:
+            tickets.set_team(session, ticket, team, None)
+
+
+def _default_team(session: Session, msg: InboundMessage, received: Received) -> None:
+    if received.created:
+        give_default_team(session, received.ticket, msg.team_id)
+
+
+register_post_receive(
+    PostReceiveStep("team", 10, lambda msg: msg.team_id is not None, _default_team)
+)
+
+
 def receive(
     session: Session,
     msg: InboundMessage,
@@ -249,7 +310,8 @@ def receive(
     lookup: BatchLookup | None = None,
     sender: Customer | None = None,
 ) -> Received:
-    """Resolve the customer, find or open the ticket, append the message.
+    """Resolve the customer, find or open the ticket, append the message, then run the
+    post-receive chain (unless it was a duplicate).
 
     The caller owns the transaction and commits once per inbound message (or once per batch,
     with the batch's :func:`prefetch` as ``lookup``). Receiving the same message twice (same
@@ -259,6 +321,19 @@ def receive(
     the identity again (a line to a known chat: the chat's own customer, which it was opened
     by; one SELECT per line less). The ticket check below still applies to it.
     """
+    received = _receive(session, msg, lookup=lookup, sender=sender)
+    if not received.duplicate:
+        _run_chain(session, msg, received)
+    return received
+
+
+def _receive(
+    session: Session,
+    msg: InboundMessage,
+    *,
+    lookup: BatchLookup | None = None,
+    sender: Customer | None = None,
+) -> Received:
     if lookup is not None and not lookup.serves(msg):
         lookup = None
     channel = ChannelKind(msg.channel_kind)
@@ -366,8 +441,6 @@ def receive(
 # Batches: the same outcome as ``receive`` mail by mail, with a few flushes per batch
 # ---------------------------------------------------------------------------------------------
 
-AfterReceive = Callable[[InboundMessage, Received], None]
-
 
 @dataclass(slots=True)
 class _Planned:
@@ -399,21 +472,20 @@ def receive_batch(
     msgs: Sequence[InboundMessage],
     lookup: BatchLookup,
     *,
-    after: AfterReceive | None = None,
     single: Callable[[InboundMessage], bool] | None = None,
 ) -> list[Received]:
     """:func:`receive` for a batch of one channel's messages, written with a few flushes.
 
     The result, the rows and the events are those of calling ``receive(session, msg,
-    lookup=lookup)`` for each message in order (and ``after(msg, received)`` right after each
-    one that is not a duplicate; a run ends after each new ticket when ``after`` is given, so
-    what it adds, like an acknowledgement, keeps its place): the same tickets (numbers in the
+    lookup=lookup)`` for each message in order (its post-receive chain included; a run ends
+    after each new ticket a step applies to, so what the chain adds, like a team or an
+    acknowledgement, keeps its place): the same tickets (numbers in the
     same order), customers, messages, audit entries in the same order, announcements after
     commit. What differs is
     the cost. Messages are *planned* in order (dedupe, the sender's customer, the ticket they
     continue or open) without writing; each run of planned messages is then written in bulk:
     one counter UPDATE reserving the run's ticket numbers, one flush for new customers and
-    tickets, one for messages and attachments, then audit entries and ``after`` in order.
+    tickets, one for messages and attachments, then audit entries and the chain in order.
 
     The plain case is planned: an email from an address, no Cc, not named by ``single``,
     threading by a Message-ID stored before or earlier in the batch, or a new ticket.
@@ -442,19 +514,16 @@ def receive_batch(
             if planned.key is not None:
                 run.threads.setdefault(planned.key, planned.ticket)
                 run.duplicates.setdefault(planned.key, planned)
-            if after is not None and planned.created:
-                # What ``after`` adds to a new ticket (its team, an acknowledgement) comes
+            if planned.created and _chained(msg):
+                # What the chain adds to a new ticket (its team, an acknowledgement) comes
                 # before anything later mail adds to it, as mail by mail.
-                _write_run(session, run, lookup, results, after)
+                _write_run(session, run, lookup, results)
                 run = _Run()
             continue
-        _write_run(session, run, lookup, results, after)
+        _write_run(session, run, lookup, results)
         run = _Run()
-        received = receive(session, msg, lookup=lookup)
-        results[index] = received
-        if after is not None and not received.duplicate:
-            after(msg, received)
-    _write_run(session, run, lookup, results, after)
+        results[index] = receive(session, msg, lookup=lookup)
+    _write_run(session, run, lookup, results)
     done = [r for r in results if r is not None]
     assert len(done) == len(msgs)
     return done
@@ -534,7 +603,6 @@ def _write_run(
     run: _Run,
     lookup: BatchLookup,
     results: list[Received | None],
-    after: AfterReceive | None,
 ) -> None:
     if not run.items:
         return
@@ -582,6 +650,7 @@ def _write_run(
     session.add_all(messages)
     session.flush()
     trail: list[AuditEvent] = []
+    chained = False
     for p in run.items:
         message = p.message
         assert message is not None
@@ -604,9 +673,10 @@ def _write_run(
         announcements.announce(session, p.ticket)
         received = Received(p.ticket, message, created=p.created)
         results[p.index] = received
-        if after is not None:
-            after(p.msg, received)
-    if after is None:
+        if _chained(p.msg):
+            chained = True
+            _run_chain(session, p.msg, received)
+    if not chained:
         # Nothing but these entries was added since the flush above, in this order.
         _preassign_ids(session, trail)
     for index, p in run.repeats:

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from helpdesk.inbound import InboundAttachment
+from helpdesk.inbound import InboundAttachment, InboundMessage
 from helpdesk.models import (
     Agent,
     Attachment,
@@ -20,6 +20,7 @@ from helpdesk.models import (
 from helpdesk.services import tickets
 from helpdesk.services.attachments import path_for
 from helpdesk.services.errors import NotFound
+from helpdesk.services.inbound import Received
 from tests.conftest import MakeTicket
 
 
@@ -159,3 +160,44 @@ def test_empty_subject_falls_back_to_the_first_words(
         subject="", text="হ্যালো, আমার ডেলিভারি কবে আসবে?", channel="chat", sender="visitor-1"
     )
     assert r.ticket.subject == "হ্যালো, আমার ডেলিভারি কবে আসবে?"
+
+
+def test_the_post_receive_chain_runs_registered_steps_in_order_after_each_stored_message(
+    session: Session, make_ticket: MakeTicket
+) -> None:
+    from helpdesk.services import tags
+    from helpdesk.services.agents import create_team
+    from helpdesk.services.inbound import (
+        PostReceiveStep,
+        post_receive_steps,
+        register_post_receive,
+    )
+
+    # The channels' own steps are registered by create_app around the core's team step.
+    assert post_receive_steps()[:3] == ["email.bounce", "team", "email.acknowledge"]
+    team = create_team(session, "VIP desk")
+    session.commit()
+    seen: list[tuple[str, int | None]] = []
+
+    def vip(s: Session, msg: InboundMessage, received: Received) -> None:
+        # Runs after the team step (order 10): the ticket is already in its team.
+        seen.append((msg.sender_address, received.ticket.team_id))
+        tags.add_tags(s, received.ticket, ["vip"], None)
+
+    register_post_receive(
+        PostReceiveStep("test.vip", 20, lambda m: m.sender_address.endswith("@vip.example"), vip)
+    )
+    try:
+        got = make_ticket(sender="boss@vip.example", team_id=team.id)
+        plain = make_ticket(sender="someone@example.com", team_id=team.id)
+        again = make_ticket(sender="boss@vip.example", message_id="same@vip.example")
+        duplicate = make_ticket(sender="boss@vip.example", message_id="same@vip.example")
+    finally:
+        from helpdesk.services import inbound
+
+        inbound._chain[:] = [s for s in inbound._chain if s.name != "test.vip"]
+    assert duplicate.duplicate
+    assert seen == [("boss@vip.example", team.id), ("boss@vip.example", None)]
+    assert [t.name for t in got.ticket.tags] == ["vip"] and got.ticket.team_id == team.id
+    assert plain.ticket.tags == [] and plain.ticket.team_id == team.id
+    assert [t.name for t in again.ticket.tags] == ["vip"]
