@@ -7,7 +7,7 @@ docs/performance.md). Here each term's postings are read once into numpy arrays 
 becomes a few vector operations.
 
 What is reproduced, per index segment exactly like Whoosh (kb.search checks the query shape
-and falls back to Whoosh for phrases and explicit AND/OR):
+with kb.search_parsing.flat_terms and falls back to Whoosh for phrases and explicit AND/OR):
 
 * per term: ``boost * idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * dl / avgdl))``, with idf
   and the average field length taken from the whole index (``Searcher.idf`` and
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-#: Whoosh BM25F's defaults (kb.search uses ``BM25F()`` unchanged).
+#: Whoosh BM25F's defaults (kb.search_reader uses ``BM25F()`` unchanged).
 B = 0.75
 K1 = 1.2
 #: Upper bound of cached postings (3 numbers each, ~12 bytes): ~25 MB.

@@ -16,7 +16,9 @@ import pytest
 from whoosh import collectors
 from whoosh import index as whoosh_index
 
-from kb.search import SearchIndex, _doc_fields, _flat_terms
+from kb.search import SearchIndex
+from kb.search_parsing import flat_terms
+from kb.search_schema import doc_fields
 from tests.kb.test_search import ARTICLES
 
 QUERIES = [
@@ -35,11 +37,11 @@ QUERIES = [
 def _whoosh_ranking(
     index: SearchIndex, query: str, lang: str | None, depth: int
 ) -> list[tuple[int, float]]:
-    with index._reading() as searcher:
+    with index._reader.reading() as searcher:
         q = index._parse(query, lang, searcher)
         top = collectors.TopCollector(limit=depth, usequality=False)
         top.replace = 0
-        allowed = index._allowed_docnums(searcher, False, False)
+        allowed = index._reader.allowed_docnums(searcher, False, False)
         collector = collectors.FilterCollector(top, allow=allowed)
         searcher.search_with_collector(q, collector)
         return [(int(h["id"]), round(h.score, 9)) for h in collector.results()]
@@ -48,9 +50,9 @@ def _whoosh_ranking(
 def _fast_ranking(
     index: SearchIndex, query: str, lang: str | None, depth: int
 ) -> list[tuple[int, float]]:
-    with index._reading() as searcher:
+    with index._reader.reading() as searcher:
         q = index._parse(query, lang, searcher)
-        assert _flat_terms(q) is not None  # plain words take the vectorised path
+        assert flat_terms(q) is not None  # plain words take the vectorised path
         ranked = index._bm25(searcher, q, query, lang, depth, False, False)
         return [(doc_id, round(score, 9)) for doc_id, score, _ in ranked]
 
@@ -66,11 +68,11 @@ def segmented(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SearchIndex]
     rng.shuffle(docs)
     updated = replace(docs[0], title=docs[0].title + " updated")
     batches = [docs[start : start + 4] for start in range(0, len(docs), 4)] + [[updated]]
-    ix = whoosh_index.open_dir(str(index._gen_dir()), schema=index.schema)
+    ix = whoosh_index.open_dir(str(index._store.gen_dir()), schema=index.schema)
     for batch in batches:
         writer = ix.writer()
         for doc in batch:
-            writer.update_document(**_doc_fields(doc))
+            writer.update_document(**doc_fields(doc))
         writer.commit(merge=False)
     writer = ix.writer()
     writer.delete_by_term("id", str(docs[1].id))
@@ -91,13 +93,13 @@ def test_same_ranking_and_scores_as_whoosh(
 
 
 def test_the_index_under_test_has_segments_and_deletions(segmented: SearchIndex) -> None:
-    with segmented._reading() as searcher:
+    with segmented._reader.reading() as searcher:
         assert len(searcher.leaf_searchers()) > 1
         assert searcher.doc_count_all() > searcher.doc_count()
 
 
 def test_phrases_and_operators_still_go_through_whoosh(segmented: SearchIndex) -> None:
-    with segmented._reading() as searcher:
-        assert _flat_terms(segmented._parse('"reset your password"', "en", searcher)) is None
-        assert _flat_terms(segmented._parse("refund AND card", "en", searcher)) is None
+    with segmented._reader.reading() as searcher:
+        assert flat_terms(segmented._parse('"reset your password"', "en", searcher)) is None
+        assert flat_terms(segmented._parse("refund AND card", "en", searcher)) is None
     assert segmented.search('"reset your password"', lang="en")
