@@ -44,10 +44,10 @@ from flask import Flask  # noqa: E402
 from imapclient import IMAPClient  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 
+from channels.email.accounts import ServerConfig, add_email_channel  # noqa: E402
 from helpdesk import create_app  # noqa: E402
 from helpdesk.db import Base, utcnow  # noqa: E402
 from helpdesk.extensions import db  # noqa: E402
-from helpdesk.services.channels import ServerConfig, add_email_channel  # noqa: E402
 from tests.servers import DovecotServer  # noqa: E402
 
 EN = [

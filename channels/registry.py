@@ -24,16 +24,15 @@ def register_senders(app: Flask) -> None:
 
 def register_email(app: Flask) -> None:
     """The email channel's inbound side: replay pipeline, IMAP watchers in the worker, CLI."""
-    from channels.email import cli, connection, imap, ingest
+    from channels.email import admin, cli, imap, ingest
+    from channels.email.services import register_pipeline
     from helpdesk import worker
-    from helpdesk.services.channels import register_connection_check
     from helpdesk.services.inbound import register_post_receive
-    from helpdesk.services.mail import register_pipeline
 
     register_pipeline(app, ingest.pipeline)
     for step in ingest.POST_RECEIVE_STEPS:  # bounce reports, acknowledgements
         register_post_receive(step)
-    register_connection_check(app, connection.check_connection)  # the admin's "Test connection"
+    app.register_blueprint(admin.bp)  # mailboxes and the quarantine, under /admin
     worker.register_service(app, imap.start_watchers)
     for command in cli.COMMANDS:
         app.cli.add_command(command)

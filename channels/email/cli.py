@@ -17,11 +17,12 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from channels.email import accounts as channel_service
+from channels.email import services as mail_service
+from channels.email.accounts import SECURITY_MODES, OAuth2Config, ServerConfig
 from helpdesk.cli import user_errors
 from helpdesk.extensions import db
-from helpdesk.services import channels as channel_service
-from helpdesk.services import mail as mail_service
-from helpdesk.services.channels import SECURITY_MODES, OAuth2Config, ServerConfig
+from helpdesk.services import channels as core_channels
 
 _SECURITY = click.Choice(SECURITY_MODES)
 
@@ -226,7 +227,7 @@ def mail_fetch(channel_name: str | None, once: bool, since: str | None, verbose:
     app = _app()
     with db.transaction() as session:
         if channel_name is not None:
-            channels = [channel_service.get_channel(session, channel_name)]
+            channels = [core_channels.get_channel(session, channel_name)]
         else:
             channels = channel_service.email_channels(session, active_only=True)
         targets = [(c.id, c.name) for c in channels]

@@ -1,6 +1,5 @@
 """The admin's "Test connection": log in to IMAP and SMTP with entered settings, store nothing.
 
-Registered with :func:`helpdesk.services.channels.register_connection_check` by ``create_app``.
 Each failure is told in the admin's language by its cause (the server refused the sign-in, the
 server cannot be reached, TLS failed, the folder does not exist, the OAuth2 token endpoint
 refused); the server's own words follow for the details. No password or token is ever part of
@@ -12,20 +11,37 @@ from __future__ import annotations
 import smtplib
 import socket
 import ssl
+from dataclasses import dataclass
 
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from channels.email import oauth2
+from channels.email.accounts import OAuth2Config, ServerConfig, check_oauth2, check_server
 from channels.email.imap import ImapSettings, _close, connect
 from helpdesk.i18n import _
-from helpdesk.services.channels import CheckResult, OAuth2Config, ServerConfig
 
 _TIMEOUT = 15.0
+
+
+@dataclass
+class CheckResult:
+    """One line of a connection test: which side, whether it worked, what to tell the admin."""
+
+    side: str  # "IMAP", "SMTP", "OAuth2"
+    ok: bool
+    message: str
 
 
 def check_connection(
     imap: ServerConfig, smtp: ServerConfig | None, oauth2_config: OAuth2Config | None
 ) -> list[CheckResult]:
+    """Log in to IMAP (and SMTP) with unsaved settings; nothing is stored or logged. Settings
+    an admin could not save are refused first, with the same messages as saving."""
+    check_server("IMAP", imap)
+    if smtp is not None:
+        check_server("SMTP", smtp)
+    if oauth2_config is not None:
+        check_oauth2(oauth2_config, {})
     # One token source for both sides: the second login reuses the first one's token.
     source = oauth2.TokenSource(oauth2_config, shared=False) if oauth2_config else None
     results = [_check_imap(imap, source)]

@@ -37,7 +37,9 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 from sqlalchemy.orm import Session
 
+from channels.email import accounts as channel_service
 from channels.email import oauth2
+from channels.email import services as mail_service
 from channels.email.ingest import (
     Mail,
     PendingPrepare,
@@ -50,8 +52,7 @@ from channels.email.ingest import (
 from channels.email.oauth2 import TokenSource
 from helpdesk.extensions import db
 from helpdesk.models import Channel, ChannelKind
-from helpdesk.services import channels as channel_service
-from helpdesk.services import mail as mail_service
+from helpdesk.services import channels as core_channels
 
 log = logging.getLogger("helpdesk.mail")
 
@@ -301,7 +302,7 @@ class MailboxFetcher:
             mail_service.set_checkpoint(
                 session, self.channel_id, settings.folder, uidvalidity, max(uids)
             )
-            channel_service.record_success(session, channel)
+            core_channels.record_success(session, channel)
         # Committed: now, and only now, tell the server we have it.
         if settings.move_to:
             if client.has_capability("MOVE"):
@@ -318,7 +319,7 @@ class MailboxFetcher:
         with self.app.app_context(), db.transaction(self.app) as session:
             channel = self._channel(session)
             mail_service.set_checkpoint(session, self.channel_id, folder, uidvalidity, last)
-            channel_service.record_success(session, channel)
+            core_channels.record_success(session, channel)
 
 
 def record_error(app: Flask, channel_id: int, error: str) -> None:
@@ -326,7 +327,7 @@ def record_error(app: Flask, channel_id: int, error: str) -> None:
         with app.app_context(), db.transaction(app) as session:
             channel = session.get(Channel, channel_id)
             if channel is not None:
-                channel_service.record_error(session, channel, error)
+                core_channels.record_error(session, channel, error)
     except Exception:
         log.exception("could not record the health of channel %s", channel_id)
 
@@ -469,7 +470,7 @@ class MailWatchers(threading.Thread):
     """Keeps one :class:`MailboxWatcher` per active email channel, until ``stop`` is set.
 
     Re-reads the channel list every ``MAIL_CHANNEL_REFRESH_SECONDS``, and at once after a
-    channel is changed in this process (:func:`channel_service.on_channels_changed`): a channel
+    channel is changed in this process (:func:`core_channels.on_channels_changed`): a channel
     added in the admin UI starts being watched, a disabled or deleted one stops, and one whose
     IMAP or OAuth2 settings changed (:func:`channel_service.watch_fingerprint`) is restarted
     with the new settings, all without restarting the worker.
@@ -506,7 +507,7 @@ class MailWatchers(threading.Thread):
         return wanted
 
     def run(self) -> None:
-        unsubscribe = channel_service.on_channels_changed(self.wake.set)
+        unsubscribe = core_channels.on_channels_changed(self.wake.set)
         try:
             while True:
                 try:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy.orm import Session
 
+from channels.email import services as mail_service
 from channels.email.prepare import (
     Prepared,
     PrepareSettings,
@@ -38,9 +39,9 @@ from channels.email.prepare import (
     prepare_safely,
     warm,
 )
+from channels.email.services import PipelineResult
 from helpdesk.inbound import InboundMessage
 from helpdesk.models import Channel
-from helpdesk.services import mail as mail_service
 from helpdesk.services.errors import ServiceError
 from helpdesk.services.inbound import (
     BatchLookup,
@@ -50,7 +51,6 @@ from helpdesk.services.inbound import (
     receive,
     receive_batch,
 )
-from helpdesk.services.mail import PipelineResult
 
 log = logging.getLogger("helpdesk.mail")
 

@@ -31,10 +31,10 @@ from flask import current_app
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
+from channels.email import accounts as channel_service
+from channels.email.accounts import OAuth2Config
 from helpdesk.extensions import db
 from helpdesk.models import Channel
-from helpdesk.services import channels as channel_service
-from helpdesk.services.channels import OAuth2Config
 
 log = logging.getLogger("helpdesk.mail.oauth2")
 

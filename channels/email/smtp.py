@@ -21,13 +21,13 @@ from flask import Flask, render_template
 from flask_babel import force_locale
 from sqlalchemy.orm import Session
 
+from channels.email import accounts as channel_service
 from channels.email import oauth2
 from channels.email.oauth2 import TokenSource
 from helpdesk.db import utcnow
 from helpdesk.i18n import _
 from helpdesk.models import Channel, Message, Ticket
 from helpdesk.secrets import SecretError
-from helpdesk.services import channels as channel_service
 from helpdesk.services.attachments import read_bytes
 from helpdesk.services.outbox import DeliveryError
 

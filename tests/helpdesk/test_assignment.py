@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from channels.email.accounts import ServerConfig, add_email_channel
 from channels.email.ingest import process_mail
 from helpdesk.db import utcnow
 from helpdesk.extensions import db
@@ -32,7 +33,6 @@ from helpdesk.models import (
 )
 from helpdesk.services import assignment, bulk, chat, presence, tickets
 from helpdesk.services.agents import create_agent, create_team
-from helpdesk.services.channels import ServerConfig, add_email_channel
 from helpdesk.services.errors import ServiceError
 from helpdesk.services.events import EventRecorder
 from tests.channels.email.conftest import make_mail

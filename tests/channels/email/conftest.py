@@ -13,9 +13,9 @@ from flask import Flask
 from imapclient import IMAPClient
 from sqlalchemy.orm import Session
 
+from channels.email.accounts import ServerConfig, add_email_channel
 from helpdesk.db import utcnow
 from helpdesk.models import Channel
-from helpdesk.services.channels import ServerConfig, add_email_channel
 from tests.servers import DovecotServer
 
 SUPPORT = "support@helpdesk.test"

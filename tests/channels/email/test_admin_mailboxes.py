@@ -15,11 +15,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from channels.email import accounts as channel_services
 from channels.email.imap import MailWatchers
 from helpdesk import secrets
 from helpdesk.extensions import db
 from helpdesk.models import Agent, Channel, ChannelStatus, Ticket
-from helpdesk.services import channels as channel_services
 from tests.channels.email.conftest import SUPPORT, Mailbox, MakeChannel, form_for, make_mail
 from tests.channels.email.test_idle import Batches
 from tests.conftest import PASSWORD, csrf_token, login

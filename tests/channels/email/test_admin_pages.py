@@ -6,8 +6,8 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from channels.email import services as mail_services
 from helpdesk.models import Agent, Ticket
-from helpdesk.services import mail as mail_services
 from tests.conftest import PASSWORD, AgentClient, csrf_token, login
 
 GOOD = (

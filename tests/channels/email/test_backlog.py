@@ -25,10 +25,10 @@ import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from channels.email.accounts import ServerConfig, add_email_channel
 from helpdesk.db import read_only_transactions
 from helpdesk.models import AgentRole, Direction, Message
 from helpdesk.services.agents import create_agent
-from helpdesk.services.channels import ServerConfig, add_email_channel
 from tests.channels.chat.servers import PASSWORD, AgentSocket, ChatSite, ServerProcess
 from tests.channels.email.conftest import Mailbox, form_for, make_mail
 from tests.channels.email.corpus import make_corpus

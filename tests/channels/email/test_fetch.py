@@ -10,6 +10,7 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from channels.email import services as mail_service
 from channels.email.imap import fetch_once
 from helpdesk.models import (
     Channel,
@@ -19,7 +20,6 @@ from helpdesk.models import (
     QuarantinedMail,
     Ticket,
 )
-from helpdesk.services import mail as mail_service
 from tests.channels.email.conftest import Mailbox, MakeChannel, make_mail
 
 

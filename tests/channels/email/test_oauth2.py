@@ -14,12 +14,12 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from channels.email import accounts as channel_services
 from channels.email import oauth2
+from channels.email.accounts import OAuth2Config, ServerConfig
 from channels.email.imap import fetch_once
 from helpdesk.models import Agent, Channel, DeliveryStatus, Message, Ticket
-from helpdesk.services import channels as channel_services
 from helpdesk.services import outbox, tickets
-from helpdesk.services.channels import OAuth2Config, ServerConfig
 from tests.channels.email.conftest import SUPPORT, Mailbox, make_mail
 from tests.channels.email.test_idle import in_worker
 from tests.conftest import PASSWORD, csrf_token, login

@@ -13,9 +13,9 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from channels.email.accounts import ServerConfig, add_email_channel
 from helpdesk.db import read_only_transactions
 from helpdesk.models import Direction, Message
-from helpdesk.services.channels import ServerConfig, add_email_channel
 from helpdesk.worker_link import ORPHAN_GRACE_SECONDS, Link, WorkerProcess
 from tests.channels.email.conftest import Mailbox, MakeChannel, make_mail
 from tests.channels.email.corpus import make_corpus

@@ -1,9 +1,9 @@
-"""Email-specific verbs: mailbox checkpoints, quarantine, bounces, acknowledgements.
+"""The email channel's services: mailbox checkpoints, quarantine and replay, bounces, the
+auto-reply limit, acknowledgements.
 
-The IMAP adapter (``channels/email``) parses mail and calls these with its session; like every
-service they never commit. Replaying quarantined mail needs the parser, which lives in the
-adapter, so the adapter registers its pipeline here (:func:`register_pipeline`) from
-``create_app`` and the core calls it without importing ``channels/``.
+Like every service they take the caller's session and never commit. Replaying quarantined mail
+runs the ingest pipeline, which imports this module, so ``channels.registry`` hands the pipeline
+over (:func:`register_pipeline`) instead of this module importing it back.
 """
 
 from __future__ import annotations

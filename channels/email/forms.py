@@ -15,9 +15,9 @@ from wtforms import BooleanField, EmailField, IntegerField, PasswordField, Selec
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from wtforms.widgets import PasswordInput
 
+from channels.email.accounts import OAuth2Config, ServerConfig
 from helpdesk.i18n import _l
 from helpdesk.models import Channel
-from helpdesk.services.channels import OAuth2Config, ServerConfig
 from helpdesk.web.forms import choices
 
 _SECURITY = [
