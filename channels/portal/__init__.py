@@ -7,12 +7,14 @@ from channels.portal import models as models
 
 
 def init_app(app: object) -> None:
-    """Blueprint and the worker task that mails confirmation and sign-in links."""
+    """Blueprint, and the composers of the link mails the core outbox sends."""
+    from functools import partial
+
     from flask import Flask
 
-    from channels.portal.mail import send_due_mails
+    from channels.portal.mail import compose_link_mail
     from channels.portal.views import bp
-    from helpdesk.worker import register_task
+    from helpdesk.services.outbox import register_mail_composer
 
     assert isinstance(app, Flask)
     app.config.setdefault("RATELIMIT_PORTAL", "10 per hour")
@@ -20,7 +22,8 @@ def init_app(app: object) -> None:
     app.config.setdefault("RATELIMIT_PORTAL_EVENTS", "300 per hour")
     app.config.setdefault("PORTAL_ATTACHMENT_TYPES", DEFAULT_ATTACHMENT_TYPES)
     app.register_blueprint(bp)
-    register_task(app, send_due_mails)
+    for purpose in ("portal.confirmation", "portal.signin"):
+        register_mail_composer(app, purpose, partial(compose_link_mail, app))
 
 
 # Files customers may attach: documents, images, archives and plain text. Executables and

@@ -20,7 +20,7 @@ from channels.portal.models import PortalToken
 from helpdesk.db import utcnow
 from helpdesk.i18n import _
 from helpdesk.models import Customer, Ticket
-from helpdesk.services.effects import wake_worker_on_commit
+from helpdesk.services import outbox
 from helpdesk.services.errors import ServiceError
 
 PURPOSES = ("ticket", "signin")
@@ -51,7 +51,8 @@ def issue(
     mail: str | None = None,
     language: str | None = None,
 ) -> tuple[PortalToken, str]:
-    """A new link (row + token). With ``mail``, the worker mails it after commit."""
+    """A new link (row + token). With ``mail`` (``"confirmation"`` or ``"signin"``), the core
+    outbox mails it after commit (``portal.<mail>``, composed by ``channels.portal.mail``)."""
     assert purpose in PURPOSES
     now = utcnow()
     row = PortalToken(
@@ -61,14 +62,20 @@ def issue(
         purpose=purpose,
         created_at=now,
         expires_at=now + timedelta(seconds=max_age(purpose)),
-        mail=mail,
         language=language,
-        next_attempt_at=now if mail else None,
     )
     session.add(row)
     session.flush()
-    if mail:
-        wake_worker_on_commit(session)
+    if mail and customer.email:
+        outbox.queue_mail(
+            session,
+            f"portal.{mail}",
+            customer.email,
+            customer_id=customer.id,
+            ticket_id=ticket.id if ticket else None,
+            language=language,
+            payload={"nonce": row.nonce},
+        )
     return row, token_for(row)
 
 

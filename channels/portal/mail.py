@@ -1,5 +1,6 @@
-"""Mail from the portal: confirmation and sign-in links (the worker's task), and the portal
-channel's outbound sender (an agent's reply as a notification mail with a magic link).
+"""Mail from the portal: confirmation and sign-in links (composed for the core outbox, which
+queues, sends and retries them like replies), and the portal channel's outbound sender (an
+agent's reply as a notification mail with a magic link).
 
 Mails are template pairs ``templates/email/portal_<name>.txt`` + ``.html`` rendered in the
 customer's language; delivery reuses the email channel's SMTP transport (or the mail-outbox
@@ -9,7 +10,6 @@ folder when no SMTP host is configured).
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
@@ -17,22 +17,18 @@ from typing import Any
 
 from flask import Flask, render_template
 from flask_babel import force_locale
-from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from channels.email.smtp import EmailSender, PreparedMail, smtp_settings_from_config, subject_for
 from channels.portal import magic
 from channels.portal.models import PortalToken
 from helpdesk.db import utcnow
-from helpdesk.extensions import db
 from helpdesk.i18n import _
-from helpdesk.models import Customer, Message, Ticket
+from helpdesk.models import Customer, Message, OutboundMail, Ticket
 from helpdesk.services.attachments import read_bytes
 from helpdesk.services.outbox import DeliveryError
 
 log = logging.getLogger("channels.portal.mail")
-
-MAX_ATTEMPTS = 8
 
 
 def _language(app: Flask, *candidates: str | None) -> str:
@@ -82,15 +78,18 @@ def build_mail(
     )
 
 
-def _token_mail(app: Flask, session: Session, row: PortalToken) -> PreparedMail | None:
-    customer = session.get(Customer, row.customer_id)
-    if customer is None or not customer.email:
-        return None
-    ticket = session.get(Ticket, row.ticket_id) if row.ticket_id else None
+def compose_link_mail(app: Flask, session: Session, row: OutboundMail) -> PreparedMail:
+    """The outbox's composer for ``portal.confirmation`` and ``portal.signin``: the mail that
+    carries a magic link, in the customer's language."""
+    token = session.get(PortalToken, str(row.payload.get("nonce", "")))
+    customer = session.get(Customer, row.customer_id) if row.customer_id else None
+    if token is None or customer is None:
+        raise DeliveryError("the link or its customer is gone", permanent=True)
+    ticket = session.get(Ticket, token.ticket_id) if token.ticket_id else None
     lang = _language(app, row.language, customer.language)
-    link = magic.link_for(row)
+    link = magic.link_for(token)
     with force_locale(lang):
-        if row.mail == "confirmation" and ticket is not None:
+        if row.purpose == "portal.confirmation" and ticket is not None:
             subject = _("[%(number)s] We received your request", number=ticket.display_number)
             template = "portal_confirmation"
         else:
@@ -98,7 +97,7 @@ def _token_mail(app: Flask, session: Session, row: PortalToken) -> PreparedMail 
             template = "portal_signin"
     return build_mail(
         app,
-        to=customer.email,
+        to=row.recipient,
         to_name=customer.name or None,
         subject=subject,
         template=template,
@@ -107,64 +106,9 @@ def _token_mail(app: Flask, session: Session, row: PortalToken) -> PreparedMail 
             "customer": customer,
             "ticket": ticket,
             "link": link,
-            "hours": magic.max_age(row.purpose) // 3600,
+            "hours": magic.max_age(token.purpose) // 3600,
         },
     )
-
-
-def send_due_mails(app: Flask, limit: int = 20) -> int:
-    """Worker task: mail confirmation and sign-in links (claim, send outside, record)."""
-    now = utcnow()
-    claimed: list[tuple[str, PreparedMail | None]] = []
-    with db.transaction(app) as session:
-        query = (
-            select(PortalToken)
-            .where(
-                PortalToken.mail.is_not(None),
-                PortalToken.mailed_at.is_(None),
-                PortalToken.mail_attempts < MAX_ATTEMPTS,
-                or_(PortalToken.next_attempt_at.is_(None), PortalToken.next_attempt_at <= now),
-            )
-            .limit(limit)
-        )
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        for row in session.scalars(query):
-            row.mail_attempts += 1
-            # A lease: another worker leaves it alone while this one sends.
-            row.next_attempt_at = now + timedelta(seconds=120)
-            try:
-                claimed.append((row.nonce, _token_mail(app, session, row)))
-            except Exception as exc:
-                log.exception("portal mail %s could not be prepared", row.purpose)
-                row.mail_error = f"{type(exc).__name__}"
-    sender = EmailSender(app)
-    results: dict[str, str | None] = {}
-    for nonce, prepared in claimed:
-        if prepared is None:
-            results[nonce] = "no address"
-            continue
-        try:
-            sender.send(prepared)
-            results[nonce] = None
-        except Exception as exc:  # network trouble: try again later
-            log.warning("portal mail failed: %s", type(exc).__name__)
-            results[nonce] = str(exc)[:500] or type(exc).__name__
-    if results:
-        with db.transaction(app) as session:
-            for nonce, error in results.items():
-                done = session.get(PortalToken, nonce)
-                if done is None:
-                    continue
-                if error is None:
-                    done.mailed_at = utcnow()
-                    done.mail_error = None
-                else:
-                    done.mail_error = error
-                    done.next_attempt_at = utcnow() + timedelta(
-                        seconds=min(30 * 2 ** (done.mail_attempts - 1), 3600)
-                    )
-    return len(claimed)
 
 
 class PortalSender:

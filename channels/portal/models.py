@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from helpdesk.db import Base, utcnow
@@ -14,8 +14,8 @@ from helpdesk.db import Base, utcnow
 
 class PortalToken(Base):
     """One magic link. The URL carries ``nonce`` signed (itsdangerous, per-purpose salt); the row
-    makes it single-use (``used_at``) and, when ``mail`` is set, is the outbox of the mail that
-    delivers it (confirmation of a new ticket, sign-in link)."""
+    makes it single-use (``used_at``); the mail that delivers it (confirmation of a new ticket,
+    sign-in link) is an ``outbound_mails`` row of the core outbox."""
 
     __tablename__ = "portal_tokens"
 
@@ -28,16 +28,7 @@ class PortalToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
-    # The mail carrying the link: None when another path mails it (the reply notification).
-    mail: Mapped[str | None] = mapped_column(String(16))  # "confirmation" | "signin"
     language: Mapped[str | None] = mapped_column(String(8))
-    mailed_at: Mapped[datetime | None]
-    mail_attempts: Mapped[int] = mapped_column(default=0)
-    next_attempt_at: Mapped[datetime | None]
-    mail_error: Mapped[str | None] = mapped_column(Text)
-
-
-Index("ix_portal_tokens_mail_due", PortalToken.mailed_at, PortalToken.next_attempt_at)
 
 
 class PortalAccount(Base):

@@ -29,6 +29,7 @@ from helpdesk.models.macros import Macro
 from helpdesk.models.mail import AutoReplyLog, MailCheckpoint, QuarantinedMail
 from helpdesk.models.messages import Attachment, Message
 from helpdesk.models.notifications import Notification
+from helpdesk.models.outbound import OutboundMail
 from helpdesk.models.search import TABLE as SEARCH_TABLE  # noqa: F401  (index DDL)
 from helpdesk.models.ticket_presence import TicketViewer
 from helpdesk.models.tickets import Tag, Ticket, TicketCounter, ticket_participants, ticket_tags
@@ -64,6 +65,7 @@ __all__ = [
     "MessageKind",
     "MissedOffers",
     "Notification",
+    "OutboundMail",
     "Organization",
     "PresenceStatus",
     "Priority",

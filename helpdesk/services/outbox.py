@@ -13,12 +13,17 @@ database:
    for good after a permanent error or too many attempts, which shows on the ticket.
 
 Senders register by channel kind in ``create_app``; the core never knows SMTP.
+
+Mail that is no ticket message (portal sign-in links and confirmations) goes the same way:
+:func:`queue_mail` stores an ``outbound_mails`` row in the caller's transaction; the drain
+composes it with the composer registered for its purpose and sends it with the email sender.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -29,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from helpdesk.db import utcnow
 from helpdesk.extensions import db
-from helpdesk.models import ChannelKind, DeliveryStatus, Message, Ticket
+from helpdesk.models import ChannelKind, DeliveryStatus, Message, OutboundMail, Ticket
 from helpdesk.services import audit, events, stream
 from helpdesk.services.effects import wake_worker_on_commit
 
@@ -177,7 +182,11 @@ def _record(app: Flask, session: Session, item: _Claimed) -> None:
 
 
 def drain(app: Flask, limit: int = 50) -> int:
-    """Deliver what is due; returns how many messages were attempted."""
+    """Deliver what is due (ticket messages, then other mail); returns how many were attempted."""
+    return _drain_messages(app, limit) + _drain_mails(app, limit)
+
+
+def _drain_messages(app: Flask, limit: int) -> int:
     with db.transaction(app) as session:
         claimed = _claim(app, session, limit)
     for item in claimed:
@@ -205,3 +214,136 @@ def retry_now(session: Session, message: Message) -> None:
         message.delivery_attempts = 0
         audit.record(session, message.ticket, None, "message.retry", message_id=message.id)
         wake_worker_on_commit(session)
+
+
+# --- mail that belongs to no ticket message ------------------------------------------------------
+# Portal sign-in links and ticket confirmations (later: reminders, notifications). The same
+# three steps and the same backoff as replies; the mail is composed when claimed, by the composer
+# registered for its purpose, and sent by the email channel's sender.
+
+MailComposer = Callable[[Session, OutboundMail], Any]
+
+
+def register_mail_composer(app: Flask, purpose: str, composer: MailComposer) -> None:
+    """``composer(session, row)`` builds the mail for ``row`` (inside the claiming transaction;
+    may raise DeliveryError) in the form the email sender sends."""
+    app.extensions.setdefault("helpdesk.mail_composers", {})[purpose] = composer
+
+
+def queue_mail(
+    session: Session,
+    purpose: str,
+    recipient: str,
+    *,
+    customer_id: int | None = None,
+    ticket_id: int | None = None,
+    language: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> OutboundMail:
+    """Queue a mail in the caller's transaction; the worker sends it after the commit."""
+    row = OutboundMail(
+        purpose=purpose,
+        recipient=recipient,
+        customer_id=customer_id,
+        ticket_id=ticket_id,
+        language=language,
+        payload=payload or {},
+        status=DeliveryStatus.QUEUED,
+        attempts=0,
+        next_attempt_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    wake_worker_on_commit(session)
+    return row
+
+
+@dataclass
+class _ClaimedMail:
+    mail_id: int
+    prepared: Any = None
+    error: DeliveryError | None = None
+
+
+def _claim_mails(app: Flask, session: Session, limit: int) -> list[_ClaimedMail]:
+    now = utcnow()
+    query = (
+        select(OutboundMail)
+        .where(
+            or_(
+                (OutboundMail.status == DeliveryStatus.QUEUED)
+                & (OutboundMail.next_attempt_at <= now),
+                (OutboundMail.status == DeliveryStatus.SENDING) & (OutboundMail.lease_until < now),
+            )
+        )
+        .order_by(OutboundMail.next_attempt_at, OutboundMail.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    composers: dict[str, MailComposer] = app.extensions.get("helpdesk.mail_composers", {})
+    lease = timedelta(seconds=float(app.config["OUTBOX_LEASE_SECONDS"]))
+    claimed: list[_ClaimedMail] = []
+    for row in session.scalars(query):
+        row.status = DeliveryStatus.SENDING
+        row.lease_until = now + lease
+        row.attempts += 1
+        item = _ClaimedMail(row.id)
+        composer = composers.get(row.purpose)
+        if composer is None:
+            item.error = DeliveryError(f"nobody composes {row.purpose} mail", permanent=True)
+        else:
+            try:
+                item.prepared = composer(session, row)
+            except DeliveryError as exc:
+                item.error = exc
+            except Exception as exc:  # a bug in a template must not wedge the outbox
+                log.exception("composing mail %s failed", row.id)
+                item.error = DeliveryError(f"{type(exc).__name__}: {exc}")
+        claimed.append(item)
+    return claimed
+
+
+def _drain_mails(app: Flask, limit: int) -> int:
+    with db.transaction(app) as session:
+        claimed = _claim_mails(app, session, limit)
+    if not claimed:
+        return 0
+    sender = sender_for(app, ChannelKind.EMAIL)
+    for item in claimed:
+        if item.error is not None:
+            continue
+        if sender is None:
+            item.error = DeliveryError("no email sender", permanent=True)
+            continue
+        try:
+            sender.send(item.prepared)
+        except DeliveryError as exc:
+            item.error = exc
+        except Exception as exc:  # network trouble and the like: retry later
+            log.warning("delivery of mail %s failed: %s", item.mail_id, exc)
+            item.error = DeliveryError(f"{type(exc).__name__}: {exc}")
+    with db.transaction(app) as session:
+        for item in claimed:
+            _record_mail(app, session, item)
+    return len(claimed)
+
+
+def _record_mail(app: Flask, session: Session, item: _ClaimedMail) -> None:
+    row = session.get(OutboundMail, item.mail_id)
+    if row is None or row.status != DeliveryStatus.SENDING:
+        return
+    now = utcnow()
+    row.lease_until = None
+    if item.error is None:
+        row.status = DeliveryStatus.SENT
+        row.sent_at = now
+        row.error = None
+        return
+    row.error = str(item.error)[:2000]
+    if item.error.permanent or row.attempts >= int(app.config["OUTBOX_MAX_ATTEMPTS"]):
+        row.status = DeliveryStatus.FAILED
+        log.warning("%s mail %s failed for good: %s", row.purpose, row.id, row.error)
+    else:
+        row.status = DeliveryStatus.QUEUED
+        row.next_attempt_at = now + _backoff(app, row.attempts)

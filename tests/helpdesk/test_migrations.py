@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -37,4 +38,58 @@ def test_upgrade_from_nothing_matches_the_models(empty_url: str, tmp_path: Path)
         assert diff == []
         assert conn.execute(text("SELECT value FROM ticket_counter WHERE id = 1")).scalar() == 1000
     assert "tickets" in inspect(engine).get_table_names()
+    engine.dispose()
+
+
+def test_link_mails_waiting_in_portal_tokens_move_to_the_core_outbox(
+    empty_url: str, tmp_path: Path
+) -> None:
+    """0010: a sign-in link mailed by the old portal queue but not sent yet is sent after the
+    upgrade; one already sent or expired is not sent again."""
+    app = create_app({"INSTANCE_PATH": str(tmp_path / "i"), "DATABASE_URL": empty_url})
+    upgrade(app, "0009")
+    engine = db.engine(app)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO customers (id, name, email, notes, created_at, updated_at)"
+                " VALUES (1, 'রহিম', 'rahim@example.com', '', :now, :now)"
+            ),
+            {"now": "2026-12-07 10:00:00"},
+        )
+        rows = [
+            ("waiting", "signin", None, "2099-01-01 00:00:00"),
+            ("sent", "signin", "2026-12-07 10:01:00", "2099-01-01 00:00:00"),
+            ("expired", "signin", None, "2020-01-01 00:00:00"),
+            ("no-mail", None, None, "2099-01-01 00:00:00"),
+        ]
+        for nonce, mail, mailed_at, expires in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO portal_tokens (nonce, customer_id, purpose, created_at,"
+                    " expires_at, mail, language, mailed_at, mail_attempts)"
+                    " VALUES (:nonce, 1, 'signin', :now, :expires, :mail, 'bn', :mailed, 0)"
+                ),
+                {
+                    "nonce": nonce,
+                    "now": "2026-12-07 10:00:00",
+                    "expires": expires,
+                    "mail": mail,
+                    "mailed": mailed_at,
+                },
+            )
+    upgrade(app)
+    with engine.connect() as conn:
+        moved = conn.execute(
+            text("SELECT purpose, recipient, language, payload, status FROM outbound_mails")
+        ).all()
+    assert len(moved) == 1
+    purpose, recipient, language, payload, status = moved[0]
+    assert (purpose, recipient, language, status) == (
+        "portal.signin",
+        "rahim@example.com",
+        "bn",
+        "queued",
+    )
+    assert (json.loads(payload) if isinstance(payload, str) else payload) == {"nonce": "waiting"}
     engine.dispose()

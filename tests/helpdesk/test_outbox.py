@@ -210,3 +210,46 @@ def test_a_committed_reply_wakes_the_worker_and_a_rolled_back_one_does_not(
     assert not worker._wake.is_set()  # not before the commit
     session.commit()
     assert worker._wake.is_set()  # the in-process worker delivers it now, not at its next poll
+
+
+def test_mail_of_no_ticket_message_goes_through_the_same_outbox(
+    app: Flask, session: Session, smtp_sink: SmtpSink
+) -> None:
+    """A portal sign-in link (an ``outbound_mails`` row): queued with the request, retried while
+    SMTP is down, sent once it is up, in the customer's language."""
+    from channels.portal import magic
+    from helpdesk.models import OutboundMail
+    from helpdesk.services.customers import resolve_customer
+
+    customer = resolve_customer(session, "email", "nasrin@example.com", language="bn")
+    magic.issue(session, customer, "signin", mail="signin", language="bn")
+    session.rollback()  # nothing is queued by a request that fails
+    assert session.scalars(select(OutboundMail)).all() == []
+
+    customer = resolve_customer(session, "email", "nasrin@example.com", language="bn")
+    magic.issue(session, customer, "signin", mail="signin", language="bn")
+    session.commit()
+    smtp_sink.stop()
+    try:
+        assert outbox.drain(app) == 1
+    finally:
+        smtp_sink.start()
+    session.expire_all()
+    row = session.scalars(select(OutboundMail)).one()
+    assert (row.status, row.attempts, row.purpose) == (DeliveryStatus.QUEUED, 1, "portal.signin")
+    assert row.error
+
+    row.next_attempt_at = utcnow() - timedelta(seconds=1)
+    session.commit()
+    assert outbox.drain(app) == 1
+    [got] = smtp_sink.wait_for(1)
+    mail = parse(got.data)
+    assert got.rcpt_tos == ("nasrin@example.com",)
+    link_text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "/portal/" in link_text
+    assert mail["Subject"] != "Your sign-in link"  # the bn subject
+    session.expire_all()
+    sent = session.get(OutboundMail, row.id)
+    assert sent is not None and sent.status == DeliveryStatus.SENT and sent.sent_at
+    session.rollback()
+    assert outbox.drain(app) == 0  # sent once

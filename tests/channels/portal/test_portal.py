@@ -17,7 +17,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from channels.portal import magic
-from channels.portal.mail import send_due_mails
 from channels.portal.models import PortalToken
 from helpdesk.db import utcnow
 from helpdesk.models import Agent, Message, Ticket, TicketStatus
@@ -157,7 +156,7 @@ def test_contact_form_confirmation_magic_link_my_tickets_and_reply(
         attachments=(io.BytesIO(b"receipt"), "receipt.pdf"),
     )
     assert r.status_code == 200  # type: ignore[attr-defined]
-    send_due_mails(app)
+    outbox.drain(app)
     sent = mails(app)
     assert len(sent) == 1 and sent[0]["To"].addresses[0].addr_spec == "fatema@example.com"  # type: ignore[index]
     path = link_in(sent[0])
@@ -227,7 +226,7 @@ def test_customer_a_cannot_reach_customer_b_by_any_url_or_link(
     a_client, b_client = app.test_client(), app.test_client()
     submit(a_client, email="a@example.com", subject="A's problem", description="private A")
     submit(b_client, email="b@example.com", subject="B's problem", description="private B")
-    send_due_mails(app)
+    outbox.drain(app)
     links = {m["To"].addresses[0].addr_spec: link_in(m) for m in mails(app)}  # type: ignore[index]
     open_link(a_client, links["a@example.com"])
     b_ticket = session.scalars(select(Ticket).where(Ticket.subject == "B's problem")).one()
@@ -269,14 +268,14 @@ def test_signin_by_link_and_optional_password(
     app: Flask, client: FlaskClient, session: Session
 ) -> None:
     submit(client, email="d@example.com", subject="Help", description="please")
-    send_due_mails(app)
+    outbox.drain(app)
     anon = app.test_client()
     token = csrf_token(anon, "/portal/signin")
     r = anon.post("/portal/signin", data={"csrf_token": token, "email": "nobody@example.com"})
     assert r.status_code == 200 and "If we know this address" in r.text
     r = anon.post("/portal/signin", data={"csrf_token": token, "email": "D@example.com"})
     assert r.status_code == 200
-    send_due_mails(app)
+    outbox.drain(app)
     signin_mail = mails(app)[-1]
     assert "sign-in" in signin_mail["Subject"]  # type: ignore[index]
     open_link(anon, link_in(signin_mail))
