@@ -138,9 +138,11 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(attachments.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
+    from helpdesk import search_cli
     from helpdesk.web import search
 
     search.init_app(app)
+    search_cli.register()
 
 
 def _register_worker_tasks(app: Flask) -> None:

@@ -15,7 +15,7 @@ from helpdesk.cli import _emit_json, tickets_group, user_errors
 from helpdesk.extensions import db
 from helpdesk.i18n import _
 from helpdesk.services import search_index
-from helpdesk.services.search import RANK_WINDOW, SearchFilter, search_tickets
+from helpdesk.services.search import RANK_WINDOW, SearchFilter, hit_row, search_tickets
 
 
 def _plain(marked: Markup) -> str:
@@ -52,8 +52,6 @@ def search_command(
     as_json: bool,
 ) -> None:
     """Find tickets by words in their subject, messages, customer or number."""
-    from helpdesk.web.search import hit_json
-
     flt = SearchFilter.from_args(
         {"status": status, "channel": channel, "assignee": assignee,
          "from": date_from, "to": date_to}
@@ -67,7 +65,7 @@ def search_command(
                 "next_page": results.page + 1 if results.has_next else None,
                 "any_word": results.any_word,
                 "narrowed": results.narrowed,
-                "tickets": [hit_json(h) for h in results.hits],
+                "tickets": [hit_row(h) for h in results.hits],
             }
         )
         return

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from helpdesk.i18n import _
 from helpdesk.services.errors import NotFound, ServiceError
 from kb.analysis import normalize
+from kb.article_rows import mark_dirty, slugify
 from kb.models import Article, Category
-from kb.services import mark_dirty, slugify
 
 #: Languages a category name can be translated into (the default name is English).
 TRANSLATED = ("bn",)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import regex
 from markdown_it import MarkdownIt
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
@@ -23,6 +22,8 @@ from helpdesk.services import stream
 from helpdesk.services.effects import wake_worker_on_commit
 from helpdesk.services.errors import NotFound, ServiceError
 from kb.analysis import normalize
+from kb.article_rows import mark_dirty, slugify
+from kb.categories import create_category, find_category
 from kb.models import (
     Article,
     ArticleRevision,
@@ -43,18 +44,11 @@ MAX_QUERY = 300
 # CommonMark plus tables; raw HTML in the source is not passed through (nh3 would strip most of
 # it anyway, but an author should see in the preview exactly what readers get).
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
-_SLUG_JUNK = regex.compile(r"[^\p{L}\p{M}\p{N}]+")
 
 
 def render_markdown(source: str) -> str:
     """Markdown -> sanitized HTML (the same function serves the preview and the stored copy)."""
     return sanitize_html(_md.render(source or ""))
-
-
-def slugify(text: str) -> str:
-    """A URL slug that keeps Bengali letters whole (vowel signs and virama are marks)."""
-    slug = _SLUG_JUNK.sub("-", normalize(text).lower()).strip("-")
-    return slug[:200] or "article"
 
 
 def _clean_tags(tags: Iterable[str]) -> list[str]:
@@ -68,12 +62,6 @@ def _clean_tags(tags: Iterable[str]) -> list[str]:
 
 def _kick_indexer(session: Session) -> None:
     wake_worker_on_commit(session)
-
-
-def mark_dirty(session: Session, article: Article) -> None:
-    """The index must see ``article`` again: the worker re-indexes it after commit."""
-    article.updated_at = utcnow()
-    _kick_indexer(session)
 
 
 def _check(title: str, body: str, language: str) -> None:
@@ -98,8 +86,6 @@ def _unique_slug(session: Session, slug: str, article_id: int | None = None) -> 
 def get_or_create_category(session: Session, name: str) -> Category | None:
     """The category an editor or import file names (see :func:`kb.categories.find_category`),
     created if there is none yet."""
-    from kb.categories import create_category, find_category
-
     if not " ".join((name or "").split()):
         return None
     return find_category(session, name) or create_category(session, name)

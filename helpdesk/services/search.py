@@ -31,6 +31,7 @@ from helpdesk.models import ChannelKind, Message, Ticket, TicketStatus
 from helpdesk.models.search import TABLE
 from helpdesk.services import search_index
 from helpdesk.services.errors import ServiceError
+from helpdesk.services.queue import ticket_row
 
 MAX_QUERY_LENGTH = 200
 MAX_CHUNKS = 12
@@ -391,3 +392,16 @@ def snippet(text_: str, terms: set[str]) -> Markup:
     before = "… " if start > 0 else ""
     after = " …" if end < len(text_) else ""
     return Markup(before) + marked + Markup(after)  # noqa: S704  (literal ellipses only)
+
+
+def hit_row(hit: SearchHit) -> dict[str, Any]:
+    """One result as the JSON API and ``tickets search --json`` give it."""
+    return {
+        **ticket_row(hit.ticket),
+        "score": hit.score,
+        "subject_html": str(hit.subject_html),
+        "customer_html": str(hit.people_html),
+        "snippet_html": str(hit.snippet_html),
+        "matched_message_id": hit.message_id,
+        "matched_internal_note": hit.internal,
+    }

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Flask, jsonify, render_template, request
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -14,13 +12,12 @@ from helpdesk.i18n import _l
 from helpdesk.models import Agent
 from helpdesk.services import search_index
 from helpdesk.services.errors import ServiceError
-from helpdesk.services.queue import ticket_row
 from helpdesk.services.search import (
     PER_PAGE,
     RANK_WINDOW,
     SearchFilter,
-    SearchHit,
     SearchResults,
+    hit_row,
     search_tickets,
 )
 from helpdesk.web.agent import agent_required
@@ -29,11 +26,8 @@ bp = Blueprint("search", __name__)
 
 
 def init_app(app: Flask) -> None:
-    from helpdesk import search_cli
-
     search_index.install(HelpdeskSession)
     app.register_blueprint(bp)
-    search_cli.register()
 
 
 def _page() -> int:
@@ -79,18 +73,6 @@ def agent_search() -> tuple[str, int]:
     )
 
 
-def hit_json(hit: SearchHit) -> dict[str, Any]:
-    return {
-        **ticket_row(hit.ticket),
-        "score": hit.score,
-        "subject_html": str(hit.subject_html),
-        "customer_html": str(hit.people_html),
-        "snippet_html": str(hit.snippet_html),
-        "matched_message_id": hit.message_id,
-        "matched_internal_note": hit.internal,
-    }
-
-
 @bp.get("/api/v1/tickets/search")
 @agent_required
 def api_search() -> Response:
@@ -102,6 +84,6 @@ def api_search() -> Response:
             "next_page": results.page + 1 if results.has_next else None,
             "any_word": results.any_word,
             "narrowed": results.narrowed,
-            "tickets": [hit_json(h) for h in results.hits],
+            "tickets": [hit_row(h) for h in results.hits],
         }
     )
