@@ -26,10 +26,11 @@ from helpdesk.db import Base
 from helpdesk.extensions import db
 from helpdesk.inbound import InboundMessage
 from helpdesk.models import Ticket
-from helpdesk.services import assignment, chat, tickets
+from helpdesk.services import assignment, tickets
 from helpdesk.services.agents import create_agent, create_team
 from helpdesk.services.bulk import BulkChange, bulk_update
 from helpdesk.services.inbound import receive
+from helpdesk.services.presence import agent_connected, set_presence
 
 
 def _p95(values: list[float]) -> float:
@@ -53,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             s = db.session
             agents = [create_agent(s, f"a{i}@bench.test", f"Agent {i}", None) for i in range(10)]
             for i, a in enumerate(agents):
-                chat.agent_connected(s, a, f"sid-{i}")
-                chat.set_presence(s, a, "online")
+                agent_connected(s, a, f"sid-{i}")
+                set_presence(s, a, "online")
             s.commit()
             n_tickets = 100 * args.rounds * 3 + 200
             ids = []

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench._chat_load import Outcome, raise_fd_limit
-from helpdesk.services.chat import configure_chat_channel
+from channels.chat.settings import configure_chat_channel
 from tests.channels.chat.servers import AgentSocket, ChatSite, ServerProcess
 from tests.servers import free_port, wait_http
 

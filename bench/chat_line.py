@@ -39,14 +39,20 @@ from flask import Flask
 from flask_babel import force_locale
 from sqlalchemy import event
 
+from channels.chat.lifecycle import start_chat, visitor_chat
+from channels.chat.lines import visitor_message
+from channels.chat.models import ChatStatus
+from channels.chat.payloads import chat_line
+from channels.chat.routing import accept
+from channels.chat.settings import configure_chat_channel
 from channels.chat.tokens import new_visitor
 from helpdesk import create_app, realtime
 from helpdesk.db import Base
 from helpdesk.extensions import db
-from helpdesk.models import AgentRole, ChatStatus
-from helpdesk.services import chat as chat_service
+from helpdesk.models import Agent, AgentRole
 from helpdesk.services import events
 from helpdesk.services.agents import create_agent
+from helpdesk.services.presence import agent_connected, set_presence
 
 # Bench figures of the whole server (docs/performance.md, "Live chat"): the target is p99
 # visitor -> agent <= 100 ms; the bare python-socketio server spends ~1.6 ms of CPU per line.
@@ -77,9 +83,9 @@ def setup(app: Flask) -> int:
     with app.app_context():
         s = db.session
         agent = create_agent(s, "ann@bench.test", "Ann", None, AgentRole.AGENT)
-        chat_service.configure_chat_channel(s, capacity=1000)
-        chat_service.agent_connected(s, agent, "sid-bench")
-        chat_service.set_presence(s, agent, "online")
+        configure_chat_channel(s, capacity=1000)
+        agent_connected(s, agent, "sid-bench")
+        set_presence(s, agent, "online")
         s.commit()
         return agent.id
 
@@ -89,13 +95,13 @@ def new_chat(app: Flask, agent_id: int) -> tuple[str, int]:
     with app.app_context():
         s = db.session
         visitor, _token = new_visitor()
-        chat = chat_service.start_chat(
+        chat = start_chat(
             s, visitor_id=visitor, text="Hello, I need help", client_id=uuid.uuid4().hex,
             language="en",
         )  # fmt: skip
-        agent = s.get(chat_service.Agent, agent_id)
+        agent = s.get(Agent, agent_id)
         assert agent is not None
-        chat_service.accept(s, chat, agent)
+        accept(s, chat, agent)
         s.commit()
         assert chat.status is ChatStatus.ACTIVE
         return visitor, chat.ticket_id
@@ -105,11 +111,9 @@ def line(app: Flask, visitor: str, ticket_id: int, text: str) -> dict[str, Any]:
     """One ``chat.message`` as ``ChatNamespace.on_chat_message`` runs it (no sockets)."""
     with app.app_context(), force_locale("en"):
         s = db.session
-        chat = chat_service.visitor_chat(s, visitor, ticket_id)
-        received = chat_service.visitor_message(
-            s, chat, text=text, client_id=uuid.uuid4().hex, attachments=[]
-        )
-        result = chat_service.chat_line(received.message)
+        chat = visitor_chat(s, visitor, ticket_id)
+        received = visitor_message(s, chat, text=text, client_id=uuid.uuid4().hex, attachments=[])
+        result = chat_line(received.message)
         s.commit()
         return result
 

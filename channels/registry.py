@@ -36,3 +36,19 @@ def register_email(app: Flask) -> None:
     worker.register_service(app, imap.start_watchers)
     for command in cli.COMMANDS:
         app.cli.add_command(command)
+
+
+def register_chat(app: Flask) -> None:
+    """The chat channel: its tables, the widget and ``/chat``, its events on the agents'
+    namespace, and the hooks through which the core tells chat routing what it must know
+    (the core never imports ``channels``)."""
+    import channels.chat.models  # noqa: F401  (registers the chat's tables on Base.metadata)
+    from channels.chat import agent_events, init_app, routing
+    from helpdesk.services import assignment, presence
+
+    init_app(app)
+    agent_events.register()  # chat.accept, chat.send, ... on /agent
+    # An agent who arrives takes waiting chats; one who leaves has their offers moved on.
+    presence.on_presence_changed(routing.presence_changed)
+    # A live chat is offered by chat routing, never auto-assigned.
+    assignment.register_exclusion(routing.is_live_chat)

@@ -164,7 +164,7 @@ def _register_channels(app: Flask) -> None:
     """Outbound senders by channel kind; the core only ever asks "deliver this message"."""
     import kb
     from channels.portal import init_app as init_portal
-    from channels.registry import register_email, register_senders
+    from channels.registry import register_chat, register_email, register_senders
 
     register_senders(app)
     register_email(app)
@@ -176,6 +176,4 @@ def _register_channels(app: Flask) -> None:
     from kb.analysis import analyzer_for
 
     register_analyzer(app, analyzer_for("bn"))
-    from channels.chat import init_app as init_chat
-
-    init_chat(app)
+    register_chat(app)

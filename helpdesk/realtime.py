@@ -15,12 +15,13 @@ Collision detection (payloads in helpdesk/services/ticket_presence.py): server -
 ``ticket.heartbeat`` {ticket_id} (ack ``{"ok": bool}``) and ``ticket.typing``
 {ticket_id, mode, typing} (no ack). Joining, leaving and disconnecting update the viewers.
 
-Live chat (payloads in docs/chat-protocol.md): server -> client ``chat.offer``,
-``chat.offer_withdrawn`` (sent by the worker when an offer timed out), ``chat.updated``,
-``chat.message``, ``chat.typing``, ``chat.read``, ``presence.updated``; client -> server
-``presence.set``, ``presence.heartbeat``, ``chat.accept``, ``chat.decline``, ``chat.transfer``,
-``chat.end``, ``chat.send``, ``chat.typing``, ``chat.read``, ``chat.history``, each acknowledged
-with ``{"ok": bool, ...}`` after the commit.
+Agent presence (payloads in docs/chat-protocol.md): server -> client ``presence.updated``;
+client -> server ``presence.set`` and ``presence.heartbeat``, acknowledged with
+``{"ok": bool, ...}`` after the commit.
+
+Channels add client -> server events of their own with :func:`register_agent_event` when the app
+is created (live chat: ``chat.accept``, ``chat.send``, ... in ``channels/chat/agent_events.py``,
+payloads in docs/chat-protocol.md); :func:`agent_call` runs one for the signed-in agent.
 """
 
 from __future__ import annotations
@@ -39,8 +40,7 @@ from flask_socketio import Namespace, join_room, leave_room, rooms
 from helpdesk.db import read_only_transactions
 from helpdesk.extensions import db, socketio
 from helpdesk.i18n import _
-from helpdesk.models import Agent, ChatSession, Team, Ticket
-from helpdesk.services import chat as chat_service
+from helpdesk.models import Agent, Ticket
 from helpdesk.services import presence as presence_service
 from helpdesk.services import ticket_presence
 from helpdesk.services.access import access_ticket
@@ -50,6 +50,31 @@ from helpdesk.services.events import Event, add_publisher
 log = logging.getLogger("helpdesk.realtime")
 
 NAMESPACE = "/agent"
+
+AgentEventHandler = Callable[..., Any]
+# Client -> server events channels add to the namespace, by handler name (``on_chat_send``).
+_agent_events: dict[str, AgentEventHandler] = {}
+
+
+def _handler_name(event: str) -> str:
+    # Event names are dotted ("chat.send"); handlers are on_chat_send.
+    return "on_" + (event or "").replace(".", "_")
+
+
+def register_agent_event(name: str, handler: AgentEventHandler) -> None:
+    """Handle the client -> server event ``name`` on ``/agent`` (called by a channel when the
+    app is created). ``handler(data)`` runs like a method of the namespace would: in the
+    connection's request context (``request.sid``, the agent's session, ``join_room``); what it
+    returns is the acknowledgement. The namespace's own events cannot be replaced."""
+    attr = _handler_name(name)
+    if attr in vars(AgentNamespace):
+        raise ValueError(f"{name} is an event of the agents' namespace itself")
+    _agent_events[attr] = handler
+
+
+def current_agent() -> Agent | None:
+    """The signed-in, active agent of this connection (re-checked on every event)."""
+    return _agent()
 
 
 def _agent() -> Agent | None:
@@ -84,8 +109,9 @@ def _sid() -> str:
     return str(request.sid)  # type: ignore[attr-defined]
 
 
-def _chat_call(fn: Callable[[Agent, dict[str, Any]], dict[str, Any]], data: Any) -> dict[str, Any]:
-    """Run one chat action for the signed-in agent: service, commit, then the acknowledgement."""
+def agent_call(fn: Callable[[Agent, dict[str, Any]], dict[str, Any]], data: Any) -> dict[str, Any]:
+    """Run one action for the signed-in agent: service, commit, then the acknowledgement
+    (``{"ok": False, "error": ...}`` for a refused one, with ``"retry": True`` for a failure)."""
     agent = _agent()
     if agent is None:
         return {"ok": False, "error": "unauthorized"}
@@ -99,18 +125,21 @@ def _chat_call(fn: Callable[[Agent, dict[str, Any]], dict[str, Any]], data: Any)
             return {"ok": False, "error": str(exc)}
         except Exception:
             db.session.rollback()
-            log.exception("agent chat event failed")
+            log.exception("agent event failed")
             return {"ok": False, "retry": True, "error": _("Something went wrong. Try again.")}
-
-
-def _chat(agent: Agent, data: dict[str, Any]) -> ChatSession:
-    return chat_service.agent_chat(db.session, agent, data.get("ticket_id"))
 
 
 class AgentNamespace(Namespace):
     def trigger_event(self, event: str, *args: Any) -> Any:
         # Event names are dotted ("chat.send"); handlers are on_chat_send.
         return super().trigger_event((event or "").replace(".", "_"), *args)
+
+    def __getattr__(self, name: str) -> AgentEventHandler:
+        # Asked only for names the class does not have: the events channels registered.
+        try:
+            return _agent_events[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
     def on_connect(self, auth: Any = None) -> None:
         agent = _agent()
@@ -122,7 +151,7 @@ class AgentNamespace(Namespace):
         for team in agent.teams:
             join_room(f"team:{team.id}")
         try:
-            chat_service.agent_connected(db.session, agent, _sid())
+            presence_service.agent_connected(db.session, agent, _sid())
             db.session.commit()
         except Exception:
             # Presence is best effort: the queue page must work even if this write fails.
@@ -141,7 +170,7 @@ class AgentNamespace(Namespace):
         if agent is None:
             return
         try:
-            chat_service.agent_disconnected(db.session, agent, _sid())
+            presence_service.agent_disconnected(db.session, agent, _sid())
             db.session.commit()
         except Exception:
             db.session.rollback()
@@ -151,118 +180,24 @@ class AgentNamespace(Namespace):
 
     def on_presence_set(self, data: Any) -> dict[str, Any]:
         def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
-            chat_service.set_presence(db.session, agent, str(data.get("status", "")))
+            presence_service.set_presence(db.session, agent, str(data.get("status", "")))
             if "capacity" in data:
                 capacity = data["capacity"]
                 if capacity is not None and not isinstance(capacity, int):
                     raise ServiceError(_("Capacity must be between 1 and 50."))
-                chat_service.set_capacity(db.session, agent, capacity)
+                presence_service.set_capacity(db.session, agent, capacity)
             db.session.flush()
             status = presence_service.effective_presence(db.session, agent)
             return {"ok": True, "status": status.value}
 
-        return _chat_call(run, data)
+        return agent_call(run, data)
 
     def on_presence_heartbeat(self, data: Any = None) -> dict[str, Any]:
         def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
-            chat_service.agent_heartbeat(db.session, agent, _sid())
+            presence_service.agent_heartbeat(db.session, agent, _sid())
             return {"ok": True}
 
-        return _chat_call(run, data)
-
-    # -- chats ----------------------------------------------------------------------------------
-
-    def on_chat_accept(self, data: Any) -> dict[str, Any]:
-        def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
-            chat = _chat(agent, data)
-            chat_service.accept(db.session, chat, agent)
-            join_room(f"ticket:{chat.ticket_id}")
-            return {"ok": True, "chat": chat_service.chat_summary(chat)}
-
-        return _chat_call(run, data)
-
-    def on_chat_decline(self, data: Any) -> dict[str, Any]:
-        def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
-            chat_service.decline(db.session, _chat(agent, data), agent)
-            return {"ok": True}
-
-        return _chat_call(run, data)
-
-    def on_chat_transfer(self, data: Any) -> dict[str, Any]:
-        def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
-            chat = _chat(agent, data)
-            to_agent = to_team = None
-            if isinstance(data.get("agent_id"), int):
-                to_agent = db.session.get(Agent, data["agent_id"])
-                if to_agent is None:
-                    raise ServiceError(_("Choose another agent."))
-            if isinstance(data.get("team_id"), int):
-                to_team = db.session.get(Team, data["team_id"])
-                if to_team is None:
-                    raise ServiceError(_("Choose an agent or a team."))
-            chat_service.transfer(db.session, chat, agent, to_agent=to_agent, to_team=to_team)
-            return {"ok": True, "chat": chat_service.chat_summary(chat)}
-
-        return _chat_call(run, data)
-
-    def on_chat_end(self, data: Any) -> dict[str, Any]:
-        def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
-            chat = _chat(agent, data)
-            chat_service.end_chat(db.session, chat, agent)
-            return {"ok": True, "chat": chat_service.chat_summary(chat)}
-
-        return _chat_call(run, data)
-
-    def on_chat_send(self, data: Any) -> dict[str, Any]:
-        def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
-            chat = _chat(agent, data)
-            text = data["text"] if isinstance(data.get("text"), str) else ""
-            client_id = data["client_id"] if isinstance(data.get("client_id"), str) else ""
-            message, _dup = chat_service.agent_message(
-                db.session, chat, agent, text=text, client_id=client_id
-            )
-            join_room(f"ticket:{chat.ticket_id}")
-            db.session.flush()
-            return {"ok": True, "line": chat_service.chat_line(message)}
-
-        return _chat_call(run, data)
-
-    def on_chat_typing(self, data: Any) -> None:
-        with read_only_transactions():  # loading the agent must not take SQLite's write lock
-            agent = _agent()
-        if agent is None or not isinstance(data, dict) or _ticket_id(data) is None:
-            return
-        # Ephemeral: nothing stored. The visitor's room is only reachable for an existing chat.
-        socketio.emit(
-            "chat.typing",
-            {"ticket_id": data["ticket_id"], "from": "agent", "name": agent.name,
-             "typing": bool(data.get("typing"))},
-            to=f"chat:{data['ticket_id']}",
-            namespace="/chat",
-        )  # fmt: skip
-
-    def on_chat_read(self, data: Any) -> dict[str, Any]:
-        def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
-            read = data.get("read") if isinstance(data.get("read"), int) else None
-            chat_service.mark(db.session, _chat(agent, data), by="agent", read=read)
-            return {"ok": True}
-
-        return _chat_call(run, data)
-
-    def on_chat_history(self, data: Any) -> dict[str, Any]:
-        def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
-            chat = _chat(agent, data)
-            after = data["after"] if isinstance(data.get("after"), int) else 0
-            join_room(f"ticket:{chat.ticket_id}")
-            lines = chat_service.history(db.session, chat, after)
-            return {
-                "ok": True,
-                "chat": {**chat_service.chat_summary(chat),
-                         "visitor_read_id": chat.visitor_read_id},
-                "messages": [chat_service.chat_line(m) for m in lines],
-            }  # fmt: skip
-
-        return _chat_call(run, data)
+        return agent_call(run, data)
 
     # -- ticket pages: rooms and collision detection (payloads: services/ticket_presence.py) -----
 

@@ -55,6 +55,7 @@ def pg_database(request: pytest.FixtureRequest) -> Iterator[str]:
     from helpdesk.db import make_engine
 
     engine = make_engine(url)
+    import channels.chat.models
     import channels.portal.models  # noqa: F401
     import helpdesk.models  # noqa: F401
     import kb.models  # noqa: F401

@@ -1,6 +1,20 @@
-"""Live chat (adapter): the ``/chat`` Socket.IO namespace, the widget and its HTTP endpoints.
+"""Live chat: the channel's adapter, sender, rows and services, all here.
 
-``init_app`` is called once by ``create_app`` (the composition root)."""
+- ``namespace.py``: the visitors' ``/chat`` Socket.IO namespace; ``views.py``: the widget
+  bundle, uploads and attachments over HTTP; ``tokens.py``: signed visitor tokens;
+  ``suggest.py``: KB suggestions; ``strings.py``: the widget's translated strings.
+- ``agent_events.py``: the agents' chat events on ``/agent`` (``chat.accept``, ``chat.send``, ...);
+  ``agent_views.py``: an agent sends a file; ``admin.py``: the settings page.
+- ``sender.py``: agent lines to the visitor's room, or by mail after the chat.
+- ``models.py``: ``ChatSession``, ``ChatUpload``, ``MissedOffers``.
+- services (nothing commits; events on commit): ``settings.py`` (the channel's settings and
+  business hours), ``routing.py`` (who handles a chat: offers, accept / decline / transfer,
+  timeouts, missed offers), ``lines.py`` (client ids, uploads, the visitor's and the agent's
+  lines, history), ``lifecycle.py`` (finding, starting and ending a chat, read marks, offline
+  form, transcript), ``payloads.py`` (what the sockets hear).
+
+``channels.registry.register_chat`` (called once by ``create_app``, the composition root) calls
+:func:`init_app` and registers what the core asks of the chat."""
 
 from __future__ import annotations
 
@@ -20,8 +34,8 @@ def init_app(app: Flask) -> None:
 
     from channels.chat.admin import bp as admin_bp
     from channels.chat.agent_views import bp as agent_bp
+    from channels.chat.routing import expire_due
     from helpdesk import worker
-    from helpdesk.services.chat_offers import expire_due
 
     app.register_blueprint(admin_bp)
     app.register_blueprint(agent_bp)
@@ -39,8 +53,8 @@ def init_app(app: Flask) -> None:
             return True
         now = time.monotonic()
         if now - cache["at"] > 5.0:
+            from channels.chat.settings import chat_settings
             from helpdesk.extensions import db
-            from helpdesk.services.chat import chat_settings
 
             with app.app_context():
                 cache["origins"] = chat_settings(db.session).allowed_origins

@@ -15,11 +15,21 @@ from werkzeug.wrappers import Response
 from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange
 
+from channels.chat.settings import (
+    AWAY_AFTER_MAX,
+    DAYS,
+    OFFER_TIMEOUT_MAX,
+    ChatConfig,
+    chat_channel,
+    chat_settings,
+    form_values,
+    parse_origins,
+    save_chat_config,
+    timezones,
+)
 from helpdesk.extensions import db
 from helpdesk.i18n import _, _l
 from helpdesk.models import Agent, Team
-from helpdesk.services import chat as chat_service
-from helpdesk.services import chat_config
 from helpdesk.services.errors import ServiceError
 from helpdesk.web.admin import admin_required
 from helpdesk.web.forms import choices
@@ -48,11 +58,11 @@ class ChatSettingsForm(FlaskForm):
     )
     offer_timeout = IntegerField(
         _l("Seconds an agent has to accept a chat before it goes to the next one (0 = no limit)"),
-        validators=[InputRequired(_NUMBER), NumberRange(0, chat_config.OFFER_TIMEOUT_MAX, _NUMBER)],
+        validators=[InputRequired(_NUMBER), NumberRange(0, OFFER_TIMEOUT_MAX, _NUMBER)],
     )
     away_after_missed = IntegerField(
         _l("Set an agent away after this many missed chats in a row (0 = never)"),
-        validators=[InputRequired(_NUMBER), NumberRange(0, chat_config.AWAY_AFTER_MAX, _NUMBER)],
+        validators=[InputRequired(_NUMBER), NumberRange(0, AWAY_AFTER_MAX, _NUMBER)],
     )
     team = SelectField(_l("Team that gets chats by default"), choices=[])
     allowed_origins = TextAreaField(
@@ -73,13 +83,13 @@ def _form() -> ChatSettingsForm:
     form = ChatSettingsForm()
     teams = db.session.scalars(select(Team).order_by(Team.name)).all()
     form.team.choices = choices([("", _("All agents")), *((str(t.id), t.name) for t in teams)])
-    form.timezone.choices = choices((tz, tz) for tz in chat_config.timezones())
+    form.timezone.choices = choices((tz, tz) for tz in timezones())
     return form
 
 
 def _fill(form: ChatSettingsForm) -> None:
-    channel = chat_service.chat_channel(db.session)
-    values = chat_config.form_values(db.session, channel, chat_service.chat_settings(db.session))
+    channel = chat_channel(db.session)
+    values = form_values(db.session, channel, chat_settings(db.session))
     form.email_required.data = values.email_required
     form.name_required.data = values.name_required
     form.transcript.data = values.transcript
@@ -89,12 +99,12 @@ def _fill(form: ChatSettingsForm) -> None:
     form.team.data = str(values.team_id) if values.team_id else ""
     form.allowed_origins.data = "\n".join(values.allowed_origins)
     form.timezone.data = values.timezone
-    for day in chat_config.DAYS:
+    for day in DAYS:
         getattr(form, day).data = values.weekly.get(day, "")
 
 
 def _page(form: ChatSettingsForm, status: int = 200) -> tuple[str, int]:
-    days = [getattr(form, day) for day in chat_config.DAYS]
+    days = [getattr(form, day) for day in DAYS]
     return render_template("admin/chat_settings.html", form=form, days=days), status
 
 
@@ -115,22 +125,22 @@ def save() -> Response | tuple[str, int]:
         flash(_("Some settings need a fix; see the messages below."), "error")
         return _page(form, 400)
     try:
-        config = chat_config.ChatConfig(
+        config = ChatConfig(
             email_required=bool(form.email_required.data),
             name_required=bool(form.name_required.data),
             capacity=int(form.capacity.data or 0),
             offer_timeout=int(form.offer_timeout.data or 0),
             away_after_missed=int(form.away_after_missed.data or 0),
             transcript=bool(form.transcript.data),
-            allowed_origins=chat_config.parse_origins(form.allowed_origins.data or ""),
+            allowed_origins=parse_origins(form.allowed_origins.data or ""),
             timezone=form.timezone.data or "UTC",
-            weekly={day: getattr(form, day).data or "" for day in chat_config.DAYS},
+            weekly={day: getattr(form, day).data or "" for day in DAYS},
             team_id=int(form.team.data) if form.team.data else None,
         )
         actor = current_user._get_current_object()
         assert isinstance(actor, Agent)
         labels = {day: str(label) for day, label in DAY_LABELS.items()}
-        chat_config.save_chat_config(db.session, actor, config, day_labels=labels)
+        save_chat_config(db.session, actor, config, day_labels=labels)
     except ServiceError as exc:
         db.session.rollback()
         flash(str(exc), "error")

@@ -13,10 +13,13 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 from flask_login import current_user, login_required
 
+from channels.chat.lifecycle import agent_chat
+from channels.chat.lines import agent_message, check_upload
+from channels.chat.payloads import chat_line
+from channels.chat.settings import chat_settings
 from helpdesk.extensions import db
 from helpdesk.i18n import _
 from helpdesk.models import Agent
-from helpdesk.services import chat as chat_service
 from helpdesk.services.errors import NotFound, ServiceError
 
 bp = Blueprint("chat_agent", __name__, url_prefix="/agent/chats")
@@ -34,17 +37,17 @@ def send_chat_file(ticket_id: int) -> tuple[Response, int]:
         return _answer({"ok": False, "error": _("Chat not found.")}, 404)
     file = request.files.get("file")
     try:
-        chat = chat_service.agent_chat(db.session, agent, ticket_id)
+        chat = agent_chat(db.session, agent, ticket_id)
         if file is None or not file.filename:
             raise ServiceError(_("Choose a file."))
-        settings = chat_service.chat_settings(db.session)
+        settings = chat_settings(db.session)
         try:
             # One byte over the limit is enough to refuse; never read a huge upload whole.
             data = file.read(settings.upload_max_bytes + 1)
         finally:
             file.close()
-        ref = chat_service.check_upload(settings, file.filename, file.mimetype, data)
-        message, _duplicate = chat_service.agent_message(
+        ref = check_upload(settings, file.filename, file.mimetype, data)
+        message, _duplicate = agent_message(
             db.session,
             chat,
             agent,
@@ -59,4 +62,4 @@ def send_chat_file(ticket_id: int) -> tuple[Response, int]:
     except ServiceError as exc:
         db.session.rollback()
         return _answer({"ok": False, "error": str(exc)}, 400)
-    return _answer({"ok": True, "line": chat_service.chat_line(message)}, 200)
+    return _answer({"ok": True, "line": chat_line(message)}, 200)

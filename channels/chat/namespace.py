@@ -21,12 +21,23 @@ from flask_babel import force_locale
 from flask_socketio import Namespace, emit, join_room
 
 from channels.chat import suggest
+from channels.chat.lifecycle import (
+    end_chat,
+    mark,
+    offline_ticket,
+    request_transcript,
+    start_chat,
+    visitor_chat,
+)
+from channels.chat.lines import history, uploads_for, visitor_message
+from channels.chat.models import ChatSession
+from channels.chat.payloads import chat_line, chat_state
+from channels.chat.routing import agents_online
+from channels.chat.settings import chat_settings, is_open
 from channels.chat.tokens import new_visitor, read_token
 from helpdesk.db import read_only_transactions
 from helpdesk.extensions import db, socketio
 from helpdesk.i18n import _
-from helpdesk.models import ChatSession
-from helpdesk.services import chat as chat_service
 from helpdesk.services.errors import NotFound, ServiceError
 
 log = logging.getLogger("helpdesk.chat")
@@ -101,7 +112,7 @@ class ChatNamespace(Namespace):
 
     def _limited(self, conn: _Connection) -> bool:
         if conn.bucket is None:
-            settings = chat_service.chat_settings(db.session)
+            settings = chat_settings(db.session)
             conn.bucket = _Bucket(settings.rate_limit, settings.rate_window)
         return not conn.bucket.allow()
 
@@ -135,7 +146,7 @@ class ChatNamespace(Namespace):
     # -- connection -----------------------------------------------------------------------------
 
     def on_connect(self, auth: Any = None) -> None:
-        settings = chat_service.chat_settings(db.session)
+        settings = chat_settings(db.session)
         origin = request.headers.get("Origin")
         if not origin_allowed(origin, settings.allowed_origins, request.host_url):
             raise ConnectionRefusedError("origin not allowed")
@@ -164,13 +175,13 @@ class ChatNamespace(Namespace):
             token = None
             if conn.visitor_id is None:
                 conn.visitor_id, token = new_visitor()
-            settings = chat_service.chat_settings(db.session)
+            settings = chat_settings(db.session)
             team_id = data.get("team") if isinstance(data.get("team"), int) else None
             state = None
             try:
-                chat = chat_service.visitor_chat(db.session, conn.visitor_id)
+                chat = visitor_chat(db.session, conn.visitor_id)
                 self._join(conn, chat)
-                state = chat_service.chat_state(db.session, chat)
+                state = chat_state(db.session, chat)
             except NotFound:
                 pass
             return {
@@ -183,9 +194,9 @@ class ChatNamespace(Namespace):
                     "upload_max_bytes": settings.upload_max_bytes,
                     "upload_types": list(settings.upload_types),
                 },
-                "open": chat_service.is_open(settings),
-                "available": chat_service.is_open(settings)
-                and chat_service.agents_online(db.session, team_id or settings.team_id),
+                "open": is_open(settings),
+                "available": is_open(settings)
+                and agents_online(db.session, team_id or settings.team_id),
                 "chat": state,
             }
 
@@ -196,16 +207,14 @@ class ChatNamespace(Namespace):
             conn, visitor = self._visitor()
             if self._limited(conn):
                 return {"ok": False, "retry": True, "error": _("You are sending too fast.")}
-            settings = chat_service.chat_settings(db.session)
+            settings = chat_settings(db.session)
             team_id = data.get("team") if isinstance(data.get("team"), int) else None
             # Nobody to answer (or outside hours): say so before writing anything, so the
             # widget turns into the offline form with the visitor's text still in it.
-            if not chat_service.is_open(settings) or not chat_service.agents_online(
-                db.session, team_id or settings.team_id
-            ):
+            if not is_open(settings) or not agents_online(db.session, team_id or settings.team_id):
                 db.session.rollback()
                 return {"ok": False, "offline": True, "error": _("No one is available to chat.")}
-            chat = chat_service.start_chat(
+            chat = start_chat(
                 db.session,
                 visitor_id=visitor,
                 text=_str(data, "text"),
@@ -215,17 +224,15 @@ class ChatNamespace(Namespace):
                 team_id=team_id,
                 language=conn.language,
                 page_url=_str(data, "page_url", 2000) or None,
-                attachments=chat_service.uploads_for(
-                    db.session, visitor, _ids(data.get("attachments"))
-                ),
+                attachments=uploads_for(db.session, visitor, _ids(data.get("attachments"))),
             )
             db.session.commit()
             self._join(conn, chat)
-            lines = chat_service.history(db.session, chat)
+            lines = history(db.session, chat)
             return {
                 "ok": True,
-                "chat": chat_service.chat_state(db.session, chat),
-                "messages": [chat_service.chat_line(m) for m in lines],
+                "chat": chat_state(db.session, chat),
+                "messages": [chat_line(m) for m in lines],
             }
 
         return self._call(run, data)
@@ -236,19 +243,17 @@ class ChatNamespace(Namespace):
             if self._limited(conn):
                 return {"ok": False, "retry": True, "error": _("You are sending too fast.")}
             ticket_id = data.get("ticket_id") if isinstance(data.get("ticket_id"), int) else None
-            chat = chat_service.visitor_chat(db.session, visitor, ticket_id or conn.ticket_id)
-            received = chat_service.visitor_message(
+            chat = visitor_chat(db.session, visitor, ticket_id or conn.ticket_id)
+            received = visitor_message(
                 db.session,
                 chat,
                 text=_str(data, "text", 20_000),
                 client_id=_str(data, "client_id", 64),
-                attachments=chat_service.uploads_for(
-                    db.session, visitor, _ids(data.get("attachments"))
-                ),
+                attachments=uploads_for(db.session, visitor, _ids(data.get("attachments"))),
             )
             # Built before the commit expires the message (else two more SELECTs per line);
             # still sent only after the commit succeeded.
-            line = chat_service.chat_line(received.message)
+            line = chat_line(received.message)
             db.session.commit()
             if conn.ticket_id != chat.ticket_id:
                 self._join(conn, chat)
@@ -261,12 +266,12 @@ class ChatNamespace(Namespace):
             conn, visitor = self._visitor()
             after = data["after"] if isinstance(data.get("after"), int) else 0
             ticket_id = data.get("ticket_id") if isinstance(data.get("ticket_id"), int) else None
-            chat = chat_service.visitor_chat(db.session, visitor, ticket_id or conn.ticket_id)
+            chat = visitor_chat(db.session, visitor, ticket_id or conn.ticket_id)
             self._join(conn, chat)
             return {
                 "ok": True,
-                "chat": chat_service.chat_state(db.session, chat),
-                "messages": [chat_service.chat_line(m) for m in chat_service.history(
+                "chat": chat_state(db.session, chat),
+                "messages": [chat_line(m) for m in history(
                     db.session, chat, after)],
             }  # fmt: skip
 
@@ -287,10 +292,10 @@ class ChatNamespace(Namespace):
     def on_chat_read(self, data: Any) -> dict[str, Any]:
         def run(data: dict[str, Any]) -> dict[str, Any]:
             conn, visitor = self._visitor()
-            chat = chat_service.visitor_chat(db.session, visitor, conn.ticket_id)
+            chat = visitor_chat(db.session, visitor, conn.ticket_id)
             delivered = data.get("delivered") if isinstance(data.get("delivered"), int) else None
             read = data.get("read") if isinstance(data.get("read"), int) else None
-            chat_service.mark(db.session, chat, by="visitor", delivered=delivered, read=read)
+            mark(db.session, chat, by="visitor", delivered=delivered, read=read)
             db.session.commit()
             return {"ok": True}
 
@@ -299,10 +304,10 @@ class ChatNamespace(Namespace):
     def on_chat_end(self, data: Any) -> dict[str, Any]:
         def run(data: dict[str, Any]) -> dict[str, Any]:
             conn, visitor = self._visitor()
-            chat = chat_service.visitor_chat(db.session, visitor, conn.ticket_id)
-            chat_service.end_chat(db.session, chat, chat.ticket.customer)
+            chat = visitor_chat(db.session, visitor, conn.ticket_id)
+            end_chat(db.session, chat, chat.ticket.customer)
             db.session.commit()
-            return {"ok": True, "chat": chat_service.chat_state(db.session, chat)}
+            return {"ok": True, "chat": chat_state(db.session, chat)}
 
         return self._call(run, data)
 
@@ -311,8 +316,8 @@ class ChatNamespace(Namespace):
             conn, visitor = self._visitor()
             if self._limited(conn):
                 return {"ok": False, "error": _("You are sending too fast.")}
-            chat = chat_service.visitor_chat(db.session, visitor, conn.ticket_id)
-            chat_service.request_transcript(db.session, chat, _str(data, "email", 320) or None)
+            chat = visitor_chat(db.session, visitor, conn.ticket_id)
+            request_transcript(db.session, chat, _str(data, "email", 320) or None)
             db.session.commit()
             return {"ok": True}
 
@@ -323,7 +328,7 @@ class ChatNamespace(Namespace):
             conn, visitor = self._visitor()
             if self._limited(conn):
                 return {"ok": False, "retry": True, "error": _("You are sending too fast.")}
-            received = chat_service.offline_ticket(
+            received = offline_ticket(
                 db.session,
                 visitor_id=visitor,
                 email=_str(data, "email", 320),

@@ -15,12 +15,12 @@ from typing import Any
 from flask import Flask
 from sqlalchemy.orm import Session
 
+from channels.chat.lifecycle import find_chat
+from channels.chat.models import ChatStatus
+from channels.chat.payloads import CHAT_NAMESPACE, chat_line
 from helpdesk.extensions import socketio
-from helpdesk.models import ChatStatus, Message, Ticket
-from helpdesk.services.chat import chat_line, find_chat
+from helpdesk.models import Message, Ticket
 from helpdesk.services.outbox import Sender
-
-CHAT_NAMESPACE = "/chat"
 
 
 @dataclass

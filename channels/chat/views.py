@@ -17,13 +17,15 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_file
 from flask_babel import force_locale
 
+from channels.chat.lifecycle import find_chat
+from channels.chat.lines import store_upload
 from channels.chat.namespace import origin_allowed
+from channels.chat.settings import chat_settings
 from channels.chat.strings import catalog
 from channels.chat.tokens import read_token
 from helpdesk.extensions import csrf, db, limiter
 from helpdesk.i18n import _
 from helpdesk.models import Attachment
-from helpdesk.services import chat as chat_service
 from helpdesk.services.attachments import path_for
 from helpdesk.services.errors import ServiceError
 
@@ -83,7 +85,7 @@ def demo() -> str:
 
 def _cors(response: Response) -> Response:
     origin = request.headers.get("Origin")
-    settings = chat_service.chat_settings(db.session)
+    settings = chat_settings(db.session)
     if origin and origin_allowed(origin, settings.allowed_origins, request.host_url):
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
@@ -105,15 +107,13 @@ def upload() -> tuple[Response, int]:
             return _cors(jsonify({"ok": False, "error": _("Chat not found.")})), 404
         if file is None or not file.filename:
             return _cors(jsonify({"ok": False, "error": _("Choose a file.")})), 400
-        settings = chat_service.chat_settings(db.session)
+        settings = chat_settings(db.session)
         try:
             data = file.read(settings.upload_max_bytes + 1)
         finally:
             file.close()  # big uploads are spooled to a temporary file: free it now
         try:
-            upload = chat_service.store_upload(
-                db.session, settings, visitor, file.filename, file.mimetype, data
-            )
+            upload = store_upload(db.session, settings, visitor, file.filename, file.mimetype, data)
         except ServiceError as exc:
             db.session.rollback()
             return _cors(jsonify({"ok": False, "error": str(exc)})), 400
@@ -127,7 +127,7 @@ def attachment(attachment_id: int) -> Response | tuple[Response, int]:
     """A file of the visitor's own chat (token in the query: links are opened by the browser)."""
     visitor = read_token(request.args.get("token"))
     att = db.session.get(Attachment, attachment_id)
-    chat = chat_service.find_chat(db.session, att.message.ticket_id) if att else None
+    chat = find_chat(db.session, att.message.ticket_id) if att else None
     if (
         att is None
         or chat is None

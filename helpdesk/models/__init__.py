@@ -14,15 +14,6 @@ from helpdesk.models._types import (
 from helpdesk.models.agents import Agent, AssignmentMode, Team, team_members
 from helpdesk.models.audit import AuditEvent
 from helpdesk.models.channels import Channel
-from helpdesk.models.chat import (
-    AgentConnection,
-    AgentPresence,
-    ChatSession,
-    ChatStatus,
-    ChatUpload,
-    PresenceStatus,
-)
-from helpdesk.models.chat_offers import MissedOffers
 from helpdesk.models.customers import Customer, CustomerIdentity, Organization
 from helpdesk.models.events import Event, EventConsumer, EventCounter
 from helpdesk.models.macros import Macro
@@ -30,6 +21,7 @@ from helpdesk.models.mail import AutoReplyLog, MailCheckpoint, QuarantinedMail
 from helpdesk.models.messages import Attachment, Message
 from helpdesk.models.notifications import Notification
 from helpdesk.models.outbound import OutboundMail
+from helpdesk.models.presence import AgentConnection, AgentPresence, PresenceStatus
 from helpdesk.models.search import TABLE as SEARCH_TABLE  # noqa: F401  (index DDL)
 from helpdesk.models.ticket_presence import TicketViewer
 from helpdesk.models.tickets import Tag, Ticket, TicketCounter, ticket_participants, ticket_tags
@@ -48,9 +40,6 @@ __all__ = [
     "Channel",
     "ChannelKind",
     "ChannelStatus",
-    "ChatSession",
-    "ChatStatus",
-    "ChatUpload",
     "Customer",
     "CustomerIdentity",
     "DeliveryStatus",
@@ -63,10 +52,9 @@ __all__ = [
     "MailCheckpoint",
     "Message",
     "MessageKind",
-    "MissedOffers",
     "Notification",
-    "OutboundMail",
     "Organization",
+    "OutboundMail",
     "PresenceStatus",
     "Priority",
     "QuarantinedMail",

@@ -14,7 +14,8 @@ live chat ends up in a team whose mode is not ``off``:
   for when agents become available after the tickets arrived (a worker task).
 
 Live chats are never assigned here: chat routing offers them to an agent who accepts
-(``services.chat``); an *ended* chat is an ordinary ticket.
+(``channels.chat.routing``, which registers the check with :func:`register_exclusion`); an
+*ended* chat is an ordinary ticket.
 
 **Who can get a ticket.** A member of the team who is active, *available* and below the team's
 cap. Available is the one notion the chat routing uses: the agent chose "online" and has a live
@@ -41,7 +42,7 @@ Like every service here, nothing commits; the assignment is audited (``ticket.as
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask
@@ -52,9 +53,6 @@ from helpdesk.i18n import _, _l
 from helpdesk.models import (
     Agent,
     AssignmentMode,
-    ChannelKind,
-    ChatSession,
-    ChatStatus,
     Team,
     Ticket,
     TicketCount,
@@ -226,17 +224,28 @@ def _lock_team(session: Session, team_id: int) -> Team:
     return team
 
 
-def _is_live_chat(session: Session, ticket: Ticket) -> bool:
-    if ticket.channel is not ChannelKind.CHAT:
-        return False
-    status = session.scalar(select(ChatSession.status).where(ChatSession.ticket_id == ticket.id))
-    return status is not None and status is not ChatStatus.ENDED
+# Checks that keep a ticket out of auto-assignment: its channel routes it itself.
+Exclusion = Callable[[Session, Ticket], bool]
+_exclusions: list[Exclusion] = []
+
+
+def register_exclusion(check: Exclusion) -> None:
+    """Never auto-assign a ticket for which ``check(session, ticket)`` is true (the chat
+    channel registers "a live chat", which its routing offers to agents itself;
+    ``channels.registry.register_chat``). Checks are asked often: answer from the ticket's
+    fields without a query when it cannot be yours."""
+    if check not in _exclusions:
+        _exclusions.append(check)
+
+
+def _excluded(session: Session, ticket: Ticket) -> bool:
+    return any(check(session, ticket) for check in _exclusions)
 
 
 def _eligible(session: Session, ticket: Ticket) -> bool:
     if ticket.team is None or ticket.assignee is not None or not ticket.active:
         return False
-    if ticket.merged_into_id is not None or _is_live_chat(session, ticket):
+    if ticket.merged_into_id is not None or _excluded(session, ticket):
         return False
     # Asked of the database, not the Team object: sessions keep objects across commits, and an
     # admin may have switched the mode from another process since.
@@ -290,7 +299,7 @@ def assign_waiting(session: Session, limit: int = WAITING_BATCH) -> int:
             .limit(limit)
         ).all()
         for ticket in waiting:
-            if _is_live_chat(session, ticket):
+            if _excluded(session, ticket):
                 continue
             if auto_assign(session, ticket) is None:
                 break

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from helpdesk.services.chat import configure_chat_channel
+from channels.chat.settings import configure_chat_channel
 from tests.channels.chat.servers import PASSWORD, ChatSite, ServerProcess
 from tests.servers import free_port
 

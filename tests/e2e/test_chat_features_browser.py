@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from channels.chat.settings import configure_chat_channel
 from helpdesk.models import AgentRole
 from helpdesk.services.agents import create_agent
-from helpdesk.services.chat import configure_chat_channel
 from tests.channels.chat.servers import PASSWORD, ChatSite, ServerProcess
 from tests.e2e.test_chat_browser import _agent_page, _Site
 

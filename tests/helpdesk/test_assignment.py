@@ -17,6 +17,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from channels.chat.lifecycle import start_chat
+from channels.chat.models import ChatStatus
 from channels.email.accounts import ServerConfig, add_email_channel
 from channels.email.ingest import process_mail
 from helpdesk.db import utcnow
@@ -26,15 +28,15 @@ from helpdesk.models import (
     AgentConnection,
     AssignmentMode,
     AuditEvent,
-    ChatStatus,
     Team,
     Ticket,
     TicketStatus,
 )
-from helpdesk.services import assignment, bulk, chat, presence, tickets
+from helpdesk.services import assignment, bulk, presence, tickets
 from helpdesk.services.agents import create_agent, create_team
 from helpdesk.services.errors import ServiceError
 from helpdesk.services.events import EventRecorder
+from helpdesk.services.presence import agent_connected, agent_disconnected, set_presence
 from tests.channels.email.conftest import make_mail
 from tests.conftest import PASSWORD, AgentClient, MakeTicket, csrf_token, login
 
@@ -48,8 +50,8 @@ def staff(session: Session) -> Available:
     def make(name: str, *, online: bool = True) -> Agent:
         agent = create_agent(session, f"{name.lower()}@example.com", name, PASSWORD)
         if online:
-            chat.agent_connected(session, agent, f"sid-{name}")
-            chat.set_presence(session, agent, "online")
+            agent_connected(session, agent, f"sid-{name}")
+            set_presence(session, agent, "online")
         session.commit()
         return agent
 
@@ -129,9 +131,9 @@ def test_only_available_members_get_tickets(
 ) -> None:
     here = staff("Here")
     away = staff("Away")
-    chat.set_presence(session, away, "away")
+    set_presence(session, away, "away")
     closed_tab = staff("Closed")
-    chat.agent_disconnected(session, closed_tab, "sid-Closed")
+    agent_disconnected(session, closed_tab, "sid-Closed")
     signed_off = staff("Never", online=False)
     gone = staff("Gone")
     gone.active = False
@@ -150,12 +152,12 @@ def test_only_available_members_get_tickets(
     assert outsider.id not in owners
 
     # Nobody available: the ticket waits unassigned, and is handed out once someone is back.
-    chat.set_presence(session, here, "away")
+    set_presence(session, here, "away")
     session.commit()
     [waiting] = _into_team(session, make_ticket, team, 1)
     assert waiting.assignee_id is None
     assert assignment.assign_waiting_task(app) == 0
-    chat.set_presence(session, away, "online")
+    set_presence(session, away, "online")
     session.commit()
     assert assignment.assign_waiting_task(app) == 1
     session.expire_all()
@@ -304,7 +306,7 @@ def test_bulk_move_into_a_team_distributes(
 def test_live_chats_are_left_to_chat_routing(session: Session, staff: Available) -> None:
     ann, ben = staff("Ann"), staff("Ben")
     team = _team(session, [ann, ben])
-    started = chat.start_chat(
+    started = start_chat(
         session, visitor_id=uuid.uuid4().hex, text="হ্যালো", client_id=uuid.uuid4().hex,
         team_id=team.id,
     )  # fmt: skip
@@ -324,7 +326,7 @@ def test_reopened_ticket_of_a_deactivated_agent_goes_back_to_the_team(
     for t in (first, second):
         tickets.set_status(session, t, TicketStatus.RESOLVED, t.assignee)
     ben.active = False  # Ben left the company
-    chat.set_presence(session, ann, "away")  # Ann is at lunch: she keeps her customers
+    set_presence(session, ann, "away")  # Ann is at lunch: she keeps her customers
     session.commit()
     staff("Cat")
     team.members.append(session.scalars(select(Agent).where(Agent.name == "Cat")).one())

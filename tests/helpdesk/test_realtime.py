@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask
 from sqlalchemy.orm import Session
 
@@ -54,3 +55,33 @@ def test_ticket_room_gets_message_events(
     names = [e["name"] for e in sio.get_received("/agent")]
     assert names == ["ticket.message", "ticket.updated"]
     sio.disconnect("/agent")
+
+
+def test_channels_add_events_to_the_agents_namespace(
+    app: Flask, agent_client: AgentClient, agent: Agent
+) -> None:
+    """``register_agent_event``: a channel's handler runs like a method of the namespace (the
+    agent's session, the acknowledgement); the namespace's own events cannot be replaced."""
+    from helpdesk import realtime
+
+    seen: list[object] = []
+
+    def echo(data: object) -> dict[str, object]:
+        current = realtime.current_agent()
+        seen.append(data)
+        return {"ok": True, "agent": current.name if current else None}
+
+    realtime.register_agent_event("test.echo", echo)
+    try:
+        sio = socketio.test_client(app, namespace="/agent", flask_test_client=agent_client.client)
+        ack = sio.emit("test.echo", {"n": 1}, namespace="/agent", callback=True)
+        assert ack == {"ok": True, "agent": agent.name}
+        assert seen == [{"n": 1}]
+        # Events nobody registered are ignored, as before.
+        assert not sio.emit("test.nothing", {}, namespace="/agent", callback=True)
+        sio.disconnect("/agent")
+    finally:
+        realtime._agent_events.pop("on_test_echo", None)
+
+    with pytest.raises(ValueError):
+        realtime.register_agent_event("join_ticket", echo)

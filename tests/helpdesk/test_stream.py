@@ -14,13 +14,17 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from channels.chat.lifecycle import start_chat, visitor_chat
+from channels.chat.lines import visitor_message
+from channels.chat.routing import accept
 from channels.chat.tokens import new_visitor
 from helpdesk.db import read_only_transactions
 from helpdesk.extensions import db
 from helpdesk.models import Agent, Event, Ticket, TicketStatus
-from helpdesk.services import bulk, chat, stream, tags, ticket_merge, tickets
+from helpdesk.services import bulk, stream, tags, ticket_merge, tickets
 from helpdesk.services.bulk import BulkChange
 from helpdesk.services.effects import on_commit
+from helpdesk.services.presence import agent_connected, set_presence
 from helpdesk.services.stream import StoredEvent, StreamRecorder
 from tests.conftest import MakeTicket
 
@@ -150,11 +154,11 @@ def test_a_bulk_update_of_100_tickets_records_one_update_each(
 def test_a_chat_line_records_one_message_created(
     app: Flask, session: Session, agent: Agent, committed: StreamRecorder
 ) -> None:
-    chat.agent_connected(session, agent, "sid-stream")
-    chat.set_presence(session, agent, "online")
+    agent_connected(session, agent, "sid-stream")
+    set_presence(session, agent, "online")
     visitor, _token = new_visitor()
-    started = chat.start_chat(session, visitor_id=visitor, text="Hi", client_id=uuid.uuid4().hex)
-    chat.accept(session, started, agent)
+    started = start_chat(session, visitor_id=visitor, text="Hi", client_id=uuid.uuid4().hex)
+    accept(session, started, agent)
     session.commit()
     ticket_id = started.ticket_id
     session.rollback()
@@ -162,9 +166,9 @@ def test_a_chat_line_records_one_message_created(
 
     with app.app_context():
         s = db.session
-        found = chat.visitor_chat(s, visitor, ticket_id)
+        found = visitor_chat(s, visitor, ticket_id)
         text = "আমার কার্ড কাজ করছে না"
-        received = chat.visitor_message(s, found, text=text, client_id=uuid.uuid4().hex)
+        received = visitor_message(s, found, text=text, client_id=uuid.uuid4().hex)
         s.commit()
         message_id = received.message.id
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from helpdesk.services.chat import configure_chat_channel
+from channels.chat.settings import configure_chat_channel
 from tests.channels.chat.servers import ChatSite, ServerProcess
 
 WIDGET_ORIGIN = "https://shop.example"

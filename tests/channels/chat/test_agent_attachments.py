@@ -15,22 +15,26 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from channels.chat.lifecycle import end_chat, start_chat
+from channels.chat.models import ChatSession, ChatStatus
+from channels.chat.routing import accept
+from channels.chat.settings import configure_chat_channel
 from channels.chat.tokens import new_visitor
-from helpdesk.models import Agent, Attachment, ChatStatus, Direction, Message
-from helpdesk.services import chat, outbox
+from helpdesk.models import Agent, Attachment, Direction, Message
+from helpdesk.services import outbox
 from tests.channels.chat.servers import TIMEOUT, AgentSocket, ChatSite, ServerProcess, Visitor
 from tests.conftest import AgentClient
 
 PDF = b"%PDF-1.4 receipt for order 12"
 
 
-def _chat(session: Session, agent: Agent, email: str | None = None) -> tuple[chat.ChatSession, str]:
+def _chat(session: Session, agent: Agent, email: str | None = None) -> tuple[ChatSession, str]:
     visitor, token = new_visitor()
-    started = chat.start_chat(
+    started = start_chat(
         session, visitor_id=visitor, text="Can you send the invoice?", client_id=uuid.uuid4().hex,
         email=email,
     )  # fmt: skip
-    chat.accept(session, started, agent)
+    accept(session, started, agent)
     session.commit()
     return started, token
 
@@ -105,7 +109,7 @@ def test_limits_access_and_csrf(
     bad_type = _send(agent_client, c.ticket_id, b"MZ...", "tool.exe", "application/x-msdownload")
     assert bad_type.status_code == 400
     assert bad_type.get_json()["error"] == "This type of file cannot be sent in the chat."
-    chat.configure_chat_channel(session, upload_max_bytes=1024)
+    configure_chat_channel(session, upload_max_bytes=1024)
     session.commit()
     too_big = _send(agent_client, c.ticket_id, b"x" * 1025, "big.txt", "text/plain")
     assert too_big.status_code == 400 and "1 KB" in too_big.get_json()["error"]
@@ -135,7 +139,7 @@ def test_after_the_chat_ended_the_file_goes_out_by_email(
     app: Flask, session: Session, agent: Agent, agent_client: AgentClient
 ) -> None:
     c, _token = _chat(session, agent, email="rina@example.com")
-    chat.end_chat(session, c, agent)
+    end_chat(session, c, agent)
     session.commit()
     response = _send(agent_client, c.ticket_id, name="label.pdf", text="Your return label")
     assert response.status_code == 200

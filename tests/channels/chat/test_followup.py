@@ -12,10 +12,14 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from channels.chat.lifecycle import end_chat, find_chat, start_chat
+from channels.chat.lines import agent_message
+from channels.chat.routing import accept
 from channels.chat.tokens import new_visitor
 from helpdesk.extensions import socketio
 from helpdesk.models import Agent, DeliveryStatus, Message
-from helpdesk.services import chat, outbox
+from helpdesk.services import outbox
+from helpdesk.services.presence import agent_connected, set_presence
 from tests.conftest import AgentClient
 
 
@@ -37,12 +41,12 @@ def test_a_later_reply_from_the_ticket_page_goes_by_email(
     app: Flask, session: Session, agent: Agent, agent_client: AgentClient
 ) -> None:
     visitor, _token = new_visitor()
-    c = chat.start_chat(
+    c = start_chat(
         session, visitor_id=visitor, text="মোড়ক ছেঁড়া ছিল", client_id=uuid.uuid4().hex,
         email="mita@example.com", name="মিতা",
     )  # fmt: skip
-    chat.accept(session, c, agent)
-    chat.end_chat(session, c, agent)
+    accept(session, c, agent)
+    end_chat(session, c, agent)
     session.commit()
 
     response = agent_client.post(
@@ -63,8 +67,8 @@ def test_a_later_reply_from_the_ticket_page_goes_by_email(
 def test_email_me_the_transcript_over_the_socket(
     app: Flask, session: Session, agent: Agent
 ) -> None:
-    chat.agent_connected(session, agent, "sid-agent")
-    chat.set_presence(session, agent, "online")
+    agent_connected(session, agent, "sid-agent")
+    set_presence(session, agent, "online")
     session.commit()
     sio = socketio.test_client(app, namespace="/chat", auth={"language": "bn"})
     hello = sio.emit("chat.hello", {}, namespace="/chat", callback=True)
@@ -76,9 +80,9 @@ def test_email_me_the_transcript_over_the_socket(
         callback=True,
     )
     assert started["ok"], started
-    c = chat.find_chat(session, started["chat"]["ticket_id"])
+    c = find_chat(session, started["chat"]["ticket_id"])
     assert c is not None
-    chat.agent_message(session, c, agent, text="আজই পাঠানো হবে।", client_id=uuid.uuid4().hex)
+    agent_message(session, c, agent, text="আজই পাঠানো হবে।", client_id=uuid.uuid4().hex)
     session.commit()
 
     # Only to the address the chat began with.

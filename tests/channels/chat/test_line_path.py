@@ -13,22 +13,28 @@ from flask import Flask
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from channels.chat.lifecycle import start_chat, visitor_chat
+from channels.chat.lines import visitor_message
+from channels.chat.models import ChatStatus
+from channels.chat.payloads import chat_line
+from channels.chat.routing import accept
 from channels.chat.tokens import new_visitor
 from helpdesk.extensions import db
-from helpdesk.models import Agent, AuditEvent, ChatStatus, Message, Ticket
-from helpdesk.services import chat, tags
+from helpdesk.models import Agent, AuditEvent, Message, Ticket
+from helpdesk.services import tags
 from helpdesk.services.events import EventRecorder
+from helpdesk.services.presence import agent_connected, set_presence
 from helpdesk.services.search import SearchFilter, search_tickets
 
 
 def _accepted_chat(session: Session, agent: Agent) -> tuple[str, int]:
-    chat.agent_connected(session, agent, "sid-line")
-    chat.set_presence(session, agent, "online")
+    agent_connected(session, agent, "sid-line")
+    set_presence(session, agent, "online")
     visitor, _token = new_visitor()
-    started = chat.start_chat(
+    started = start_chat(
         session, visitor_id=visitor, text="Hello there", client_id=uuid.uuid4().hex
     )
-    chat.accept(session, started, agent)
+    accept(session, started, agent)
     session.commit()
     assert started.status is ChatStatus.ACTIVE
     return visitor, started.ticket_id
@@ -53,9 +59,9 @@ def _line(app: Flask, visitor: str, ticket_id: int, text: str, client_id: str) -
     """``on_chat_message`` without the socket: its own session (app context), one commit."""
     with app.app_context():
         s = db.session
-        found = chat.visitor_chat(s, visitor, ticket_id)
-        received = chat.visitor_message(s, found, text=text, client_id=client_id)
-        line = chat.chat_line(received.message)
+        found = visitor_chat(s, visitor, ticket_id)
+        received = visitor_message(s, found, text=text, client_id=client_id)
+        line = chat_line(received.message)
         s.commit()
         return line
 
@@ -116,8 +122,8 @@ def test_a_failed_line_leaves_nothing_and_is_stored_once_when_sent_again(
     # The handler rolls back when anything fails before the commit.
     with app.app_context():
         s = db.session
-        found = chat.visitor_chat(s, visitor, ticket_id)
-        chat.visitor_message(s, found, text="kettle broken", client_id="line-0002-abcdef")
+        found = visitor_chat(s, visitor, ticket_id)
+        visitor_message(s, found, text="kettle broken", client_id="line-0002-abcdef")
         s.rollback()
     assert events.events == []
     session.expire_all()
@@ -145,15 +151,15 @@ def test_a_line_undone_with_its_savepoint_is_gone_and_the_session_goes_on(
     # The mail path stores each mail of a failed batch in a savepoint of its own and carries on
     # in the same session after one fails; a line written at once must be undone like any row.
     visitor, ticket_id = _accepted_chat(session, agent)
-    found = chat.visitor_chat(session, visitor, ticket_id)
+    found = visitor_chat(session, visitor, ticket_id)
     count, version = found.ticket.message_count, found.ticket.version
     with session.begin_nested() as nested:
-        undone = chat.visitor_message(session, found, text="lima oscar", client_id="line-0003-abc")
+        undone = visitor_message(session, found, text="lima oscar", client_id="line-0003-abc")
         nested.rollback()
     # The ticket is back to what it was, not left with the undone line's count and version
     # (a later flush of the ticket would write them).
     assert (found.ticket.message_count, found.ticket.version) == (count, version)
-    kept = chat.visitor_message(session, found, text="papa quebec", client_id="line-0004-abc")
+    kept = visitor_message(session, found, text="papa quebec", client_id="line-0004-abc")
     session.commit()
     assert undone.message not in session
     session.expire_all()

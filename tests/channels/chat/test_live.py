@@ -14,16 +14,9 @@ import socketio
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from helpdesk.models import (
-    ChannelKind,
-    ChatSession,
-    ChatStatus,
-    Customer,
-    DeliveryStatus,
-    Message,
-    Ticket,
-)
-from helpdesk.services.chat import configure_chat_channel
+from channels.chat.models import ChatSession, ChatStatus
+from channels.chat.settings import configure_chat_channel
+from helpdesk.models import ChannelKind, Customer, DeliveryStatus, Message, Ticket
 from tests.channels.chat.conftest import WIDGET_ORIGIN
 from tests.channels.chat.servers import (
     TIMEOUT,

@@ -14,36 +14,32 @@ from flask import Flask
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from channels.chat.lifecycle import start_chat
+from channels.chat.models import ChatSession, ChatStatus, MissedOffers
+from channels.chat.payloads import queue_position
+from channels.chat.routing import accept, expire_due, expire_offers
+from channels.chat.settings import configure_chat_channel
 from channels.chat.tokens import new_visitor
 from helpdesk.db import utcnow
-from helpdesk.models import (
-    Agent,
-    AgentPresence,
-    AgentRole,
-    ChatSession,
-    ChatStatus,
-    MissedOffers,
-    PresenceStatus,
-)
-from helpdesk.services import chat
+from helpdesk.models import Agent, AgentPresence, AgentRole, PresenceStatus
 from helpdesk.services.agents import create_agent
-from helpdesk.services.chat_offers import expire_due, expire_offers
 from helpdesk.services.events import EventRecorder
+from helpdesk.services.presence import agent_connected, set_presence
 from tests.channels.chat.servers import AgentSocket, ChatSite, ServerProcess, Visitor
 from tests.conftest import PASSWORD
 
 
 def _agent(session: Session, name: str) -> Agent:
     agent = create_agent(session, f"{name.lower()}@example.com", name, PASSWORD, AgentRole.AGENT)
-    chat.agent_connected(session, agent, f"sid-{name}")
-    chat.set_presence(session, agent, "online")
+    agent_connected(session, agent, f"sid-{name}")
+    set_presence(session, agent, "online")
     session.commit()
     return agent
 
 
 def _start(session: Session, text: str = "hello") -> ChatSession:
     visitor, _token = new_visitor()
-    started = chat.start_chat(session, visitor_id=visitor, text=text, client_id=uuid.uuid4().hex)
+    started = start_chat(session, visitor_id=visitor, text=text, client_id=uuid.uuid4().hex)
     session.commit()
     return started
 
@@ -69,7 +65,7 @@ def _presence(session: Session, agent: Agent) -> PresenceStatus:
 def test_an_unaccepted_offer_moves_to_the_next_agent_then_waits(
     session: Session, events: EventRecorder
 ) -> None:
-    chat.configure_chat_channel(session, offer_timeout=20, away_after_missed=0)
+    configure_chat_channel(session, offer_timeout=20, away_after_missed=0)
     ann, ben = _agent(session, "Ann"), _agent(session, "Ben")
     c = _start(session)
     first = c.agent_id
@@ -100,7 +96,7 @@ def test_an_unaccepted_offer_moves_to_the_next_agent_then_waits(
     session.commit()
     assert (c.status, c.agent_id) == (ChatStatus.WAITING, None)
     assert sorted(c.declined) == sorted([ann.id, ben.id])
-    assert chat.queue_position(session, c) == 1
+    assert queue_position(session, c) == 1
     queue = [e.payload for e in events.events if e.name == "chat.queue"]
     assert {"ticket_id": c.ticket_id, "position": 1} in queue
     # Both agents still take new chats (away_after_missed = 0: never set away).
@@ -111,7 +107,7 @@ def test_an_unaccepted_offer_moves_to_the_next_agent_then_waits(
 def test_missing_offers_in_a_row_sets_the_agent_away(
     session: Session, events: EventRecorder
 ) -> None:
-    chat.configure_chat_channel(session, offer_timeout=30, away_after_missed=2)
+    configure_chat_channel(session, offer_timeout=30, away_after_missed=2)
     ann = _agent(session, "Ann")
     one = _start(session, "first")
     _age(session, one, 31)
@@ -124,7 +120,7 @@ def test_missing_offers_in_a_row_sets_the_agent_away(
     # Accepting a chat starts the count afresh.
     two = _start(session, "second")
     assert two.agent_id == ann.id
-    chat.accept(session, two, ann)
+    accept(session, two, ann)
     session.commit()
     session.refresh(missed)
     assert (missed.in_a_row, missed.total) == (0, 1)
@@ -149,14 +145,14 @@ def test_missing_offers_in_a_row_sets_the_agent_away(
     ]
     # An agent who is away gets no chats until they choose Online again, which resets the count.
     assert _start(session, "fifth").status is ChatStatus.WAITING
-    chat.set_presence(session, ann, "online")
+    set_presence(session, ann, "online")
     session.commit()
     session.refresh(missed)
     assert missed.in_a_row == 0
 
 
 def test_offers_without_a_timeout_stay(session: Session) -> None:
-    chat.configure_chat_channel(session, offer_timeout=0)
+    configure_chat_channel(session, offer_timeout=0)
     _agent(session, "Ann")
     c = _start(session)
     _age(session, c, 3600)
@@ -166,7 +162,7 @@ def test_offers_without_a_timeout_stay(session: Session) -> None:
 
 
 def test_the_worker_task_expires_due_offers(app: Flask, session: Session) -> None:
-    chat.configure_chat_channel(session, offer_timeout=10)
+    configure_chat_channel(session, offer_timeout=10)
     ann, ben = _agent(session, "Ann"), _agent(session, "Ben")
     c = _start(session)
     first = c.agent_id
@@ -197,7 +193,7 @@ def _online(site: ChatSite, server: ServerProcess, name: str, team: object) -> A
 def test_live_offer_times_out_to_the_next_agent_and_the_visitor_keeps_its_place(
     site: ChatSite, server: ServerProcess
 ) -> None:
-    site.run(lambda s: chat.configure_chat_channel(s, offer_timeout=OFFER_TIMEOUT,
+    site.run(lambda s: configure_chat_channel(s, offer_timeout=OFFER_TIMEOUT,
                                                    away_after_missed=1))  # fmt: skip
     team = site.team()
     kim = _online(site, server, "Kim", team)
@@ -231,7 +227,7 @@ def test_live_offer_times_out_to_the_next_agent_and_the_visitor_keeps_its_place(
     }
     for s in (kim, lou, mo, visitor):
         s.disconnect()
-    site.run(lambda s: chat.configure_chat_channel(s, offer_timeout=30, away_after_missed=2))
+    site.run(lambda s: configure_chat_channel(s, offer_timeout=30, away_after_missed=2))
 
 
 def _offered_to(site: ChatSite, ticket_id: int) -> str:
@@ -246,7 +242,7 @@ def _offered_to(site: ChatSite, ticket_id: int) -> str:
 def test_an_offer_made_before_a_crash_still_times_out_after_the_restart(
     site: ChatSite, server: ServerProcess
 ) -> None:
-    site.run(lambda s: chat.configure_chat_channel(s, offer_timeout=OFFER_TIMEOUT,
+    site.run(lambda s: configure_chat_channel(s, offer_timeout=OFFER_TIMEOUT,
                                                    away_after_missed=0))  # fmt: skip
     team = site.team()
     nia = _online(site, server, "Nia", team)
@@ -274,4 +270,4 @@ def test_an_offer_made_before_a_crash_still_times_out_after_the_restart(
     }
     for s in (nia2, oz, again):
         s.disconnect()
-    site.run(lambda s: chat.configure_chat_channel(s, offer_timeout=30, away_after_missed=2))
+    site.run(lambda s: configure_chat_channel(s, offer_timeout=30, away_after_missed=2))

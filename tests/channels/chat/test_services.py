@@ -14,34 +14,34 @@ from flask.testing import FlaskClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from channels.chat.lifecycle import end_chat, request_transcript, start_chat
+from channels.chat.lines import agent_message, uploads_for
+from channels.chat.models import ChatSession, ChatStatus
+from channels.chat.payloads import queue_position
+from channels.chat.routing import accept, agents_online, decline, transfer
+from channels.chat.settings import chat_settings, configure_chat_channel, is_open
 from channels.chat.tokens import new_visitor, read_token
-from helpdesk.models import (
-    Agent,
-    AgentConnection,
-    AgentRole,
-    ChatStatus,
-    DeliveryStatus,
-    PresenceStatus,
-)
-from helpdesk.services import chat, outbox, presence
+from helpdesk.models import Agent, AgentConnection, AgentRole, DeliveryStatus, PresenceStatus
+from helpdesk.services import outbox, presence
 from helpdesk.services.agents import create_agent, create_team
 from helpdesk.services.errors import ServiceError
 from helpdesk.services.events import EventRecorder
+from helpdesk.services.presence import agent_connected, agent_disconnected, set_presence
 from tests.conftest import PASSWORD
 
 
 def _agent(session: Session, name: str, *, online: bool = True, sid: str | None = None) -> Agent:
     agent = create_agent(session, f"{name.lower()}@example.com", name, PASSWORD, AgentRole.AGENT)
-    chat.agent_connected(session, agent, sid or f"sid-{name}")
+    agent_connected(session, agent, sid or f"sid-{name}")
     if online:
-        chat.set_presence(session, agent, "online")
+        set_presence(session, agent, "online")
     session.commit()
     return agent
 
 
-def _start(session: Session, text: str = "hello", **kwargs: object) -> chat.ChatSession:
+def _start(session: Session, text: str = "hello", **kwargs: object) -> ChatSession:
     visitor, _token = new_visitor()
-    started = chat.start_chat(
+    started = start_chat(
         session, visitor_id=visitor, text=text, client_id=uuid.uuid4().hex,
         **kwargs,  # type: ignore[arg-type]
     )  # fmt: skip
@@ -57,25 +57,25 @@ def test_fewest_live_chats_then_round_robin(session: Session) -> None:
 
 
 def test_capacity_queue_and_dispatch_when_a_chat_ends(session: Session) -> None:
-    chat.configure_chat_channel(session, capacity=1)
+    configure_chat_channel(session, capacity=1)
     ann = _agent(session, "Ann")
     first = _start(session, "first")
     second = _start(session, "second")
     third = _start(session, "third")
     assert first.status is ChatStatus.OFFERED and first.agent_id == ann.id
-    assert (second.status, chat.queue_position(session, second)) == (ChatStatus.WAITING, 1)
-    assert chat.queue_position(session, third) == 2
-    chat.end_chat(session, first, ann)
+    assert (second.status, queue_position(session, second)) == (ChatStatus.WAITING, 1)
+    assert queue_position(session, third) == 2
+    end_chat(session, first, ann)
     session.commit()
     assert second.status is ChatStatus.OFFERED and second.agent_id == ann.id
-    assert chat.queue_position(session, third) == 1
+    assert queue_position(session, third) == 1
 
 
 def test_away_disconnected_and_stale_agents_get_no_chats(session: Session) -> None:
     away = _agent(session, "Away")
-    chat.set_presence(session, away, "away")
+    set_presence(session, away, "away")
     gone = _agent(session, "Gone")
-    chat.agent_disconnected(session, gone, "sid-Gone")
+    agent_disconnected(session, gone, "sid-Gone")
     stale = _agent(session, "Stale")
     # A server killed outright leaves its rows: they stop counting after the heartbeat TTL.
     session.execute(
@@ -87,7 +87,7 @@ def test_away_disconnected_and_stale_agents_get_no_chats(session: Session) -> No
     assert presence.effective_presence(session, gone) is PresenceStatus.OFFLINE
     assert presence.effective_presence(session, stale) is PresenceStatus.OFFLINE
     assert presence.effective_presence(session, away) is PresenceStatus.AWAY
-    assert not chat.agents_online(session)
+    assert not agents_online(session)
     assert _start(session).status is ChatStatus.WAITING
 
 
@@ -100,17 +100,17 @@ def test_team_routing_decline_and_transfer(session: Session) -> None:
     assert c.agent_id in (ann.id, ben.id)
     first = session.get(type(ann), c.agent_id)
     assert first is not None
-    chat.decline(session, c, first)
+    decline(session, c, first)
     session.commit()
     assert c.agent_id in (ann.id, ben.id) and c.agent_id != first.id
     with_it = session.get(type(ann), c.agent_id)
     assert with_it is not None
-    chat.accept(session, c, with_it)
-    chat.transfer(session, c, with_it, to_agent=cy)
+    accept(session, c, with_it)
+    transfer(session, c, with_it, to_agent=cy)
     session.commit()
     assert (c.status, c.agent_id, c.ticket.assignee_id) == (ChatStatus.OFFERED, cy.id, cy.id)
     try:
-        chat.transfer(session, c, cy)
+        transfer(session, c, cy)
     except ServiceError as exc:
         assert "agent or a team" in str(exc)
     else:
@@ -119,14 +119,14 @@ def test_team_routing_decline_and_transfer(session: Session) -> None:
 
 def test_business_hours(session: Session) -> None:
     hours = {"timezone": "Asia/Dhaka", "weekly": {"mon": ["09:00-17:00"]}}
-    chat.configure_chat_channel(session, hours=hours)
-    settings = chat.chat_settings(session)
+    configure_chat_channel(session, hours=hours)
+    settings = chat_settings(session)
     monday_10_dhaka = datetime(2025, 6, 2, 4, 0, tzinfo=UTC)  # 10:00 in Dhaka (UTC+6)
-    assert chat.is_open(settings, monday_10_dhaka)
-    assert not chat.is_open(settings, monday_10_dhaka + timedelta(hours=8))
-    assert not chat.is_open(settings, monday_10_dhaka + timedelta(days=1))
+    assert is_open(settings, monday_10_dhaka)
+    assert not is_open(settings, monday_10_dhaka + timedelta(hours=8))
+    assert not is_open(settings, monday_10_dhaka + timedelta(days=1))
     try:
-        chat.configure_chat_channel(session, hours={"timezone": "Mars/Base", "weekly": {}})
+        configure_chat_channel(session, hours={"timezone": "Mars/Base", "weekly": {}})
     except ServiceError:
         pass
     else:
@@ -134,10 +134,10 @@ def test_business_hours(session: Session) -> None:
 
 
 def test_email_required_setting(session: Session) -> None:
-    chat.configure_chat_channel(session, email_required=True)
+    configure_chat_channel(session, email_required=True)
     visitor, _t = new_visitor()
     try:
-        chat.start_chat(session, visitor_id=visitor, text="hi", client_id="abcdefgh1")
+        start_chat(session, visitor_id=visitor, text="hi", client_id="abcdefgh1")
     except ServiceError as exc:
         assert "email" in str(exc)
     else:
@@ -149,19 +149,19 @@ def test_reply_after_the_chat_ended_goes_by_email_and_transcript(
 ) -> None:
     ann = _agent(session, "Ann")
     c = _start(session, "where is my parcel?", email="rina@example.com", name="Rina")
-    chat.accept(session, c, ann)
-    live, _dup = chat.agent_message(session, c, ann, text="Checking now", client_id="agent-0001")
+    accept(session, c, ann)
+    live, _dup = agent_message(session, c, ann, text="Checking now", client_id="agent-0001")
     session.commit()
     outbox.drain(app)
     session.expire_all()
     assert live.delivery_status is DeliveryStatus.SENT and live.meta["delivery"]["room"]
 
-    chat.end_chat(session, c, ann)
+    end_chat(session, c, ann)
     session.commit()
-    later, _dup = chat.agent_message(
+    later, _dup = agent_message(
         session, c, ann, text="Found it: it ships today", client_id="agent-0002"
     )
-    transcript = chat.request_transcript(session, c)
+    transcript = request_transcript(session, c)
     session.commit()
     outbox.drain(app)
     session.expire_all()
@@ -173,7 +173,7 @@ def test_reply_after_the_chat_ended_goes_by_email_and_transcript(
     assert any("where is my parcel?" in b and "Checking now" in b for b in bodies)
     # A transcript only ever goes to the customer's own address.
     try:
-        chat.request_transcript(session, c, "someone.else@example.com")
+        request_transcript(session, c, "someone.else@example.com")
     except ServiceError:
         session.rollback()
     else:
@@ -183,8 +183,8 @@ def test_reply_after_the_chat_ended_goes_by_email_and_transcript(
 def test_agent_lines_are_idempotent_by_client_id(session: Session) -> None:
     ann = _agent(session, "Ann")
     c = _start(session)
-    first, dup1 = chat.agent_message(session, c, ann, text="hi", client_id="same-id-001")
-    again, dup2 = chat.agent_message(session, c, ann, text="hi", client_id="same-id-001")
+    first, dup1 = agent_message(session, c, ann, text="hi", client_id="same-id-001")
+    again, dup2 = agent_message(session, c, ann, text="hi", client_id="same-id-001")
     assert (first.id, dup1, dup2) == (again.id, False, True)
     assert c.status is ChatStatus.ACTIVE  # answering an offered chat accepts it
 
@@ -225,7 +225,7 @@ def test_uploads_have_limits_and_belong_to_their_visitor(app: Flask, client: Fla
     with app.app_context():
         from helpdesk.extensions import db
 
-        chat.configure_chat_channel(db.session, upload_max_bytes=2048)
+        configure_chat_channel(db.session, upload_max_bytes=2048)
         db.session.commit()
     status, body = post(token, "big.png", b"x" * 2049, "image/png")
     assert status == 400 and "2 KB" in str(body["error"])
@@ -236,12 +236,12 @@ def test_uploads_have_limits_and_belong_to_their_visitor(app: Flask, client: Fla
         from helpdesk.extensions import db
 
         try:
-            chat.uploads_for(db.session, "someone-else-visitor", [body["id"]])
+            uploads_for(db.session, "someone-else-visitor", [body["id"]])
         except ServiceError:
             pass
         else:
             raise AssertionError("another visitor's upload")
-        refs = chat.uploads_for(db.session, visitor, [body["id"]])
+        refs = uploads_for(db.session, visitor, [body["id"]])
         assert refs[0].data == b"\x89PNG data"
     assert other_token != token
 
@@ -251,10 +251,10 @@ def test_offers_move_on_when_the_agent_leaves(session: Session) -> None:
     c = _start(session)
     assert c.agent_id == ann.id
     ben = _agent(session, "Ben")
-    chat.set_presence(session, ann, "away")
+    set_presence(session, ann, "away")
     session.commit()
     assert (c.status, c.agent_id) == (ChatStatus.OFFERED, ben.id)
-    chat.agent_disconnected(session, ben, "sid-Ben")
+    agent_disconnected(session, ben, "sid-Ben")
     session.commit()
     assert (c.status, c.agent_id) == (ChatStatus.WAITING, None)
 

@@ -14,12 +14,15 @@ from flask_socketio import SocketIOTestClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from channels.chat.lifecycle import start_chat
+from channels.chat.models import ChatSession, ChatStatus
+from channels.chat.routing import expire_offers
+from channels.chat.settings import chat_settings
 from helpdesk.db import utcnow
 from helpdesk.extensions import socketio
-from helpdesk.models import Agent, AuditEvent, ChatSession, ChatStatus
-from helpdesk.services import chat
+from helpdesk.models import Agent, AuditEvent
 from helpdesk.services.agents import create_team
-from helpdesk.services.chat_offers import expire_offers
+from helpdesk.services.presence import agent_connected, set_presence
 from tests.conftest import AgentClient, login
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -93,7 +96,7 @@ def test_saving_changes_what_the_widget_and_server_do(
     )
     saved = admin_client.post("/admin/chat", form)
     assert saved.status_code == 302, saved.get_data(as_text=True)
-    settings = chat.chat_settings(session)
+    settings = chat_settings(session)
     assert (settings.name_required, settings.email_required, settings.transcript) == (
         True, True, False
     )  # fmt: skip
@@ -140,8 +143,8 @@ def test_business_hours_turn_the_widget_into_the_offline_form(
 def test_name_required_and_transcript_off_are_enforced_by_the_server(
     app: Flask, session: Session, admin_client: AgentClient, agent: Agent
 ) -> None:
-    chat.agent_connected(session, agent, "sid-agent")
-    chat.set_presence(session, agent, "online")
+    agent_connected(session, agent, "sid-agent")
+    set_presence(session, agent, "online")
     session.commit()
     saved = admin_client.post("/admin/chat", _form(name_required="y", transcript=None))
     assert saved.status_code == 302
@@ -161,13 +164,13 @@ def test_offer_timeout_from_the_page_drives_routing(
     app: Flask, session: Session, admin_client: AgentClient, agent: Agent
 ) -> None:
     assert admin_client.post("/admin/chat", _form(offer_timeout="10")).status_code == 302
-    chat.agent_connected(session, agent, "sid-agent")
-    chat.set_presence(session, agent, "online")
+    agent_connected(session, agent, "sid-agent")
+    set_presence(session, agent, "online")
     session.commit()
     from channels.chat.tokens import new_visitor
 
     visitor, _token = new_visitor()
-    c = chat.start_chat(session, visitor_id=visitor, text="hi", client_id=uuid.uuid4().hex)
+    c = start_chat(session, visitor_id=visitor, text="hi", client_id=uuid.uuid4().hex)
     session.commit()
     assert c.status is ChatStatus.OFFERED
     session.execute(
@@ -200,13 +203,13 @@ def test_bad_input_is_refused_clearly_and_kept(
     assert message in html.replace("&#39;", "'")
     typed = next(iter(changes.values()))
     assert typed in html  # what the admin typed is still in the form
-    assert chat.chat_settings(session).name_required is False  # nothing was saved
+    assert chat_settings(session).name_required is False  # nothing was saved
 
 
 def test_the_form_needs_its_csrf_token(admin_client: AgentClient, session: Session) -> None:
     response = admin_client.client.post("/admin/chat", data=_form(name_required="y"))
     assert response.status_code == 400
-    assert chat.chat_settings(session).name_required is False
+    assert chat_settings(session).name_required is False
 
 
 def test_the_page_in_bengali(app: Flask, session: Session, admin: Agent) -> None:

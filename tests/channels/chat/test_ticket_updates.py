@@ -10,12 +10,15 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from channels.chat.lifecycle import start_chat
+from channels.chat.lines import agent_message, visitor_message
 from channels.chat.tokens import new_visitor
 from helpdesk.models import AgentRole, Ticket, TicketStatus
 from helpdesk.realtime import TicketUpdates
-from helpdesk.services import chat, tickets
+from helpdesk.services import tickets
 from helpdesk.services.agents import create_agent
 from helpdesk.services.events import Event, EventRecorder
+from helpdesk.services.presence import agent_connected, set_presence
 from tests.channels.chat.servers import AgentSocket, ChatSite, ServerProcess, Visitor
 from tests.conftest import PASSWORD
 
@@ -94,11 +97,11 @@ def test_chat_lines_mark_their_queue_update_and_other_changes_do_not(
     session: Session, events: EventRecorder
 ) -> None:
     agent = create_agent(session, "lines@example.com", "Lines", PASSWORD, AgentRole.AGENT)
-    chat.agent_connected(session, agent, "sid-lines")
-    chat.set_presence(session, agent, "online")
+    agent_connected(session, agent, "sid-lines")
+    set_presence(session, agent, "online")
     session.commit()
     visitor, _token = new_visitor()
-    started = chat.start_chat(session, visitor_id=visitor, text="hi", client_id=uuid.uuid4().hex)
+    started = start_chat(session, visitor_id=visitor, text="hi", client_id=uuid.uuid4().hex)
     session.commit()
 
     def queue_updates() -> list[bool]:
@@ -107,10 +110,10 @@ def test_chat_lines_mark_their_queue_update_and_other_changes_do_not(
         return found
 
     queue_updates()
-    chat.visitor_message(session, started, text="a line", client_id=uuid.uuid4().hex)
+    visitor_message(session, started, text="a line", client_id=uuid.uuid4().hex)
     session.commit()
     assert queue_updates() == [True]
-    chat.agent_message(session, started, agent, text="an answer", client_id=uuid.uuid4().hex)
+    agent_message(session, started, agent, text="an answer", client_id=uuid.uuid4().hex)
     session.commit()
     assert queue_updates() == [True]
     # The same session's next change is not a chat line: sent at once.

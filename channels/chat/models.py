@@ -1,8 +1,15 @@
-"""Live chat: a conversation's routing state, agent presence and visitor uploads.
+"""Live chat's own rows: a conversation's routing state, visitor uploads and missed offers.
 
 A chat *is* a Ticket (channel ``chat``) and each line a Message; :class:`ChatSession` only keeps
 what the ticket does not: who the visitor is (the signed visitor id), where the chat is in
-routing (waiting, offered to an agent, active, ended) and the delivered/read marks.
+routing (waiting, offered to an agent, active, ended) and the delivered/read marks. Agent
+availability (:class:`~helpdesk.models.presence.AgentPresence`) is the core's: auto-assignment
+reads it too.
+
+Written only by the chat channel's services (:mod:`channels.chat.routing`,
+:mod:`channels.chat.lines`, :mod:`channels.chat.lifecycle`). The tables are registered on
+``Base.metadata`` when this module is imported (``channels.registry.register_chat``, called by
+``create_app``).
 """
 
 from __future__ import annotations
@@ -31,12 +38,6 @@ class ChatStatus(enum.StrEnum):
     @property
     def live(self) -> bool:
         return self is not ChatStatus.ENDED
-
-
-class PresenceStatus(enum.StrEnum):
-    ONLINE = "online"
-    AWAY = "away"
-    OFFLINE = "offline"
 
 
 class ChatSession(Base):
@@ -75,43 +76,6 @@ class ChatSession(Base):
     agent: Mapped[Agent | None] = relationship()
 
 
-class AgentPresence(Base):
-    """What an agent chose (online/away/offline) and their chat capacity.
-
-    The *effective* presence is also offline when the agent has no live connection
-    (:class:`AgentConnection`), so closing the last tab or a dead server takes them out of
-    routing without anyone clicking anything.
-    """
-
-    __tablename__ = "agent_presence"
-
-    agent_id: Mapped[int] = mapped_column(
-        ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
-    )
-    status: Mapped[PresenceStatus] = mapped_column(
-        str_enum(PresenceStatus, "presence_status"), default=PresenceStatus.OFFLINE
-    )
-    # Concurrent chats this agent takes; None = the channel's default.
-    capacity: Mapped[int | None]
-    # Round robin among equally busy agents: the one assigned longest ago goes first.
-    last_assigned_at: Mapped[datetime | None]
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class AgentConnection(Base):
-    """One live Socket.IO connection of an agent (any server process).
-
-    Rows are deleted on disconnect; a process killed outright leaves rows behind, so a row only
-    counts while ``seen_at`` is recent (the agent page sends a heartbeat).
-    """
-
-    __tablename__ = "agent_connections"
-
-    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
-    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
-    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
 class ChatUpload(Base):
     """A file a visitor uploaded over HTTP, waiting to be referenced by a chat message."""
 
@@ -124,6 +88,26 @@ class ChatUpload(Base):
     size: Mapped[int]
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MissedOffers(Base):
+    """How many chat offers in a row an agent let time out.
+
+    Kept apart from :class:`~helpdesk.models.presence.AgentPresence` so the count survives in its
+    own row (one per agent who ever missed an offer); it is reset when the agent accepts a chat or
+    chooses *Online* again, and routing sets the agent *away* when it reaches the channel's
+    ``away_after_missed`` (:func:`channels.chat.routing.expire_offers`).
+    """
+
+    __tablename__ = "chat_missed_offers"
+
+    agent_id: Mapped[int] = mapped_column(
+        ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Offers missed since the agent last accepted a chat or chose Online.
+    in_a_row: Mapped[int] = mapped_column(default=0)
+    total: Mapped[int] = mapped_column(default=0)
+    last_missed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # Routing counts an agent's live chats and walks the waiting queue in order.
