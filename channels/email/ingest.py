@@ -47,10 +47,9 @@ from helpdesk.services.inbound import (
     BatchLookup,
     PostReceiveStep,
     Received,
-    prefetch,
     receive,
-    receive_batch,
 )
+from helpdesk.services.inbound_batch import prefetch, receive_batch
 
 log = logging.getLogger("helpdesk.mail")
 
