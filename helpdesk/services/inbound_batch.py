@@ -286,8 +286,6 @@ def _write_run(
     session.add_all(customers)  # with their identities
     session.add_all(opened)
     session.flush()
-    for customer in customers:
-        record_customer_created(session, customer)
     for p in run.items:
         msg = p.msg
         meta = dict(msg.meta)
@@ -317,16 +315,22 @@ def _write_run(
     session.flush()
     trail: list[AuditEvent] = []
     any_chained = False
+    # The stream's events in receive()'s order, mail by mail: the sender's customer.created
+    # (first mail only), ticket.created, message.created.
+    unrecorded = {id(c) for c in customers}
     for p in run.items:
         message = p.message
         assert message is not None
         finish_html(message, p.msg.html)
+        if id(p.customer) in unrecorded:
+            unrecorded.discard(id(p.customer))
+            record_customer_created(session, p.customer)
+        if p.created:
+            trail.append(tickets.record_opened(session, p.ticket, p.customer))
         record_message(session, p.ticket, message, p.customer)
         if p.key is not None:
             lookup.duplicates.setdefault(p.key, message)
             lookup.threads.setdefault(p.key, p.ticket.id)
-        if p.created:
-            trail.append(tickets.record_opened(session, p.ticket, p.customer))
         announcements.announce_message(session, p.ticket, message)
         if p.created:
             assignment.auto_assign(session, p.ticket)  # new tickets have no team: a no-op

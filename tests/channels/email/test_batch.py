@@ -18,6 +18,7 @@ from channels.email.imap import fetch_once
 from channels.email.ingest import Mail, Unparsable, prepare_safely, process_batch, start_prepare
 from helpdesk.inbound import InboundMessage
 from helpdesk.models import Channel, Customer, Direction, Message, QuarantinedMail, Ticket
+from helpdesk.services import stream
 from helpdesk.services.events import EventRecorder
 from tests.channels.email.conftest import Mailbox, make_mail
 
@@ -294,17 +295,26 @@ def test_batch_ingest_stores_exactly_what_mail_by_mail_ingest_stores(
         set_status(session, stored.ticket, TicketStatus.RESOLVED, None)
         session.commit()
         mails = _conversation(tag, f"m0.{tag}@example.com")
-        if by_batch:
-            results = _batch(session, channel, mails)
-        else:
-            results = [process_mail(session, raw, channel) for raw in mails]
-            session.commit()
+        with stream.capture() as committed:
+            if by_batch:
+                results = _batch(session, channel, mails)
+            else:
+                results = [process_mail(session, raw, channel) for raw in mails]
+                session.commit()
         outcomes[tag] = (
             [(r.created, r.duplicate, r.quarantined is not None) for r in results],
             _snapshot(session, channel, tag),
+            # The stream tells the same story in the same order (a consumer never meets a
+            # message before its ticket).
+            [(e.name, e.subject_type, sorted(e.data.get("changes", {}))) for e in committed.events],
         )
     assert outcomes["all"] == outcomes["one"]
-    flags, shown = outcomes["all"]
+    flags, shown, told = outcomes["all"]
+    names = [name for name, _subject, _changes in told]
+    # Rahim is known: his new ticket, then its message; a new sender comes first.
+    assert names[:2] == ["ticket.created", "message.created"]
+    assert all(names[i + 1] in ("ticket.created", "message.created")
+               for i, name in enumerate(names) if name == "customer.created")  # fmt: skip
     assert flags == [
         (True, False, False),
         (False, False, False),
