@@ -184,11 +184,15 @@ def _transaction_ended(session: Session, transaction: SessionTransaction) -> Non
     uow = _existing(session)
     if uow is None:
         return
-    uow.held.clear()
     if transaction.nested:
+        uow.held.clear()
         uow._savepoint_ended(transaction)
     elif transaction.parent is None:
-        uow._ended.clear()
+        # The transaction is over. After a commit the log is already empty; after a rollback,
+        # or a session closed without one, what is left never happened: drop it here, so it
+        # cannot run at the session's next commit. (A flush's subtransaction ends too, often:
+        # it is neither nested nor the root, and changes nothing here.)
+        uow._rolled_back()
 
 
 def _soft_rollback(session: Session, previous: SessionTransaction) -> None:

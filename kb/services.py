@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from markdown_it import MarkdownIt
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from helpdesk.db import utcnow
@@ -190,6 +190,7 @@ def update_article(
 
     Returns whether anything changed (re-importing an unchanged file changes nothing).
     """
+    before = _snapshot(article)
     new_title = normalize(title.strip()) if title is not None else article.title
     new_body = normalize(body) if body is not None else article.body_md
     new_lang = language or article.language
@@ -227,7 +228,8 @@ def update_article(
         )
         if group != article.translation_group:
             article.translation_group, changed = group, True
-    fields = sorted(_changed_fields(article))  # before the revision's flush clears the history
+    after = _snapshot(article)
+    fields = sorted(name for name in after if after[name] != before[name])
     if changed_text:
         _add_revision(session, article, author)
     if changed:
@@ -236,13 +238,19 @@ def update_article(
     return changed
 
 
-def _changed_fields(article: Article) -> set[str]:
-    state = inspect(article)
-    names = ("title", "body_md", "tags", "language", "category_id", "category", "visibility")
-    fields = {
-        n for n in (*names, "slug", "translation_group") if state.attrs[n].history.has_changes()
+def _snapshot(article: Article) -> dict[str, Any]:
+    """What ``article.updated`` compares (values, not the ORM's history, which any autoflush of
+    a lookup on the way clears)."""
+    return {
+        "title": article.title,
+        "body_md": article.body_md,
+        "tags": list(article.tags),
+        "language": article.language,
+        "category_id": article.category.id if article.category is not None else None,
+        "visibility": article.visibility,
+        "slug": article.slug,
+        "translation_group": article.translation_group,
     }
-    return {"category_id" if n == "category" else n for n in fields}
 
 
 def set_status(

@@ -85,6 +85,9 @@ def compose_link_mail(app: Flask, session: Session, row: OutboundMail) -> Prepar
     customer = session.get(Customer, row.customer_id) if row.customer_id else None
     if token is None or customer is None:
         raise DeliveryError("the link or its customer is gone", permanent=True)
+    if token.used_at is not None or token.expires_at <= utcnow():
+        # A retry after the link's hour (or after it was used): a dead link helps nobody.
+        raise DeliveryError("the link expired before it could be sent", permanent=True)
     ticket = session.get(Ticket, token.ticket_id) if token.ticket_id else None
     lang = _language(app, row.language, customer.language)
     link = magic.link_for(token)

@@ -179,9 +179,7 @@ def _profile(customer: Customer) -> dict[str, Any]:
         "email": customer.email,
         "notes": customer.notes,
         "language": customer.language,
-        "organization_id": (
-            customer.organization.id if customer.organization is not None else None
-        ),
+        "organization_id": customer.organization_id,
     }
 
 
@@ -225,6 +223,7 @@ def merge_customers(
             ticket_participants.c.customer_id == target.id, ticket_participants.c.ticket_id.in_(own)
         )
     )
+    before = _profile(target)
     target.name = target.name or source.name
     target.email = target.email or source.email
     target.language = target.language or source.language
@@ -236,5 +235,9 @@ def merge_customers(
     stream.record(
         session, "customer.merged", "customer", source.id, actor, into_customer_id=target.id
     )
+    after = _profile(target)
+    changes = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
+    if changes:
+        stream.record(session, "customer.updated", "customer", target.id, actor, changes=changes)
     session.delete(session.get(Customer, source.id))
     session.flush()

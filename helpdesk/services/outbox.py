@@ -70,6 +70,9 @@ def sender_for(app: Flask, kind: ChannelKind | str) -> Sender | None:
 class _Claimed:
     message_id: int
     sender: Sender | None
+    # Which claim this is: a worker whose lease ran out must not record over the claim of the
+    # worker that took over (its late failure would queue a mail that was sent).
+    attempt: int = 0
     prepared: Any = None
     error: DeliveryError | None = None
     result: dict[str, Any] | None = None
@@ -106,7 +109,7 @@ def _claim(app: Flask, session: Session, limit: int) -> list[_Claimed]:
         message.delivery_attempts += 1
         ticket = message.ticket
         sender = sender_for(app, ticket.channel)
-        item = _Claimed(message.id, sender)
+        item = _Claimed(message.id, sender, message.delivery_attempts)
         if sender is None:
             item.error = DeliveryError(
                 f"no sender for channel {ticket.channel.value}", permanent=True
@@ -125,7 +128,11 @@ def _claim(app: Flask, session: Session, limit: int) -> list[_Claimed]:
 
 def _record(app: Flask, session: Session, item: _Claimed) -> None:
     message = session.get(Message, item.message_id)
-    if message is None or message.delivery_status != DeliveryStatus.SENDING:
+    if (
+        message is None
+        or message.delivery_status != DeliveryStatus.SENDING
+        or message.delivery_attempts != item.attempt
+    ):
         return
     ticket = message.ticket
     now = utcnow()
@@ -261,6 +268,7 @@ def queue_mail(
 @dataclass
 class _ClaimedMail:
     mail_id: int
+    attempt: int  # as _Claimed.attempt
     prepared: Any = None
     error: DeliveryError | None = None
 
@@ -288,7 +296,7 @@ def _claim_mails(app: Flask, session: Session, limit: int) -> list[_ClaimedMail]
         row.status = DeliveryStatus.SENDING
         row.lease_until = now + lease
         row.attempts += 1
-        item = _ClaimedMail(row.id)
+        item = _ClaimedMail(row.id, row.attempts)
         composer = composers.get(row.purpose)
         if composer is None:
             item.error = DeliveryError(f"nobody composes {row.purpose} mail", permanent=True)
@@ -331,7 +339,7 @@ def _drain_mails(app: Flask, limit: int) -> int:
 
 def _record_mail(app: Flask, session: Session, item: _ClaimedMail) -> None:
     row = session.get(OutboundMail, item.mail_id)
-    if row is None or row.status != DeliveryStatus.SENDING:
+    if row is None or row.status != DeliveryStatus.SENDING or row.attempts != item.attempt:
         return
     now = utcnow()
     row.lease_until = None

@@ -271,3 +271,41 @@ def test_a_transaction_opened_to_write_during_a_read_only_request_begins_immedia
     finally:
         event.remove(engine, "before_cursor_execute", record)
     assert seen == ["BEGIN IMMEDIATE", "BEGIN DEFERRED", "BEGIN DEFERRED"]
+
+
+def test_work_of_a_session_closed_without_commit_never_runs_later(app: Flask) -> None:
+    """A session closed mid-transaction (no rollback called) drops its pending work: the next
+    transaction on the same session does not run it."""
+    ran: list[str] = []
+    with app.app_context():
+        factory = db.sessionmaker(app)
+        with factory() as s:
+            s.begin()
+            on_commit(s, lambda: ran.append("abandoned"))
+            s.close()
+            s.begin()
+            on_commit(s, lambda: ran.append("next"))
+            s.commit()
+    assert ran == ["next"]
+
+
+def test_nested_savepoints_keep_what_a_released_inner_one_registered_until_the_outer_decides(
+    app: Flask,
+) -> None:
+    from helpdesk.unit_of_work import unit_of_work
+
+    ran: list[str] = []
+    undone: list[str] = []
+    with app.app_context():
+        factory = db.sessionmaker(app)
+        with factory() as s:
+            s.begin()
+            outer = s.begin_nested()
+            with s.begin_nested():
+                on_commit(s, lambda: ran.append("inner, released"))
+                unit_of_work(s).on_rollback(lambda: undone.append("inner"))
+            outer.rollback()  # takes the released inner savepoint's work with it
+            with s.begin_nested():
+                on_commit(s, lambda: ran.append("kept"))
+            s.commit()
+    assert ran == ["kept"] and undone == ["inner"]

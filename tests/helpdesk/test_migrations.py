@@ -58,17 +58,18 @@ def test_link_mails_waiting_in_portal_tokens_move_to_the_core_outbox(
             {"now": "2026-12-07 10:00:00"},
         )
         rows = [
-            ("waiting", "signin", None, "2099-01-01 00:00:00"),
-            ("sent", "signin", "2026-12-07 10:01:00", "2099-01-01 00:00:00"),
-            ("expired", "signin", None, "2020-01-01 00:00:00"),
-            ("no-mail", None, None, "2099-01-01 00:00:00"),
+            ("waiting", "signin", None, "2099-01-01 00:00:00", 2),
+            ("sent", "signin", "2026-12-07 10:01:00", "2099-01-01 00:00:00", 1),
+            ("expired", "signin", None, "2020-01-01 00:00:00", 0),
+            ("no-mail", None, None, "2099-01-01 00:00:00", 0),
+            ("gave-up", "signin", None, "2099-01-01 00:00:00", 8),
         ]
-        for nonce, mail, mailed_at, expires in rows:
+        for nonce, mail, mailed_at, expires, attempts in rows:
             conn.execute(
                 text(
                     "INSERT INTO portal_tokens (nonce, customer_id, purpose, created_at,"
                     " expires_at, mail, language, mailed_at, mail_attempts)"
-                    " VALUES (:nonce, 1, 'signin', :now, :expires, :mail, 'bn', :mailed, 0)"
+                    " VALUES (:nonce, 1, 'signin', :now, :expires, :mail, 'bn', :mailed, :tries)"
                 ),
                 {
                     "nonce": nonce,
@@ -76,20 +77,33 @@ def test_link_mails_waiting_in_portal_tokens_move_to_the_core_outbox(
                     "expires": expires,
                     "mail": mail,
                     "mailed": mailed_at,
+                    "tries": attempts,
                 },
             )
     upgrade(app)
     with engine.connect() as conn:
         moved = conn.execute(
-            text("SELECT purpose, recipient, language, payload, status FROM outbound_mails")
+            text(
+                "SELECT purpose, recipient, language, payload, status, attempts FROM outbound_mails"
+            )
         ).all()
     assert len(moved) == 1
-    purpose, recipient, language, payload, status = moved[0]
-    assert (purpose, recipient, language, status) == (
+    purpose, recipient, language, payload, status, attempts = moved[0]
+    assert (purpose, recipient, language, status, attempts) == (
         "portal.signin",
         "rahim@example.com",
         "bn",
         "queued",
+        2,  # its attempts so far count towards the limit
     )
     assert (json.loads(payload) if isinstance(payload, str) else payload) == {"nonce": "waiting"}
+    # And back down and up again (the downgrade restores the old columns' types).
+    from alembic import command
+
+    from helpdesk.migrate import alembic_config
+
+    with app.app_context():
+        command.downgrade(alembic_config(app), "0009")
+    assert "outbound_mails" not in inspect(engine).get_table_names()
+    upgrade(app)
     engine.dispose()

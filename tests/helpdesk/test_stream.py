@@ -356,3 +356,23 @@ def test_events_tail_prints_the_stream_for_a_person_and_a_script(
 
     after = runner.invoke(args=["events", "tail", "--after", str(got[2]["id"])]).output
     assert after.count("\n") == 1 and "ticket.updated" in after and f"agent:{agent.id}" in after
+
+
+def test_a_customer_merge_records_the_merge_and_what_the_kept_record_gained(
+    session: Session, agent: Agent, make_ticket: MakeTicket, committed: StreamRecorder
+) -> None:
+    from helpdesk.services.customers import merge_customers
+
+    by_mail = make_ticket(sender="karim@example.com", sender_name="করিম").ticket.customer
+    by_chat = make_ticket(sender="visitor-7", channel="chat").ticket.customer
+    committed.clear()
+    merge_customers(session, by_mail, by_chat, agent)
+    session.commit()
+    assert [(e.name, e.subject_id) for e in committed.events] == [
+        ("customer.merged", by_mail.id),
+        ("customer.updated", by_chat.id),
+    ]
+    merged, updated = committed.events
+    assert merged.data == {"into_customer_id": by_chat.id}
+    assert updated.data["changes"]["name"] == {"from": "", "to": "করিম"}
+    assert updated.data["changes"]["email"] == {"from": None, "to": "karim@example.com"}

@@ -186,3 +186,33 @@ def test_misspelled_query_gets_did_you_mean(app: Flask, kb_articles: dict[str, A
     with app.test_request_context():
         result = queries.search("pasword reset", lang="en")
     assert result.did_you_mean == "password reset"
+
+
+def test_article_changes_reach_the_event_stream_with_what_changed(
+    session: Session, agent: Agent
+) -> None:
+    from helpdesk.services import stream
+
+    with stream.capture() as committed:
+        a = services.create_article(session, title="Refund times", body="Three days.", author=agent)
+        session.commit()
+        # A category given by name and a slug are looked up on the way (queries that flush).
+        services.update_article(
+            session, a, title="রিফান্ডের সময়", category="Billing", slug="refund-days", author=agent
+        )
+        session.commit()
+        services.publish_article(session, a, agent)
+        session.commit()
+    created, updated, published = committed.events
+    assert (created.name, created.subject_id, created.actor_id) == (
+        "article.created",
+        a.id,
+        agent.id,
+    )
+    assert created.data["status"] == "draft" and created.data["title"] == "Refund times"
+    assert updated.name == "article.updated"
+    assert updated.data == {"fields": ["category_id", "slug", "title"]}
+    assert published.data == {
+        "fields": ["status"],
+        "changes": {"status": {"from": "draft", "to": "published"}},
+    }
