@@ -44,6 +44,8 @@ class UnitOfWork:
     """Pending work of one session's current transaction (see the module docstring)."""
 
     _log: list[tuple[str, Any]] = field(default_factory=list)
+    # How many items of each kind the log holds (``has`` is asked per announcement).
+    _counts: dict[str, int] = field(default_factory=dict)
     # Log length when each open savepoint began, by transaction; and of those that ended but
     # whose outcome SQLAlchemy reports afterwards (after_soft_rollback follows
     # after_transaction_end).
@@ -53,20 +55,19 @@ class UnitOfWork:
 
     def add(self, kind: str, item: Any) -> None:
         self._log.append((kind, item))
-
-    def pending(self, kind: str) -> list[Any]:
-        """The items of ``kind`` registered so far, oldest first."""
-        return [item for k, item in self._log if k == kind]
+        self._counts[kind] = self._counts.get(kind, 0) + 1
 
     def take(self, kind: str) -> list[Any]:
         """The items of ``kind``, removed from the log (a commit step consumes them)."""
+        if not self._counts.get(kind):
+            return []
         taken = [item for k, item in self._log if k == kind]
-        if taken:
-            self._log = [(k, item) for k, item in self._log if k != kind]
+        self._log = [(k, item) for k, item in self._log if k != kind]
+        self._counts.pop(kind, None)
         return taken
 
     def has(self, kind: str) -> bool:
-        return any(k == kind for k, _item in self._log)
+        return bool(self._counts.get(kind))
 
     def after_commit(self, fn: Callable[[], Any]) -> None:
         self.add(AFTER_COMMIT, fn)
@@ -94,6 +95,8 @@ class UnitOfWork:
         if mark is None:
             return
         dropped, self._log = self._log[mark:], self._log[:mark]
+        for kind, _item in dropped:
+            self._counts[kind] -= 1
         _run(fn for kind, fn in reversed(dropped) if kind == ON_ROLLBACK)
 
     def _committed(self) -> list[Callable[[], Any]]:
@@ -108,6 +111,7 @@ class UnitOfWork:
 
     def _reset(self) -> None:
         self._log = []
+        self._counts = {}
         self._marks.clear()
         self._ended.clear()
         self.held.clear()
