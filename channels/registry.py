@@ -25,6 +25,7 @@ def register_senders(app: Flask) -> None:
 def register_email(app: Flask) -> None:
     """The email channel's inbound side: replay pipeline, IMAP watchers in the worker, CLI."""
     from channels.email import admin, cli, imap, ingest
+    from channels.email import models as _models  # noqa: F401  (its tables on Base.metadata)
     from channels.email.services import register_pipeline
     from helpdesk import worker
     from helpdesk.services.inbound import register_post_receive

@@ -56,6 +56,7 @@ def pg_database(request: pytest.FixtureRequest) -> Iterator[str]:
 
     engine = make_engine(url)
     import channels.chat.models
+    import channels.email.models
     import channels.portal.models  # noqa: F401
     import helpdesk.models  # noqa: F401
     import kb.models  # noqa: F401

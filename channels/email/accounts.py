@@ -31,9 +31,10 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from channels.email.models import MailCheckpoint
 from helpdesk import secrets
 from helpdesk.i18n import _
-from helpdesk.models import Channel, ChannelKind, MailCheckpoint, Team
+from helpdesk.models import Channel, ChannelKind, Team
 from helpdesk.services.channels import changed, set_active
 from helpdesk.services.customers import normalize_email
 from helpdesk.services.errors import ServiceError

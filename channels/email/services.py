@@ -18,19 +18,17 @@ from flask_babel import force_locale
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from channels.email.models import AutoReplyLog, MailCheckpoint, QuarantinedMail
 from helpdesk.db import utcnow
 from helpdesk.i18n import _
 from helpdesk.models import (
-    AutoReplyLog,
     Channel,
     CustomerIdentity,
     DeliveryStatus,
     Direction,
     IdentityKind,
-    MailCheckpoint,
     Message,
     MessageKind,
-    QuarantinedMail,
     Ticket,
 )
 from helpdesk.services import announcements, audit, events, messages, stream

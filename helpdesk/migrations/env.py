@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 
-import helpdesk.models  # noqa: F401  (registers every table on the metadata)
+# The core's tables; create_app, which helpdesk.migrate runs first, adds the channels' and the
+# KB's (channels.registry, kb).
+import helpdesk.models  # noqa: F401
 from helpdesk.db import Base
 from helpdesk.migrate import include_object
 

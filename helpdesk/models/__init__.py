@@ -17,7 +17,6 @@ from helpdesk.models.channels import Channel
 from helpdesk.models.customers import Customer, CustomerIdentity, Organization
 from helpdesk.models.events import Event, EventConsumer, EventCounter
 from helpdesk.models.macros import Macro
-from helpdesk.models.mail import AutoReplyLog, MailCheckpoint, QuarantinedMail
 from helpdesk.models.messages import Attachment, Message
 from helpdesk.models.notifications import Notification
 from helpdesk.models.outbound import OutboundMail
@@ -36,7 +35,6 @@ __all__ = [
     "AssignmentMode",
     "Attachment",
     "AuditEvent",
-    "AutoReplyLog",
     "Channel",
     "ChannelKind",
     "ChannelStatus",
@@ -49,7 +47,6 @@ __all__ = [
     "EventCounter",
     "IdentityKind",
     "Macro",
-    "MailCheckpoint",
     "Message",
     "MessageKind",
     "Notification",
@@ -57,7 +54,6 @@ __all__ = [
     "OutboundMail",
     "PresenceStatus",
     "Priority",
-    "QuarantinedMail",
     "SavedView",
     "Tag",
     "Team",

@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 from channels.email import ingest
 from channels.email.imap import fetch_once
 from channels.email.ingest import Mail, Unparsable, prepare_safely, process_batch, start_prepare
+from channels.email.models import QuarantinedMail
 from helpdesk.inbound import InboundMessage
-from helpdesk.models import Channel, Customer, Direction, Message, QuarantinedMail, Ticket
+from helpdesk.models import Channel, Customer, Direction, Message, Ticket
 from helpdesk.services import stream
 from helpdesk.services.events import EventRecorder
 from tests.channels.email.conftest import Mailbox, make_mail

@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from channels.email.ingest import process_mail
-from helpdesk.models import Channel, Message, QuarantinedMail
+from channels.email.models import QuarantinedMail
+from helpdesk.models import Channel, Message
 from tests.channels.email.conftest import Mailbox, make_mail
 
 

@@ -12,14 +12,8 @@ from sqlalchemy.orm import Session
 
 from channels.email import services as mail_service
 from channels.email.imap import fetch_once
-from helpdesk.models import (
-    Channel,
-    ChannelStatus,
-    MailCheckpoint,
-    Message,
-    QuarantinedMail,
-    Ticket,
-)
+from channels.email.models import MailCheckpoint, QuarantinedMail
+from helpdesk.models import Channel, ChannelStatus, Message, Ticket
 from tests.channels.email.conftest import Mailbox, MakeChannel, make_mail
 
 

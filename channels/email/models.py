@@ -1,4 +1,5 @@
-"""Email channel state: per-mailbox checkpoints, quarantined mail, automatic-reply log."""
+"""The email channel's own tables: per-mailbox checkpoints, quarantined mail, the automatic-reply
+log (registered on ``Base.metadata`` by ``channels.registry.register_email``)."""
 
 from __future__ import annotations
 
