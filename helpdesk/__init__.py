@@ -47,7 +47,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
 
     from helpdesk.config import load_config
+    from helpdesk.web.converters import DatabaseId
 
+    # Every <int:...> in a URL is a database id: one the database cannot hold (2^31 and up)
+    # is a page that does not exist (404), not an OverflowError in the driver (500).
+    app.url_map.converters["int"] = DatabaseId
     load_config(app, config)
     _init_logging(app)
     _init_extensions(app)

@@ -36,8 +36,6 @@ class Defaults:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False  # set True behind HTTPS (documented in README)
-    REMEMBER_COOKIE_HTTPONLY = True
-    REMEMBER_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_TIME_LIMIT = None  # token valid for the session: long ticket replies must not fail
 
     # Rate limits (Flask-Limiter). memory:// is right for one process; use redis:// when scaled.
@@ -98,6 +96,10 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     if overrides:
         app.config.update(overrides)
 
+    # The remember-me cookie is a long-lived sign-in: it gets the session cookie's protection
+    # unless set on its own (Flask-Login's defaults would leave it without Secure).
+    for name in ("SECURE", "HTTPONLY", "SAMESITE"):
+        app.config.setdefault(f"REMEMBER_COOKIE_{name}", app.config[f"SESSION_COOKIE_{name}"])
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = f"sqlite:///{instance / 'helpdesk.sqlite3'}"
     data_dir = Path(app.config.get("DATA_DIR") or instance)

@@ -26,6 +26,8 @@ ALLOWED_ATTRIBUTES = {
 URL_SCHEMES = {"http", "https", "mailto", "cid", "data"}
 
 _REMOTE = re.compile(r"^(https?:)?//", re.IGNORECASE)
+# Raster image types only: an SVG is a document that may carry script.
+_DATA_IMAGE = re.compile(r"^data:image/(png|jpeg|jpg|gif|webp|bmp|avif)[;,]")
 
 
 def sanitize_html(raw: str, cid_urls: Mapping[str, str] | None = None) -> str:
@@ -37,11 +39,15 @@ def sanitize_html(raw: str, cid_urls: Mapping[str, str] | None = None) -> str:
     cids = {k.strip("<>").lower(): v for k, v in (cid_urls or {}).items()}
 
     def attribute_filter(tag: str, attr: str, value: str) -> str | None:
+        lowered = value.strip().lower()
         if tag == "img" and attr == "src":
-            if value.lower().startswith("cid:"):
+            if lowered.startswith("cid:"):
                 return cids.get(value[4:].strip("<>").lower())
-            if value.lower().startswith("data:") and not value.lower().startswith("data:image/"):
+            if lowered.startswith("data:") and not _DATA_IMAGE.match(lowered):
                 return None
+        elif lowered.startswith(("data:", "cid:")):
+            # data: and cid: only as an image's source; a link to data: can carry a page.
+            return None
         return value
 
     return nh3.clean(

@@ -171,6 +171,24 @@ def test_html_of_messages_is_sanitized(session: Session, make_ticket: MakeTicket
     assert "<p>Hi" in html
 
 
+def test_data_urls_survive_only_as_raster_image_sources(
+    session: Session, make_ticket: MakeTicket
+) -> None:
+    """A ``data:`` link can carry a whole page (a phishing form, a script in text/html); only an
+    image's source may be ``data:``, and only a raster image (an SVG is a document)."""
+    page = "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg=="
+    pixel = "data:image/png;base64,iVBORw0KGgo="
+    html = (
+        f'<p><a href="{page}">invoice</a> <a href=" DATA:text/html,x">b</a>'
+        f'<img src="{pixel}" alt="logo">'
+        '<img src="data:image/svg+xml;base64,PHN2Zz48L3N2Zz4=" alt="svg">'
+        '<img src="data:text/html,x" alt="page"></p>'
+    )
+    stored = make_ticket(text="see the invoice", html=html).message.body_html or ""
+    assert "text/html" not in stored and "DATA:" not in stored and "svg+xml" not in stored
+    assert f'src="{pixel}"' in stored and ">invoice</a>" in stored
+
+
 def test_messages_are_listed_in_order(session: Session, ticket: Ticket, agent: Agent) -> None:
     tickets.add_note(session, ticket, agent, "one")
     tickets.reply_to_ticket(session, ticket, agent, "two")

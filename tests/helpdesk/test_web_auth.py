@@ -114,3 +114,40 @@ def test_login_page_in_both_languages(client: FlaskClient, lang: str, label: str
     page = client.get("/login", headers={"Accept-Language": lang}).get_data(as_text=True)
     assert f"<h1>{label}</h1>" in page
     assert f'<html lang="{lang}">' in page
+
+
+@pytest.mark.parametrize("app_config", [{"SESSION_COOKIE_SECURE": True}])
+def test_remember_me_cookie_is_as_protected_as_the_session_cookie(
+    client: FlaskClient, agent: Agent
+) -> None:
+    """Behind HTTPS (SESSION_COOKIE_SECURE) the long-lived remember-me cookie is Secure too, and
+    HttpOnly and SameSite=Lax like the session's."""
+    response = client.post(
+        "/login",
+        data={
+            "email": agent.email,
+            "password": PASSWORD,
+            "remember": "y",
+            "csrf_token": csrf_token(client),
+        },
+    )
+    assert response.status_code == 302
+    headers = [h for h in response.headers.getlist("Set-Cookie") if h.startswith("remember_token=")]
+    assert len(headers) == 1
+    attrs = {part.strip().split("=")[0].lower() for part in headers[0].split(";")}
+    assert {"secure", "httponly", "samesite"} <= attrs
+    assert "SameSite=Lax" in headers[0]
+
+
+def test_numbers_no_database_id_can_hold_are_404_not_500(
+    client: FlaskClient, agent_client: AgentClient
+) -> None:
+    for huge in (2**31, 2**63, 10**30):
+        for url in (
+            f"/attachments/{huge}/x.pdf",  # no sign-in needed to ask
+            f"/chat/api/attachments/{huge}",
+            f"/agent/tickets/{huge}",
+        ):
+            assert client.get(url).status_code == 404, url
+            assert agent_client.get(url).status_code == 404, url
+    assert agent_client.get(f"/agent/tickets/{2**31 - 1}").status_code == 404  # a real lookup
