@@ -133,3 +133,12 @@ def find_email_thread(
         if ticket is not None and is_participant(session, ticket, customer):
             return follow_merge(session, ticket)
     return None
+
+
+_MESSAGE_ID = re.compile(r"^[^\s<>@]+@[^\s<>@]+$")
+
+
+def is_message_id(value: str | None) -> bool:
+    """Whether ``value`` (without angle brackets) is a Message-ID a mail header may carry
+    (RFC 5322: ``left@right``); a chat line's client id is not."""
+    return bool(value) and _MESSAGE_ID.match(value or "") is not None

@@ -34,7 +34,7 @@ from helpdesk.models import (
 from helpdesk.services import audit, counts, stream  # noqa: F401  (counts: its flush listeners)
 from helpdesk.services.announcements import announce
 from helpdesk.services.audit import Actor
-from helpdesk.services.conversations import make_message_id
+from helpdesk.services.conversations import is_message_id, make_message_id
 from helpdesk.services.effects import wake_worker_on_commit
 from helpdesk.services.errors import Conflict, ServiceError
 from helpdesk.services.messages import append_message, touch
@@ -230,6 +230,10 @@ def reply_to_ticket(
     _check_version(ticket, expected_version)
     when = utcnow()
     customer = ticket.customer
+    # Threading headers a mail client understands: References is the thread so far (the last
+    # non-internal message's References plus its id); In-Reply-To is the customer's latest
+    # message, not our own acknowledgement or an earlier reply. Chat lines keep their client id
+    # in message_id (for de-duplication), which is no Message-ID: those never reach a header.
     previous = session.scalar(
         select(Message)
         .where(Message.ticket_id == ticket.id, Message.message_id.is_not(None))
@@ -239,7 +243,17 @@ def reply_to_ticket(
     )
     references: list[str] = []
     if previous is not None:
-        references = [*previous.references, previous.message_id or ""][-20:]
+        references = [*previous.references, previous.message_id or ""]
+    references = [r for r in references if is_message_id(r)][-20:]
+    answered = session.scalar(
+        select(Message.message_id)
+        .where(Message.ticket_id == ticket.id, Message.message_id.is_not(None))
+        .where(Message.direction == Direction.INBOUND, Message.internal.is_(False))
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    if not is_message_id(answered):
+        answered = references[-1] if references else None
     kind = {
         ChannelKind.EMAIL: MessageKind.EMAIL,
         ChannelKind.CHAT: MessageKind.CHAT,
@@ -254,8 +268,8 @@ def reply_to_ticket(
         text=text,
         subject=ticket.subject,
         message_id=make_message_id(ticket.id),
-        in_reply_to=previous.message_id if previous is not None else None,
-        references=[r for r in references if r],
+        in_reply_to=answered,
+        references=references,
         recipients=[customer.email] if customer.email else [],
         attachments=attachments,
         delivery_status=DeliveryStatus.QUEUED,

@@ -253,3 +253,38 @@ def test_mail_of_no_ticket_message_goes_through_the_same_outbox(
     assert sent is not None and sent.status == DeliveryStatus.SENT and sent.sent_at
     session.rollback()
     assert outbox.drain(app) == 0  # sent once
+
+
+def test_a_reply_answers_the_customers_latest_mail_not_our_acknowledgement(
+    app: Flask, session: Session, make_ticket: MakeTicket, agent: Agent, smtp_sink: SmtpSink
+) -> None:
+    """Mail clients thread on In-Reply-To: it names the customer's message. References keeps
+    the whole thread, our acknowledgement included."""
+    from channels.email.services import queue_acknowledgement
+
+    received = make_ticket(sender="rahim@example.com", message_id="c1@mail.example")
+    ack = queue_acknowledgement(session, received.ticket, received.message)
+    session.commit()
+    assert ack is not None and ack.message_id
+    reply = tickets.reply_to_ticket(session, received.ticket, agent, "Here is your answer.")
+    session.commit()
+    assert reply.in_reply_to == "c1@mail.example"
+    assert reply.references == ["c1@mail.example", ack.message_id]
+    outbox.drain(app)
+    sent = [parse(r.data) for r in smtp_sink.wait_for(2)]
+    answer = next(m for m in sent if m["Message-ID"] == f"<{reply.message_id}>")
+    assert answer["In-Reply-To"] == "<c1@mail.example>"
+
+
+def test_a_reply_after_a_chat_carries_only_valid_message_ids(
+    session: Session, make_ticket: MakeTicket, agent: Agent
+) -> None:
+    """Chat lines keep their client id in message_id (no '@'): never a mail header's id."""
+    chat = make_ticket(sender="visitor-9", channel="chat", message_id="line-0001-abcdef")
+    reply = tickets.reply_to_ticket(session, chat.ticket, agent, "Sorry we missed you.")
+    session.commit()
+    assert reply.in_reply_to is None and reply.references == []
+    again = tickets.reply_to_ticket(session, chat.ticket, agent, "One more thing.")
+    session.commit()
+    # Our own replies have real Message-IDs, so the thread goes on from there.
+    assert again.references == [reply.message_id] and again.in_reply_to == reply.message_id
