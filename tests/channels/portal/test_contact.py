@@ -8,8 +8,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from helpdesk.models import ChannelKind, Customer, Ticket
-from tests.conftest import MakeTicket, csrf_token
+from helpdesk.models import ChannelKind, Customer, Message, Ticket
+from tests.conftest import AgentClient, MakeTicket, csrf_token
 
 
 def post(client: FlaskClient, **fields: object) -> object:
@@ -59,3 +59,24 @@ def test_honeypot_and_csrf(client: FlaskClient, session: Session) -> None:
 def test_portal_in_bengali(client: FlaskClient) -> None:
     page = client.get("/portal/", headers={"Accept-Language": "bn"}).get_data(as_text=True)
     assert '<html lang="bn">' in page
+
+
+def test_nul_characters_are_refused_with_a_clear_400_everywhere(
+    client: FlaskClient, session: Session, agent_client: AgentClient, ticket: Ticket
+) -> None:
+    """A NUL byte would be stored on SQLite and fail with a 500 on PostgreSQL: every form, query
+    and JSON body refuses it the same way, and nothing is stored."""
+    before = session.scalar(select(func.count()).select_from(Message))
+    response = post(client, email="nul@example.com", subject="Hi\x00there", description="help")
+    assert response.status_code == 400  # type: ignore[attr-defined]
+    assert "NUL" in response.get_data(as_text=True)  # type: ignore[attr-defined]
+    reply = agent_client.post(
+        f"/agent/tickets/{ticket.number}/reply",
+        data={"text": "a\x00b", "version": str(ticket.version)},
+    )
+    assert reply.status_code == 400
+    api = agent_client.get("/api/v1/tickets/search", query_string={"q": "x\x00y"})
+    assert api.status_code == 400
+    assert api.get_json()["code"] == "nul_character" and "NUL" in api.get_json()["error"]
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(Message)) == before
