@@ -38,7 +38,7 @@ from helpdesk.services.errors import ServiceError
 from helpdesk.services.events import EventRecorder
 from helpdesk.services.presence import agent_connected, agent_disconnected, set_presence
 from tests.channels.email.conftest import make_mail
-from tests.conftest import PASSWORD, AgentClient, MakeTicket, csrf_token, login
+from tests.conftest import PASSWORD, AgentClient, MakeTicket, bn, csrf_token, login
 
 Available = Callable[..., Agent]
 
@@ -440,6 +440,7 @@ def test_team_pages_in_bengali(admin_client: AgentClient, session: Session) -> N
     admin_client.client.post("/language", data={"lang": "bn", "csrf_token": token})
     body = admin_client.get("/admin/teams").get_data(as_text=True)
     assert 'lang="bn"' in body
+    assert bn("New team") in body and "New team" not in body
 
 
 # --- command line -----------------------------------------------------------------------------

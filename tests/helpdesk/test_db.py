@@ -208,12 +208,11 @@ def test_ticket_numbers_are_unique_under_concurrency(app: Flask, db_backend: str
     assert numbers == list(range(1001, 1021))
 
 
+@pytest.mark.only_on("sqlite")  # PostgreSQL has no BEGIN modes
 def test_reads_begin_deferred_and_writes_immediate(
     app: Flask, db_backend: str, agent_client: AgentClient, ticket: Ticket
 ) -> None:
     """A GET never takes SQLite's write lock; a POST (and background work) takes it up front."""
-    if db_backend != "sqlite":
-        return  # PostgreSQL has no BEGIN modes; the same requests run there in other tests
     from sqlalchemy import event
 
     engine = db.engine(app)
@@ -238,14 +237,13 @@ def test_reads_begin_deferred_and_writes_immediate(
     assert seen[len(reads) :] == ["BEGIN IMMEDIATE"]
 
 
+@pytest.mark.only_on("sqlite")  # PostgreSQL has no BEGIN modes
 def test_a_transaction_opened_to_write_during_a_read_only_request_begins_immediate(
     app: Flask, db_backend: str
 ) -> None:
     """A GET that records something (a KB search) writes in ``db.transaction``: it must queue
     for the write lock like any writer, not begin DEFERRED and wait inside SQLite (which would
     stop a gevent server's every connection)."""
-    if db_backend != "sqlite":
-        return  # PostgreSQL has no BEGIN modes
     from sqlalchemy import event
 
     from helpdesk.db import read_only_transactions

@@ -23,7 +23,7 @@ from helpdesk.extensions import socketio
 from helpdesk.models import Agent, AuditEvent
 from helpdesk.services.agents import create_team
 from helpdesk.services.presence import agent_connected, set_presence
-from tests.conftest import AgentClient, login
+from tests.conftest import AgentClient, bn, login
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -219,4 +219,6 @@ def test_the_page_in_bengali(app: Flask, session: Session, admin: Agent) -> None
     login(client, admin.email)
     response = client.get("/admin/chat")
     assert response.status_code == 200
-    assert 'lang="bn"' in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert 'lang="bn"' in page
+    assert bn("Chat settings") in page and ">Chat settings<" not in page

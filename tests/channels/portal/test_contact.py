@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from helpdesk.models import ChannelKind, Customer, Message, Ticket
-from tests.conftest import AgentClient, MakeTicket, csrf_token
+from tests.conftest import AgentClient, MakeTicket, bn, csrf_token
 
 
 def post(client: FlaskClient, **fields: object) -> object:
@@ -59,6 +59,7 @@ def test_honeypot_and_csrf(client: FlaskClient, session: Session) -> None:
 def test_portal_in_bengali(client: FlaskClient) -> None:
     page = client.get("/portal/", headers={"Accept-Language": "bn"}).get_data(as_text=True)
     assert '<html lang="bn">' in page
+    assert bn("How can we help?") in page and "How can we help?" not in page
 
 
 def test_nul_characters_are_refused_with_a_clear_400_everywhere(
