@@ -122,6 +122,7 @@ def _register_blueprints(app: Flask) -> None:
         filters,
         macros,  # noqa: F401  (routes on the agent blueprint)
         notifications,  # noqa: F401  (routes on the agent blueprint)
+        security,
         views,  # noqa: F401  (routes on the agent blueprint)
     )
 
@@ -137,6 +138,7 @@ def _register_blueprints(app: Flask) -> None:
         return redirect(url_for(target))
 
     errors.register(app)
+    security.register(app)
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(agent.bp)
     app.register_blueprint(attachments.bp)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 from tests.servers import RedisServer, free_port, helpdesk_serve
 
@@ -121,4 +121,4 @@ def sign_in(page: Page, email: str = "agent@example.com", password: str = "demo-
 
 def wait_socket(page: Page) -> None:
     """Wait until the page's Socket.IO connection to /agent is up (an event, not a sleep)."""
-    page.wait_for_function("window.helpdeskSocket && window.helpdeskSocket.connected")
+    expect(page.locator("html[data-live=connected]")).to_be_attached()

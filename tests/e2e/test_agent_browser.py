@@ -22,6 +22,11 @@ NewContext = Callable[..., BrowserContext]
 
 def test_agent_works_a_ticket_end_to_end(new_context: NewContext, tmp_path: Path) -> None:
     page = new_context().new_page()
+    # The pages' Content-Security-Policy must block nothing the workspace needs.
+    refused: list[str] = []
+    page.on(
+        "console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None
+    )
     sign_in(page)
     expect(page.locator("h1")).to_have_text("All open")
     row = page.locator("tr", has_text="Invoice #4471 charged twice")
@@ -39,6 +44,7 @@ def test_agent_works_a_ticket_end_to_end(new_context: NewContext, tmp_path: Path
     # badge turns to "Sent" live, without a reload.
     expect(reply.locator("[data-delivery]")).to_have_text("Sent", timeout=15_000)
     page.screenshot(path=str(tmp_path / "ticket.png"), full_page=True)
+    assert refused == []
 
 
 def test_second_agent_sees_changes_and_new_tickets_live(

@@ -28,7 +28,7 @@ def _go_online(page: Page) -> None:
     wait_socket(page)
     page.select_option("select[data-presence]", "online")
     # Acknowledged by the server (the page remembers the choice only then).
-    page.wait_for_function("localStorage.getItem('helpdesk.presence') === 'online'")
+    expect(page.locator("select[data-presence][data-saved=online]")).to_be_attached()
 
 
 def test_round_robin_hands_new_tickets_to_online_agents_in_turn(

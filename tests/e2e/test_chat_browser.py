@@ -113,7 +113,7 @@ def _agent_page(browser: Browser, server: ServerProcess, email: str, locale: str
     page.fill("#password", PASSWORD)
     page.click("button[type=submit].primary")
     page.wait_for_url("**/agent/queue")
-    page.wait_for_function("window.helpdeskSocket && window.helpdeskSocket.connected")
+    expect(page.locator("html[data-live=connected]")).to_be_attached()
     page.select_option("[data-presence]", "online")
     expect(page.locator("[data-presence]")).to_have_value("online")
     return page

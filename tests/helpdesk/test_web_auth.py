@@ -151,3 +151,29 @@ def test_numbers_no_database_id_can_hold_are_404_not_500(
             assert client.get(url).status_code == 404, url
             assert agent_client.get(url).status_code == 404, url
     assert agent_client.get(f"/agent/tickets/{2**31 - 1}").status_code == 404  # a real lookup
+
+
+def test_every_page_carries_strict_security_headers(
+    client: FlaskClient, agent_client: AgentClient, ticket: Ticket
+) -> None:
+    pages = [
+        (client, "/login"),
+        (client, "/portal/"),
+        (agent_client, "/agent/queue"),
+        (agent_client, f"/agent/tickets/{ticket.number}"),
+    ]
+    for who, url in pages:
+        response = who.get(url)
+        assert response.status_code == 200, url
+        csp = response.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp, url
+        assert "frame-ancestors 'none'" in csp and response.headers["X-Frame-Options"] == "DENY"
+        assert "object-src 'none'" in csp and "base-uri 'none'" in csp
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+        # No inline script or style attribute the policy would block.
+        page = response.get_data(as_text=True)
+        assert " style=" not in page and " onclick=" not in page, url
+        assert "<script>" not in page, url
+    api = agent_client.get("/api/v1/tickets")
+    assert api.headers["X-Content-Type-Options"] == "nosniff"

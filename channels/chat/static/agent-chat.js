@@ -30,7 +30,11 @@
     var saved = localStorage.getItem("helpdesk.presence") || "offline";
     function setPresence(status) {
       socket.emit("presence.set", { status: status }, function (ack) {
-        if (ack && ack.ok) { presence.value = status; localStorage.setItem("helpdesk.presence", status); }
+        if (ack && ack.ok) {
+          presence.value = status;
+          presence.setAttribute("data-saved", status);  // the server has it (tests wait on this)
+          localStorage.setItem("helpdesk.presence", status);
+        }
       });
     }
     if (presence) {

@@ -5,6 +5,10 @@
   if (typeof io === "undefined") { return; }
   var socket = io("/agent", { transports: ["websocket", "polling"] });
   window.helpdeskSocket = socket;
+  // The connection's state on the page (<html data-live="connected">): styles and tests read it
+  // without running script in the page (the Content-Security-Policy allows none but ours).
+  socket.on("connect", function () { document.documentElement.setAttribute("data-live", "connected"); });
+  socket.on("disconnect", function () { document.documentElement.setAttribute("data-live", "disconnected"); });
 
   // ---- notifications (mentions) ------------------------------------------------------------
   socket.on("notification", function () {
