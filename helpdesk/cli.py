@@ -120,6 +120,9 @@ def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
     HELPDESK_ASYNC_MODE=threading)."""
     from helpdesk.server import serve
 
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 (a name to show)
+    base = f"http://{shown}:{port}"
+    click.echo(f"Agents sign in at {base}/login; the customer portal is {base}/portal/")
     serve(current_app._get_current_object(), host, port, threads, worker=not no_worker)  # type: ignore[attr-defined]
 
 

@@ -106,3 +106,38 @@ def test_console_script_init_on_a_fresh_instance(tmp_path: Path) -> None:
         [str(exe), "tickets", "list", "--json"], env=env, capture_output=True, text=True, timeout=60
     )
     assert listed.returncode == 0 and json.loads(listed.stdout) == []
+
+
+def test_serve_says_where_agents_sign_in(tmp_path: Path) -> None:
+    """`helpdesk serve` prints the sign-in and portal addresses before it starts serving."""
+    from tests.servers import free_port
+
+    port = free_port()
+    env = {**os.environ, "HELPDESK_INSTANCE_PATH": str(tmp_path / "i"),
+           "HELPDESK_DATABASE_URL": f"sqlite:///{tmp_path / 'h.sqlite3'}"}  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "helpdesk"),
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert first.strip() == (
+        f"Agents sign in at http://127.0.0.1:{port}/login; "
+        f"the customer portal is http://127.0.0.1:{port}/portal/"
+    )

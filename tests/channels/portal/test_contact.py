@@ -81,3 +81,10 @@ def test_nul_characters_are_refused_with_a_clear_400_everywhere(
     assert api.get_json()["code"] == "nul_character" and "NUL" in api.get_json()["error"]
     session.rollback()
     assert session.scalar(select(func.count()).select_from(Message)) == before
+
+
+def test_the_portal_shows_staff_the_way_to_their_sign_in(client: FlaskClient) -> None:
+    page = client.get("/portal/").get_data(as_text=True)
+    assert 'href="/login">Staff sign-in</a>' in page
+    bengali = client.get("/portal/", headers={"Accept-Language": "bn"}).get_data(as_text=True)
+    assert f'href="/login">{bn("Staff sign-in")}</a>' in bengali
