@@ -72,7 +72,8 @@ def init_login(app: Flask, login_manager: LoginManager) -> None:
     def load_user(user_id: str) -> Agent | Customer | None:
         from helpdesk.extensions import db
 
-        kind, _, raw_id = user_id.partition(":")
+        kind, _, rest = user_id.partition(":")
+        raw_id, _, version = rest.partition(":")
         if not raw_id.isdigit():
             return None
         if kind == "customer":
@@ -82,7 +83,10 @@ def init_login(app: Flask, login_manager: LoginManager) -> None:
         if kind != "agent":
             return None
         agent = db.session.get(Agent, int(raw_id))
-        return agent if agent is not None and agent.active else None
+        if agent is None or not agent.active:
+            return None
+        # A session made before a deactivation or a password change is over.
+        return agent if version == str(agent.session_version or 0) else None
 
 
 def json_unauthorized() -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Column, ForeignKey, String, Table
+from sqlalchemy import Column, ForeignKey, String, Table, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from helpdesk.db import Base, utcnow
@@ -31,13 +31,22 @@ class Agent(Base):
     )
     # UI language preference; None means "follow the browser".
     language: Mapped[str | None] = mapped_column(String(8))
+    # IANA time zone for every date and time the agent sees; None means the instance's
+    # (config TIMEZONE).
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    # May publish, unpublish and archive knowledge-base articles (admins always may); other
+    # agents write drafts.
+    kb_editor: Mapped[bool] = mapped_column(default=False, server_default=false())
     active: Mapped[bool] = mapped_column(default=True)
+    # Part of the session id: raised on deactivation and password change, which signs out
+    # every session (and remember-me cookie) made before.
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
 
     teams: Mapped[list[Team]] = relationship(secondary=team_members, back_populates="members")
 
-    # Flask-Login protocol. Sessions store "agent:<id>" so a customer id can never be mistaken
+    # Flask-Login protocol. Sessions store "agent:<id>:<session_version>" so a customer id can never be mistaken
     # for an agent id when the portal gets its own logins.
     @property
     def is_authenticated(self) -> bool:
@@ -52,7 +61,7 @@ class Agent(Base):
         return False
 
     def get_id(self) -> str:
-        return f"agent:{self.id}"
+        return f"agent:{self.id}:{self.session_version or 0}"
 
     # Templates tell agent sessions from portal (customer) sessions by this.
     is_agent = True
@@ -60,6 +69,11 @@ class Agent(Base):
     @property
     def is_admin(self) -> bool:
         return self.role == AgentRole.ADMIN
+
+    @property
+    def can_publish_articles(self) -> bool:
+        """Publish, unpublish, archive and change published KB articles."""
+        return self.is_admin or bool(self.kb_editor)
 
 
 class AssignmentMode(enum.StrEnum):
