@@ -20,7 +20,7 @@ from helpdesk.i18n import _
 from helpdesk.models import Agent, Customer
 from helpdesk.services import stream
 from helpdesk.services.effects import wake_worker_on_commit
-from helpdesk.services.errors import NotFound, ServiceError
+from helpdesk.services.errors import Forbidden, NotFound, ServiceError
 from kb.analysis import normalize
 from kb.article_rows import mark_dirty, slugify
 from kb.categories import create_category, find_category
@@ -111,6 +111,19 @@ def _add_revision(session: Session, article: Article, author: Agent | None) -> N
     )
 
 
+def require_publisher(author: Agent | None) -> None:
+    """Publishing is a permission: admins and KB editors (``Agent.kb_editor``) publish,
+    unpublish, archive and change published articles; other agents write drafts. ``None`` is
+    the system (the importer, the command line)."""
+    if author is not None and not author.can_publish_articles:
+        raise Forbidden(
+            _(
+                "Only admins and knowledge-base editors can publish, unpublish, archive or"
+                " change published articles. Save a draft and ask an editor to publish it."
+            )
+        )
+
+
 def create_article(
     session: Session,
     *,
@@ -131,6 +144,8 @@ def create_article(
         vis, st = Visibility(visibility), ArticleStatus(status)
     except ValueError:
         raise ServiceError(_("Unknown status or visibility.")) from None
+    if st != ArticleStatus.DRAFT:
+        require_publisher(author)
     now = utcnow()
     article = Article(
         slug=_unique_slug(session, slug or title),
@@ -188,8 +203,11 @@ def update_article(
 ) -> bool:
     """Change an article; a new revision is stored when title, body or tags change.
 
-    Returns whether anything changed (re-importing an unchanged file changes nothing).
+    Returns whether anything changed (re-importing an unchanged file changes nothing). A
+    published article is live: changing it takes the publishing permission.
     """
+    if article.status == ArticleStatus.PUBLISHED:
+        require_publisher(author)
     before = _snapshot(article)
     new_title = normalize(title.strip()) if title is not None else article.title
     new_body = normalize(body) if body is not None else article.body_md
@@ -257,6 +275,7 @@ def set_status(
     session: Session, article: Article, status: ArticleStatus | str, author: Agent | None = None
 ) -> None:
     new = ArticleStatus(status)
+    require_publisher(author)
     if new == article.status:
         return
     stream.record(

@@ -30,7 +30,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from helpdesk.extensions import db, limiter
 from helpdesk.i18n import _, _l
 from helpdesk.models import Message, Ticket
-from helpdesk.services.errors import NotFound, ServiceError
+from helpdesk.services.errors import Forbidden, NotFound, ServiceError
 from helpdesk.web.agent import agent_required, me
 from helpdesk.web.forms import choices
 from kb import categories, queries, services
@@ -188,6 +188,9 @@ def edit(article_id: int) -> str | Response | tuple[str, int]:
                 slug=form.slug.data or None,
                 translation_of=_translation_target(form.translation_of.data),
             )
+        except Forbidden:
+            db.session.rollback()
+            raise  # a 403 page saying which permission is missing
         except ServiceError as exc:
             db.session.rollback()
             flash(str(exc), "error")
@@ -222,7 +225,7 @@ def change_status(article_id: int) -> Response:
     form = FlaskForm()
     target = request.form.get("status", "")
     if form.validate_on_submit() and target in STATUS_LABELS:
-        services.set_status(db.session, article, target, me())
+        services.set_status(db.session, article, target, me())  # Forbidden: a 403
         db.session.commit()
         flash(_("Article is now: %(status)s", status=STATUS_LABELS[target]), "success")
     else:
@@ -290,6 +293,9 @@ def restore(article_id: int, number: int) -> Response:
         changed = services.restore_revision(db.session, article, number, me())
     except NotFound:
         abort(404)
+    except Forbidden:
+        db.session.rollback()
+        raise
     except ServiceError as exc:
         db.session.rollback()
         flash(str(exc), "error")

@@ -21,6 +21,13 @@ class NotFound(ServiceError):
     code = "not_found"
 
 
+class Forbidden(ServiceError):
+    """The actor may see this but not do it (a permission the actor lacks); ``str(err)`` says
+    which permission."""
+
+    code = "forbidden"
+
+
 class Conflict(ServiceError):
     """The state changed under the caller (e.g. a stale ticket version)."""
 

@@ -9,7 +9,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from helpdesk.i18n import _
-from helpdesk.services.errors import Conflict, NotFound, ServiceError
+from helpdesk.services.errors import Conflict, Forbidden, NotFound, ServiceError
 
 
 def _wants_json() -> bool:
@@ -61,6 +61,10 @@ def register(app: Flask) -> None:
     @app.errorhandler(NotFound)
     def not_found(exc: NotFound) -> tuple[Response | str, int]:
         return _respond(404, str(exc), exc.code)
+
+    @app.errorhandler(Forbidden)
+    def forbidden(exc: Forbidden) -> tuple[Response | str, int]:
+        return _respond(403, str(exc), exc.code)
 
     @app.errorhandler(Conflict)
     def conflict(exc: Conflict) -> tuple[Response | str, int]:

@@ -172,7 +172,7 @@ def test_editor_picks_a_category_and_portal_shows_translated_names(
         },
     )
     assert bad.status_code == 400 and "Other" in bad.get_data(as_text=True)
-    services.publish_article(session, article, agent)
+    services.publish_article(session, article)  # an editor's step (the system here)
     session.commit()
     en = client.get("/portal/", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "Payments" in en
