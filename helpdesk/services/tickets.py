@@ -37,6 +37,7 @@ from helpdesk.services.audit import Actor
 from helpdesk.services.conversations import is_message_id, make_message_id
 from helpdesk.services.effects import wake_worker_on_commit
 from helpdesk.services.errors import Conflict, ServiceError
+from helpdesk.services.mentions import Mentions, notify_mentions
 from helpdesk.services.messages import append_message, touch
 
 FIRST_TICKET_NUMBER = 1001
@@ -291,8 +292,13 @@ def reply_to_ticket(
     return message
 
 
-def add_note(session: Session, ticket: Ticket, agent: Agent, text: str) -> Message:
-    """An internal note: agents only, never sent, never shown to the customer."""
+def add_note(
+    session: Session, ticket: Ticket, agent: Agent, text: str, mentions: Mentions | None = None
+) -> Message:
+    """An internal note: agents only, never sent, never shown to the customer.
+
+    Agents ``@mentioned`` in it are notified; pass ``mentions`` to learn whom, and which
+    handles matched nobody or several agents (to tell the author)."""
     text = (text or "").strip()
     if not text:
         raise ServiceError(_("A note cannot be empty."))
@@ -306,9 +312,10 @@ def add_note(session: Session, ticket: Ticket, agent: Agent, text: str) -> Messa
         internal=True,
     )
     audit.record(session, ticket, agent, "message.note", message_id=message.id)
-    from helpdesk.services.mentions import notify_mentions
-
-    notify_mentions(session, ticket, message, agent)
+    found = notify_mentions(session, ticket, message, agent)
+    if mentions is not None:
+        mentions.agents, mentions.unmatched = found.agents, found.unmatched
+        mentions.ambiguous = found.ambiguous
     announce(session, ticket)
     return message
 

@@ -26,7 +26,7 @@ from helpdesk.models import (
     Ticket,
     TicketStatus,
 )
-from helpdesk.services import outbox, tickets
+from helpdesk.services import mentions, outbox, tickets
 from helpdesk.services.access import access_ticket_by_number
 from helpdesk.services.errors import Conflict, ServiceError
 from helpdesk.services.queue import SORTS, VIEWS, QueueFilter, queue_page
@@ -277,6 +277,26 @@ def _keep_reply(ticket: Ticket, posted: ReplyForm) -> ReplyForm:
     return cast(ReplyForm, form)
 
 
+def flash_mentions(found: mentions.Mentions) -> None:
+    """Tell the author whom a note notified, and which @handles reached nobody."""
+    if found.agents:
+        flash(_("Notified: %(names)s.", names=", ".join(a.name for a in found.agents)), "info")
+    for handle in found.unmatched:
+        flash(
+            _("No agent is called %(handle)s: nobody was notified for it.", handle=handle),
+            "warning",
+        )
+    for handle, names in found.ambiguous.items():
+        flash(
+            _(
+                "%(handle)s could be %(names)s: nobody was notified. Write more of the name.",
+                handle=handle,
+                names=", ".join(names),
+            ),
+            "warning",
+        )
+
+
 @bp.post("/tickets/<int:number>/note")
 @agent_required
 def note(number: int) -> Response | tuple[str, int]:
@@ -285,9 +305,11 @@ def note(number: int) -> Response | tuple[str, int]:
     if not form.validate_on_submit():
         flash(_("Write a note before saving."), "error")
         return _render_ticket(t, 400)
-    tickets.add_note(db.session, t, me(), form.body.data or "")
+    found = mentions.Mentions()
+    tickets.add_note(db.session, t, me(), form.body.data or "", mentions=found)
     db.session.commit()
     flash(_("Note added."), "success")
+    flash_mentions(found)
     return _back(t)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import redirect, render_template, request, url_for
+from flask import jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -38,6 +38,14 @@ def notifications() -> str:
         .limit(100)
     ).all()
     return render_template("agent/notifications.html", notifications=rows)
+
+
+@bp.get("/mentions/suggest")
+@agent_required
+def mentions_suggest() -> Response:
+    """Agents for the note box's ``@`` autocomplete: ``?q=`` is what follows the ``@``."""
+    found = mentions.suggest(db.session, request.args.get("q", "")[:100])
+    return jsonify({"agents": [{"id": a.id, "name": a.name, "email": a.email} for a in found]})
 
 
 @bp.post("/notifications/read")
