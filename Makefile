@@ -24,8 +24,9 @@ run: deps translations
 	@echo "  Sign in (admin): admin@example.com / demo-password"
 	@echo "  Customer portal: http://$(HOST):$(PORT)/portal/"
 	@echo "  Outgoing mail is written to instance/mail-outbox/ until SMTP is configured."
+	@echo "  Times are shown in Asia/Dhaka (HELPDESK_TIMEZONE; each agent can pick theirs)."
 	@echo ""
-	@$(BIN)/helpdesk serve --host $(HOST) --port $(PORT)
+	@HELPDESK_TIMEZONE=$${HELPDESK_TIMEZONE:-Asia/Dhaka} $(BIN)/helpdesk serve --host $(HOST) --port $(PORT)
 
 test: test-deps translations lint typecheck pytest
 

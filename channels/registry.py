@@ -20,6 +20,14 @@ def register_senders(app: Flask) -> None:
     register_sender(app, ChannelKind.PORTAL, PortalSender(app))
     # A chat line goes to the visitor's room; after the chat ends (or for a transcript) by mail.
     register_sender(app, ChannelKind.CHAT, ChatSender(app, mail=email))
+    # The invitation of a new agent (outbox mail that is no ticket message).
+    from functools import partial
+
+    from channels.email.staff_mail import compose_agent_invite
+    from helpdesk.services.agents import INVITE_PURPOSE
+    from helpdesk.services.outbox import register_mail_composer
+
+    register_mail_composer(app, INVITE_PURPOSE, partial(compose_agent_invite, app))
 
 
 def register_email(app: Flask) -> None:

@@ -80,8 +80,10 @@ def _init_extensions(app: Flask) -> None:
     babel.init_app(
         app,
         locale_selector=i18n.select_locale,
+        timezone_selector=i18n.select_timezone,
         default_translation_directories=str(Path(__file__).parent / "translations"),
     )
+    i18n.install_jinja(app)  # templates' gettext writes counts in the locale's digits
     csrf.init_app(app)
     limiter.init_app(app)
     auth.init_login(app, login_manager)
@@ -100,6 +102,9 @@ def _init_extensions(app: Flask) -> None:
         async_mode=app.config.get("ASYNC_MODE") or "threading",
         message_queue=app.config.get("MESSAGE_QUEUE"),
         cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS"),
+        ping_interval=float(app.config["SOCKETIO_PING_INTERVAL"]),
+        ping_timeout=float(app.config["SOCKETIO_PING_TIMEOUT"]),
+        max_http_buffer_size=int(app.config["SOCKETIO_MAX_FRAME_BYTES"]),
         # Keeps the Flask session (the login) visible to handlers, per connection.
         manage_session=True,
         logger=False,
@@ -111,6 +116,7 @@ def _init_extensions(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from helpdesk.web import (
         admin,
+        admin_agents,  # noqa: F401  (routes on the admin blueprint)
         admin_teams,  # noqa: F401  (routes on the admin blueprint)
         agent,
         agent_actions,  # noqa: F401  (routes on the agent blueprint)
@@ -122,6 +128,7 @@ def _register_blueprints(app: Flask) -> None:
         filters,
         macros,  # noqa: F401  (routes on the agent blueprint)
         notifications,  # noqa: F401  (routes on the agent blueprint)
+        profile,
         security,
         views,  # noqa: F401  (routes on the agent blueprint)
     )
@@ -144,6 +151,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(attachments.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(profile.bp)  # /agent/profile, /welcome/<token>
     from helpdesk import search_cli
     from helpdesk.web import search
 

@@ -30,7 +30,9 @@ class Defaults:
     # Languages offered in the UI; the first is the default.
     LANGUAGES = ("en", "bn")
     BABEL_DEFAULT_LOCALE = "en"
-    BABEL_DEFAULT_TIMEZONE = "UTC"
+    # The instance's time zone (IANA name): dates on pages and in mails for everyone who has
+    # not chosen their own (agents choose theirs on their profile page).
+    TIMEZONE = "UTC"
 
     # Sessions and cookies.
     SESSION_COOKIE_HTTPONLY = True
@@ -46,6 +48,14 @@ class Defaults:
     # Socket.IO across processes (redis://...); None in the embedded default.
     MESSAGE_QUEUE: str | None = None
     SOCKETIO_CORS_ORIGINS: list[str] | str | None = None
+    # Engine.IO: a ping every PING_INTERVAL s, a client that has not answered for PING_TIMEOUT s
+    # more is gone. A frame larger than MAX_FRAME_BYTES closes the connection (Engine.IO's
+    # max_http_buffer_size), so it stays well above the largest event a client may send (a chat
+    # line of 20,000 characters is < 100 kB of JSON; larger lines get a "too_long" error
+    # acknowledgement instead of a dropped connection: docs/chat-protocol.md).
+    SOCKETIO_PING_INTERVAL = 25.0
+    SOCKETIO_PING_TIMEOUT = 20.0
+    SOCKETIO_MAX_FRAME_BYTES = 4 * 1024 * 1024
 
     # Worker: in-process loop for `helpdesk serve`; `helpdesk worker` runs it alone.
     WORKER_ENABLED = True
@@ -108,6 +118,14 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     app.config.setdefault("ATTACHMENTS_DIR", str(data_dir / "attachments"))
     app.config.setdefault("INDEX_DIR", str(data_dir / "index"))
     app.config.setdefault("MAIL_OUTBOX_DIR", str(instance / "mail-outbox"))
+
+    from helpdesk.i18n import is_timezone
+
+    if not is_timezone(app.config.get("TIMEZONE")):
+        raise ValueError(
+            f"TIMEZONE {app.config.get('TIMEZONE')!r} is not an IANA time zone (e.g. Asia/Dhaka)"
+        )
+    app.config["BABEL_DEFAULT_TIMEZONE"] = app.config["TIMEZONE"]
 
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(instance)

@@ -20,6 +20,8 @@ from helpdesk.services.tags import set_tags
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - documented demo login, printed by `make run`
 DEMO_ADMIN = "admin@example.com"
 DEMO_AGENT = "agent@example.com"
+# The demo's instance time zone (`make run` sets HELPDESK_TIMEZONE to it) and its agents' zone.
+DEMO_TIMEZONE = "Asia/Dhaka"
 
 # (channel, sender, name, language, subject, first message, agent reply or None, status, prio, tags)
 CONVERSATIONS: list[tuple[str, str, str, str, str, str, str | None, str, int, list[str]]] = [
@@ -85,6 +87,8 @@ def load_demo(session: Session) -> dict[str, int]:
     bn_agent = create_agent(
         session, "nusrat@example.com", "নুসরাত জাহান", DEMO_PASSWORD, AgentRole.AGENT, "bn"
     )
+    for person in (admin, agent, bn_agent):
+        person.timezone = DEMO_TIMEZONE  # the demo team works in Dhaka
     support = create_team(session, "Support", [admin, agent, bn_agent])
     billing = create_team(session, "Billing", [admin, agent])
     agents = [agent, bn_agent, admin]

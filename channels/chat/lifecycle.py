@@ -28,7 +28,7 @@ from channels.chat.payloads import (
 from channels.chat.routing import dispatch, route
 from channels.chat.settings import chat_settings
 from helpdesk.db import utcnow
-from helpdesk.i18n import _
+from helpdesk.i18n import _, format_datetime
 from helpdesk.models import (
     Agent,
     DeliveryStatus,
@@ -294,7 +294,8 @@ def request_transcript(session: Session, chat: ChatSession, email: str | None = 
     lines = []
     for m in history(session, chat):
         who = m.author_name or (_("You") if line_from(m) == "visitor" else _("Support"))
-        lines.append(f"[{m.created_at.strftime('%Y-%m-%d %H:%M')} UTC] {who}: {m.body_text}")
+        # The instance's time zone (or the customer's), in the transcript's language.
+        lines.append(f"[{format_datetime(m.created_at, 'short')}] {who}: {m.body_text}")
     text = _("Transcript of your chat (ticket #%(n)d)", n=chat.ticket.number)
     message = messages.append_message(
         session,

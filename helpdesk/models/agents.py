@@ -46,8 +46,8 @@ class Agent(Base):
 
     teams: Mapped[list[Team]] = relationship(secondary=team_members, back_populates="members")
 
-    # Flask-Login protocol. Sessions store "agent:<id>:<session_version>" so a customer id can never be mistaken
-    # for an agent id when the portal gets its own logins.
+    # Flask-Login protocol. Sessions store "agent:<id>:<session_version>": a customer id can
+    # never be mistaken for an agent id, and raising the version ends every older session.
     @property
     def is_authenticated(self) -> bool:
         return True

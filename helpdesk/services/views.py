@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from helpdesk.i18n import _
@@ -25,6 +25,14 @@ def count_view(session: Session, flt: QueueFilter, agent: Agent | None) -> int:
             return fast
     q = base_query(session, flt, agent).with_only_columns(func.count(), maintain_column_froms=True)
     return int(session.scalar(q) or 0)
+
+
+def teams_with_membership(session: Session, agent: Agent) -> tuple[list[Team], set[int]]:
+    """Every team by name, and the ids of those ``agent`` belongs to: one statement (the queue
+    page's "share with" list used to lazy-load each team's members, a query per team)."""
+    member = exists().where(team_members.c.team_id == Team.id, team_members.c.agent_id == agent.id)
+    rows = session.execute(select(Team, member.label("member")).order_by(Team.name)).all()
+    return [team for team, _ in rows], {team.id for team, is_member in rows if is_member}
 
 
 def visible_views(session: Session, agent: Agent) -> list[SavedView]:
@@ -77,8 +85,12 @@ def remembered(session: Session, agent: Agent) -> dict[str, Any]:
 
 
 def view_counts(session: Session, agent: Agent) -> dict[str, int]:
-    """Counts of the built-in views and the agent's saved views ("mine", ..., "saved:<id>")."""
-    out = {key: count_view(session, QueueFilter(view=key), agent) for key in VIEWS}
+    """Counts of the built-in views and the agent's saved views ("mine", ..., "saved:<id>"):
+    the built-in ones from one read of the counters, each saved view one COUNT."""
+    from helpdesk.services.counts import builtin_counts
+
+    out = builtin_counts(session, agent.id)
+    assert set(out) == set(VIEWS)
     for saved in visible_views(session, agent):
         try:
             out[f"saved:{saved.id}"] = count_view(session, QueueFilter.from_args(saved.args), agent)

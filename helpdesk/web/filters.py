@@ -6,10 +6,18 @@ from datetime import datetime
 from typing import Any
 
 from flask import Flask
-from flask_babel import format_datetime, format_timedelta, get_locale
+from flask_babel import get_locale, get_timezone
 
 from helpdesk.db import utcnow
-from helpdesk.i18n import LANGUAGE_NAMES, _l
+from helpdesk.i18n import (
+    LANGUAGE_NAMES,
+    _l,
+    format_ago,
+    format_date,
+    format_datetime,
+    format_number,
+    format_time,
+)
 from helpdesk.models import (
     ChannelKind,
     DeliveryStatus,
@@ -83,13 +91,12 @@ def delivery_label(value: Any) -> str:
 
 
 def datetime_filter(value: datetime | None, fmt: str = "medium") -> str:
-    return format_datetime(value, fmt) if value else ""
+    """In the reader's time zone, with the locale's digits (helpdesk.i18n)."""
+    return format_datetime(value, fmt)
 
 
 def ago(value: datetime | None) -> str:
-    if value is None:
-        return ""
-    return str(format_timedelta(value - utcnow(), add_direction=True, granularity="minute"))
+    return format_ago(value, utcnow())
 
 
 def register(app: Flask) -> None:
@@ -101,13 +108,18 @@ def register(app: Flask) -> None:
         delivery_label=delivery_label,
         identity_label=identity_label,
         datetime=datetime_filter,
+        date=format_date,
+        time=format_time,
         ago=ago,
+        number=format_number,
     )
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
         return {
             "get_locale": get_locale,
+            "format_number": format_number,
+            "reader_timezone": lambda: str(get_timezone()),
             "LANGUAGE_NAMES": LANGUAGE_NAMES,
             "STATUSES": list(TicketStatus),
             "PRIORITIES": list(Priority),

@@ -110,7 +110,7 @@
         li.setAttribute("data-key", key);
         var head = el("div", "chat-line-head");
         head.append(el("span", "author", line.author || (line.from === "visitor" ? L.customer : L.you)));
-        var t = el("time", "", line.created_at ? new Date(line.created_at).toLocaleTimeString() : "");
+        var t = el("time", "", line.created_at ? helpdeskFormat.time(line.created_at) : "");
         head.append(" ", t, " ", el("span", "chat-mark"));
         var body = el("div", "chat-text");
         body.setAttribute("dir", "auto");

@@ -289,7 +289,9 @@ function render(l) {
     if (l.id > lastId) { lastId = l.id; }
   }
   var who = mine ? T.you : (l.author || T.agent);
+  // The visitor's own clock, in the widget's language (bn: Bengali digits, its day periods).
   var when = l.created_at ? new Date(l.created_at).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" }) : "";
+  if (String(lang).split("-")[0] === "bn") { when = when.replace(/\bAM\b/, "পূর্বাহ্ণ").replace(/\bPM\b/, "অপরাহ্ণ"); }
   li.lastChild.dataset.base = who + (when ? " · " + when : "");
   if (!mine && l.from === "agent") { statusEl.textContent = ""; socket.emit("chat.read", { delivered: l.id }); }
   marks();

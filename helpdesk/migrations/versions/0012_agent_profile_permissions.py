@@ -1,7 +1,7 @@
 """agents: time zone, KB editor permission, session version
 
 Revision ID: 0012
-Revises: 0010 (to become 0011)
+Revises: 0011
 Create Date: 2026-12-07 13:30:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0010"  # TEMPORARY: 0011 does not exist yet; re-point to "0011"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

@@ -13,7 +13,7 @@
   // ---- notifications (mentions) ------------------------------------------------------------
   socket.on("notification", function () {
     var badge = document.querySelector("[data-notification-count]");
-    if (badge) { badge.textContent = String((parseInt(badge.textContent, 10) || 0) + 1); badge.hidden = false; }
+    if (badge) { badge.textContent = helpdeskFormat.number(helpdeskFormat.parse(badge.textContent) + 1); badge.hidden = false; }
   });
 
   // ---- queue: refresh the first page when any ticket is created or changes ----------------
@@ -49,7 +49,7 @@
       .then(function (counts) {
         document.querySelectorAll("[data-view-count]").forEach(function (el) {
           var n = counts[el.getAttribute("data-view-count")];
-          el.textContent = (n === undefined) ? "" : n.toLocaleString(document.documentElement.lang || undefined);
+          el.textContent = (n === undefined) ? "" : helpdeskFormat.number(n);
         });
       }).catch(function () {});
   }
@@ -109,7 +109,7 @@
     queue.querySelectorAll('input[name="ticket"]').forEach(function (box) { box.checked = selected.has(box.value); });
     bulk.hidden = selected.size === 0;
     var count = bulk.querySelector("[data-bulk-count]");
-    if (count) { count.textContent = String(selected.size); }
+    if (count) { count.textContent = helpdeskFormat.number(selected.size); }
   }
   if (queue && bulk) {
     queue.addEventListener("change", function (ev) {

@@ -1,0 +1,66 @@
+"""Mail to the staff that is no ticket message: the invitation of a new agent (a link to choose
+a password). The core queues it (``helpdesk.services.agents.invite_agent``, outbox purpose
+``agent.invite``); this composer renders it in the agent's language and time zone when the
+outbox claims it, and the email sender sends it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
+
+from flask import Flask, render_template
+from flask_babel import force_locale
+from sqlalchemy.orm import Session
+
+from channels.email.smtp import PreparedMail, smtp_settings_from_config
+from helpdesk import i18n
+from helpdesk.db import utcnow
+from helpdesk.i18n import _
+from helpdesk.models import Agent, OutboundMail
+from helpdesk.services import agents
+from helpdesk.services.outbox import DeliveryError
+
+
+def compose_agent_invite(app: Flask, session: Session, row: OutboundMail) -> PreparedMail:
+    agent = session.get(Agent, int(row.payload.get("agent_id") or 0))
+    if agent is None or not agent.active:
+        raise DeliveryError("the invited agent is gone or deactivated", permanent=True)
+    if agent.password_hash:
+        raise DeliveryError("the agent has set a password already", permanent=True)
+    hours = agents.invite_hours()
+    if row.created_at + timedelta(hours=hours) <= utcnow():
+        raise DeliveryError("the invitation expired before it could be sent", permanent=True)
+    base = str(app.config["BASE_URL"]).rstrip("/")
+    link = f"{base}/welcome/{agents.invite_token(agent)}"
+    config = app.config
+    lang = row.language if row.language in config["LANGUAGES"] else config["BABEL_DEFAULT_LOCALE"]
+    with force_locale(lang), i18n.force_timezone(agent.timezone):
+        context = {
+            "agent": agent,
+            "link": link,
+            "hours": hours,
+            "until": i18n.format_datetime(utcnow() + timedelta(hours=hours), "short"),
+            "invited_by": row.payload.get("invited_by"),
+        }
+        text_body = render_template("email/agent_invite.txt", **context)
+        html_body = render_template("email/agent_invite.html", **context)
+        subject = _("Your invitation to the helpdesk")
+    mail = EmailMessage()
+    mail["Subject"] = subject
+    mail["From"] = formataddr((str(config["MAIL_FROM_NAME"]), str(config["MAIL_FROM"])))
+    mail["To"] = formataddr((agent.name, agent.email))
+    mail["Date"] = format_datetime(utcnow())
+    mail["Content-Language"] = lang
+    mail["Auto-Submitted"] = "auto-generated"
+    mail["Message-ID"] = make_msgid(domain=str(config["MAIL_FROM"]).rpartition("@")[2])
+    mail.set_content(text_body)
+    mail.add_alternative(html_body, subtype="html")
+    return PreparedMail(
+        mail=mail,
+        envelope_from=Address(addr_spec=str(config["MAIL_FROM"])).addr_spec,
+        recipients=[agent.email],
+        smtp=smtp_settings_from_config(config),
+        outbox_dir=str(config["MAIL_OUTBOX_DIR"]),
+    )
