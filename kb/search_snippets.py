@@ -21,6 +21,8 @@ SNIPPET_CHARS = 220
 SNIPPET_SURROUND = 60
 #: Fragments shown per snippet.
 SNIPPET_FRAGMENTS = 2
+#: Fragments closer than this many characters are shown as one (no "… …" over a few words).
+SNIPPET_MERGE_GAP = 20
 
 
 @lru_cache(maxsize=200_000)
@@ -63,16 +65,32 @@ def snippet(body: str, lang: str, terms: frozenset[str]) -> str:
         return (len(distinct), len(group))
 
     best = sorted(sorted(groups, key=rank, reverse=True)[:SNIPPET_FRAGMENTS], key=lambda g: g[0])
-    fragments = [_fragment(body, words, group) for group in best]
-    return " ".join(fragments)
+    # Each fragment widens its group by the context around it, so two groups close together
+    # would show the same words twice ("…bank account. You get an email when… …bank account.
+    # You get an email when the refund…"). Fragments that overlap or nearly touch are one.
+    spans: list[tuple[int, int, list[int]]] = []
+    for group in best:
+        start, end = _window(words, group)
+        if spans and start <= spans[-1][1] + SNIPPET_MERGE_GAP:
+            prev_start, prev_end, prev_group = spans[-1]
+            spans[-1] = (prev_start, max(prev_end, end), prev_group + group)
+        else:
+            spans.append((start, end, group))
+    return " ".join(_fragment(body, words, group, start, end) for start, end, group in spans)
 
 
-def _fragment(body: str, words: list[tuple[int, int]], group: list[int]) -> str:
+def _window(words: list[tuple[int, int]], group: list[int]) -> tuple[int, int]:
+    """The characters a fragment of ``group`` shows: its matches widened to whole words
+    within the surrounding context."""
     first, last = words[group[0]][0], words[group[-1]][1]
-    # Widen to whole words within the surrounding context.
     start = next(a for a, _ in words if a >= first - SNIPPET_SURROUND)
     end = max(b for _, b in words if b <= last + SNIPPET_SURROUND)
-    start, end = min(start, first), max(end, last)
+    return min(start, first), max(end, last)
+
+
+def _fragment(
+    body: str, words: list[tuple[int, int]], group: list[int], start: int, end: int
+) -> str:
     out = ["…" if start > 0 else ""]
     pos = start
     for i in group:

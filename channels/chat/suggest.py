@@ -8,7 +8,9 @@ KB is installed or not (no KB: no suggestions).
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 from typing import Any
 
 from flask import Flask
@@ -18,6 +20,21 @@ log = logging.getLogger("helpdesk.chat")
 
 KB_SEARCH_PATH = "/api/v1/kb/search"
 MAX_SUGGESTIONS = 3
+MAX_SNIPPET_CHARS = 500
+_TAG = re.compile(r"<[^>]*>")
+
+
+def plain_snippet(snippet: str) -> str:
+    """The KB's HTML snippet (escaped text, matches in ``<mark>``) as the plain text the widget
+    shows: tags dropped, entities decoded, cut at a word within :data:`MAX_SNIPPET_CHARS`.
+
+    Cutting the HTML itself could split an entity or a tag, and the widget sets the text, so
+    an escaped apostrophe would have shown as ``&#x27;``.
+    """
+    text = " ".join(html.unescape(_TAG.sub("", snippet)).split())
+    if len(text) <= MAX_SNIPPET_CHARS:
+        return text
+    return text[: MAX_SNIPPET_CHARS - 1].rsplit(" ", 1)[0].rstrip(" …") + "…"
 
 
 def kb_available(app: Flask) -> bool:
@@ -39,7 +56,8 @@ def _hits(body: Any) -> list[Any]:
 
 
 def suggest(app: Flask, query: str, lang: str) -> list[dict[str, str]]:
-    """Up to three ``{title, url, snippet}`` for the question; ``[]`` without a KB."""
+    """Up to three ``{title, url, snippet}`` for the question (``snippet`` is plain text);
+    ``[]`` without a KB."""
     query = " ".join(query.split())
     if len(query) < 3 or not kb_available(app):
         return []
@@ -68,7 +86,7 @@ def suggest(app: Flask, query: str, lang: str) -> list[dict[str, str]]:
             {
                 "title": str(hit["title"])[:300],
                 "url": url,
-                "snippet": str(hit.get("snippet") or hit.get("summary") or "")[:500],
+                "snippet": plain_snippet(str(hit.get("snippet") or hit.get("summary") or "")),
             }
         )
     return out
