@@ -32,6 +32,10 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     socketio.on_namespace(ChatNamespace(NAMESPACE))
 
+    from channels.chat.history import register_history_labels
+
+    register_history_labels()
+
     from channels.chat.admin import bp as admin_bp
     from channels.chat.agent_views import bp as agent_bp
     from channels.chat.routing import expire_due

@@ -136,13 +136,20 @@ TagPlan = tuple[int | None, bool]
 
 
 def _tag_plan(session: Session, name: str) -> TagPlan:
-    """The tag's id and whether it is rare (a COUNT bounded by RARE_TAG_TICKETS)."""
-    tag_id = session.scalar(select(Tag.id).where(Tag.name == name))
-    if tag_id is None:
+    """The tag's id and whether it is rare (a COUNT bounded by RARE_TAG_TICKETS), in one
+    statement."""
+    few = (
+        select(ticket_tags.c.ticket_id)
+        .where(ticket_tags.c.tag_id == Tag.id)
+        .correlate(Tag)
+        .limit(RARE_TAG_TICKETS)
+        .subquery()
+    )
+    bounded = select(func.count()).select_from(few).scalar_subquery()
+    row = session.execute(select(Tag.id, bounded).where(Tag.name == name)).first()
+    if row is None:
         return None, True
-    few = select(ticket_tags.c.ticket_id).where(ticket_tags.c.tag_id == tag_id)
-    n = session.scalar(select(func.count()).select_from(few.limit(RARE_TAG_TICKETS).subquery()))
-    return tag_id, (n or 0) < RARE_TAG_TICKETS
+    return row[0], (row[1] or 0) < RARE_TAG_TICKETS
 
 
 def _base_query(

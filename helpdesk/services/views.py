@@ -90,7 +90,6 @@ def view_counts(session: Session, agent: Agent) -> dict[str, int]:
     from helpdesk.services.counts import builtin_counts
 
     out = builtin_counts(session, agent.id)
-    assert set(out) == set(VIEWS)
     for saved in visible_views(session, agent):
         try:
             out[f"saved:{saved.id}"] = count_view(session, QueueFilter.from_args(saved.args), agent)

@@ -31,6 +31,7 @@ from helpdesk.services.access import access_ticket_by_number
 from helpdesk.services.errors import Conflict, ServiceError
 from helpdesk.services.queue import SORTS, VIEWS, QueueFilter, queue_page
 from helpdesk.services.tags import set_tags
+from helpdesk.web import audit_labels
 from helpdesk.web.filters import PRIORITY_LABELS, STATUS_LABELS
 from helpdesk.web.forms import (
     AssignForm,
@@ -45,6 +46,8 @@ from helpdesk.web.forms import (
 )
 
 bp = Blueprint("agent", __name__, url_prefix="/agent")
+# What a history line says ({{ audit_label(e.action, e.data) }} in agent/_audit.html).
+bp.add_app_template_global(audit_labels.describe, "audit_label")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -88,18 +91,21 @@ def queue() -> str | Response:
         after=request.args.get("after") or None,
         limit=int(current_app.config["QUEUE_PAGE_SIZE"]),
     )
-    partial = bool(request.args.get("partial"))
-    template = "agent/_queue_rows.html" if partial else "agent/queue.html"
-    saved = [] if partial else view_services.visible_views(db.session, me())
+    if request.args.get("partial"):
+        # The live refresh replaces the rows only: no sidebar, filters or top bar to fill.
+        return render_template("agent/_queue_rows.html", page=page, flt=flt)
+    saved = view_services.visible_views(db.session, me())
+    teams, my_teams = view_services.teams_with_membership(db.session, me())
     return render_template(
-        template,
+        "agent/queue.html",
         page=page,
         flt=flt,
         saved_views=saved,
         current_saved=next((v.id for v in saved if v.args == flt.as_args()), None),
         views=VIEWS,
         sorts=SORTS,
-        teams=db.session.scalars(select(Team).order_by(Team.name)).all(),
+        teams=teams,
+        my_team_ids=my_teams,
         agents=_agents(),
         first_page=not request.args.get("after"),
     )
