@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import current_app, has_app_context, request
+from flask import current_app, has_app_context, has_request_context, request
 from flask_babel import force_locale
 from flask_login import current_user
 from flask_socketio import Namespace, join_room, leave_room, rooms
@@ -129,10 +129,36 @@ def agent_call(fn: Callable[[Agent, dict[str, Any]], dict[str, Any]], data: Any)
             return {"ok": False, "retry": True, "error": _("Something went wrong. Try again.")}
 
 
-class AgentNamespace(Namespace):
+class IsolatedNamespace(Namespace):
+    """A namespace whose every event runs in an application context of its own.
+
+    Engine.IO closes a connection whose client stopped answering pings the moment something is
+    sent to it, and runs that connection's ``disconnect`` handler right there, inside the
+    sender's call. When the sender was another handler's after-commit emit (a tab's departure
+    announced to a room of other tabs that went silent with it: a laptop closed), the nested
+    handler used to find the outer handler's application context, so the same database session
+    (in the middle of its commit: "session is in 'committed' state"), the same ``g`` and the same
+    signed-in user; it failed and its viewers stayed until the heartbeat sweep. A handler called
+    inside another request or event now gets a fresh context: its own session and user. (Called
+    from no request, as a server calls it, Flask-SocketIO makes a fresh one itself. Tests that
+    drive handlers in-process from inside a request context therefore end their own
+    transaction first, as a concurrent request would have to.)
+    """
+
     def trigger_event(self, event: str, *args: Any) -> Any:
         # Event names are dotted ("chat.send"); handlers are on_chat_send.
-        return super().trigger_event((event or "").replace(".", "_"), *args)
+        name = (event or "").replace(".", "_")
+        if not has_request_context():
+            return super().trigger_event(name, *args)
+        environ = self.server.get_environ(args[0], namespace=self.namespace) if args else None
+        app = environ.get("flask.app") if environ else None
+        if app is None:
+            return super().trigger_event(name, *args)
+        with app.app_context():
+            return super().trigger_event(name, *args)
+
+
+class AgentNamespace(IsolatedNamespace):
 
     def __getattr__(self, name: str) -> AgentEventHandler:
         # Asked only for names the class does not have: the events channels registered.

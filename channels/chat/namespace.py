@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import current_app, request
 from flask_babel import force_locale
-from flask_socketio import Namespace, emit, join_room
+from flask_socketio import emit, join_room
 
 from channels.chat import suggest
 from channels.chat.lifecycle import (
@@ -38,6 +38,7 @@ from channels.chat.tokens import new_visitor, read_token
 from helpdesk.db import read_only_transactions
 from helpdesk.extensions import db, socketio
 from helpdesk.i18n import _
+from helpdesk.realtime import IsolatedNamespace
 from helpdesk.services.errors import NotFound, ServiceError
 
 log = logging.getLogger("helpdesk.chat")
@@ -88,15 +89,11 @@ def _str(data: dict[str, Any], key: str, limit: int = 5000) -> str:
     return value[:limit] if isinstance(value, str) else ""
 
 
-class ChatNamespace(Namespace):
+class ChatNamespace(IsolatedNamespace):
     def __init__(self, namespace: str) -> None:
         super().__init__(namespace)
         self._conns: dict[str, _Connection] = {}
         self._lock = threading.Lock()
-
-    def trigger_event(self, event: str, *args: Any) -> Any:
-        # Event names are dotted ("chat.message"); handlers are on_chat_message.
-        return super().trigger_event((event or "").replace(".", "_"), *args)
 
     # -- helpers --------------------------------------------------------------------------------
 

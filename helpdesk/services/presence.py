@@ -111,6 +111,19 @@ def available_agent_ids(session: Session, agent_ids: Iterable[int]) -> set[int]:
 # ---------------------------------------------------------------------------------------------
 
 
+def _lock(session: Session, agent: Agent) -> None:
+    """Hold the agent's presence row until commit (PostgreSQL), so connections of one agent
+    opening and closing at once are counted one after the other: without it two tabs closing
+    together each still saw the other's connection, neither announced "offline" and the chat
+    routing never heard that the agent left."""
+    session.scalar(
+        select(AgentPresence)
+        .where(AgentPresence.agent_id == agent.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
 def _announce(session: Session, agent: Agent) -> None:
     """``presence.updated`` (/agent, room ``agents``): ``{agent_id, status}`` (effective)."""
     events.send_event_on_commit(
@@ -128,6 +141,7 @@ def set_presence(session: Session, agent: Agent, status: PresenceStatus | str) -
         status = PresenceStatus(status)
     except ValueError:
         raise ServiceError(_("Unknown availability.")) from None
+    _lock(session, agent)
     row = presence_row(session, agent)
     row.status = status
     row.updated_at = utcnow()
@@ -144,6 +158,7 @@ def set_capacity(session: Session, agent: Agent, capacity: int | None) -> None:
 
 def agent_connected(session: Session, agent: Agent, sid: str) -> None:
     """A connection opened (or is still there: the heartbeat); only news is announced."""
+    _lock(session, agent)
     before = effective_presence(session, agent)
     session.merge(AgentConnection(sid=sid, agent_id=agent.id, seen_at=utcnow()))
     presence_row(session, agent)
@@ -160,6 +175,7 @@ def agent_heartbeat(session: Session, agent: Agent, sid: str) -> None:
 
 def agent_disconnected(session: Session, agent: Agent, sid: str) -> None:
     """A connection closed; without another one the agent is offline (for routing too)."""
+    _lock(session, agent)
     before = effective_presence(session, agent)
     session.execute(delete(AgentConnection).where(AgentConnection.sid == sid))
     session.flush()

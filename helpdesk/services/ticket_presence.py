@@ -12,6 +12,12 @@ snapshot::
 
 ``viewers`` holds each agent once (two tabs are one viewer), ordered by name; a page hides its
 own agent. Typing is not stored: it is relayed as it happens (helpdesk.realtime).
+
+Concurrent changes of one ticket's viewers (several tabs closing at once) are serialized per
+ticket (:func:`_lock`), so the list a transaction announces already includes the changes
+committed before it: the last announcement is the true state. Without the lock, two
+disconnects on PostgreSQL each counted the other's (not yet committed) row and both announced
+a list that still held the departed agent.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from helpdesk.db import utcnow
@@ -60,17 +66,42 @@ def _announce(session: Session, ticket_ids: Iterable[int]) -> None:
         )
 
 
-def _sweep(session: Session) -> set[int]:
-    """Drop viewers not seen for ``VIEWER_TTL`` (their process died); return their tickets."""
+# The first key of the advisory locks taken per ticket ("tv": ticket viewers).
+_LOCK_CLASS = 0x7476
+
+
+def _lock(session: Session, ticket_ids: Iterable[int]) -> None:
+    """Wait for, and hold until commit, each ticket's viewer lock (in id order: no deadlock
+    between two transactions locking several). On SQLite a writing transaction already holds
+    the database's one write lock."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for ticket_id in sorted(set(ticket_ids)):
+        session.execute(select(func.pg_advisory_xact_lock(_LOCK_CLASS, ticket_id)))
+
+
+def _stale_tickets(session: Session) -> set[int]:
     cutoff = utcnow() - VIEWER_TTL
-    stale = set(
+    return set(
         session.scalars(
             select(TicketViewer.ticket_id).where(TicketViewer.seen_at < cutoff).distinct()
         )
     )
-    if stale:
-        session.execute(delete(TicketViewer).where(TicketViewer.seen_at < cutoff))
-    return stale
+
+
+def _sweep(session: Session, ticket_ids: set[int]) -> set[int]:
+    """Drop the viewers of ``ticket_ids`` (locked) not seen for ``VIEWER_TTL`` (their process
+    died); return the tickets that lost one."""
+    if not ticket_ids:
+        return set()
+    cutoff = utcnow() - VIEWER_TTL
+    return set(
+        session.scalars(
+            delete(TicketViewer)
+            .where(TicketViewer.seen_at < cutoff, TicketViewer.ticket_id.in_(ticket_ids))
+            .returning(TicketViewer.ticket_id)
+        )
+    )
 
 
 def join(session: Session, ticket: Ticket, agent: Agent, sid: str) -> None:
@@ -79,17 +110,20 @@ def join(session: Session, ticket: Ticket, agent: Agent, sid: str) -> None:
     Always announces, even when the agent was already there in another tab: the newcomer's
     connection needs the list, and the room is the only address it has across processes.
     """
+    stale = _stale_tickets(session)
+    _lock(session, {ticket.id, *stale})
     now = utcnow()
     row = session.get(TicketViewer, (sid, ticket.id))
     if row is None:
         session.add(TicketViewer(sid=sid, ticket_id=ticket.id, agent_id=agent.id, seen_at=now))
     else:
         row.seen_at = now
-    _announce(session, {ticket.id, *_sweep(session)})
+    _announce(session, {ticket.id, *_sweep(session, stale)})
 
 
 def leave(session: Session, ticket_id: int, sid: str) -> None:
     """The connection left the ticket page (navigated away inside the app)."""
+    _lock(session, {ticket_id})
     removed = session.execute(
         delete(TicketViewer)
         .where(TicketViewer.sid == sid, TicketViewer.ticket_id == ticket_id)
@@ -101,6 +135,8 @@ def leave(session: Session, ticket_id: int, sid: str) -> None:
 
 def disconnect(session: Session, sid: str) -> None:
     """The connection closed (tab closed, network lost, ping timeout): it leaves every ticket."""
+    # Only this connection writes its own rows: the tickets read here are the ones to lock.
+    _lock(session, session.scalars(select(TicketViewer.ticket_id).where(TicketViewer.sid == sid)))
     removed = session.scalars(
         delete(TicketViewer).where(TicketViewer.sid == sid).returning(TicketViewer.ticket_id)
     ).all()
@@ -121,6 +157,8 @@ def heartbeat(session: Session, ticket: Ticket, agent: Agent, sid: str) -> None:
         join(session, ticket, agent, sid)
         return
     row.seen_at = utcnow()
-    stale = _sweep(session)
-    if stale:
-        _announce(session, stale)
+    stale = _stale_tickets(session)
+    _lock(session, stale)
+    swept = _sweep(session, stale)
+    if swept:
+        _announce(session, swept)

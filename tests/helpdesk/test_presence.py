@@ -183,10 +183,13 @@ def _names(payload: dict[str, Any]) -> list[str]:
 
 
 @pytest.fixture
-def two_agents(app: Flask, agent: Agent, admin: Agent) -> Any:
+def two_agents(app: Flask, agent: Agent, admin: Agent, session: Session) -> Any:
     alex = _connect(app, agent.email)
     ada = _connect(app, admin.email)
     yield alex, ada
+    # The handlers have their own database session: end the test's transaction (it may hold
+    # SQLite's write lock) before they record the disconnects.
+    session.rollback()
     for sio in (alex, ada):
         if sio.is_connected(NS):
             sio.disconnect(NS)
