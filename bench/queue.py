@@ -9,6 +9,15 @@ each case's main query, to check it is an index walk and not a sort of a big ran
     .venv/bin/python bench/queue.py --n 50000          # quick iteration
     .venv/bin/python bench/queue.py                    # the 1M figure in docs/performance.md
     .venv/bin/python bench/queue.py --explain --only tag
+
+``--http`` measures the same page through a real server instead: `helpdesk serve` (gunicorn,
+gevent) on a 100,000-ticket database (SQLite, then PostgreSQL loaded with the same rows),
+``--clients`` signed-in agents asking for a mix of views, filters, sorts and pages at once
+(bench/_queue_http.py); it prints p50/p95/p99 against the same target and the statements one
+page sends on each database.
+
+    .venv/bin/python bench/queue.py --http                      # both databases, 2 clients
+    .venv/bin/python bench/queue.py --http --database sqlite --requests 300
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ from sqlalchemy import event, func, select
 
 from bench import _seed
 from helpdesk import create_app
+from helpdesk.db import Base
 from helpdesk.extensions import db
 from helpdesk.models import Agent, Team
 from helpdesk.services.queue import (
@@ -309,7 +319,9 @@ def print_table(results: list[Result], show_explain: bool) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--n", type=int, default=1_000_000, help="tickets to seed (default 1,000,000)")
+    p.add_argument(
+        "--n", type=int, help="tickets to seed (default 1,000,000; 100,000 with --http)"
+    )
     p.add_argument("--reseed", action="store_true", help="rebuild the cached database")
     p.add_argument("--runs", type=int, default=60, help="timed requests per case (default 60)")
     p.add_argument("--warmup", type=int, default=5, help="untimed requests first (default 5)")
@@ -322,7 +334,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="STATEMENT",
         help="run on a copy of the seeded DB with this extra SQL applied (e.g. CREATE INDEX ...)",
     )
-    return p.parse_args(argv)
+    p.add_argument("--http", action="store_true", help="through `helpdesk serve` (see above)")
+    p.add_argument(
+        "--database",
+        choices=["sqlite", "postgresql", "both"],
+        default="both",
+        help="with --http: which database the server runs on (default both)",
+    )
+    p.add_argument("--clients", type=int, default=2, help="with --http: concurrent agents")
+    p.add_argument(
+        "--py-spy",
+        metavar="PREFIX",
+        help="with --http: sample the server with py-spy into PREFIX-<database>.txt",
+    )
+    p.add_argument(
+        "--requests", type=int, default=400, help="with --http: timed requests per client"
+    )
+    args = p.parse_args(argv)
+    if args.n is None:
+        args.n = 100_000 if args.http else 1_000_000
+    return args
 
 
 def with_extra_sql(info: _seed.SeedInfo, statements: list[str]) -> _seed.SeedInfo:
@@ -343,9 +374,107 @@ def with_extra_sql(info: _seed.SeedInfo, statements: list[str]) -> _seed.SeedInf
     return _seed.SeedInfo(copy, info.n)
 
 
+def seeded(n: int, reseed: bool) -> _seed.SeedInfo:
+    """The cached database, seeded again when the models have columns it lacks (a cache made
+    before a migration added them would fail every request)."""
+    info = _seed.seed_database(n, reseed=reseed)
+    conn = sqlite3.connect(info.path)
+    try:
+        missing = [
+            f"{table.name}.{column.name}"
+            for table in Base.metadata.sorted_tables
+            for column in table.columns
+            if (have := {r[1] for r in conn.execute(f'PRAGMA table_info("{table.name}")')})
+            and column.name not in have
+        ]
+    finally:
+        conn.close()
+    if missing:
+        print(f"the cached database lacks {', '.join(missing)}: seeding it again")
+        info = _seed.seed_database(n, reseed=True)
+    return info
+
+
+def count_statements(url: str, instance: Path) -> None:
+    """The statements one queue page sends on this database (the server runs the same code):
+    printed per case kind, with the queue's documented figure (QUEUE_PAGE_STATEMENTS)."""
+    app = create_app(
+        {
+            "DATABASE_URL": url,
+            "INSTANCE_PATH": str(instance),
+            "SECRET_KEY": "bench",
+            "WTF_CSRF_ENABLED": False,
+            "WORKER_ENABLED": False,
+            "RATELIMIT_ENABLED": False,
+        }
+    )
+    rec = SQLRecorder()
+    rec.attach(db.engine(app))
+    client = app.test_client()
+    resp = client.post(
+        "/login", data={"email": _seed.BENCH_AGENT_EMAIL, "password": _seed.BENCH_PASSWORD}
+    )
+    if resp.status_code != 302:
+        raise SystemExit(f"sign-in failed: HTTP {resp.status_code}")
+    shown = []
+    for label, query in (
+        ("open", ""),
+        ("live refresh", "?partial=1"),
+        (f"tag={_seed.POPULAR_TAG}", f"?tag={_seed.POPULAR_TAG}"),
+    ):
+        client.get("/agent/queue" + query)
+        rec.statements = []
+        client.get("/agent/queue" + query)
+        selects = sum(1 for s, _ in rec.statements if s.lstrip().upper().startswith("SELECT"))
+        shown.append(f"{label}: {len(rec.statements)} ({selects} SELECT)")
+    print(f"{db.engine(app).dialect.name}: statements per request: {'; '.join(shown)}")
+    db.engine(app).dispose()
+
+
+def http_main(args: argparse.Namespace, info: _seed.SeedInfo) -> int:
+    from bench import _queue_http as h
+
+    with tempfile.TemporaryDirectory(prefix="bench-queue-") as instance:
+        app = make_app(info, instance)
+        with app.app_context():
+            agent_ids = list(db.session.scalars(select(Agent.id).order_by(Agent.id)))
+            team_ids = list(db.session.scalars(select(Team.id).order_by(Team.id)))
+        urls: list[tuple[h.Ask, str]] = []
+        for ask in h.mix(agent_ids, team_ids):
+            params = dict(ask.params)
+            if ask.deep:
+                cursor = deep_cursor(app, Case(ask.group, ask.params, ask.deep))
+                if cursor is None:
+                    raise SystemExit(f"{ask}: no deep page")
+                params["after"] = cursor
+            query = "&".join(f"{k}={v}" for k, v in params.items())
+            urls.append((ask, "/agent/queue" + (f"?{query}" if query else "")))
+        db.engine(app).dispose()
+    kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    print(
+        f"{info.n:,} tickets; `helpdesk serve` (gevent); {args.clients} clients x "
+        f"{args.requests} requests, {len(urls)} kinds of page; target p95 <= {h.TARGET_MS:.0f} ms"
+    )
+    ok = True
+    for kind in kinds:
+        run = h.run_http(
+            kind,
+            info,
+            urls,
+            clients=args.clients,
+            requests_per_client=args.requests,
+            py_spy=args.py_spy,
+            statements=count_statements,
+        )
+        ok = h.print_run(run, args.clients) and ok
+    return 0 if ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    info = _seed.seed_database(args.n, reseed=args.reseed)
+    info = seeded(args.n, args.reseed)
+    if args.http:
+        return http_main(args, info)
     if args.sql:
         info = with_extra_sql(info, args.sql)
     with tempfile.TemporaryDirectory(prefix="bench-queue-") as instance:
