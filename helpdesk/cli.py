@@ -118,11 +118,17 @@ def demo_command(if_empty: bool) -> None:
 def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
     """Run the web app, Socket.IO and (by default) the worker in one process (gevent unless
     HELPDESK_ASYNC_MODE=threading)."""
+    from helpdesk.links import base_url, served_url
     from helpdesk.server import serve
 
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 (a name to show)
-    base = f"http://{shown}:{port}"
+    app = current_app
+    # Links in mail point here unless HELPDESK_BASE_URL says otherwise; the worker process
+    # that serve starts inherits it through the environment.
+    app.config["SERVED_URL"] = os.environ["HELPDESK_SERVED_URL"] = served_url(host, port)
+    base = base_url()
     click.echo(f"Agents sign in at {base}/login; the customer portal is {base}/portal/")
+    if not app.config.get("BASE_URL"):
+        click.echo(f"Links in mail point at {base}: set HELPDESK_BASE_URL to the public address.")
     serve(current_app._get_current_object(), host, port, threads, worker=not no_worker)  # type: ignore[attr-defined]
 
 

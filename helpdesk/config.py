@@ -80,8 +80,9 @@ class Defaults:
     ATTACHMENT_MAX_BYTES = 25 * 1024 * 1024
 
     QUEUE_PAGE_SIZE = 50
-    # Public base URL used in mails and links (no trailing slash).
-    BASE_URL = "http://127.0.0.1:5000"
+    # The public address used in links in mail (e.g. https://support.example.com). Unset, it is
+    # derived from where `helpdesk serve` listens (see helpdesk/links.py); set it in production.
+    BASE_URL: str | None = None
 
 
 def _coerce(value: str) -> Any:

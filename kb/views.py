@@ -29,6 +29,7 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from helpdesk.extensions import db, limiter
 from helpdesk.i18n import _, _l
+from helpdesk.links import base_url
 from helpdesk.models import Message, Ticket
 from helpdesk.services.errors import Forbidden, NotFound, ServiceError
 from helpdesk.web.agent import agent_required, me
@@ -335,7 +336,7 @@ def suggest_for_ticket(ticket: Ticket) -> list[dict[str, Any]]:
     except Exception:  # the sidebar must never break the ticket page
         current_app.logger.exception("KB suggestions failed")
         return []
-    base = str(current_app.config["BASE_URL"]).rstrip("/")
+    base = base_url()
     return [
         {
             "title": h.title,

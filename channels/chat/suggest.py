@@ -16,6 +16,8 @@ from typing import Any
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
+from helpdesk.links import base_url
+
 log = logging.getLogger("helpdesk.chat")
 
 KB_SEARCH_PATH = "/api/v1/kb/search"
@@ -72,7 +74,7 @@ def suggest(app: Flask, query: str, lang: str) -> list[dict[str, str]]:
         # Suggestions are a nicety: a KB error must never stop a visitor from chatting.
         log.exception("KB suggestions failed")
         return []
-    base = app.config.get("BASE_URL", "").rstrip("/")
+    base = base_url(app)
     out: list[dict[str, str]] = []
     for hit in hits[:MAX_SUGGESTIONS]:
         if not isinstance(hit, dict) or not hit.get("title"):

@@ -18,6 +18,7 @@ from channels.email.smtp import PreparedMail, smtp_settings_from_config
 from helpdesk import i18n
 from helpdesk.db import utcnow
 from helpdesk.i18n import _
+from helpdesk.links import base_url
 from helpdesk.models import Agent, OutboundMail
 from helpdesk.services import agents
 from helpdesk.services.outbox import DeliveryError
@@ -32,7 +33,7 @@ def compose_agent_invite(app: Flask, session: Session, row: OutboundMail) -> Pre
     hours = agents.invite_hours()
     if row.created_at + timedelta(hours=hours) <= utcnow():
         raise DeliveryError("the invitation expired before it could be sent", permanent=True)
-    base = str(app.config["BASE_URL"]).rstrip("/")
+    base = base_url(app)
     link = f"{base}/welcome/{agents.invite_token(agent)}"
     config = app.config
     lang = row.language if row.language in config["LANGUAGES"] else config["BABEL_DEFAULT_LOCALE"]

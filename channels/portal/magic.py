@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from channels.portal.models import PortalToken
 from helpdesk.db import utcnow
 from helpdesk.i18n import _
+from helpdesk.links import base_url
 from helpdesk.models import Customer, Ticket
 from helpdesk.services import outbox
 from helpdesk.services.errors import ServiceError
@@ -84,7 +85,7 @@ def token_for(row: PortalToken) -> str:
 
 
 def link_for(row: PortalToken) -> str:
-    base = str(current_app.config["BASE_URL"]).rstrip("/")
+    base = base_url()
     return f"{base}/portal/m/{token_for(row)}"
 
 
