@@ -18,7 +18,8 @@ def init_app(app: object) -> None:
 
     assert isinstance(app, Flask)
     app.config.setdefault("RATELIMIT_PORTAL", "10 per hour")
-    app.config.setdefault("RATELIMIT_PORTAL_EMAIL", "5 per hour")
+    app.config.setdefault("RATELIMIT_PORTAL_EMAIL", "5 per hour")  # per requester and address
+    app.config.setdefault("PORTAL_LINK_MAILS_PER_HOUR", 5)  # per customer, from everyone
     app.config.setdefault("RATELIMIT_PORTAL_EVENTS", "300 per hour")
     app.config.setdefault("PORTAL_ATTACHMENT_TYPES", DEFAULT_ATTACHMENT_TYPES)
     app.register_blueprint(bp)

@@ -8,12 +8,13 @@ makes the link single-use; expiry is checked by both the signature's age and the
 
 from __future__ import annotations
 
+import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from channels.portal.models import PortalToken
@@ -21,10 +22,12 @@ from helpdesk.db import utcnow
 from helpdesk.i18n import _
 from helpdesk.links import base_url
 from helpdesk.models import Customer, Ticket
+from helpdesk.models.outbound import OutboundMail
 from helpdesk.services import outbox
 from helpdesk.services.errors import ServiceError
 
 PURPOSES = ("ticket", "signin")
+log = logging.getLogger(__name__)
 
 
 class LinkError(ServiceError):
@@ -67,7 +70,7 @@ def issue(
     )
     session.add(row)
     session.flush()
-    if mail and customer.email:
+    if mail and customer.email and not _mail_cap_reached(session, customer, now):
         outbox.queue_mail(
             session,
             f"portal.{mail}",
@@ -78,6 +81,28 @@ def issue(
             payload={"nonce": row.nonce},
         )
     return row, token_for(row)
+
+
+def _mail_cap_reached(session: Session, customer: Customer, now: datetime) -> bool:
+    """Whether this customer's inbox had its hour's share of link mails already.
+
+    Requests are limited per requester (see the portal's views); this caps what many requesters
+    together can send to one inbox. Over the cap the request still gets its ordinary answer and
+    no new mail: the links already sent work, so nobody is locked out of their sign-in."""
+    cap = int(current_app.config.get("PORTAL_LINK_MAILS_PER_HOUR", 5))
+    sent = session.scalar(
+        select(func.count())
+        .select_from(OutboundMail)
+        .where(
+            OutboundMail.customer_id == customer.id,
+            OutboundMail.purpose.in_(["portal.confirmation", "portal.signin"]),
+            OutboundMail.created_at > now - timedelta(hours=1),
+        )
+    )
+    if int(sent or 0) < cap:
+        return False
+    log.info("portal: no link mail to customer %s, %d sent in the last hour", customer.id, cap)
+    return True
 
 
 def token_for(row: PortalToken) -> str:

@@ -23,6 +23,7 @@ from flask import (
     url_for,
 )
 from flask_babel import get_locale
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
@@ -96,8 +97,12 @@ def _email_limit() -> str:
 
 
 def _email_key() -> str:
-    # Per address, so one inbox cannot be flooded from many IPs.
-    return "portal-email:" + (request.form.get("email") or "").strip().lower()[:320]
+    # Per requester and address: one requester cannot flood an inbox, and nobody can use up a
+    # customer's own requests (keyed on the address alone, five requests from anywhere blocked
+    # the customer's sign-in for an hour). What many requesters together send to one inbox is
+    # capped by magic.issue (PORTAL_LINK_MAILS_PER_HOUR), without refusing anyone.
+    address = (request.form.get("email") or "").strip().lower()[:320]
+    return f"portal-email:{get_remote_address()}:{address}"
 
 
 def _events_limit() -> str:
