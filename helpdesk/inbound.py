@@ -39,6 +39,11 @@ attachments
 auto_submitted / is_bounce
     Set by the email filters: automatic mail is stored as a system message, never answered
     automatically and never reopens a resolved ticket.
+thread_only
+    The message may only continue a conversation, never start one (the email adapter sets it
+    for automatic mail: an out-of-office from a stranger is no ticket). When it continues none,
+    the core writes nothing, not even a customer: ``receive_or_hold`` returns ``None``,
+    ``receive_batch`` gives ``None`` in its place, ``receive`` raises ``NoConversation``.
 language
     The sender's language when the adapter knows it (portal UI language, widget language).
 received_at
@@ -91,6 +96,7 @@ class InboundMessage:
     attachments: list[InboundAttachment] = field(default_factory=list)
     auto_submitted: bool = False
     is_bounce: bool = False
+    thread_only: bool = False
     language: str | None = None
     received_at: datetime | None = None
     raw: bytes | None = None

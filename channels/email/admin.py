@@ -44,10 +44,17 @@ bp = Blueprint("email_admin", __name__, url_prefix="/admin")
 @admin_required
 def channels() -> str:
     rows = [
-        channel_services.channel_row(db.session, c)
+        # The page formats the times in the reader's zone and language: datetimes, not the
+        # ISO strings of the JSON row.
+        {
+            **channel_services.channel_row(db.session, c),
+            "last_success_at": c.last_success_at,
+            "last_error_at": c.last_error_at,
+        }
         for c in channel_services.email_channels(db.session)
     ]
-    waiting = len(mail_services.quarantined(db.session))
+    # Mail that failed waits for the admin; held automatic mail is listed, not waiting.
+    waiting = len(mail_services.quarantined(db.session, reason=mail_services.ERROR))
     return render_template("admin/channels.html", channels=rows, quarantined=waiting)
 
 
@@ -82,6 +89,8 @@ def quarantine_replay(item_id: int) -> Response:
     if isinstance(result, Message):
         number = result.ticket.number
         flash(_("The mail was processed into ticket %(number)s.", number=f"#{number}"), "success")
+    elif result.reason == mail_services.AUTOMATIC:
+        flash(_("This is automatic mail of no conversation: it is held here, not a ticket."))
     else:
         flash(_("The mail failed again: %(error)s", error=result.error), "error")
     return redirect(url_for("email_admin.quarantine"))

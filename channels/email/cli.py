@@ -212,6 +212,14 @@ def _parse_since(value: str | None) -> date | None:
         ) from None
 
 
+def _counts(result: Any) -> str:
+    return (
+        f"{result.fetched} mails, {result.created} new tickets, "
+        f"{result.duplicates} duplicates, {result.quarantined} quarantined, "
+        f"{result.held} automatic mails held"
+    )
+
+
 @mail_group.command("fetch")
 @click.option("--channel", "channel_name", default=None, help="Only this channel (name or id).")
 @click.option("--once", is_flag=True, help="Fetch what is there and exit (else keep watching).")
@@ -237,8 +245,7 @@ def mail_fetch(channel_name: str | None, once: bool, since: str | None, verbose:
     def progress(result: imap.FetchResult) -> None:
         if verbose:
             click.echo(
-                f"batch committed: {result.fetched} mails, {result.created} new tickets, "
-                f"{result.duplicates} duplicates, {result.quarantined} quarantined",
+                f"batch committed: {_counts(result)}",
                 err=True,
             )
             sys.stderr.flush()
@@ -251,10 +258,7 @@ def mail_fetch(channel_name: str | None, once: bool, since: str | None, verbose:
             failed = True
             click.echo(f"{name}: {type(exc).__name__}: {exc}", err=True)
             continue
-        click.echo(
-            f"{name}: {result.fetched} mails, {result.created} new tickets, "
-            f"{result.duplicates} duplicates, {result.quarantined} quarantined"
-        )
+        click.echo(f"{name}: {_counts(result)}")
     if once:
         if failed:
             sys.exit(1)
@@ -276,7 +280,8 @@ def mail_fetch(channel_name: str | None, once: bool, since: str | None, verbose:
 
 @mail_group.group("quarantine")
 def quarantine_group() -> None:
-    """Mail that could not be processed, kept with its error for replay."""
+    """Mail that could not be processed, kept with its error for replay, and automatic mail
+    of no conversation (reason "automatic"), held instead of opening a ticket."""
 
 
 @quarantine_group.command("list")
@@ -296,7 +301,7 @@ def quarantine_list(include_replayed: bool, as_json: bool) -> None:
         click.echo("No quarantined mail.")
     for r in rows:
         when = datetime.fromisoformat(r["received_at"]).strftime("%Y-%m-%d %H:%M")
-        click.echo(f"{r['id']:>5}  {when}  {r['size']:>8} B  {r['error'][:90]}")
+        click.echo(f"{r['id']:>5}  {when}  {r['size']:>8} B  {r['reason']:<9}  {r['error'][:80]}")
 
 
 @quarantine_group.command("replay")
@@ -312,6 +317,11 @@ def quarantine_replay(item_id: int) -> None:
         outcome = mail_service.replay(session, item)
         if isinstance(outcome, Message):
             click.echo(f"Replayed: message {outcome.id} on ticket #{outcome.ticket.number}.")
+            return
+        if outcome.reason == mail_service.AUTOMATIC:
+            click.echo(
+                f"Automatic mail of no conversation ({outcome.error}): held as {outcome.id}."
+            )
             return
         error = outcome.error
     # Still failing: the new quarantine entry is committed, and the command says so.

@@ -8,7 +8,8 @@ be tested with a hand-built message.
 Annotations:
 
 - ``msg.auto_submitted`` / ``msg.meta["auto_reason"]``: automatic mail (RFC 3834 auto-replies,
-  mailing lists, our own mail coming back, bounces). The first filter that decides wins the
+  mailing lists, our own mail coming back, bounces, a null envelope sender, auto-responders'
+  subjects in English, Bengali and a few other languages). The first filter that decides wins the
   reason, so a bounce stays "bounce" even though bounces also say ``Auto-Submitted``.
 - ``msg.is_bounce`` / ``msg.meta["bounce"]``: a delivery failure, with ``recipient``,
   ``status`` ("5.1.1"), ``action`` ("failed"), ``diagnostic`` and ``original_message_id``
@@ -18,6 +19,7 @@ Annotations:
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import policy
@@ -44,6 +46,20 @@ _DAEMON_LOCAL_PARTS = frozenset({"mailer-daemon", "postmaster", "mail-daemon"})
 _BOUNCE_SUBJECT_RE = re.compile(
     r"undeliver|returned to sender|returned mail|delivery status notification"
     r"|delivery failure|failure notice|mail delivery failed|delivery has failed",
+    re.IGNORECASE,
+)
+# Subjects auto-responders write (Outlook "Automatic reply:", Gmail/Yahoo "Out of Office:",
+# German, French, Spanish, Swedish ones, and Bengali), as a prefix with a colon or the whole
+# subject. A person's "Out of office hours?" has neither. Matched on NFC text: Bengali য় has two
+# encodings.
+_AUTO_SUBJECT_WORDS = (
+    r"auto(?:matic)?[ -]?(?:reply|response|answer)|autosvar|abwesenheitsnotiz"
+    r"|r[ée]ponse automatique|respuesta autom[áa]tica"
+    r"|out of (?:the )?office(?: (?:auto[ -]?)?reply)?|ooo|vacation (?:reply|notice|response)"
+    r"|স্বয়ংক্রিয় (?:উত্তর|জবাব|প্রতিউত্তর)|অফিসের বাইরে"
+)
+_AUTO_SUBJECT_RE = re.compile(
+    unicodedata.normalize("NFC", rf"^\s*(?:{_AUTO_SUBJECT_WORDS})\s*(?:[:ঃ]|$)"),
     re.IGNORECASE,
 )
 _STATUS_RE = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
@@ -101,6 +117,11 @@ def _auto_reason(msg: InboundMessage, ctx: FilterContext) -> str | None:
         return "x-auto-response-suppress"
     if "list-id" in headers or "list-unsubscribe" in headers:
         return "list"
+    # RFC 3834 §3.3: automatic responses go out with a null envelope sender.
+    if headers.get("return-path", "").strip() == "<>":
+        return "null-sender"
+    if _AUTO_SUBJECT_RE.match(unicodedata.normalize("NFC", msg.subject)):
+        return "subject"
     return None
 
 

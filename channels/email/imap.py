@@ -137,7 +137,9 @@ class FetchResult:
     fetched: int = 0
     created: int = 0
     duplicates: int = 0
-    quarantined: int = 0
+    quarantined: int = 0  # could not be processed
+    held: int = 0  # automatic mail of no conversation, held for the admin (no ticket)
+    redone_batches: int = 0  # batches that failed and were stored one mail at a time
     uids: list[int] = field(default_factory=list)
 
     def add(self, other: FetchResult) -> None:
@@ -145,6 +147,8 @@ class FetchResult:
         self.created += other.created
         self.duplicates += other.duplicates
         self.quarantined += other.quarantined
+        self.held += other.held
+        self.redone_batches += other.redone_batches
         self.uids.extend(other.uids)
 
 
@@ -293,12 +297,15 @@ class MailboxFetcher:
             for mail, outcome in zip(pending.mails, outcomes, strict=True):
                 result.fetched += 1
                 result.uids.append(int(mail.uid or 0))
-                if outcome.quarantined is not None:
+                if outcome.held:
+                    result.held += 1
+                elif outcome.quarantined is not None:
                     result.quarantined += 1
                 elif outcome.duplicate:
                     result.duplicates += 1
                 elif outcome.created:
                     result.created += 1
+            result.redone_batches = int(any(outcome.redone for outcome in outcomes))
             mail_service.set_checkpoint(
                 session, self.channel_id, settings.folder, uidvalidity, max(uids)
             )

@@ -44,10 +44,9 @@ from helpdesk.inbound import InboundMessage
 from helpdesk.models import Channel
 from helpdesk.services.errors import ServiceError
 from helpdesk.services.inbound import (
-    BatchLookup,
     PostReceiveStep,
     Received,
-    receive,
+    receive_or_hold,
 )
 from helpdesk.services.inbound_batch import prefetch, receive_batch
 
@@ -70,18 +69,16 @@ def prepare_settings(channel: Channel | None) -> PrepareSettings:
     )
 
 
-def _ingest(
-    session: Session,
-    msg: InboundMessage,
-    channel: Channel | None,
-    lookup: BatchLookup | None = None,
-) -> PipelineResult:
-    _from_channel(msg, channel)
-    return _outcome(receive(session, msg, lookup=lookup))
+def _from_channel(msg: InboundMessage, channel: Channel | None, as_person: bool = False) -> None:
+    """What the mailbox asks of the tickets its mail opens (the post-receive chain does it).
 
-
-def _from_channel(msg: InboundMessage, channel: Channel | None) -> None:
-    """What the mailbox asks of the tickets its mail opens (the post-receive chain does it)."""
+    Automatic mail (auto-replies, lists, bounces, our own mail coming back) only continues a
+    conversation: when it continues none it is held, not queued (:func:`_hold`). ``as_person``
+    (an admin replaying held mail) takes it for a person's mail whatever the filters said.
+    """
+    if as_person:
+        msg.auto_submitted = msg.is_bounce = False
+    msg.thread_only = msg.auto_submitted or msg.is_bounce
     msg.channel_id = channel.id if channel is not None else None
     if channel is not None:
         msg.team_id = channel.team_id
@@ -94,7 +91,7 @@ def _from_channel(msg: InboundMessage, channel: Channel | None) -> None:
 # --- mail's steps of the post-receive chain (registered by channels.registry) -----------------
 
 
-def _record_bounce(session: Session, msg: InboundMessage, received: Received) -> None:
+def _record_bounce(session: Session, msg: InboundMessage, received: Received | None) -> None:
     """A bounce report marks the reply it reports on as failed."""
     bounce = bounce_report(msg)
     if bounce is not None:
@@ -119,10 +116,38 @@ POST_RECEIVE_STEPS = (
 )
 
 
-def _outcome(received: Received) -> PipelineResult:
+def _outcome(received: Received, redone: bool = False) -> PipelineResult:
     if received.duplicate:
-        return PipelineResult(received.message, None, duplicate=True)
-    return PipelineResult(received.message, None, created=received.created)
+        return PipelineResult(received.message, None, duplicate=True, redone=redone)
+    return PipelineResult(received.message, None, created=received.created, redone=redone)
+
+
+def _hold(
+    session: Session,
+    held: Sequence[tuple[Mail, InboundMessage]],
+    channel: Channel | None,
+    folder: str | None,
+    redone: bool = False,
+) -> list[PipelineResult]:
+    """Automatic mail that continues no conversation: kept for the admin, no ticket."""
+    items = mail_service.hold_automatic(
+        session,
+        [
+            mail_service.Automatic(
+                mail.raw, str(msg.meta.get("auto_reason") or "automatic"), mail.uid
+            )
+            for mail, msg in held
+        ],
+        channel_id=channel.id if channel is not None else None,
+        folder=folder,
+    )
+    for (mail, msg), item in zip(held, items, strict=True):
+        if msg.is_bounce:
+            # A report on mail we sent that is no ticket message (a portal sign-in link): the
+            # address still bounces.
+            _record_bounce(session, msg, None)
+        log.debug("mail uid=%s is automatic mail (%s): held", mail.uid, item.error)
+    return [PipelineResult(None, item, redone=redone) for item in items]
 
 
 def process_mail(
@@ -132,11 +157,19 @@ def process_mail(
     *,
     folder: str | None = None,
     uid: int | None = None,
+    as_person: bool = False,
 ) -> PipelineResult:
-    """Ingest one mail in a savepoint of the caller's transaction, or quarantine it."""
+    """Ingest one mail in a savepoint of the caller's transaction, or quarantine it.
+
+    ``as_person``: a person's mail whatever the filters say (see :func:`_from_channel`)."""
     raw = bytes(raw)
     return _one(
-        session, Mail(uid, raw), prepare_safely(raw, prepare_settings(channel)), channel, folder
+        session,
+        Mail(uid, raw),
+        prepare_safely(raw, prepare_settings(channel)),
+        channel,
+        folder,
+        as_person=as_person,
     )
 
 
@@ -152,7 +185,9 @@ def _one(
     prepared: Prepared,
     channel: Channel | None,
     folder: str | None,
-    lookup: BatchLookup | None = None,
+    *,
+    as_person: bool = False,
+    redone: bool = False,
 ) -> PipelineResult:
     """One prepared mail in its own savepoint; whatever fails sends it to quarantine."""
     if isinstance(prepared, Unparsable):
@@ -162,18 +197,27 @@ def _one(
     # rolls back (helpdesk/unit_of_work.py).
     try:
         with session.begin_nested():
-            return _ingest(session, prepared, channel, lookup)
+            _from_channel(prepared, channel, as_person)
+            received = receive_or_hold(session, prepared)
+            if received is None:
+                return _hold(session, [(mail, prepared)], channel, folder, redone)[0]
+            return _outcome(received, redone)
     except ServiceError as exc:
         failure = Unparsable(f"{type(exc).__name__}: {exc}")
     except Exception as exc:
         # A bug or a database refusal for this one mail: keep it for replay, go on with the
         # next one. The worker never dies on bad mail.
         failure = Unparsable(f"{type(exc).__name__}: {exc}", traceback.format_exc())
-    return _quarantine(session, mail, failure, channel, folder)
+    return _quarantine(session, mail, failure, channel, folder, redone)
 
 
 def _quarantine(
-    session: Session, mail: Mail, failure: Unparsable, channel: Channel | None, folder: str | None
+    session: Session,
+    mail: Mail,
+    failure: Unparsable,
+    channel: Channel | None,
+    folder: str | None,
+    redone: bool = False,
 ) -> PipelineResult:
     if failure.trace is not None:
         log.error(
@@ -191,7 +235,7 @@ def _quarantine(
         uid=mail.uid,
     )
     log.warning("mail uid=%s quarantined as #%s: %s", mail.uid, item.id, failure.error[:200])
-    return PipelineResult(None, item)
+    return PipelineResult(None, item, redone=redone)
 
 
 def process_batch(
@@ -231,11 +275,24 @@ def process_batch(
                     single=lambda msg: msg.is_bounce,
                 )
                 done = {
-                    index: _outcome(got) for (index, _msg), got in zip(good, received, strict=True)
+                    index: _outcome(got)
+                    for (index, _msg), got in zip(good, received, strict=True)
+                    if got is not None
                 }
+                held = [
+                    (index, msg)
+                    for (index, msg), got in zip(good, received, strict=True)
+                    if got is None
+                ]
+                if held:
+                    outcomes = _hold(session, [(mails[i], msg) for i, msg in held], channel, folder)
+                    done.update(zip([i for i, _msg in held], outcomes, strict=True))
         except Exception as exc:
-            log.info("batch of %d mails failed (%s): retrying one by one", len(good), exc)
-            done = {index: _one(session, mails[index], msg, channel, folder) for index, msg in good}
+            log.warning("batch of %d mails failed (%s): retrying one by one", len(good), exc)
+            done = {
+                index: _one(session, mails[index], msg, channel, folder, redone=True)
+                for index, msg in good
+            }
         results.update(done)
     return [results[index] for index in range(len(mails))]
 
@@ -244,9 +301,11 @@ def _name(channel: Channel | None) -> str:
     return channel.name if channel is not None else "-"
 
 
-def pipeline(session: Session, raw: bytes, channel: Channel | None) -> PipelineResult:
+def pipeline(
+    session: Session, raw: bytes, channel: Channel | None, as_person: bool = False
+) -> PipelineResult:
     """The pipeline as registered with ``services.mail`` (used for quarantine replay)."""
-    return process_mail(session, raw, channel)
+    return process_mail(session, raw, channel, as_person=as_person)
 
 
 # --- parsing in worker processes -----------------------------------------------------------

@@ -30,12 +30,17 @@ class MailCheckpoint(Base):
 
 
 class QuarantinedMail(Base):
-    """A mail that could not be processed: raw bytes (in the attachment store) and the error.
+    """A mail that did not become a ticket message: raw bytes (in the attachment store) and why.
 
-    Never dropped: an admin can download it and replay it once the cause is fixed.
+    ``reason`` is ``"error"`` (it could not be processed; ``error`` says what failed) or
+    ``"automatic"`` (automatic mail, an out-of-office or a newsletter, that continues no
+    conversation; ``error`` names the filter's reason). Never dropped: an admin can download it
+    and replay it, once the cause is fixed, or into a ticket when it was a person's mail after
+    all.
     """
 
     __tablename__ = "quarantined_mail"
+    __table_args__ = (Index("ix_quarantined_mail_raw_sha256", "raw_sha256"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     channel_id: Mapped[int | None] = mapped_column(
@@ -44,6 +49,7 @@ class QuarantinedMail(Base):
     raw_sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int]
     error: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(String(16), default="error", server_default="error")
     folder: Mapped[str | None] = mapped_column(String(255))
     uid: Mapped[int | None] = mapped_column(BigInteger)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -93,7 +93,7 @@ def thread_candidates(in_reply_to: str | None, references: Sequence[str]) -> lis
 def find_email_thread(
     session: Session,
     *,
-    customer: Customer,
+    customer: Customer | None,
     subject: str,
     in_reply_to: str | None,
     references: list[str],
@@ -103,7 +103,8 @@ def find_email_thread(
 
     1. In-Reply-To and References (right to left) against stored Message-IDs;
     2. our signed Message-IDs (even when never stored);
-    3. a ``[#1042]`` subject token, only when the sender is a participant of that ticket.
+    3. a ``[#1042]`` subject token, only when the sender is a participant of that ticket
+       (``customer`` is ``None`` for a sender with no record yet: never a participant).
     A plain "Re:" from an unrelated sender never joins someone else's ticket.
 
     ``known`` (stored Message-ID -> ticket id), when given, already holds every stored id among
@@ -127,8 +128,8 @@ def find_email_thread(
             ticket = session.get(Ticket, ticket_id)
             if ticket is not None:
                 return follow_merge(session, ticket)
-    number = subject_ticket_number(subject)
-    if number is not None:
+    number = subject_ticket_number(subject) if customer is not None else None
+    if number is not None and customer is not None:
         ticket = session.scalar(select(Ticket).where(Ticket.number == number))
         if ticket is not None and is_participant(session, ticket, customer):
             return follow_merge(session, ticket)

@@ -33,6 +33,7 @@ from helpdesk.services.conversations import (
 )
 from helpdesk.services.customers import (
     fill_in,
+    find_by_identity,
     normalize_email,
     resolve_customer,
 )
@@ -48,6 +49,13 @@ KIND_BY_CHANNEL = {
     ChannelKind.PORTAL: MessageKind.PORTAL,
     ChannelKind.CHAT: MessageKind.CHAT,
 }
+
+
+class NoConversation(ServiceError):
+    """A message that may only continue a conversation (``InboundMessage.thread_only``)
+    continues none: nothing was written."""
+
+    code = "no_conversation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +91,9 @@ class BatchLookup:
     # holds objects weakly: without a reference they would be gone (and queried again) by the
     # time threading asks for them.
     tickets: dict[int, Ticket] = field(default_factory=dict)
+    # Participants (customer ids) of tickets the batch knows them of: those of ``tickets``
+    # read up front, new tickets' (none), and what the batch adds.
+    participants: dict[int, set[int]] = field(default_factory=dict)
 
     def serves(self, msg: InboundMessage) -> bool:
         return msg.channel_id == self.channel_id and msg.channel_kind == self.channel_kind
@@ -97,6 +108,20 @@ def duplicate_query(channel_id: int | None, channel_kind: str) -> Select[Message
     if channel_id is not None:
         return query.where(Ticket.channel_id == channel_id)
     return query.where(Ticket.channel == ChannelKind(channel_kind))
+
+
+def _known_sender(
+    session: Session, msg: InboundMessage, lookup: BatchLookup | None
+) -> Customer | None:
+    """The sender's customer if there is one, creating none (a thread-only message that
+    continues no conversation must leave no customer behind)."""
+    kind = IdentityKind(msg.identity_kind)
+    if kind == IdentityKind.EMAIL:
+        address = normalize_email(msg.sender_address)
+        if lookup is not None:  # it holds every customer of the batch's senders
+            return lookup.customers.get(address)
+        return find_by_identity(session, kind, address)
+    return find_by_identity(session, kind, msg.sender_address) if msg.sender_address else None
 
 
 def _resolve_sender(session: Session, msg: InboundMessage, lookup: BatchLookup | None) -> Customer:
@@ -162,11 +187,16 @@ def _add_participants(
             )
         except ServiceError:
             continue  # a malformed Cc address is not worth losing the mail over
-        if person.id == ticket.customer_id or is_participant(session, ticket, person):
+        known = lookup.participants.get(ticket.id) if lookup is not None else None
+        if person.id == ticket.customer_id or (
+            person.id in known if known is not None else is_participant(session, ticket, person)
+        ):
             continue
         session.execute(
             ticket_participants.insert().values(ticket_id=ticket.id, customer_id=person.id)
         )
+        if known is not None:
+            known.add(person.id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,9 +276,28 @@ def receive(
     ``sender``: the customer the adapter already holds for this sender, instead of resolving
     the identity again (a line to a known chat: the chat's own customer, which it was opened
     by; one SELECT per line less). The ticket check below still applies to it.
+
+    A ``thread_only`` message that continues no conversation raises :class:`NoConversation`
+    having written nothing; :func:`receive_or_hold` returns ``None`` instead.
     """
+    received = receive_or_hold(session, msg, lookup=lookup, sender=sender)
+    if received is None:
+        raise NoConversation(_("This message continues no conversation."))
+    return received
+
+
+def receive_or_hold(
+    session: Session,
+    msg: InboundMessage,
+    *,
+    lookup: BatchLookup | None = None,
+    sender: Customer | None = None,
+) -> Received | None:
+    """:func:`receive`, except that a ``thread_only`` message (automatic mail) that continues
+    no conversation is *held*: nothing is written (no customer, no ticket) and the result is
+    ``None``, for the adapter to keep it where an admin can see it."""
     received = _receive(session, msg, lookup=lookup, sender=sender)
-    if not received.duplicate:
+    if received is not None and not received.duplicate:
         run_chain(session, msg, received)
     return received
 
@@ -259,7 +308,7 @@ def _receive(
     *,
     lookup: BatchLookup | None = None,
     sender: Customer | None = None,
-) -> Received:
+) -> Received | None:
     if lookup is not None and not lookup.serves(msg):
         lookup = None
     channel = ChannelKind(msg.channel_kind)
@@ -272,11 +321,26 @@ def _receive(
         if existing is not None:
             return Received(existing.ticket, existing, created=False, duplicate=True)
 
+    known: Customer | None = sender
+    thread: Ticket | None = None
     if sender is not None:
-        customer = sender
+        fill_in(sender, msg.sender_name, msg.language)
+    elif msg.thread_only and msg.ticket_id is None and channel == ChannelKind.EMAIL:
+        # Automatic mail: find its conversation before anything is created for it.
+        known = _known_sender(session, msg, lookup)
+        thread = find_email_thread(
+            session,
+            customer=known,
+            subject=msg.subject,
+            in_reply_to=msg.in_reply_to,
+            references=msg.references,
+            known=lookup.threads if lookup is not None else None,
+        )
+        if thread is None:
+            return None
+    customer = known if known is not None else _resolve_sender(session, msg, lookup)
+    if known is not None and sender is None:
         fill_in(customer, msg.sender_name, msg.language)
-    else:
-        customer = _resolve_sender(session, msg, lookup)
 
     ticket: Ticket | None = None
     if msg.ticket_id is not None:
@@ -285,6 +349,8 @@ def _receive(
         if ticket is None or not is_participant(session, ticket, customer):
             raise NotFound(_("Ticket not found."))
         ticket = follow_merge(session, ticket)
+    elif thread is not None:
+        ticket = thread
     elif channel == ChannelKind.EMAIL:
         ticket = find_email_thread(
             session,

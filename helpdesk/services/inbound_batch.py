@@ -22,6 +22,7 @@ from helpdesk.models import (
     Message,
     MessageKind,
     Ticket,
+    ticket_participants,
 )
 from helpdesk.services import announcements, assignment, audit, tickets
 from helpdesk.services.attachments import store_bytes
@@ -41,7 +42,7 @@ from helpdesk.services.inbound import (
     chained,
     dedupe_key,
     duplicate_query,
-    receive,
+    receive_or_hold,
     run_chain,
 )
 from helpdesk.services.messages import count_message, finish_html, new_message, record_message
@@ -91,13 +92,25 @@ def prefetch(session: Session, msgs: Sequence[InboundMessage]) -> BatchLookup:
             .options(selectinload(Ticket.tags))
         ):
             lookup.tickets[ticket.id] = ticket
+    for chunk in _chunks({str(t) for t in lookup.tickets}):
+        for listed in chunk:
+            lookup.participants.setdefault(int(listed), set())
+        for ticket_id, customer_id in session.execute(
+            select(ticket_participants.c.ticket_id, ticket_participants.c.customer_id).where(
+                ticket_participants.c.ticket_id.in_([int(t) for t in chunk])
+            )
+        ):
+            lookup.participants[int(ticket_id)].add(int(customer_id))
     addresses: set[str] = set()
     for m in msgs:
         if m.identity_kind == IdentityKind.EMAIL.value:
-            try:
-                addresses.add(normalize_email(m.sender_address))
-            except ServiceError:
-                continue  # receive() reports it for that one message
+            # The sender and everyone Cc'd: a Cc'd address that writes later in the batch, or
+            # a sender Cc'd later, is one customer however it is spelt (case, display name).
+            for address in (m.sender_address, *m.cc):
+                try:
+                    addresses.add(normalize_email(address))
+                except ServiceError:
+                    continue  # receive() reports a bad sender for that one message
     for chunk in _chunks(addresses):
         for value, customer in session.execute(
             select(CustomerIdentity.value, Customer)
@@ -120,6 +133,8 @@ class _Planned:
     created: bool
     auto: bool
     when: datetime
+    # Cc'd customers who become participants of the ticket, in the order of the Cc header.
+    cc: list[Customer] = field(default_factory=list)
     message: Message | None = None
 
 
@@ -131,6 +146,8 @@ class _Run:
     threads: dict[str, Ticket] = field(default_factory=dict)  # Message-ID -> its ticket
     duplicates: dict[str, _Planned] = field(default_factory=dict)
     repeats: list[tuple[int, _Planned]] = field(default_factory=list)  # in-run duplicates
+    # Participants planned in this run, by ticket object (new tickets have no id yet).
+    participants: dict[int, list[Customer]] = field(default_factory=dict)
 
 
 def receive_batch(
@@ -139,7 +156,7 @@ def receive_batch(
     lookup: BatchLookup,
     *,
     single: Callable[[InboundMessage], bool] | None = None,
-) -> list[Received]:
+) -> list[Received | None]:
     """:func:`receive` for a batch of one channel's messages, written with a few flushes.
 
     The result, the rows and the events are those of calling ``receive(session, msg,
@@ -153,24 +170,33 @@ def receive_batch(
     one counter UPDATE reserving the run's ticket numbers, one flush for new customers and
     tickets, one for messages and attachments, then audit entries and the chain in order.
 
-    The plain case is planned: an email from an address, no Cc, not named by ``single``,
-    threading by a Message-ID stored before or earlier in the batch, or a new ticket.
-    Anything else (a Cc, a signed id or a ``[#1042]`` subject token to resolve, a reply that
-    reopens a ticket, a message ``single`` names) goes through :func:`receive` itself, after
-    the run before it is written, so it sees everything earlier in the batch.
+    The plain case is planned: an email from an address (its Cc's becoming participants), not
+    named by ``single``, threading by a Message-ID stored before or earlier in the batch, or a
+    new ticket. Anything else (a signed id or a ``[#1042]`` subject token to resolve, a reply
+    that reopens a ticket, a message ``single`` names) goes through :func:`receive` itself,
+    after the run before it is written, so it sees everything earlier in the batch.
+
+    A ``thread_only`` message that continues no conversation is held, as by
+    :func:`~helpdesk.services.inbound.receive_or_hold`: nothing is written and its place in
+    the result is ``None``.
 
     Like ``receive`` it raises on a message it cannot take (a sender that is not an
     address); the caller rolls the batch back and retries one by one.
     """
     results: list[Received | None] = [None] * len(msgs)
+    decided = [False] * len(msgs)
     run = _Run()
     for index, msg in enumerate(msgs):
-        planned: _Planned | _DuplicateOf | Received | None = None
+        planned: _Planned | _DuplicateOf | Received | _Held | None = None
         if lookup.serves(msg) and (single is None or not single(msg)):
             with session.no_autoflush:
                 planned = _plan(session, index, msg, lookup, run)
+        if isinstance(planned, _Held):  # automatic mail of no conversation: nothing to write
+            decided[index] = True
+            continue
         if isinstance(planned, Received):  # a duplicate: nothing to write
             results[index] = planned
+            decided[index] = True
             continue
         if isinstance(planned, _DuplicateOf):
             run.repeats.append((index, planned.planned))
@@ -188,22 +214,21 @@ def receive_batch(
             continue
         _write_run(session, run, lookup, results)
         run = _Run()
-        results[index] = receive(session, msg, lookup=lookup)
+        results[index] = receive_or_hold(session, msg, lookup=lookup)
+        decided[index] = True
     _write_run(session, run, lookup, results)
-    done = [r for r in results if r is not None]
-    assert len(done) == len(msgs)
-    return done
+    assert all(decided[i] or results[i] is not None for i in range(len(msgs)))
+    return results
 
 
 def _plan(
     session: Session, index: int, msg: InboundMessage, lookup: BatchLookup, run: _Run
-) -> _Planned | _DuplicateOf | Received | None:
+) -> _Planned | _DuplicateOf | Received | _Held | None:
     """Decide one message without writing, or None when :func:`receive` must take it."""
     if (
         msg.channel_kind != ChannelKind.EMAIL.value
         or msg.identity_kind != IdentityKind.EMAIL.value
         or msg.ticket_id is not None
-        or msg.cc
     ):
         return None
     key = dedupe_key(msg)
@@ -231,15 +256,24 @@ def _plan(
             ticket_id_from_message_id(ref) is not None for ref in candidates
         ):
             return None  # threading's later rules read the database: receive() decides
+        if msg.thread_only:
+            return _HELD
     elif not ticket.active and not auto:
         return None  # a customer reopening a ticket: status change and reassignment
-    customer = lookup.customers.get(address)
-    if customer is not None:
-        fill_in(customer, msg.sender_name, msg.language)
-    else:
-        # Added to the session (through its ticket) when the run is written.
-        customer = new_customer(IdentityKind.EMAIL, address, msg.sender_name, msg.language)
-        lookup.customers[address] = customer
+    if (
+        msg.cc
+        and ticket is not None
+        and ticket.id is not None
+        and ticket.id not in lookup.participants  # a ticket opened by receive() in this batch
+    ):
+        lookup.participants[ticket.id] = set(
+            session.scalars(
+                select(ticket_participants.c.customer_id).where(
+                    ticket_participants.c.ticket_id == ticket.id
+                )
+            )
+        )
+    customer = _customer(lookup, address, msg.sender_name, msg.language)
     when = utcnow()
     created = ticket is None
     if ticket is None:
@@ -254,7 +288,55 @@ def _plan(
         )
     # The ticket's side of the message now, so a new ticket is inserted with its final values.
     count_message(ticket, when)
-    return _Planned(index, msg, key, customer, ticket, created, auto, when)
+    planned = _Planned(index, msg, key, customer, ticket, created, auto, when)
+    if msg.cc:
+        planned.cc = _new_participants(lookup, run, ticket, msg.cc)
+    return planned
+
+
+def _customer(
+    lookup: BatchLookup, address: str, name: str | None = None, language: str | None = None
+) -> Customer:
+    """The batch's customer of a normalised address: known to the lookup (read up front, or
+    made earlier in the batch by anyone: a sender, a Cc), else a new one, added to the session
+    when its run is written. The lookup is the one place that decides, so an address never
+    gets two records in one batch."""
+    customer = lookup.customers.get(address)
+    if customer is not None:
+        fill_in(customer, name, language)
+        return customer
+    customer = new_customer(IdentityKind.EMAIL, address, name, language)
+    lookup.customers[address] = customer
+    return customer
+
+
+def _new_participants(
+    lookup: BatchLookup, run: _Run, ticket: Ticket, cc: list[str]
+) -> list[Customer]:
+    """Who of ``cc`` becomes a participant of ``ticket``: what receive()'s participants step
+    decides, from the lookup instead of the database."""
+    stored = lookup.participants.get(ticket.id) if ticket.id is not None else None
+    planned = run.participants.setdefault(id(ticket), [])
+    added: list[Customer] = []
+    for address in cc:
+        try:
+            person = _customer(lookup, normalize_email(address))
+        except ServiceError:
+            continue  # a malformed Cc address is not worth losing the mail over
+        if person is ticket.customer if ticket.id is None else person.id == ticket.customer_id:
+            continue
+        if (stored is not None and person.id in stored) or any(p is person for p in planned):
+            continue
+        planned.append(person)
+        added.append(person)
+    return added
+
+
+class _Held:
+    """A ``thread_only`` message that continues no conversation: nothing to write."""
+
+
+_HELD = _Held()
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,8 +360,11 @@ def _write_run(
         opened, tickets.reserve_ticket_numbers(session, len(opened)), strict=True
     ):
         ticket.number = number
-    # First-time senders: of new tickets, and of replies that thread by Message-ID.
-    customers = [c for c in dict.fromkeys(p.customer for p in run.items) if c.id is None]
+    # First-time senders (of new tickets, and of replies that thread by Message-ID) and Cc'd
+    # people, in the order mail by mail would create them.
+    customers = [
+        c for c in dict.fromkeys(c for p in run.items for c in (p.customer, *p.cc)) if c.id is None
+    ]
     _preassign_ids(session, customers)
     _preassign_ids(session, [i for c in customers for i in c.identities])
     _preassign_ids(session, opened)
@@ -313,6 +398,20 @@ def _write_run(
     _preassign_ids(session, [a for m in messages for a in m.attachments])
     session.add_all(messages)
     session.flush()
+    rows = [
+        {"ticket_id": p.ticket.id, "customer_id": person.id} for p in run.items for person in p.cc
+    ]
+    if rows:
+        session.execute(ticket_participants.insert(), rows)
+    for p in run.items:
+        # A new ticket's participants are all known; an older one's only if read before.
+        known = (
+            lookup.participants.setdefault(p.ticket.id, set())
+            if p.created
+            else lookup.participants.get(p.ticket.id)
+        )
+        if known is not None:
+            known.update(person.id for person in p.cc)
     trail: list[AuditEvent] = []
     any_chained = False
     # The stream's events in receive()'s order, mail by mail: the sender's customer.created
@@ -328,6 +427,10 @@ def _write_run(
         if p.created:
             trail.append(tickets.record_opened(session, p.ticket, p.customer))
         record_message(session, p.ticket, message, p.customer)
+        for person in p.cc:  # receive() creates Cc'd people after storing the message
+            if id(person) in unrecorded:
+                unrecorded.discard(id(person))
+                record_customer_created(session, person)
         if p.key is not None:
             lookup.duplicates.setdefault(p.key, message)
             lookup.threads.setdefault(p.key, p.ticket.id)

@@ -79,7 +79,15 @@ class CorpusFacts:
 
     message_ids: list[str] = field(default_factory=list)  # every mail's, in order (no brackets)
     replies: set[str] = field(default_factory=set)  # Message-IDs of mail answering earlier mail
+    # Automatic mail of no conversation (newsletters, out-of-office replies to mail we never
+    # saw): held for the admin, never a ticket message.
+    automatic: set[str] = field(default_factory=set)
     kinds: dict[str, int] = field(default_factory=dict)  # feature -> how many mails have it
+
+    @property
+    def stored_ids(self) -> list[str]:
+        """The Message-IDs that must end up as messages, each once, in mail order."""
+        return [m for m in self.message_ids if m not in self.automatic]
 
     def count(self, kind: str) -> None:
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
@@ -214,6 +222,8 @@ def make_corpus(
                 facts.count("attachment")
         if kind in ("new", "reply", "forward"):
             sent.append((msgid, author, subject if kind != "reply" else subject[4:]))
+        else:
+            facts.automatic.add(msgid)
         facts.message_ids.append(msgid)
         mails.append(bytes(mail))
     return mails, facts
