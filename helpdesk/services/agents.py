@@ -84,10 +84,12 @@ def save_team(
     max_open: int | None,
     team: Team | None = None,
 ) -> Team:
-    """Create a team or change its name, members and automatic assignment (audited)."""
+    """Create a team or change its name, members and automatic assignment (audited). Admins
+    only (``actor`` ``None`` is the command line)."""
     from helpdesk.services import audit
     from helpdesk.services.assignment import set_assignment
 
+    _require_admin(actor)
     name = " ".join(name.split())
     if not name:
         raise ServiceError(_("A team needs a name."))

@@ -143,6 +143,10 @@ def test_only_admins_manage_agents(
         agents.set_agent_active(session, agent, admin, False)
     with pytest.raises(Forbidden):
         agents.invite_agent(session, agent, email="x@example.com", name="X")
+    with pytest.raises(Forbidden):  # the same rule for teams, whoever calls the service
+        agents.save_team(
+            session, agent, name="Mine", member_ids=[agent.id], mode="round_robin", max_open=None
+        )
 
 
 def test_forms_need_csrf(app: Flask, admin: Agent, agent: Agent, admin_client: AgentClient) -> None:
