@@ -85,8 +85,10 @@ def init_login(app: Flask, login_manager: LoginManager) -> None:
         agent = db.session.get(Agent, int(raw_id))
         if agent is None or not agent.active:
             return None
-        # A session made before a deactivation or a password change is over.
-        return agent if version == str(agent.session_version or 0) else None
+        # A session made before a deactivation or a password change is over. ("agent:<id>"
+        # without a version: a session from before versions, valid until the first change.)
+        current = str(agent.session_version or 0)
+        return agent if version == current or (not version and current == "0") else None
 
 
 def json_unauthorized() -> Any:
