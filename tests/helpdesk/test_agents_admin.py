@@ -294,3 +294,17 @@ def test_invitation_mail_is_in_the_agents_language(
     row = session.scalar(select(OutboundMail))
     assert row is not None and row.purpose == "agent.invite"
     assert session.scalar(select(Team).limit(1)) is None
+
+
+def test_a_session_from_before_session_versions_survives_the_upgrade(
+    app: Flask, session: Session, agent: Agent, admin: Agent
+) -> None:
+    client = app.test_client()
+    login(client, agent.email)
+    with client.session_transaction() as s:
+        s["_user_id"] = f"agent:{agent.id}"  # what a signed-in browser held before the upgrade
+    assert client.get("/agent/queue").status_code == 200
+    agents.set_agent_active(session, admin, agent, False)
+    agents.set_agent_active(session, admin, agent, True)
+    session.commit()
+    assert client.get("/agent/queue").status_code == 302
