@@ -141,6 +141,13 @@ def format_number(value: int | float | None) -> str:
     return "" if value is None else localize(format_decimal(value))
 
 
+def format_percent(value: float | None) -> str:
+    """A share (0.5) as a percentage with at most one decimal: "50%", "৫০%"."""
+    from flask_babel import format_percent as babel_percent
+
+    return "" if value is None else localize(babel_percent(value, "#,##0.#%"))
+
+
 def format_datetime(value: datetime | None, fmt: str = "medium") -> str:
     """A date and time in the reader's time zone and locale."""
     from flask_babel import format_datetime as babel_datetime

@@ -16,6 +16,7 @@ from helpdesk.i18n import (
     format_date,
     format_datetime,
     format_number,
+    format_percent,
     format_time,
 )
 from helpdesk.models import (
@@ -112,6 +113,7 @@ def register(app: Flask) -> None:
         time=format_time,
         ago=ago,
         number=format_number,
+        percent=format_percent,
     )
 
     @app.context_processor

@@ -17,7 +17,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from helpdesk import create_app
-from helpdesk.i18n import _, _n, force_timezone, format_datetime, format_number, localize
+from helpdesk.i18n import (
+    _,
+    _n,
+    force_timezone,
+    format_datetime,
+    format_number,
+    format_percent,
+    localize,
+)
 from helpdesk.models import Agent, Message, Ticket
 from tests.conftest import AgentClient, MakeTicket, bn
 
@@ -78,6 +86,7 @@ def test_a_bengali_page_has_bengali_digits_and_no_am_pm(
 def test_counts_in_bengali_use_bengali_digits(app: Flask, session: Session) -> None:
     with force_locale("bn"):
         assert format_number(1234) == "১,২৩৪"
+        assert format_percent(0.125) == "১২.৫%"
         assert "১২" in _("Revision %(n)d", n=12)
         assert "৩" in _n("%(num)d ticket updated.", "%(num)d tickets updated.", 3)
         page = render_template_string(
@@ -88,6 +97,7 @@ def test_counts_in_bengali_use_bengali_digits(app: Flask, session: Session) -> N
         assert not re.search(r"[0-9]", page)
     with force_locale("en"):
         assert format_number(1234) == "1,234"
+        assert format_percent(0.5) == "50%"
         assert _("Revision %(n)d", n=12) == "Revision 12"
 
 
