@@ -59,3 +59,17 @@ def test_invite_set_password_and_sign_in(new_context: NewContext, live_server: L
     expect(page.locator(".whoami")).to_have_text("Rina Browser")
     page.locator(".whoami").click()
     expect(page.locator("h1")).to_have_text("Your profile")
+
+
+def test_a_bengali_agent_reads_bengali_digits_in_the_browser(new_context: NewContext) -> None:
+    """Counts written by script (the queue's view counts) and the server's times, in bn."""
+    page = new_context().new_page()
+    sign_in(page, "nusrat@example.com")  # the demo's Bengali-speaking agent, in Asia/Dhaka
+    count = page.locator('[data-view-count="open"]')
+    expect(count).to_have_text(re.compile(r"^[০-৯]+$"))
+    row = page.locator("tbody tr").first
+    row.locator("a").first.click()
+    times = page.locator("li.msg time")
+    expect(times.first).to_have_text(re.compile(r"[০-৯]+:[০-৯]{2}:[০-৯]{2} (পূর্বাহ্ণ|অপরাহ্ণ)"))
+    assert not re.search(r"\b(AM|PM)\b", page.locator("main").inner_text())
+    assert not re.search(r"[0-9]", times.first.inner_text())
