@@ -1,5 +1,6 @@
 """Category verbs: create, rename and translate, reorder, delete (only when empty, or moving the
 articles to another category). The only writers of ``kb_categories``; none of them commits.
+Customers see the categories: an ``actor`` must be an admin or a KB editor (kb.permissions).
 
 A category's slug is made once from its first name and never changes, so portal links and
 import files that name the category keep working after a rename; :func:`find_category` also
@@ -14,10 +15,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from helpdesk.i18n import _
+from helpdesk.models import Agent
 from helpdesk.services.errors import NotFound, ServiceError
 from kb.analysis import normalize
 from kb.article_rows import mark_dirty, slugify
 from kb.models import Article, Category
+from kb.permissions import require_category_editor
 
 #: Languages a category name can be translated into (the default name is English).
 TRANSLATED = ("bn",)
@@ -77,9 +80,14 @@ def _check_unique(session: Session, name: str, names: dict[str, str], own: int |
 
 
 def create_category(
-    session: Session, name: str, names: Mapping[str, str | None] | None = None
+    session: Session,
+    name: str,
+    names: Mapping[str, str | None] | None = None,
+    *,
+    actor: Agent | None = None,
 ) -> Category:
     """A new category, placed last."""
+    require_category_editor(actor)
     clean, translated = _clean(name), _clean_names(names)
     _check_name(clean)
     _check_unique(session, clean, translated, None)
@@ -96,10 +104,16 @@ def create_category(
 
 
 def rename_category(
-    session: Session, category: Category, name: str, names: Mapping[str, str | None] | None = None
+    session: Session,
+    category: Category,
+    name: str,
+    names: Mapping[str, str | None] | None = None,
+    *,
+    actor: Agent | None = None,
 ) -> bool:
     """Change the default and translated names (``names`` replaces all translations); the
     slug stays. Returns whether anything changed."""
+    require_category_editor(actor)
     clean, translated = _clean(name), _clean_names(names)
     _check_name(clean)
     _check_unique(session, clean, translated, category.id)
@@ -109,8 +123,11 @@ def rename_category(
     return True
 
 
-def move_category(session: Session, category: Category, offset: int) -> None:
+def move_category(
+    session: Session, category: Category, offset: int, *, actor: Agent | None = None
+) -> None:
     """Move ``category`` ``offset`` places (negative: towards the top), renumbering all."""
+    require_category_editor(actor)
     rows = ordered(session)
     index = next(i for i, c in enumerate(rows) if c.id == category.id)
     target = max(0, min(len(rows) - 1, index + offset))
@@ -140,10 +157,15 @@ def counts(session: Session) -> dict[int, int]:
 
 
 def delete_category(
-    session: Session, category: Category, *, move_to: Category | None = None
+    session: Session,
+    category: Category,
+    *,
+    move_to: Category | None = None,
+    actor: Agent | None = None,
 ) -> int:
     """Delete ``category``. One with articles (drafts and internal ones count) is deleted only
     when ``move_to`` names another category to move them to; returns how many moved."""
+    require_category_editor(actor)
     if move_to is not None and move_to.id == category.id:
         raise ServiceError(_("Choose another category to move the articles to."))
     articles = list(session.scalars(select(Article).where(Article.category_id == category.id)))

@@ -14,8 +14,8 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from helpdesk.extensions import db
 from helpdesk.i18n import _, _l
-from helpdesk.services.errors import NotFound, ServiceError
-from helpdesk.web.agent import agent_required
+from helpdesk.services.errors import Forbidden, NotFound, ServiceError
+from helpdesk.web.agent import agent_required, me
 from kb import categories
 from kb.models import Category
 from kb.views import agent_bp
@@ -78,8 +78,11 @@ def category_create() -> Response | tuple[str, int]:
         return _page(400, new=form)
     try:
         category = categories.create_category(
-            db.session, form.name.data or "", {"bn": form.name_bn.data}
+            db.session, form.name.data or "", {"bn": form.name_bn.data}, actor=me()
         )
+    except Forbidden:
+        db.session.rollback()
+        raise  # a 403 saying who may change categories
     except ServiceError as exc:
         db.session.rollback()
         flash(str(exc), "error")
@@ -100,8 +103,11 @@ def category_rename(category_id: int) -> Response | tuple[str, int]:
         return _page(400, typed=typed)
     try:
         changed = categories.rename_category(
-            db.session, category, form.name.data or "", {"bn": form.name_bn.data}
+            db.session, category, form.name.data or "", {"bn": form.name_bn.data}, actor=me()
         )
+    except Forbidden:
+        db.session.rollback()
+        raise  # a 403 saying who may change categories
     except ServiceError as exc:
         db.session.rollback()
         flash(str(exc), "error")
@@ -120,7 +126,7 @@ def category_move(category_id: int) -> Response:
     if not FlaskForm().validate_on_submit() or offset is None:
         flash(_("The form has expired. Please try again."), "error")
         return redirect(url_for("kb.category_list"))
-    categories.move_category(db.session, category, offset)
+    categories.move_category(db.session, category, offset, actor=me())  # Forbidden: a 403
     db.session.commit()
     return redirect(url_for("kb.category_list", _anchor=f"category-{category.id}"))
 
@@ -142,7 +148,10 @@ def category_delete(category_id: int) -> Response | tuple[str, int]:
             return _page(400)
     name = category.name
     try:
-        moved = categories.delete_category(db.session, category, move_to=target)
+        moved = categories.delete_category(db.session, category, move_to=target, actor=me())
+    except Forbidden:
+        db.session.rollback()
+        raise  # a 403 saying who may change categories
     except ServiceError as exc:
         db.session.rollback()
         flash(str(exc), "error")

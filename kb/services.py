@@ -20,7 +20,7 @@ from helpdesk.i18n import _
 from helpdesk.models import Agent, Customer
 from helpdesk.services import stream
 from helpdesk.services.effects import wake_worker_on_commit
-from helpdesk.services.errors import Forbidden, NotFound, ServiceError
+from helpdesk.services.errors import NotFound, ServiceError
 from kb.analysis import normalize
 from kb.article_rows import mark_dirty, slugify
 from kb.categories import create_category, find_category
@@ -34,6 +34,7 @@ from kb.models import (
     KbEventKind,
     Visibility,
 )
+from kb.permissions import require_publisher
 
 LANGUAGES = ("en", "bn")
 MAX_TITLE = 300
@@ -109,19 +110,6 @@ def _add_revision(session: Session, article: Article, author: Agent | None) -> N
             author_agent_id=author.id if author else None,
         )
     )
-
-
-def require_publisher(author: Agent | None) -> None:
-    """Publishing is a permission: admins and KB editors (``Agent.kb_editor``) publish,
-    unpublish, archive and change published articles; other agents write drafts. ``None`` is
-    the system (the importer, the command line)."""
-    if author is not None and not author.can_publish_articles:
-        raise Forbidden(
-            _(
-                "Only admins and knowledge-base editors can publish, unpublish, archive or"
-                " change published articles. Save a draft and ask an editor to publish it."
-            )
-        )
 
 
 def create_article(

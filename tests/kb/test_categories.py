@@ -88,8 +88,10 @@ def test_delete_only_when_empty_or_moving_articles(app: Flask, session: Session)
 
 
 def test_category_page_creates_renames_moves_and_deletes(
-    app: Flask, session: Session, agent_client: AgentClient
+    app: Flask, session: Session, agent: Agent, agent_client: AgentClient
 ) -> None:
+    agent.kb_editor = True  # categories are what customers see: an editor's work
+    session.commit()
     page = agent_client.get("/agent/kb/categories")
     assert page.status_code == 200
     created = agent_client.post(

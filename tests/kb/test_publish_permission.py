@@ -112,3 +112,25 @@ def test_the_navigation_links_the_knowledge_base_and_its_report(
     page = agent_client.get("/agent/queue").get_data(as_text=True)
     assert f">{bn('Knowledge base')}</a>" in page
     assert f">{bn('KB report')}</a>" in page
+
+
+def test_only_editors_change_the_categories_customers_see(
+    session: Session, agent: Agent, editor: Agent, agent_client: AgentClient
+) -> None:
+    from kb import categories
+
+    billing = categories.create_category(session, "Billing", actor=editor)
+    session.commit()
+    with pytest.raises(Forbidden):
+        categories.create_category(session, "Mine", actor=agent)
+    with pytest.raises(Forbidden):
+        categories.delete_category(session, billing, actor=agent)
+    session.rollback()
+    page = agent_client.get("/agent/kb/categories").get_data(as_text=True)
+    assert "data-kb-no-publish" in page and "Create category" not in page
+    response = agent_client.post(f"/agent/kb/categories/{billing.id}", {"name": "Payments"})
+    assert response.status_code == 403
+    assert agent_client.post("/agent/kb/categories", {"name": "New"}).status_code == 403
+    assert agent_client.post(f"/agent/kb/categories/{billing.id}/delete").status_code == 403
+    session.refresh(billing)
+    assert billing.name == "Billing"
