@@ -196,16 +196,29 @@ def agent_group() -> None:
     "--role", type=click.Choice([r.value for r in AgentRole]), default="agent", show_default=True
 )
 @click.option("--language", type=click.Choice(["en", "bn"]), default=None)
+@click.option("--kb-editor", is_flag=True, help="May publish knowledge-base articles.")
+@click.option("--timezone", default=None, help="IANA time zone, e.g. Asia/Dhaka.")
 @with_appcontext
 @user_errors
-def agent_add(email: str, name: str, password: str | None, role: str, language: str | None) -> None:
-    """Create an agent who can sign in."""
-    from helpdesk.services.agents import create_agent
+def agent_add(
+    email: str,
+    name: str,
+    password: str | None,
+    role: str,
+    language: str | None,
+    kb_editor: bool,
+    timezone: str | None,
+) -> None:
+    """Create an agent who can sign in (the Agents admin page invites by mail instead)."""
+    from helpdesk.services.agents import create_agent, update_profile
 
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     with db.transaction() as session:
         agent = create_agent(session, email, name, password, role, language)
+        agent.kb_editor = kb_editor
+        if timezone:
+            update_profile(session, agent, name=agent.name, language=language, timezone=timezone)
         click.echo(f"Agent {agent.email} ({agent.role.value}) created with id {agent.id}.")
 
 
@@ -216,7 +229,16 @@ def agent_list(as_json: bool) -> None:
     """List agents."""
     agents = db.session.scalars(select(Agent).order_by(Agent.id)).all()
     rows = [
-        {"id": a.id, "email": a.email, "name": a.name, "role": a.role.value, "active": a.active}
+        {
+            "id": a.id,
+            "email": a.email,
+            "name": a.name,
+            "role": a.role.value,
+            "kb_editor": a.kb_editor,
+            "active": a.active,
+            "timezone": a.timezone,
+            "invited": a.password_hash is None,
+        }
         for a in agents
     ]
     if as_json:

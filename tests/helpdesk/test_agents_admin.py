@@ -308,3 +308,23 @@ def test_a_session_from_before_session_versions_survives_the_upgrade(
     agents.set_agent_active(session, admin, agent, True)
     session.commit()
     assert client.get("/agent/queue").status_code == 302
+
+
+def test_the_command_line_adds_kb_editors_with_a_time_zone(app: Flask, session: Session) -> None:
+    import json
+
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=[
+            "agent", "add", "ed@example.com", "--password", NEW_PASSWORD,
+            "--kb-editor", "--timezone", "Asia/Dhaka",
+        ]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    bad = runner.invoke(
+        args=["agent", "add", "x@example.com", "--password", NEW_PASSWORD, "--timezone", "Mars/X"]
+    )
+    assert bad.exit_code != 0 and "Mars/X" in bad.output
+    rows = json.loads(runner.invoke(args=["agent", "list", "--json"]).output)
+    (ed,) = [r for r in rows if r["email"] == "ed@example.com"]
+    assert ed["kb_editor"] and ed["timezone"] == "Asia/Dhaka" and not ed["invited"]
