@@ -30,6 +30,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 from flask import current_app, has_app_context, has_request_context, request
@@ -46,6 +47,7 @@ from helpdesk.services import ticket_presence
 from helpdesk.services.access import access_ticket
 from helpdesk.services.errors import NotFound, ServiceError
 from helpdesk.services.events import Event, add_publisher
+from helpdesk.socket_payloads import Bool, Id, Int, PayloadError, Str, accepts, error_ack, shape_of
 
 log = logging.getLogger("helpdesk.realtime")
 
@@ -64,11 +66,14 @@ def _handler_name(event: str) -> str:
 def register_agent_event(name: str, handler: AgentEventHandler) -> None:
     """Handle the client -> server event ``name`` on ``/agent`` (called by a channel when the
     app is created). ``handler(data)`` runs like a method of the namespace would: in the
-    connection's request context (``request.sid``, the agent's session, ``join_room``); what it
-    returns is the acknowledgement. The namespace's own events cannot be replaced."""
+    connection's request context (``request.sid``, the agent's session, ``join_room``), with
+    ``data`` checked against the shape it declares with ``helpdesk.socket_payloads.accepts``;
+    what it returns is the acknowledgement. The namespace's own events cannot be replaced."""
     attr = _handler_name(name)
     if attr in vars(AgentNamespace):
         raise ValueError(f"{name} is an event of the agents' namespace itself")
+    if shape_of(handler) is None:
+        raise ValueError(f"{name}: the handler declares no payload shape (@accepts)")
     _agent_events[attr] = handler
 
 
@@ -82,13 +87,6 @@ def _agent() -> Agent | None:
     if isinstance(user, Agent) and user.is_active:
         return user
     return None
-
-
-def _ticket_id(data: Any) -> int | None:
-    if not isinstance(data, dict):
-        return None
-    value = data.get("ticket_id")
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _same_origin() -> bool:
@@ -109,24 +107,38 @@ def _sid() -> str:
     return str(request.sid)  # type: ignore[attr-defined]
 
 
-def agent_call(fn: Callable[[Agent, dict[str, Any]], dict[str, Any]], data: Any) -> dict[str, Any]:
+def unauthorized() -> dict[str, Any]:
+    """The acknowledgement of an event from a connection whose agent is signed out or
+    deactivated."""
+    return {"ok": False, "code": "unauthorized", "error": _("Sign in again to continue.")}
+
+
+def agent_call(
+    fn: Callable[[Agent, dict[str, Any]], dict[str, Any]], data: dict[str, Any]
+) -> dict[str, Any]:
     """Run one action for the signed-in agent: service, commit, then the acknowledgement
-    (``{"ok": False, "error": ...}`` for a refused one, with ``"retry": True`` for a failure)."""
+    (``{"ok": False, "code": ..., "error": ...}`` for a refused one, with ``"retry": True`` for
+    a failure). ``data`` is the payload as checked against the event's shape."""
     agent = _agent()
     if agent is None:
-        return {"ok": False, "error": "unauthorized"}
+        return unauthorized()
     with force_locale(agent.language or "en"):
         try:
-            result = fn(agent, data if isinstance(data, dict) else {})
+            result = fn(agent, data)
             db.session.commit()
             return result
         except ServiceError as exc:
             db.session.rollback()
-            return {"ok": False, "error": str(exc)}
+            return error_ack(exc)
         except Exception:
             db.session.rollback()
             log.exception("agent event failed")
-            return {"ok": False, "retry": True, "error": _("Something went wrong. Try again.")}
+            return internal_error(_("Something went wrong. Try again."))
+
+
+def internal_error(message: str) -> dict[str, Any]:
+    """Server trouble: the same event sent again later may succeed."""
+    return {"ok": False, "retry": True, "code": "internal", "error": message}
 
 
 class IsolatedNamespace(Namespace):
@@ -143,19 +155,58 @@ class IsolatedNamespace(Namespace):
     from no request, as a server calls it, Flask-SocketIO makes a fresh one itself. Tests that
     drive handlers in-process from inside a request context therefore end their own
     transaction first, as a concurrent request would have to.)
+
+    Every other event's payload is checked against the shape its handler declares
+    (``helpdesk.socket_payloads.accepts``) before the handler runs: a payload of another shape,
+    or an event nobody handles, is answered with an error acknowledgement
+    (``{ok: false, code, error}``) and never reaches a handler.
     """
+
+    def __init__(self, namespace: str) -> None:
+        super().__init__(namespace)
+        for attr in dir(type(self)):
+            handles = attr.startswith("on_") and attr not in ("on_connect", "on_disconnect")
+            if handles and shape_of(getattr(type(self), attr)) is None:
+                raise TypeError(f"{type(self).__name__}.{attr} declares no payload (@accepts)")
+
+    def language(self) -> str | None:
+        """The language of this connection's error messages (None: the request's locale)."""
+        return None
 
     def trigger_event(self, event: str, *args: Any) -> Any:
         # Event names are dotted ("chat.send"); handlers are on_chat_send.
         name = (event or "").replace(".", "_")
+        if name in ("connect", "disconnect"):
+            return self._isolated(lambda: super(IsolatedNamespace, self).trigger_event(name, *args))
+        handler = getattr(self, "on_" + name, None) if name else None
+
+        def checked(*payload: Any) -> Any:
+            shape = shape_of(handler)
+            language = self.language()
+            with force_locale(language) if language else nullcontext():
+                try:
+                    if handler is None or shape is None:
+                        raise PayloadError(_("Unknown event."), code="unknown_event")
+                    data = shape.validate(payload)
+                except PayloadError as exc:
+                    return exc.ack()
+            try:
+                return handler(data)
+            except Exception:
+                log.exception("%s handler failed", event)
+                return internal_error(_("Something went wrong. Try again."))
+
+        return self._isolated(
+            lambda: self.socketio._handle_event(checked, event, self.namespace, *args)
+        )
+
+    @staticmethod
+    def _isolated(call: Callable[[], Any]) -> Any:
         if not has_request_context():
-            return super().trigger_event(name, *args)
-        environ = self.server.get_environ(args[0], namespace=self.namespace) if args else None
-        app = environ.get("flask.app") if environ else None
-        if app is None:
-            return super().trigger_event(name, *args)
+            return call()  # as a server calls: Flask-SocketIO makes a fresh context itself
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
         with app.app_context():
-            return super().trigger_event(name, *args)
+            return call()
 
 
 class AgentNamespace(IsolatedNamespace):
@@ -204,21 +255,23 @@ class AgentNamespace(IsolatedNamespace):
 
     # -- presence -------------------------------------------------------------------------------
 
-    def on_presence_set(self, data: Any) -> dict[str, Any]:
+    @accepts(
+        status=Str(required=True, max_length=20, choices=("online", "away", "offline")),
+        capacity=Int(nullable=True),
+    )
+    def on_presence_set(self, data: dict[str, Any]) -> dict[str, Any]:
         def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
-            presence_service.set_presence(db.session, agent, str(data.get("status", "")))
-            if "capacity" in data:
-                capacity = data["capacity"]
-                if capacity is not None and not isinstance(capacity, int):
-                    raise ServiceError(_("Capacity must be between 1 and 50."))
-                presence_service.set_capacity(db.session, agent, capacity)
+            presence_service.set_presence(db.session, agent, data["status"])
+            if "capacity" in data:  # null: back to the channel's default
+                presence_service.set_capacity(db.session, agent, data["capacity"])
             db.session.flush()
             status = presence_service.effective_presence(db.session, agent)
             return {"ok": True, "status": status.value}
 
         return agent_call(run, data)
 
-    def on_presence_heartbeat(self, data: Any = None) -> dict[str, Any]:
+    @accepts()
+    def on_presence_heartbeat(self, data: dict[str, Any]) -> dict[str, Any]:
         def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
             presence_service.agent_heartbeat(db.session, agent, _sid())
             return {"ok": True}
@@ -227,7 +280,8 @@ class AgentNamespace(IsolatedNamespace):
 
     # -- ticket pages: rooms and collision detection (payloads: services/ticket_presence.py) -----
 
-    def on_join_ticket(self, data: Any) -> dict[str, bool]:
+    @accepts(ticket_id=Id(required=True))
+    def on_join_ticket(self, data: dict[str, Any]) -> dict[str, Any]:
         def run(ticket: Ticket, agent: Agent) -> None:
             # Joined before the commit, so this connection hears its own snapshot.
             join_room(f"ticket:{ticket.id}")
@@ -235,16 +289,16 @@ class AgentNamespace(IsolatedNamespace):
 
         return _viewer_call(data, run)
 
-    def on_ticket_heartbeat(self, data: Any) -> dict[str, bool]:
+    @accepts(ticket_id=Id(required=True))
+    def on_ticket_heartbeat(self, data: dict[str, Any]) -> dict[str, Any]:
         def run(ticket: Ticket, agent: Agent) -> None:
             ticket_presence.heartbeat(db.session, ticket, agent, _sid())
 
         return _viewer_call(data, run)
 
-    def on_leave_ticket(self, data: Any) -> dict[str, bool]:
-        ticket_id = _ticket_id(data)
-        if ticket_id is None:
-            return {"ok": False}
+    @accepts(ticket_id=Id(required=True))
+    def on_leave_ticket(self, data: dict[str, Any]) -> dict[str, Any]:
+        ticket_id: int = data["ticket_id"]
         leave_room(f"ticket:{ticket_id}", sid=request.sid)  # type: ignore[attr-defined]
         try:
             ticket_presence.leave(db.session, ticket_id, _sid())
@@ -254,47 +308,50 @@ class AgentNamespace(IsolatedNamespace):
             log.exception("recording that an agent left a ticket failed")
         return {"ok": True}
 
-    def on_ticket_typing(self, data: Any) -> None:
+    @accepts(
+        ticket_id=Id(required=True),
+        typing=Bool(required=True),
+        mode=Str(max_length=10, choices=("reply", "note")),
+    )
+    def on_ticket_typing(self, data: dict[str, Any]) -> None:
         """Relay "X is typing a reply / writing a note" to the others on the ticket page.
 
         Ephemeral, nothing stored: the page repeats ``typing: true`` every few seconds while
         keys are pressed and the others let it expire, so a closed tab stops "typing" by itself.
         Only a connection that joined the room (access checked then) may speak in it.
         """
-        ticket_id = _ticket_id(data)
-        if ticket_id is None or f"ticket:{ticket_id}" not in rooms():
+        ticket_id: int = data["ticket_id"]
+        if f"ticket:{ticket_id}" not in rooms():
             return
         with read_only_transactions():  # loading the agent must not take SQLite's write lock
             agent = _agent()
         if agent is None:
             return
-        mode = "note" if data.get("mode") == "note" else "reply"
         socketio.emit(
             "ticket.typing",
-            {"ticket_id": ticket_id, "agent_id": agent.id, "name": agent.name, "mode": mode,
-             "typing": bool(data.get("typing"))},
+            {"ticket_id": ticket_id, "agent_id": agent.id, "name": agent.name,
+             "mode": data["mode"] or "reply", "typing": data["typing"]},
             to=f"ticket:{ticket_id}",
             skip_sid=_sid(),
             namespace=NAMESPACE,
         )  # fmt: skip
 
 
-def _viewer_call(data: Any, fn: Callable[[Ticket, Agent], object]) -> dict[str, bool]:
+def _viewer_call(data: dict[str, Any], fn: Callable[[Ticket, Agent], object]) -> dict[str, Any]:
     """Check the agent and their access to the ticket, run one viewer change, commit.
 
     ``ok`` answers "may this connection follow the ticket": recording the viewer is best
     effort, so a failed write never costs the page its live updates (delivery badges).
     """
-    ticket_id = _ticket_id(data)
-    if ticket_id is None:
-        return {"ok": False}
     # Every handler re-checks the session: an agent deactivated mid-session loses access.
     agent = _agent()
+    if agent is None:
+        return unauthorized()
     try:
-        ticket = access_ticket(db.session, agent, ticket_id)
-    except NotFound:
+        ticket = access_ticket(db.session, agent, data["ticket_id"])
+    except NotFound as exc:
         db.session.rollback()
-        return {"ok": False}
+        return error_ack(exc)
     assert agent is not None  # access_ticket refuses a missing actor
     try:
         fn(ticket, agent)

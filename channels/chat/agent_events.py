@@ -2,7 +2,8 @@
 
 ``chat.accept``, ``chat.decline``, ``chat.transfer``, ``chat.end``, ``chat.send``, ``chat.read``
 and ``chat.history`` are each acknowledged with ``{"ok": bool, ...}`` after the commit;
-``chat.typing`` has no acknowledgement and stores nothing. Payloads: docs/chat-protocol.md.
+``chat.typing`` has no acknowledgement and stores nothing. Payloads: docs/chat-protocol.md; each
+handler declares its own (``@accepts``), checked before it runs (``helpdesk.socket_payloads``).
 The server -> client events (``chat.offer``, ``chat.updated``, ``chat.message``, ...) are sent
 on commit by the services. :func:`register` attaches the handlers to the namespace
 (``helpdesk.realtime.register_agent_event``; called by ``channels.registry.register_chat``).
@@ -22,13 +23,17 @@ from helpdesk.extensions import db, socketio
 from helpdesk.i18n import _
 from helpdesk.models import Agent, Team
 from helpdesk.services.errors import ServiceError
+from helpdesk.socket_payloads import Bool, Id, Int, accepts
+
+TICKET = Id(required=True)
 
 
 def _chat(agent: Agent, data: dict[str, Any]) -> ChatSession:
-    return lifecycle.agent_chat(db.session, agent, data.get("ticket_id"))
+    return lifecycle.agent_chat(db.session, agent, data["ticket_id"])
 
 
-def on_accept(data: Any) -> dict[str, Any]:
+@accepts(ticket_id=TICKET)
+def on_accept(data: dict[str, Any]) -> dict[str, Any]:
     def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
         chat = _chat(agent, data)
         routing.accept(db.session, chat, agent)
@@ -38,7 +43,8 @@ def on_accept(data: Any) -> dict[str, Any]:
     return realtime.agent_call(run, data)
 
 
-def on_decline(data: Any) -> dict[str, Any]:
+@accepts(ticket_id=TICKET)
+def on_decline(data: dict[str, Any]) -> dict[str, Any]:
     def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
         routing.decline(db.session, _chat(agent, data), agent)
         return {"ok": True}
@@ -46,15 +52,16 @@ def on_decline(data: Any) -> dict[str, Any]:
     return realtime.agent_call(run, data)
 
 
-def on_transfer(data: Any) -> dict[str, Any]:
+@accepts(ticket_id=TICKET, agent_id=Id(), team_id=Id())
+def on_transfer(data: dict[str, Any]) -> dict[str, Any]:
     def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
         chat = _chat(agent, data)
         to_agent = to_team = None
-        if isinstance(data.get("agent_id"), int):
+        if data["agent_id"] is not None:
             to_agent = db.session.get(Agent, data["agent_id"])
             if to_agent is None:
                 raise ServiceError(_("Choose another agent."))
-        if isinstance(data.get("team_id"), int):
+        if data["team_id"] is not None:
             to_team = db.session.get(Team, data["team_id"])
             if to_team is None:
                 raise ServiceError(_("Choose an agent or a team."))
@@ -64,7 +71,8 @@ def on_transfer(data: Any) -> dict[str, Any]:
     return realtime.agent_call(run, data)
 
 
-def on_end(data: Any) -> dict[str, Any]:
+@accepts(ticket_id=TICKET)
+def on_end(data: dict[str, Any]) -> dict[str, Any]:
     def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
         chat = _chat(agent, data)
         lifecycle.end_chat(db.session, chat, agent)
@@ -73,12 +81,13 @@ def on_end(data: Any) -> dict[str, Any]:
     return realtime.agent_call(run, data)
 
 
-def on_send(data: Any) -> dict[str, Any]:
+@accepts(ticket_id=TICKET, client_id=lines.CLIENT_ID, text=lines.LINE_TEXT)
+def on_send(data: dict[str, Any]) -> dict[str, Any]:
     def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
         chat = _chat(agent, data)
-        text = data["text"] if isinstance(data.get("text"), str) else ""
-        client_id = data["client_id"] if isinstance(data.get("client_id"), str) else ""
-        message, _dup = lines.agent_message(db.session, chat, agent, text=text, client_id=client_id)
+        message, _dup = lines.agent_message(
+            db.session, chat, agent, text=data["text"], client_id=data["client_id"]
+        )
         join_room(f"ticket:{chat.ticket_id}")
         db.session.flush()
         return {"ok": True, "line": payloads.chat_line(message)}
@@ -86,40 +95,36 @@ def on_send(data: Any) -> dict[str, Any]:
     return realtime.agent_call(run, data)
 
 
-def on_typing(data: Any) -> None:
+@accepts(ticket_id=TICKET, typing=Bool(required=True))
+def on_typing(data: dict[str, Any]) -> None:
     with read_only_transactions():  # loading the agent must not take SQLite's write lock
         agent = realtime.current_agent()
-    ticket_id = data.get("ticket_id") if isinstance(data, dict) else None
-    if (
-        agent is None
-        or not isinstance(ticket_id, int)
-        or isinstance(ticket_id, bool)
-        or ticket_id <= 0
-    ):
+    if agent is None:
         return
+    ticket_id = data["ticket_id"]
     # Ephemeral: nothing stored. The visitor's room is only reachable for an existing chat.
     socketio.emit(
         "chat.typing",
-        {"ticket_id": ticket_id, "from": "agent", "name": agent.name,
-         "typing": bool(data.get("typing"))},
+        {"ticket_id": ticket_id, "from": "agent", "name": agent.name, "typing": data["typing"]},
         to=f"chat:{ticket_id}",
         namespace=payloads.CHAT_NAMESPACE,
     )  # fmt: skip
 
 
-def on_read(data: Any) -> dict[str, Any]:
+@accepts(ticket_id=TICKET, read=Int())
+def on_read(data: dict[str, Any]) -> dict[str, Any]:
     def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
-        read = data.get("read") if isinstance(data.get("read"), int) else None
-        lifecycle.mark(db.session, _chat(agent, data), by="agent", read=read)
+        lifecycle.mark(db.session, _chat(agent, data), by="agent", read=data["read"])
         return {"ok": True}
 
     return realtime.agent_call(run, data)
 
 
-def on_history(data: Any) -> dict[str, Any]:
+@accepts(ticket_id=TICKET, after=Int())
+def on_history(data: dict[str, Any]) -> dict[str, Any]:
     def run(agent: Agent, data: dict[str, Any]) -> dict[str, Any]:
         chat = _chat(agent, data)
-        after = data["after"] if isinstance(data.get("after"), int) else 0
+        after = data["after"] or 0
         join_room(f"ticket:{chat.ticket_id}")
         history = lines.history(db.session, chat, after)
         return {

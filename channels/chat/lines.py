@@ -28,9 +28,21 @@ from helpdesk.services import events, tickets
 from helpdesk.services.attachments import clean_filename, read_bytes, store_bytes
 from helpdesk.services.errors import NotFound, ServiceError
 from helpdesk.services.inbound import Received, receive
+from helpdesk.socket_payloads import Str
 
 MAX_TEXT = 5000
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
+
+
+def _too_long(n: int) -> str:
+    return _("A message can have at most %(n)d characters.", n=n)
+
+
+# A line's fields in the Socket.IO payloads of both sides (helpdesk.socket_payloads): longer text
+# is refused with the code "too_long" before anything is stored (the widget and the agent's page
+# limit what can be typed to the same length).
+LINE_TEXT = Str(required=True, max_length=MAX_TEXT, too_long=_too_long)
+CLIENT_ID = Str(required=True, max_length=64)
 
 
 @dataclass(frozen=True)
@@ -53,7 +65,7 @@ def check_text(text: Any, *, allow_empty: bool = False) -> str:
     if not text and not allow_empty:
         raise ServiceError(_("A message cannot be empty."))
     if len(text) > MAX_TEXT:
-        raise ServiceError(_("A message can have at most %(n)d characters.", n=MAX_TEXT))
+        raise ServiceError(_too_long(MAX_TEXT), code="too_long")
     return text
 
 

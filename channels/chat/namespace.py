@@ -1,5 +1,7 @@
 """The visitors' Socket.IO namespace ``/chat`` (adapter): every event is parse, check, one
-service call, commit, then the acknowledgement. Event names and payloads: docs/chat-protocol.md.
+service call, commit, then the acknowledgement. Event names and payloads: docs/chat-protocol.md;
+each handler declares its payload (``@accepts``), checked before it runs
+(``helpdesk.socket_payloads``).
 
 Exactly-once: the widget gives every line a client id and keeps it until the acknowledgement,
 which is sent only after the commit; the server stores the client id as the Message's id, and
@@ -18,7 +20,7 @@ from typing import Any
 
 from flask import current_app, request
 from flask_babel import force_locale
-from flask_socketio import emit, join_room
+from flask_socketio import join_room
 
 from channels.chat import suggest
 from channels.chat.lifecycle import (
@@ -29,7 +31,14 @@ from channels.chat.lifecycle import (
     start_chat,
     visitor_chat,
 )
-from channels.chat.lines import history, uploads_for, visitor_message
+from channels.chat.lines import (
+    CLIENT_ID,
+    LINE_TEXT,
+    MAX_TEXT,
+    history,
+    uploads_for,
+    visitor_message,
+)
 from channels.chat.models import ChatSession
 from channels.chat.payloads import chat_line, chat_state
 from channels.chat.routing import agents_online
@@ -38,8 +47,9 @@ from channels.chat.tokens import new_visitor, read_token
 from helpdesk.db import read_only_transactions
 from helpdesk.extensions import db, socketio
 from helpdesk.i18n import _
-from helpdesk.realtime import IsolatedNamespace
+from helpdesk.realtime import IsolatedNamespace, internal_error
 from helpdesk.services.errors import NotFound, ServiceError
+from helpdesk.socket_payloads import Bool, Id, Ids, Int, Str, accepts, error_ack
 
 log = logging.getLogger("helpdesk.chat")
 
@@ -76,17 +86,12 @@ def _sid() -> str:
     return str(request.sid)  # type: ignore[attr-defined]
 
 
-def _error(exc: Exception) -> dict[str, Any]:
-    return {"ok": False, "error": str(exc)}
+def _too_fast(**extra: Any) -> dict[str, Any]:
+    return {"ok": False, "code": "rate_limited", "error": _("You are sending too fast."), **extra}
 
 
-def _ids(value: Any) -> list[Any]:
-    return list(value)[:10] if isinstance(value, list) else []
-
-
-def _str(data: dict[str, Any], key: str, limit: int = 5000) -> str:
-    value = data.get(key)
-    return value[:limit] if isinstance(value, str) else ""
+EMAIL = Str(max_length=320)
+NAME = Str(max_length=200)
 
 
 class ChatNamespace(IsolatedNamespace):
@@ -96,6 +101,10 @@ class ChatNamespace(IsolatedNamespace):
         self._lock = threading.Lock()
 
     # -- helpers --------------------------------------------------------------------------------
+
+    def language(self) -> str | None:
+        conn = self._conn()
+        return conn.language if conn else "en"
 
     def _conn(self) -> _Connection | None:
         with self._lock:
@@ -118,27 +127,25 @@ class ChatNamespace(IsolatedNamespace):
         join_room(f"chat:{chat.ticket_id}")
         conn.ticket_id = chat.ticket_id
 
-    def _call(self, fn: Any, data: Any, *, readonly: bool = False) -> dict[str, Any]:
+    def _call(self, fn: Any, data: dict[str, Any], *, readonly: bool = False) -> dict[str, Any]:
         conn = self._conn()
         lang = conn.language if conn else "en"
         # Handlers that only read begin SQLite transactions DEFERRED, so they never take (or
         # wait for) the write lock: a reconnect storm of history fetches does not queue behind
         # writers, nor block them.
         with force_locale(lang), read_only_transactions() if readonly else nullcontext():
-            if not isinstance(data, dict):
-                data = {}
             try:
                 result: dict[str, Any] = fn(data)
                 return result
             except ServiceError as exc:
                 db.session.rollback()
-                return _error(exc)
+                return error_ack(exc)
             except Exception:
                 db.session.rollback()
                 # Never a stack trace to the visitor; the line stays unacknowledged in the
                 # widget, which sends it again.
                 log.exception("chat event failed")
-                return {"ok": False, "retry": True, "error": _("Something went wrong. Retrying…")}
+                return internal_error(_("Something went wrong. Retrying…"))
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -165,7 +172,8 @@ class ChatNamespace(IsolatedNamespace):
 
     # -- events ---------------------------------------------------------------------------------
 
-    def on_chat_hello(self, data: Any) -> dict[str, Any]:
+    @accepts(team=Id())
+    def on_chat_hello(self, data: dict[str, Any]) -> dict[str, Any]:
         def run(data: dict[str, Any]) -> dict[str, Any]:
             conn = self._conn()
             assert conn is not None
@@ -173,7 +181,7 @@ class ChatNamespace(IsolatedNamespace):
             if conn.visitor_id is None:
                 conn.visitor_id, token = new_visitor()
             settings = chat_settings(db.session)
-            team_id = data.get("team") if isinstance(data.get("team"), int) else None
+            team_id = data["team"]
             state = None
             try:
                 chat = visitor_chat(db.session, conn.visitor_id)
@@ -190,6 +198,7 @@ class ChatNamespace(IsolatedNamespace):
                     "transcript": settings.transcript,
                     "upload_max_bytes": settings.upload_max_bytes,
                     "upload_types": list(settings.upload_types),
+                    "max_text": MAX_TEXT,
                 },
                 "open": is_open(settings),
                 "available": is_open(settings)
@@ -199,29 +208,39 @@ class ChatNamespace(IsolatedNamespace):
 
         return self._call(run, data, readonly=True)
 
-    def on_chat_start(self, data: Any) -> dict[str, Any]:
+    @accepts(
+        client_id=CLIENT_ID,
+        text=LINE_TEXT,
+        name=NAME,
+        email=EMAIL,
+        team=Id(),
+        page_url=Str(max_length=2000, clip=True),
+        attachments=Ids(),
+    )
+    def on_chat_start(self, data: dict[str, Any]) -> dict[str, Any]:
         def run(data: dict[str, Any]) -> dict[str, Any]:
             conn, visitor = self._visitor()
             if self._limited(conn):
-                return {"ok": False, "retry": True, "error": _("You are sending too fast.")}
+                return _too_fast(retry=True)
             settings = chat_settings(db.session)
-            team_id = data.get("team") if isinstance(data.get("team"), int) else None
+            team_id = data["team"]
             # Nobody to answer (or outside hours): say so before writing anything, so the
             # widget turns into the offline form with the visitor's text still in it.
             if not is_open(settings) or not agents_online(db.session, team_id or settings.team_id):
                 db.session.rollback()
-                return {"ok": False, "offline": True, "error": _("No one is available to chat.")}
+                return {"ok": False, "offline": True, "code": "offline",
+                        "error": _("No one is available to chat.")}  # fmt: skip
             chat = start_chat(
                 db.session,
                 visitor_id=visitor,
-                text=_str(data, "text"),
-                client_id=_str(data, "client_id", 64),
-                name=_str(data, "name", 200) or None,
-                email=_str(data, "email", 320) or None,
+                text=data["text"],
+                client_id=data["client_id"],
+                name=data["name"] or None,
+                email=data["email"] or None,
                 team_id=team_id,
                 language=conn.language,
-                page_url=_str(data, "page_url", 2000) or None,
-                attachments=uploads_for(db.session, visitor, _ids(data.get("attachments"))),
+                page_url=data["page_url"] or None,
+                attachments=uploads_for(db.session, visitor, data["attachments"] or []),
             )
             db.session.commit()
             self._join(conn, chat)
@@ -234,19 +253,25 @@ class ChatNamespace(IsolatedNamespace):
 
         return self._call(run, data)
 
-    def on_chat_message(self, data: Any) -> dict[str, Any]:
+    @accepts(
+        client_id=CLIENT_ID,
+        # Optional: a line may be only a file (the widget then sends "").
+        text=Str(max_length=LINE_TEXT.max_length, too_long=LINE_TEXT.too_long),
+        attachments=Ids(),
+        ticket_id=Id(),
+    )
+    def on_chat_message(self, data: dict[str, Any]) -> dict[str, Any]:
         def run(data: dict[str, Any]) -> dict[str, Any]:
             conn, visitor = self._visitor()
             if self._limited(conn):
-                return {"ok": False, "retry": True, "error": _("You are sending too fast.")}
-            ticket_id = data.get("ticket_id") if isinstance(data.get("ticket_id"), int) else None
-            chat = visitor_chat(db.session, visitor, ticket_id or conn.ticket_id)
+                return _too_fast(retry=True)
+            chat = visitor_chat(db.session, visitor, data["ticket_id"] or conn.ticket_id)
             received = visitor_message(
                 db.session,
                 chat,
-                text=_str(data, "text", 20_000),
-                client_id=_str(data, "client_id", 64),
-                attachments=uploads_for(db.session, visitor, _ids(data.get("attachments"))),
+                text=data["text"] or "",
+                client_id=data["client_id"],
+                attachments=uploads_for(db.session, visitor, data["attachments"] or []),
             )
             # Built before the commit expires the message (else two more SELECTs per line);
             # still sent only after the commit succeeded.
@@ -258,12 +283,12 @@ class ChatNamespace(IsolatedNamespace):
 
         return self._call(run, data)
 
-    def on_chat_history(self, data: Any) -> dict[str, Any]:
+    @accepts(after=Int(), ticket_id=Id())
+    def on_chat_history(self, data: dict[str, Any]) -> dict[str, Any]:
         def run(data: dict[str, Any]) -> dict[str, Any]:
             conn, visitor = self._visitor()
-            after = data["after"] if isinstance(data.get("after"), int) else 0
-            ticket_id = data.get("ticket_id") if isinstance(data.get("ticket_id"), int) else None
-            chat = visitor_chat(db.session, visitor, ticket_id or conn.ticket_id)
+            after = data["after"] or 0
+            chat = visitor_chat(db.session, visitor, data["ticket_id"] or conn.ticket_id)
             self._join(conn, chat)
             return {
                 "ok": True,
@@ -274,31 +299,32 @@ class ChatNamespace(IsolatedNamespace):
 
         return self._call(run, data, readonly=True)
 
-    def on_chat_typing(self, data: Any) -> None:
+    @accepts(typing=Bool(required=True))
+    def on_chat_typing(self, data: dict[str, Any]) -> None:
         conn = self._conn()
-        if conn is None or conn.ticket_id is None or not isinstance(data, dict):
+        if conn is None or conn.ticket_id is None:
             return
         # Ephemeral: nothing is stored, so no transaction and no outbox.
         socketio.emit(
             "chat.typing",
-            {"ticket_id": conn.ticket_id, "from": "visitor", "typing": bool(data.get("typing"))},
+            {"ticket_id": conn.ticket_id, "from": "visitor", "typing": data["typing"]},
             to=f"ticket:{conn.ticket_id}",
             namespace="/agent",
         )
 
-    def on_chat_read(self, data: Any) -> dict[str, Any]:
+    @accepts(delivered=Int(), read=Int())
+    def on_chat_read(self, data: dict[str, Any]) -> dict[str, Any]:
         def run(data: dict[str, Any]) -> dict[str, Any]:
             conn, visitor = self._visitor()
             chat = visitor_chat(db.session, visitor, conn.ticket_id)
-            delivered = data.get("delivered") if isinstance(data.get("delivered"), int) else None
-            read = data.get("read") if isinstance(data.get("read"), int) else None
-            mark(db.session, chat, by="visitor", delivered=delivered, read=read)
+            mark(db.session, chat, by="visitor", delivered=data["delivered"], read=data["read"])
             db.session.commit()
             return {"ok": True}
 
         return self._call(run, data)
 
-    def on_chat_end(self, data: Any) -> dict[str, Any]:
+    @accepts()
+    def on_chat_end(self, data: dict[str, Any]) -> dict[str, Any]:
         def run(data: dict[str, Any]) -> dict[str, Any]:
             conn, visitor = self._visitor()
             chat = visitor_chat(db.session, visitor, conn.ticket_id)
@@ -308,30 +334,37 @@ class ChatNamespace(IsolatedNamespace):
 
         return self._call(run, data)
 
-    def on_chat_transcript(self, data: Any) -> dict[str, Any]:
+    @accepts(email=EMAIL)
+    def on_chat_transcript(self, data: dict[str, Any]) -> dict[str, Any]:
         def run(data: dict[str, Any]) -> dict[str, Any]:
             conn, visitor = self._visitor()
             if self._limited(conn):
-                return {"ok": False, "error": _("You are sending too fast.")}
+                return _too_fast()
             chat = visitor_chat(db.session, visitor, conn.ticket_id)
-            request_transcript(db.session, chat, _str(data, "email", 320) or None)
+            request_transcript(db.session, chat, data["email"] or None)
             db.session.commit()
             return {"ok": True}
 
         return self._call(run, data)
 
-    def on_chat_offline(self, data: Any) -> dict[str, Any]:
+    @accepts(
+        client_id=CLIENT_ID,
+        email=Str(required=True, max_length=320),
+        text=LINE_TEXT,
+        name=NAME,
+    )
+    def on_chat_offline(self, data: dict[str, Any]) -> dict[str, Any]:
         def run(data: dict[str, Any]) -> dict[str, Any]:
             conn, visitor = self._visitor()
             if self._limited(conn):
-                return {"ok": False, "retry": True, "error": _("You are sending too fast.")}
+                return _too_fast(retry=True)
             received = offline_ticket(
                 db.session,
                 visitor_id=visitor,
-                email=_str(data, "email", 320),
-                text=_str(data, "text", 20_000),
-                client_id=_str(data, "client_id", 64),
-                name=_str(data, "name", 200) or None,
+                email=data["email"],
+                text=data["text"],
+                client_id=data["client_id"],
+                name=data["name"] or None,
                 language=conn.language,
             )
             db.session.commit()
@@ -339,13 +372,18 @@ class ChatNamespace(IsolatedNamespace):
 
         return self._call(run, data)
 
-    def on_chat_suggest(self, data: Any) -> dict[str, Any]:
+    @accepts(
+        # The visitor's first question: its beginning is query enough.
+        q=Str(required=True, max_length=500, clip=True),
+        lang=Str(max_length=5, choices=("en", "bn")),
+    )
+    def on_chat_suggest(self, data: dict[str, Any]) -> dict[str, Any]:
         def run(data: dict[str, Any]) -> dict[str, Any]:
             conn, _visitor = self._visitor()
             if self._limited(conn):
                 return {"ok": True, "articles": []}
-            query = _str(data, "q", 500)
-            lang = data.get("lang") if data.get("lang") in ("en", "bn") else conn.language
+            query = data["q"]
+            lang = data["lang"] or conn.language
             # The KB records the search in its own transaction: hold no database lock meanwhile.
             db.session.rollback()
             return {"ok": True, "articles": suggest.suggest(current_app, query, str(lang))}
@@ -361,5 +399,3 @@ def origin_allowed(origin: str | None, allowed: tuple[str, ...] | list[str], hos
     return origin == host_url.rstrip("/") or "*" in allowed or origin in allowed
 
 
-def emit_error(message: str) -> None:
-    emit("chat.error", {"error": message})

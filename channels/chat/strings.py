@@ -54,6 +54,7 @@ STRINGS = {
     "required": _l("Please fill in this field."),
     "conversation": _l("Conversation"),
     "too_big": _l("The file is too large."),
+    "too_long": _l("Your message is too long: at most %(n)s characters."),
 }  # fmt: skip
 
 

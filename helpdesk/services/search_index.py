@@ -89,6 +89,10 @@ CUSTOMER_FIELDS = frozenset({"name", "email"})
 # word is still found, only its phrase positions are clamped.
 _PG_MAX_POSITIONS = 256
 _PG_MAX_POSITION = 16383
+# PostgreSQL refuses a tsvector holding a word longer than this (ProgramLimitExceeded: "word is
+# too long"): such a word (a 5,000-letter chat line, a base64 blob in a mail) is left out of the
+# index instead of failing the message's whole transaction. Nobody searches for one.
+_PG_MAX_WORD_BYTES = 2046
 
 
 # --- analysis ------------------------------------------------------------------------------
@@ -219,6 +223,8 @@ def _tsvector_literal(columns: Sequence[tuple[list[str], str]]) -> str:
     for column_terms, weight in columns:
         for term in column_terms:
             pos += 1
+            if len(term.encode()) > _PG_MAX_WORD_BYTES:
+                continue
             at = positions.setdefault(term, [])
             if len(at) < _PG_MAX_POSITIONS:
                 at.append(f"{min(pos, _PG_MAX_POSITION)}{weight}")

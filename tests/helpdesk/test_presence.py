@@ -248,10 +248,17 @@ def test_typing_reaches_the_others_not_the_typist(two_agents: Any, ticket: Ticke
     )
     [note] = _got(alex, "ticket.typing")
     assert (note["name"], note["mode"]) == ("Ada Admin", "note")
-    # Anything else than "note" is a reply; stopping is relayed too.
-    ada.emit(
-        "ticket.typing", {"ticket_id": ticket.id, "mode": "<b>", "typing": False}, namespace=NS
+    # A mode other than "reply" or "note" is refused (and not relayed); without one it is a
+    # reply; stopping is relayed too.
+    refused = ada.emit(
+        "ticket.typing",
+        {"ticket_id": ticket.id, "mode": "<b>", "typing": False},
+        namespace=NS,
+        callback=True,
     )
+    assert (refused["code"], refused["field"]) == ("invalid", "mode")
+    assert _got(alex, "ticket.typing") == []
+    ada.emit("ticket.typing", {"ticket_id": ticket.id, "typing": False}, namespace=NS)
     [stop] = _got(alex, "ticket.typing")
     assert (stop["mode"], stop["typing"]) == ("reply", False)
 
@@ -267,10 +274,17 @@ def test_only_a_connection_that_joined_may_speak_in_a_ticket_room(
     alex.emit("ticket.typing", {"ticket_id": "7; drop", "typing": True}, namespace=NS)
     alex.emit("ticket.typing", ["not", "a", "dict"], namespace=NS)
     assert _got(ada, "ticket.typing") == []
-    # A missing ticket is refused like any ticket one may not see, and announces nothing.
-    for bad in ({"ticket_id": 424242}, {"ticket_id": True}, {"ticket_id": -1}, None):
-        assert alex.emit("join_ticket", bad, namespace=NS, callback=True) == {"ok": False}
-        assert alex.emit("ticket.heartbeat", bad, namespace=NS, callback=True) == {"ok": False}
+    # A missing ticket is refused like any ticket one may not see, and announces nothing; a
+    # payload of another shape never reaches the handler.
+    for bad, code in (
+        ({"ticket_id": 424242}, "not_found"),
+        ({"ticket_id": True}, "invalid"),
+        ({"ticket_id": -1}, "invalid"),
+        (None, "bad_payload"),
+    ):
+        for event in ("join_ticket", "ticket.heartbeat"):
+            ack = alex.emit(event, bad, namespace=NS, callback=True)
+            assert (ack["ok"], ack["code"]) == (False, code), (event, bad, ack)
     assert _got(ada, "ticket.presence") == []
     assert _got(alex, "ticket.presence") == []
 

@@ -43,12 +43,10 @@ def test_ticket_room_gets_message_events(
     assert sio.emit("join_ticket", {"ticket_id": ticket.id}, namespace="/agent", callback=True) == {
         "ok": True
     }
-    assert sio.emit("join_ticket", {"ticket_id": "1; drop"}, namespace="/agent", callback=True) == {
-        "ok": False
-    }
-    assert sio.emit("join_ticket", {"ticket_id": 424242}, namespace="/agent", callback=True) == {
-        "ok": False
-    }
+    bad = sio.emit("join_ticket", {"ticket_id": "1; drop"}, namespace="/agent", callback=True)
+    assert (bad["ok"], bad["code"], bad["field"]) == (False, "invalid", "ticket_id")
+    missing = sio.emit("join_ticket", {"ticket_id": 424242}, namespace="/agent", callback=True)
+    assert (missing["ok"], missing["code"]) == (False, "not_found")
     sio.get_received("/agent")
     tickets.add_note(session, ticket, agent, "psst")
     session.commit()
@@ -63,9 +61,11 @@ def test_channels_add_events_to_the_agents_namespace(
     """``register_agent_event``: a channel's handler runs like a method of the namespace (the
     agent's session, the acknowledgement); the namespace's own events cannot be replaced."""
     from helpdesk import realtime
+    from helpdesk.socket_payloads import Int, accepts
 
     seen: list[object] = []
 
+    @accepts(n=Int())
     def echo(data: object) -> dict[str, object]:
         current = realtime.current_agent()
         seen.append(data)
@@ -77,11 +77,18 @@ def test_channels_add_events_to_the_agents_namespace(
         ack = sio.emit("test.echo", {"n": 1}, namespace="/agent", callback=True)
         assert ack == {"ok": True, "agent": agent.name}
         assert seen == [{"n": 1}]
-        # Events nobody registered are ignored, as before.
-        assert not sio.emit("test.nothing", {}, namespace="/agent", callback=True)
+        # The payload is checked against the declared shape before the handler runs.
+        bad = sio.emit("test.echo", {"n": "1"}, namespace="/agent", callback=True)
+        assert (bad["ok"], bad["code"], bad["field"]) == (False, "invalid", "n")
+        assert seen == [{"n": 1}]
+        # An event nobody registered is answered as such.
+        unknown = sio.emit("test.nothing", {}, namespace="/agent", callback=True)
+        assert (unknown["ok"], unknown["code"]) == (False, "unknown_event")
         sio.disconnect("/agent")
     finally:
         realtime._agent_events.pop("on_test_echo", None)
 
     with pytest.raises(ValueError):
         realtime.register_agent_event("join_ticket", echo)
+    with pytest.raises(ValueError):  # a handler must declare its payload
+        realtime.register_agent_event("test.shapeless", lambda data: {"ok": True})

@@ -120,6 +120,18 @@ function err(form, msg) {
   e.textContent = msg || "";
 }
 
+// The longest line the server takes (settings.max_text): the boxes stop there and say so, so a
+// line the server would refuse is never sent (nor kept to be re-sent after every reconnect).
+function maxText() { return settings.max_text || 5000; }
+function limit(box) {
+  box.maxLength = maxText();
+  box.addEventListener("input", function () {
+    if (box.value.length >= maxText()) { statusEl.textContent = fmt(T.too_long, maxText()); }
+    else if (statusEl.textContent === fmt(T.too_long, maxText())) { statusEl.textContent = ""; }
+  });
+  return box;
+}
+
 function prechat(d) {
   clear();
   var n = field(settings.name_required ? T.name : T.name_optional, { name: "name", autocomplete: "name", value: d.name || "" });
@@ -127,7 +139,7 @@ function prechat(d) {
   var m = field(settings.email_required ? T.email : T.email_optional, { name: "email", type: "email", autocomplete: "email", value: d.email || "" });
   if (settings.email_required) { m[1].required = true; }
   var q = field(T.question, { name: "text", rows: 3, required: "", dir: "auto" });
-  q[1].value = d.text || "";
+  limit(q[1]).value = (d.text || "").slice(0, maxText());
   var form = h("form", { novalidate: "" }, [n[0], m[0], q[0], h("button", { "class": "hd-b", type: "submit", text: T.start })]);
   form.addEventListener("input", function () { save("draft", { name: n[1].value, email: m[1].value, text: q[1].value }); });
   form.addEventListener("submit", function (ev) {
@@ -178,7 +190,7 @@ function offline(d) {
   var n = field(T.name, { name: "name", autocomplete: "name", value: d.name || "" });
   var m = field(T.email, { name: "email", type: "email", autocomplete: "email", required: "", value: d.email || "" });
   var q = field(T.question, { name: "text", rows: 4, required: "", dir: "auto" });
-  q[1].value = d.text || "";
+  limit(q[1]).value = (d.text || "").slice(0, maxText());
   var form = h("form", { novalidate: "" }, [n[0], m[0], q[0], h("button", { "class": "hd-b", type: "submit", text: T.offline_send })]);
   var cid = newId();
   form.addEventListener("submit", function (ev) {
@@ -202,8 +214,8 @@ function conversation() {
   lines = {};
   log = h("ol", { "class": "hd-log", role: "log", "aria-live": "polite", "aria-label": T.conversation });
   body.append(log);
-  input = h("textarea", { rows: 1, dir: "auto", "aria-label": T.message, placeholder: T.message });
-  input.value = load("draft", {}).line || "";
+  input = limit(h("textarea", { rows: 1, dir: "auto", "aria-label": T.message, placeholder: T.message }));
+  input.value = (load("draft", {}).line || "").slice(0, maxText());
   var file = h("input", { type: "file", "class": "hd-vh", "aria-hidden": "true", tabindex: "-1" });
   var form = h("form", { "class": "hd-compose" }, [
     input,
@@ -221,6 +233,7 @@ function conversation() {
     ev.preventDefault();
     var text = input.value.trim();
     if (!text) { return; }
+    if (text.length > maxText()) { statusEl.textContent = fmt(T.too_long, maxText()); return; }
     input.value = ""; save("draft", {}); setTyping(false);
     send({ client_id: newId(), text: text, attachments: [] });
   });

@@ -154,11 +154,13 @@ def test_name_required_and_transcript_off_are_enforced_by_the_server(
     _call(sio, "chat.hello", {})
     start = {"client_id": uuid.uuid4().hex, "text": "hello", "email": "a@example.com"}
     no_name = _call(sio, "chat.start", start)
-    assert no_name == {"ok": False, "error": "Please enter your name."}
+    assert no_name == {"ok": False, "code": "invalid", "error": "Please enter your name."}
     started = _call(sio, "chat.start", {**start, "name": "Rina"})
     assert started["ok"], started
     transcript = _call(sio, "chat.transcript", {})
-    assert transcript == {"ok": False, "error": "Transcripts by email are turned off."}
+    assert transcript == {
+        "ok": False, "code": "invalid", "error": "Transcripts by email are turned off."
+    }  # fmt: skip
     sio.disconnect("/chat")
 
 
