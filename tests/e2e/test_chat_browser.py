@@ -7,7 +7,7 @@ import http.server
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +61,10 @@ class _Site:
 
 @pytest.fixture(scope="module")
 def chat_e2e(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, e2e_database_url: Callable[[Path], str]
 ) -> Iterator[tuple[ChatSite, ServerProcess, _Site]]:
     instance = tmp_path_factory.mktemp("chat-e2e")
-    site = ChatSite(instance=instance, database_url=f"sqlite:///{instance / 'helpdesk.sqlite3'}")
+    site = ChatSite(instance=instance, database_url=e2e_database_url(instance))
     site.setup()
     _kb_article(site)
     server = site.serve()
@@ -176,7 +176,10 @@ def test_customer_and_agent_chat_live(
     offer.locator("[data-offer-accept]").click()
     agent_page.wait_for_url("**/agent/tickets/**")
     chat_panel = agent_page.locator("[data-chat-panel]")
-    expect(chat_panel.locator(".chat-line.from-visitor")).to_contain_text(question)
+    # The question is in the timeline; the panel does not repeat it: it shows what comes next.
+    expect(agent_page.locator(".timeline")).to_contain_text(question)
+    expect(chat_panel.locator("[data-chat-empty]")).to_be_visible()
+    expect(chat_panel.locator(".chat-line")).to_have_count(0)
     expect(panel.locator("[role=status]").last).to_contain_text(f"Agent {lang}")
 
     # Typing both ways.

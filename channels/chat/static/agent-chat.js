@@ -93,7 +93,11 @@
     var typingEl = panel.querySelector("[data-chat-typing]");
     var input = panel.querySelector("[data-chat-input]");
     var errorEl = panel.querySelector("[data-chat-error]");
-    var lastId = 0, readId = 0, pending = {};
+    var empty = panel.querySelector("[data-chat-empty]");
+    // The timeline (rendered with the page) shows every line up to its last message: the panel
+    // shows only newer ones, so nothing appears twice.
+    var lastId = parseInt(panel.getAttribute("data-after") || "0", 10) || 0, readId = 0, pending = {};
+    var inTimeline = lastId;
 
     function showError(msg) { errorEl.textContent = msg || ""; errorEl.hidden = !msg; }
     function setStatus(chat) {
@@ -106,7 +110,7 @@
       var key = line.client_id ? "c-" + line.client_id : "m-" + line.id;
       var li = log.querySelector('[data-key="' + key + '"]');
       if (!li) {
-        li = el("li", "chat-line from-" + line.from);
+        li = el("div", "chat-line from-" + line.from);
         li.setAttribute("data-key", key);
         var head = el("div", "chat-line-head");
         head.append(el("span", "author", line.author || (line.from === "visitor" ? L.customer : L.you)));
@@ -116,6 +120,7 @@
         body.setAttribute("dir", "auto");
         li.append(head, body);
         log.appendChild(li);
+        if (empty) { empty.hidden = true; }
       }
       if (line.html) { li.querySelector(".chat-text").innerHTML = line.html; } // sanitized by the server (nh3)
       else { li.querySelector(".chat-text").textContent = line.text; }
@@ -160,6 +165,7 @@
     socket.on("chat.message", function (line) {
       if (line.ticket_id !== ticketId) { return; }
       delete pending[line.client_id];
+      if (line.id && line.id <= inTimeline) { return; } // already in the timeline below
       render(line); updateMarks();
       if (line.from === "visitor") { typingEl.hidden = true; }
     });
@@ -184,6 +190,9 @@
       if (typing !== on) { typing = on; socket.emit("chat.typing", { ticket_id: ticketId, typing: on }); }
     }
     input.addEventListener("input", function () {
+      // At the limit the box stops taking text: say why.
+      if (input.maxLength > 0 && input.value.length >= input.maxLength) { showError(L.too_long); }
+      else if (errorEl.textContent === L.too_long) { showError(""); }
       setTyping(input.value.length > 0);
       clearTimeout(typingTimer);
       typingTimer = setTimeout(function () { setTyping(false); }, 3000);
@@ -195,6 +204,7 @@
       ev.preventDefault();
       var text = input.value.trim();
       if (!text) { return; }
+      if (text.length > input.maxLength && input.maxLength > 0) { showError(L.too_long); return; }
       var line = { client_id: newId(), text: text, from: "agent" };
       render(line); updateMarks();
       input.value = ""; setTyping(false);

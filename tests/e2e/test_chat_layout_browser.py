@@ -1,0 +1,102 @@
+"""The agent's side of live chat, laid out in Chromium (issue 13, item 7), in English and Bengali:
+an incoming offer leaves the top bar one line high at 1280 and 1024 px (it used to wrap the
+agent's name and "Sign out"), and the chat panel is a styled live pane that does not repeat the
+ticket's timeline (it was an unstyled numbered list of the same lines)."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.channels.chat.servers import ChatSite, ServerProcess, Visitor
+from tests.conftest import bn
+from tests.e2e.test_chat_browser import _agent_page, _Site, chat_e2e  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.e2e
+
+
+def _box(page: Page, selector: str) -> dict[str, float]:
+    box = page.locator(selector).first.bounding_box()
+    assert box is not None, selector
+    return dict(box)
+
+
+@pytest.mark.parametrize("width", [1280, 1024])
+@pytest.mark.parametrize("locale", ["en-US", "bn-BD"])
+def test_an_offer_keeps_the_top_bar_on_one_line_and_the_panel_adds_only_news(
+    browser: Browser,
+    chat_e2e: tuple[ChatSite, ServerProcess, _Site],  # noqa: F811
+    locale: str,
+    width: int,
+) -> None:
+    site, server, _shop = chat_e2e
+    lang = locale[:2]
+    team = site.team()
+    # A long name, as real ones are: it must not wrap either.
+    agent = site.agent(f"Anwesha Chakraborty-Sengupta {lang}{width}", team, language=lang)
+    page = _agent_page(browser, server, agent.email, locale)
+    page.set_viewport_size({"width": width, "height": 800})
+    bar_before = _box(page, "header.topbar")
+
+    visitor = Visitor(language=lang)
+    visitor.connect(server.url)
+    question = "Where is my parcel?" if lang == "en" else "আমার পার্সেল কোথায়?"
+    started = visitor.start(question, name="Rina Akter", team=team.id)
+    assert started["ok"], started
+    offer = page.locator("[data-chat-offers] .chat-offer")
+    expect(offer).to_be_visible()
+    if lang == "bn":
+        expect(offer.locator("[data-offer-accept]")).to_have_text(bn("Accept"))
+
+    # The bar is exactly as high as before, name and "Sign out" side by side on one line, and
+    # the offer is whole on the screen.
+    bar = _box(page, "header.topbar")
+    assert bar["height"] == pytest.approx(bar_before["height"], abs=1), (bar_before, bar)
+    name = _box(page, ".topbar .whoami")
+    sign_out = _box(page, ".topbar-right form button.link-button")
+    assert abs(name["y"] - sign_out["y"]) < 4 and name["height"] < 2 * 16 * 1.6, (name, sign_out)
+    shown = _box(page, "[data-chat-offers] .chat-offer")
+    assert shown["x"] >= 0 and shown["x"] + shown["width"] <= width, shown
+    assert shown["y"] >= bar["y"] + bar["height"] - 1, (shown, bar)  # under the bar, not in it
+
+    offer.locator("[data-offer-accept]").click()
+    page.wait_for_url("**/agent/tickets/**")
+    panel = page.locator("[data-chat-panel]")
+    expect(panel.locator("[data-chat-status]")).not_to_have_text(
+        "Connecting…" if lang == "en" else bn("Connecting…")
+    )
+    # Not a numbered list, and not the timeline again: the question is in the timeline only.
+    expect(panel.locator("ol")).to_have_count(0)
+    expect(page.locator(".timeline")).to_contain_text(question)
+    expect(panel).not_to_contain_text(question)
+    empty = "New messages appear here as they arrive; the conversation so far is below."
+    expect(panel.locator("[data-chat-empty]")).to_have_text(empty if lang == "en" else bn(empty))
+
+    # New lines arrive in the panel, as bubbles: the customer's on the left, the agent's on the
+    # right; the timeline keeps what it had.
+    later = "It says delivered." if lang == "en" else "বলছে ডেলিভারি হয়েছে।"
+    assert visitor.say(later)["ok"]
+    theirs = panel.locator(".chat-line.from-visitor")
+    expect(theirs).to_contain_text(later)
+    page.locator("[data-chat-input]").fill("Checking")
+    page.locator("[data-chat-input]").press("Enter")
+    ours = panel.locator(".chat-line.from-agent")
+    expect(ours).to_contain_text("Checking")
+    expect(panel.locator("[data-chat-empty]")).to_be_hidden()
+    expect(panel.locator(".chat-line")).to_have_count(2)
+    left, right = theirs.bounding_box(), ours.bounding_box()
+    log = panel.locator("[data-chat-log]").bounding_box()
+    assert left and right and log
+    assert left["x"] - log["x"] < 30, (left, log)
+    assert (log["x"] + log["width"]) - (right["x"] + right["width"]) < 30, (right, log)
+    assert right["x"] > left["x"] + left["width"] / 2
+    # The composer and its button on one line.
+    compose = panel.locator("[data-chat-input]").bounding_box()
+    send = panel.locator(".chat-compose button[type=submit]").bounding_box()
+    assert compose and send
+    assert abs(compose["y"] + compose["height"] - send["y"] - send["height"]) < 12
+
+    visitor.disconnect()
+    page.select_option("[data-presence]", "offline")
+    expect(page.locator("[data-presence]")).to_have_value("offline")
+    page.context.close()
