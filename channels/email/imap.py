@@ -223,6 +223,10 @@ class MailboxFetcher:
             uids = [u for u in client.search(["UID", f"{last + 1}:*"]) if u > last]
         total = FetchResult()
         ordered = sorted(int(u) for u in uids)
+        if len(ordered) >= max(self.parse_pool_min, 1):
+            # A backlog (a one-off `mail fetch`, a first connect): the parser processes start
+            # now, while the first batch downloads, instead of when it is to be parsed.
+            start_parsers(self.parse_workers)
         prepare = self.prepare_settings() if ordered else None
         pending: tuple[list[int], PendingPrepare] | None = None
         for start in range(0, len(ordered), self.batch_size):

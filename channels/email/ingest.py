@@ -316,14 +316,16 @@ _pool: ProcessPoolExecutor | None = None
 _pool_ready: Future[None] | None = None  # done once the processes have started
 _pool_retry_at = 0.0  # after a broken pool, parse here until then
 _POOL_RETRY_SECONDS = 300.0
+_POOL_WAIT_SECONDS = 1.0  # how long a big batch waits for parser processes that are starting
 _pool_lock = threading.Lock()
 
 
 def _ready_executor(workers: int) -> ProcessPoolExecutor | None:
     """The parser processes when they are ready; else ``None`` (and they are started).
 
-    Starting them (spawn + imports) takes a second or two: the first batches are parsed here
-    in the meantime instead of waiting.
+    Starting them (spawn + importing the parser) takes a fraction of a second; a big batch
+    waits up to ``_POOL_WAIT_SECONDS`` for them (:func:`start_prepare`), and is parsed here
+    if they are not up by then (a loaded machine).
     """
     global _pool, _pool_ready
     with _pool_lock:
@@ -451,6 +453,10 @@ def start_prepare(
         return PendingPrepare(mails, settings, None)
     try:
         pool = _ready_executor(workers)
+        if pool is None and warm_parsers(workers, timeout=_POOL_WAIT_SECONDS):
+            # Starting: they are ready a fraction of a second after the start (they import only
+            # the parser), sooner than this process would parse a batch of this size itself.
+            pool = _ready_executor(workers)
         if pool is None:
             return PendingPrepare(mails, settings, None)
         # A few chunks per process: one pickling round trip per chunk, not per mail.
