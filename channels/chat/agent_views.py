@@ -34,12 +34,12 @@ def _answer(body: dict[str, object], status: int) -> tuple[Response, int]:
 def send_chat_file(ticket_id: int) -> tuple[Response, int]:
     agent = current_user._get_current_object()
     if not isinstance(agent, Agent):
-        return _answer({"ok": False, "error": _("Chat not found.")}, 404)
+        return _answer({"ok": False, "code": "not_found", "error": _("Chat not found.")}, 404)
     file = request.files.get("file")
     try:
         chat = agent_chat(db.session, agent, ticket_id)
         if file is None or not file.filename:
-            raise ServiceError(_("Choose a file."))
+            raise ServiceError(_("Choose a file."), code="missing")
         settings = chat_settings(db.session)
         try:
             # One byte over the limit is enough to refuse; never read a huge upload whole.
@@ -58,8 +58,8 @@ def send_chat_file(ticket_id: int) -> tuple[Response, int]:
         db.session.commit()
     except NotFound as exc:
         db.session.rollback()
-        return _answer({"ok": False, "error": str(exc)}, 404)
+        return _answer({"ok": False, "code": exc.code, "error": str(exc)}, 404)
     except ServiceError as exc:
         db.session.rollback()
-        return _answer({"ok": False, "error": str(exc)}, 400)
+        return _answer({"ok": False, "code": exc.code, "error": str(exc)}, 400)
     return _answer({"ok": True, "line": chat_line(message)}, 200)

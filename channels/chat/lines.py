@@ -90,7 +90,7 @@ def check_upload(
     if len(data) > settings.upload_max_bytes:
         limit = settings.upload_max_bytes
         size = f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
-        raise ServiceError(_("Files can be at most %(size)s.", size=size))
+        raise ServiceError(_("Files can be at most %(size)s.", size=size), code="too_large")
     if not data:
         raise ServiceError(_("The file is empty."))
     return UploadRef(clean_filename(filename), content_type, data)

@@ -104,9 +104,11 @@ def upload() -> tuple[Response, int]:
         visitor = read_token(request.form.get("token"))
         file = request.files.get("file")
         if visitor is None:
-            return _cors(jsonify({"ok": False, "error": _("Chat not found.")})), 404
+            body = {"ok": False, "code": "not_found", "error": _("Chat not found.")}
+            return _cors(jsonify(body)), 404
         if file is None or not file.filename:
-            return _cors(jsonify({"ok": False, "error": _("Choose a file.")})), 400
+            body = {"ok": False, "code": "missing", "error": _("Choose a file.")}
+            return _cors(jsonify(body)), 400
         settings = chat_settings(db.session)
         try:
             data = file.read(settings.upload_max_bytes + 1)
@@ -116,7 +118,7 @@ def upload() -> tuple[Response, int]:
             upload = store_upload(db.session, settings, visitor, file.filename, file.mimetype, data)
         except ServiceError as exc:
             db.session.rollback()
-            return _cors(jsonify({"ok": False, "error": str(exc)})), 400
+            return _cors(jsonify({"ok": False, "code": exc.code, "error": str(exc)})), 400
         db.session.commit()
         body = {"ok": True, "id": upload.id, "filename": upload.filename, "size": upload.size}
         return _cors(jsonify(body)), 200
@@ -135,7 +137,8 @@ def attachment(attachment_id: int) -> Response | tuple[Response, int]:
         or chat.visitor_id != visitor
         or (att.message.internal)
     ):
-        return jsonify({"ok": False, "error": _("Attachment not found.")}), 404
+        body = {"ok": False, "code": "not_found", "error": _("Attachment not found.")}
+        return jsonify(body), 404
     response = send_file(
         path_for(att.sha256), mimetype="application/octet-stream", as_attachment=True,
         download_name=att.filename,

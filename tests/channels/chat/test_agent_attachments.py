@@ -113,8 +113,10 @@ def test_limits_access_and_csrf(
     session.commit()
     too_big = _send(agent_client, c.ticket_id, b"x" * 1025, "big.txt", "text/plain")
     assert too_big.status_code == 400 and "1 KB" in too_big.get_json()["error"]
+    assert too_big.get_json()["code"] == "too_large"  # machine-readable, as on the sockets
     empty = agent_client.post(f"/agent/chats/{c.ticket_id}/files", data={"client_id": "x" * 12})
     assert empty.status_code == 400 and empty.get_json()["error"] == "Choose a file."
+    assert empty.get_json()["code"] == "missing"
     no_id = _send(agent_client, c.ticket_id, client_id="")
     assert no_id.status_code == 400
     missing = _send(agent_client, 999_999)

@@ -219,16 +219,17 @@ def test_uploads_have_limits_and_belong_to_their_visitor(app: Flask, client: Fla
         )
         return r.status_code, r.get_json()
 
-    assert post("nope", "a.png", b"x", "image/png")[0] == 404
+    status, body = post("nope", "a.png", b"x", "image/png")
+    assert (status, body["code"]) == (404, "not_found")
     status, body = post(token, "run.exe", b"MZ", "application/x-msdownload")
-    assert status == 400 and "type" in str(body["error"])
+    assert status == 400 and "type" in str(body["error"]) and body["code"] == "invalid"
     with app.app_context():
         from helpdesk.extensions import db
 
         configure_chat_channel(db.session, upload_max_bytes=2048)
         db.session.commit()
     status, body = post(token, "big.png", b"x" * 2049, "image/png")
-    assert status == 400 and "2 KB" in str(body["error"])
+    assert status == 400 and "2 KB" in str(body["error"]) and body["code"] == "too_large"
     status, body = post(token, "রসিদ.png", b"\x89PNG data", "image/png")
     assert status == 200 and body["filename"] == "রসিদ.png"
 
