@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from channels.chat.lines import MAX_TEXT
 from tests.channels.chat.servers import ChatSite, ServerProcess, Visitor
 from tests.conftest import bn
 from tests.e2e.test_chat_browser import _agent_page, _Site, chat_e2e  # noqa: F401 (fixture)
@@ -100,3 +101,30 @@ def test_an_offer_keeps_the_top_bar_on_one_line_and_the_panel_adds_only_news(
     page.select_option("[data-presence]", "offline")
     expect(page.locator("[data-presence]")).to_have_value("offline")
     page.context.close()
+
+
+@pytest.mark.parametrize(("locale", "path"), [("en-US", "/en"), ("bn-BD", "/bn")])
+def test_the_widget_stops_a_line_at_the_servers_limit_and_says_so(
+    browser: Browser,
+    chat_e2e: tuple[ChatSite, ServerProcess, _Site],  # noqa: F811
+    locale: str,
+    path: str,
+) -> None:
+    """Item 21: the widget never sends a line the server would refuse (a ~1 MB paste used to
+    drop the connection and be re-sent after every reconnect)."""
+    _site, _server, shop = chat_e2e
+    ctx = browser.new_context(locale=locale)
+    page = ctx.new_page()
+    page.goto(shop.origin + path)
+    page.locator("[data-helpdesk-chat] .hd-launch").click()
+    panel = page.locator("[data-helpdesk-chat] [role=dialog]")
+    box = panel.locator("textarea[name=text]")
+    expect(box).to_have_attribute("maxlength", str(MAX_TEXT))
+    box.fill("ঋ" * (MAX_TEXT + 500))
+    expect(box).to_have_value("ঋ" * MAX_TEXT)
+    message = "Your message is too long: at most %(n)s characters."
+    shown = message if locale == "en-US" else bn(message)
+    before, _n, after = shown.partition("%(n)s")
+    expect(panel.locator(".hd-status")).to_contain_text(before.strip())
+    expect(panel.locator(".hd-status")).to_contain_text(after.strip())
+    ctx.close()
