@@ -1,22 +1,29 @@
-"""Vectorised scoring of plain-word queries, with the same scores Whoosh's ``BM25F`` gives.
+"""Vectorised BM25F scoring of plain-word queries.
 
-Why: Whoosh scores one matching document at a time in Python (matcher trees, a per-document
-walk over every term for the coordination bonus). A help-center query is a few words, each
-found in thousands of articles, and that walk was most of the search time (see
-docs/performance.md). Here each term's postings are read once into numpy arrays and a query
-becomes a few vector operations.
+Why vectorised: Whoosh scores one matching document at a time in Python. A help-center query is
+a few words, each found in thousands of articles, and that walk was most of the search time
+(see docs/performance.md). Here each term's postings are read once into numpy arrays and a
+query becomes a few vector operations.
 
-What is reproduced, per index segment exactly like Whoosh (kb.search checks the query shape
-with kb.search_parsing.flat_terms and falls back to Whoosh for phrases and explicit AND/OR):
+The formula (BM25F, Robertson & Zaragoza), per word of the query (kb.search checks the query
+shape with kb.search_parsing.flat_terms; phrases and explicit AND/OR are scored by Whoosh):
 
-* per term: ``boost * idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * dl / avgdl))``, with idf
-  and the average field length taken from the whole index (``Searcher.idf`` and
-  ``Searcher.avg_field_length``, the very functions Whoosh's scorer calls);
-* the sum over the query's terms (each (field, word) pair is one term);
-* the coordination bonus of ``Or(..., scale=s)`` (Whoosh's ``CoordMatcher``, the "SQR"
-  function): ``(score + (m - 1) / (n - s) ** 2) * (n - 1) / n`` with ``m`` the terms matching
-  the document and ``n`` the terms present in the segment;
-* ties broken by document number, as Whoosh's top-N collector does.
+* the word's fields (``title_en``, ``tags_en``, ``body_en``: one language slot) together:
+  ``tf = sum(weight * tf_field / (1 - B + B * dl_field / avgdl_field))`` with
+  :data:`FIELD_WEIGHTS`, saturated once: ``idf * tf * (K1 + 1) / (tf + K1)``;
+* ``idf = log(1 + (N - df + 0.5) / (df + 0.5))`` with ``df`` the documents holding the word in
+  any of those fields and ``N`` all documents (deleted ones included until a merge, like the
+  field lengths Whoosh keeps);
+* times the word's language factor (the leaves' boost over the field weight: fields of another
+  language than the reader's count half), summed over the words; a word typed twice counts once;
+* ties broken by document number.
+
+Not Whoosh's BM25F, which scored every field as a separate term with an idf of its own (a
+common word rare in titles outweighed the word a question is about) and multiplied the sum by
+a coordination factor computed per segment (a word present in one field of a segment scored
+every document there 0; an article edited into a segment of its own scored differently from
+the same article in the main one). Statistics are the whole index's, so a score does not
+depend on segments.
 
 Postings are cached per (segment, field, word). Segments never change once written (an update
 adds a segment and marks the old document deleted), so the cache stays valid across index
@@ -26,6 +33,7 @@ live searcher. No Whoosh import: the objects handed in are used through their pu
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -34,9 +42,13 @@ from typing import Any
 
 import numpy as np
 
-#: Whoosh BM25F's defaults (kb.search_reader uses ``BM25F()`` unchanged).
+#: BM25's usual parameters (also Whoosh's defaults, which score phrases and operators).
 B = 0.75
 K1 = 1.2
+#: How many body words one occurrence in a field is worth, inside the saturation (BM25F).
+#: The query parser boosts fields by these too; a boost above a field's weight (the reader's
+#: own language against the other: see kb.search_parsing) scales the word's whole score.
+FIELD_WEIGHTS: dict[str, float] = {"title": 3.0, "tags": 2.0, "body": 1.0}
 #: Upper bound of cached postings (3 numbers each, ~12 bytes): ~25 MB.
 MAX_CACHED_POSTINGS = 2_000_000
 
@@ -132,11 +144,10 @@ class PostingsCache:
 def score(
     searcher: Any,
     leaves: Sequence[Leaf],
-    scale: float | None,
     generation: str,
     cache: PostingsCache,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Scores of every document of ``searcher`` and whether each matched at all.
+    """BM25F scores of every document of ``searcher`` and whether each matched at all.
 
     Returns ``(scores, matched)`` indexed by global document number (deleted documents
     included: the caller filters).
@@ -144,57 +155,52 @@ def score(
     total = searcher.doc_count_all()
     scores = np.zeros(total, dtype=np.float64)
     matched = np.zeros(total, dtype=bool)
-    if not leaves:
+    if not leaves or not total:
         return scores, matched
     schema = searcher.schema
-    # Global statistics, as Whoosh's BM25FScorer takes them from the top-level searcher.
-    stats: list[tuple[Leaf, bytes, float, float]] = []
-    for leaf in leaves:
+    # One word of the query is one term: its fields (title_en, tags_en, body_en) together.
+    terms: dict[tuple[str, str], list[tuple[Leaf, bytes, float, float]]] = {}
+    for leaf in dict.fromkeys(leaves):  # a word typed twice is one term, not twice the weight
         try:
             btext = schema[leaf.field].to_bytes(leaf.text)
         except ValueError:
-            continue  # Whoosh's Term makes this a NullMatcher too
-        idf = float(searcher.idf(leaf.field, btext))
+            continue  # a word the field cannot hold matches nothing
+        kind, _, slot = leaf.field.partition("_")
+        weight = FIELD_WEIGHTS.get(kind, 1.0)
         avgdl = float(searcher.avg_field_length(leaf.field) or 1)
-        stats.append((leaf, btext, idf, avgdl))
-    # Whoosh only wraps an OR of two or more clauses in the coordination matcher.
-    coord = scale if scale and len(leaves) > 1 else None
+        terms.setdefault((slot, leaf.text), []).append((leaf, btext, weight, avgdl))
+    segments = []
     live: set[tuple[str, str]] = set()
     for subsearcher, offset in searcher.leaf_searchers():
         reader = subsearcher.reader()
-        seg_total = reader.doc_count_all()
-        if not seg_total:
+        if not reader.doc_count_all():
             continue
         segment = reader.segment()
         seg_id = segment.segment_id() if segment is not None else str(offset)
         live.add((generation, seg_id))
-        seg_scores = np.zeros(seg_total, dtype=np.float64)
-        seg_hits = np.zeros(seg_total, dtype=np.int32)
-        present = 0
-        for leaf, btext, idf, avgdl in stats:
-            if (leaf.field, btext) not in reader:
-                continue  # Whoosh's NullMatcher: not counted in the coordination bonus
-            present += 1
-            p = cache.get((generation, seg_id, leaf.field, btext), reader)
-            if not len(p.docnums):
-                continue
-            s = idf * ((p.tf * (K1 + 1)) / (p.tf + K1 * ((1 - B) + B * p.dl / avgdl)))
-            if leaf.boost != 1.0:
-                s = s * leaf.boost
-            # A term's postings hold each document once, so fancy-index += is exact.
-            seg_scores[p.docnums] += s
-            seg_hits[p.docnums] += 1
-        if not present:
+        segments.append((reader, seg_id, offset))
+    for fields in terms.values():
+        # Length-normalised, weighted term frequency summed over the fields, then saturated
+        # once: a word in the title counts as FIELD_WEIGHTS["title"] words of body, not as a
+        # second, separately saturated match with an idf of its own.
+        tf = np.zeros(total, dtype=np.float64)
+        scale = 0.0
+        for leaf, btext, weight, avgdl in fields:
+            scale = max(scale, leaf.boost / weight)
+            for reader, seg_id, offset in segments:
+                if (leaf.field, btext) not in reader:
+                    continue
+                p = cache.get((generation, seg_id, leaf.field, btext), reader)
+                if len(p.docnums):
+                    # A term's postings hold each document once, so fancy-index += is exact.
+                    tf[p.docnums + offset] += weight * p.tf / ((1 - B) + B * p.dl / avgdl)
+        has = tf > 0
+        df = int(np.count_nonzero(has))
+        if not df:
             continue
-        hit = seg_hits > 0
-        if coord is not None:
-            n = present
-            if n == coord:
-                seg_scores[:] = 0.0
-            else:
-                seg_scores = (seg_scores + (seg_hits - 1) / (n - coord) ** 2) * ((n - 1) / n)
-        scores[offset : offset + seg_total] = np.where(hit, seg_scores, 0.0)
-        matched[offset : offset + seg_total] = hit
+        idf = math.log(1 + (total - df + 0.5) / (df + 0.5))
+        scores[has] += scale * idf * tf[has] * (K1 + 1) / (tf[has] + K1)
+        matched |= has
     cache.retain(frozenset(live))
     return scores, matched
 

