@@ -281,10 +281,18 @@ def corpus(kind: str, n: int) -> tuple[list[bytes], str]:
     return mails, f"mixed corpus: {n} mails, {size:.1f} KiB average; {kinds}"
 
 
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def cli_fetch(
     instance: Path, url: str, *, label: str, n: int, expect_mail: bool = True
-) -> tuple[float, int]:
-    """Run ``helpdesk mail fetch --once`` as its own process; (seconds, batches redone)."""
+) -> tuple[float, float]:
+    """Run ``helpdesk mail fetch --once`` as its own process; (wall seconds, CPU seconds of
+    the command and its parser processes)."""
     import subprocess
 
     env = {
@@ -294,17 +302,19 @@ def cli_fetch(
         "HELPDESK_SECRET_KEY": "bench",
         "HELPDESK_MAIL_FROM": "support@helpdesk.test",
     }
+    cpu_before = _children_cpu()
     began = time.perf_counter()
     done = subprocess.run(
         [HELPDESK, "mail", "fetch", "--once"], env=env, capture_output=True, text=True, check=False
     )
     elapsed = time.perf_counter() - began
+    cpu = _children_cpu() - cpu_before
     if done.returncode != 0:
         raise SystemExit(f"mail fetch failed ({done.returncode}):\n{done.stdout}{done.stderr}")
     redone = done.stderr.count("retrying one by one")
     found = _SUMMARY.search(done.stdout)
     if not expect_mail:
-        return elapsed, redone
+        return elapsed, cpu
     assert found, done.stdout
     fetched, created, _dup, quarantined, held = (int(g) for g in found.groups())
     replies = fetched - created - quarantined - held
@@ -314,9 +324,14 @@ def cli_fetch(
         f" = {fetched / elapsed:6.1f} msg/s   target >= 500 msg/s"
     )
     print(f"  batches that failed and were redone one mail at a time: {redone}   target 0")
+    cores = os.cpu_count() or 1
+    print(
+        f"  CPU of the command and its parser processes: {cpu:.2f}s ({cpu / n * 1000:.2f} ms"
+        f" per mail): on {cores} idle cores at best {n / (cpu / cores):6.1f} msg/s"
+    )
     if fetched != n:
         raise SystemExit(f"fetched {fetched} of {n}")
-    return elapsed, redone
+    return elapsed, cpu
 
 
 def bench_cli(n: int, runs: int, database: str, kind: str) -> None:
@@ -327,6 +342,7 @@ def bench_cli(n: int, runs: int, database: str, kind: str) -> None:
     print(f"load average before: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()})")
     print(described)
     rates: list[float] = []
+    cpus: list[float] = []
     startups: list[float] = []
     with contextlib.ExitStack() as stack:
         dovecot = stack.enter_context(DovecotServer())
@@ -360,20 +376,25 @@ def bench_cli(n: int, runs: int, database: str, kind: str) -> None:
                     imap=bench_imap(dovecot, user),
                 )
             db.engine(app).dispose()
-            elapsed, _redone = cli_fetch(
-                instance, url, label=f"{kind}, {database}, run {run + 1}", n=n
-            )
+            elapsed, cpu = cli_fetch(instance, url, label=f"{kind}, {database}, run {run + 1}", n=n)
             rates.append(n / elapsed)
+            cpus.append(cpu)
             # The same command again, nothing new: what starting it costs.
-            startup, _ = cli_fetch(instance, url, label="", n=0, expect_mail=False)
+            startup, startup_cpu = cli_fetch(instance, url, label="", n=0, expect_mail=False)
             startups.append(startup)
             print(
                 f"  the same command, nothing to fetch (start-up, connect, exit): {startup:.2f}s"
+                f" ({startup_cpu:.2f}s CPU)"
             )
     print(
         f"median of {runs}: {statistics.median(rates):6.1f} msg/s (runs "
         + " / ".join(f"{r:.0f}" for r in rates)
         + f"), start-up {statistics.median(startups):.2f}s   target >= 500 msg/s ({database})"
+    )
+    cores = os.cpu_count() or 1
+    print(
+        f"CPU per run (median): {statistics.median(cpus):.2f}s: on {cores} idle cores at best"
+        f" {n / (statistics.median(cpus) / cores):6.1f} msg/s"
     )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
