@@ -418,9 +418,10 @@ def count_statements(url: str, instance: Path) -> None:
         raise SystemExit(f"sign-in failed: HTTP {resp.status_code}")
     shown = []
     for label, query in (
-        ("open", ""),
-        ("live refresh", "?partial=1"),
-        (f"tag={_seed.POPULAR_TAG}", f"?tag={_seed.POPULAR_TAG}"),
+        ("open", "?view=open"),
+        ("live refresh", "?view=open&partial=1"),
+        (f"tag={_seed.POPULAR_TAG}", f"?view=open&tag={_seed.POPULAR_TAG}"),
+        ("no arguments (the remembered view is looked up)", ""),
     ):
         client.get("/agent/queue" + query)
         rec.statements = []

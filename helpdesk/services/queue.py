@@ -18,7 +18,16 @@ from sqlalchemy import Select, exists, func, select, tuple_
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from helpdesk.i18n import _l
-from helpdesk.models import Agent, ChannelKind, Tag, Ticket, TicketStatus, ticket_tags
+from helpdesk.models import (
+    Agent,
+    ChannelKind,
+    Customer,
+    Tag,
+    Team,
+    Ticket,
+    TicketStatus,
+    ticket_tags,
+)
 from helpdesk.services.errors import ServiceError
 
 VIEWS = {
@@ -254,9 +263,12 @@ def queue_page(
     tag = _tag_plan(session, flt.tag) if flt.tag else None
     q = _apply_sort(_base_query(flt, agent, tag), flt.sort, cursor).limit(limit + 1)
     q = q.options(
-        joinedload(Ticket.customer),
-        joinedload(Ticket.assignee),
-        joinedload(Ticket.team),
+        # Only what a row shows of the people and the team (ticket_row's fields too): each
+        # column loaded is converted per row, and an agent row has its password hash and five
+        # more columns no list shows.
+        joinedload(Ticket.customer).load_only(Customer.name, Customer.email),
+        joinedload(Ticket.assignee).load_only(Agent.name, Agent.email),
+        joinedload(Ticket.team).load_only(Team.name),
         selectinload(Ticket.tags),
     )
     rows = list(session.scalars(q).unique())

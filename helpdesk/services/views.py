@@ -11,7 +11,7 @@ from helpdesk.i18n import _
 from helpdesk.models import Agent, Team, team_members
 from helpdesk.models.views import AgentPreference, SavedView
 from helpdesk.services.errors import NotFound, ServiceError
-from helpdesk.services.queue import VIEWS, QueueFilter, base_query
+from helpdesk.services.queue import QueueFilter, base_query
 
 
 def count_view(session: Session, flt: QueueFilter, agent: Agent | None) -> int:

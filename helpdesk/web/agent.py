@@ -44,6 +44,7 @@ from helpdesk.web.forms import (
     TeamForm,
     choices,
 )
+from helpdesk.web.queue_rows import RowText
 
 bp = Blueprint("agent", __name__, url_prefix="/agent")
 # What a history line says ({{ audit_label(e.action, e.data) }} in agent/_audit.html).
@@ -91,15 +92,17 @@ def queue() -> str | Response:
         after=request.args.get("after") or None,
         limit=int(current_app.config["QUEUE_PAGE_SIZE"]),
     )
+    text = RowText()
     if request.args.get("partial"):
         # The live refresh replaces the rows only: no sidebar, filters or top bar to fill.
-        return render_template("agent/_queue_rows.html", page=page, flt=flt)
+        return render_template("agent/_queue_rows.html", page=page, flt=flt, text=text)
     saved = view_services.visible_views(db.session, me())
     teams, my_teams = view_services.teams_with_membership(db.session, me())
     return render_template(
         "agent/queue.html",
         page=page,
         flt=flt,
+        text=text,
         saved_views=saved,
         current_saved=next((v.id for v in saved if v.args == flt.as_args()), None),
         views=VIEWS,

@@ -1,4 +1,12 @@
-"""Browser tests: a real `helpdesk serve` process, driven by Playwright in Debian's Chromium."""
+"""Browser tests: a real `helpdesk serve` process, driven by Playwright in Debian's Chromium.
+
+Every browser test runs on both databases like the rest of the suite (``--db`` narrows it,
+``@pytest.mark.only_on(...)`` keeps a test where it means something): the servers here take
+the session's ``db_backend`` and write the database's URL into their instance's
+``helpdesk.cfg``, so `helpdesk` commands, the server and a test's own ``create_app`` on that
+instance folder all use the same database. Chat tests set their site up with
+``e2e_database_url`` (or ``ChatSite.on``) for the same reason.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,8 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +46,7 @@ class LiveServer:
     instance: Path
     env: dict[str, str]
     log: Path
+    database_url: str = ""
 
     def helpdesk(self, *args: str) -> subprocess.CompletedProcess[str]:
         exe = Path(sys.executable).with_name("helpdesk")
@@ -51,10 +61,33 @@ def e2e_redis(redis_server: RedisServer) -> RedisServer:
 
 
 @pytest.fixture(scope="session")
+def e2e_database_url(request: pytest.FixtureRequest, db_backend: str) -> Callable[[Path], str]:
+    """A fresh database on this session's backend for a server instance: a new PostgreSQL
+    database on the session's cluster, or a SQLite file in the instance folder. The URL is
+    written to the instance's ``helpdesk.cfg`` too."""
+
+    def make(instance: Path) -> str:
+        if db_backend == "postgresql":
+            postgres = request.getfixturevalue("postgres")
+            url = str(postgres.create_database(f"e2e_{uuid.uuid4().hex[:10]}"))
+        else:
+            url = f"sqlite:///{instance / 'helpdesk.sqlite3'}"
+        with (instance / "helpdesk.cfg").open("a", encoding="utf-8") as cfg:
+            cfg.write(f"DATABASE_URL = {url!r}\n")
+        return url
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def live_server(
-    tmp_path_factory: pytest.TempPathFactory, e2e_redis: RedisServer
+    tmp_path_factory: pytest.TempPathFactory,
+    e2e_redis: RedisServer,
+    e2e_database_url: Callable[[Path], str],
+    db_backend: str,
 ) -> Iterator[LiveServer]:
-    instance = tmp_path_factory.mktemp("live-instance")
+    instance = tmp_path_factory.mktemp(f"live-instance-{db_backend}")
+    database_url = e2e_database_url(instance)
     port = free_port()
     env = {
         **os.environ,
@@ -67,8 +100,10 @@ def live_server(
         "HELPDESK_RATELIMIT_LOGIN": "1000 per minute",
         "HELPDESK_BASE_URL": f"http://127.0.0.1:{port}",
     }
-    env.pop("HELPDESK_DATABASE_URL", None)
-    server = LiveServer(f"http://127.0.0.1:{port}", instance, env, instance / "serve.log")
+    env.pop("HELPDESK_DATABASE_URL", None)  # the instance's helpdesk.cfg names it
+    server = LiveServer(
+        f"http://127.0.0.1:{port}", instance, env, instance / "serve.log", database_url
+    )
     server.helpdesk("init")
     server.helpdesk("demo")
     with helpdesk_serve(env, port, server.log):

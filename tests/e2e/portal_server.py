@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,9 +34,13 @@ def _write_kb(folder: Path) -> None:
 
 @pytest.fixture(scope="session")
 def portal_server(
-    tmp_path_factory: pytest.TempPathFactory, smtp_sink_server: SmtpSink
+    tmp_path_factory: pytest.TempPathFactory,
+    smtp_sink_server: SmtpSink,
+    e2e_database_url: Callable[[Path], str],
+    db_backend: str,
 ) -> Iterator[LiveServer]:
-    instance = tmp_path_factory.mktemp("portal-instance")
+    instance = tmp_path_factory.mktemp(f"portal-instance-{db_backend}")
+    database_url = e2e_database_url(instance)
     port = free_port()
     smtp_sink_server.start()
     env = {
@@ -50,9 +54,11 @@ def portal_server(
         "HELPDESK_SMTP_HOST": smtp_sink_server.host,
         "HELPDESK_SMTP_PORT": str(smtp_sink_server.port),
     }
-    env.pop("HELPDESK_DATABASE_URL", None)
+    env.pop("HELPDESK_DATABASE_URL", None)  # the instance's helpdesk.cfg names it
     env.pop("HELPDESK_MESSAGE_QUEUE", None)
-    server = LiveServer(f"http://127.0.0.1:{port}", instance, env, instance / "serve.log")
+    server = LiveServer(
+        f"http://127.0.0.1:{port}", instance, env, instance / "serve.log", database_url
+    )
     server.helpdesk("init")
     server.helpdesk("demo")
     _write_kb(instance / "kb-src")

@@ -7,7 +7,7 @@ import http.server
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +61,10 @@ class _Site:
 
 @pytest.fixture(scope="module")
 def chat_e2e(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, e2e_database_url: Callable[[Path], str]
 ) -> Iterator[tuple[ChatSite, ServerProcess, _Site]]:
     instance = tmp_path_factory.mktemp("chat-e2e")
-    site = ChatSite(instance=instance, database_url=f"sqlite:///{instance / 'helpdesk.sqlite3'}")
+    site = ChatSite(instance=instance, database_url=e2e_database_url(instance))
     site.setup()
     _kb_article(site)
     server = site.serve()

@@ -5,7 +5,7 @@ downloads; an offer the agent lets pass disappears and sets them away."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,10 +23,10 @@ expect.set_options(timeout=15_000)
 
 @pytest.fixture(scope="module")
 def chat_site(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, e2e_database_url: Callable[[Path], str]
 ) -> Iterator[tuple[ChatSite, ServerProcess, _Site]]:
     instance = tmp_path_factory.mktemp("chat-features-e2e")
-    site = ChatSite(instance=instance, database_url=f"sqlite:///{instance / 'helpdesk.sqlite3'}")
+    site = ChatSite(instance=instance, database_url=e2e_database_url(instance))
     site.setup()
     server = site.serve()
     shop = _Site(server.url + "/chat/widget.js")

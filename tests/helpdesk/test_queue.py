@@ -106,6 +106,24 @@ def test_common_and_rare_tags_find_the_same_tickets(
     assert walk(session, QueueFilter(view="all", tag="no-such-tag"), agent, size=2) == []
 
 
+def test_a_tag_is_rare_or_common_by_its_own_tickets(
+    session: Session, many: list[Ticket], agent: Agent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan's bounded count is per tag: "billing" on one ticket stays rare next to "vip" on
+    five (an uncorrelated count saw every tag's rows and sent a rare tag down the index walk,
+    the plan that is slow for it at scale)."""
+    from helpdesk.services import queue
+
+    tags.set_tags(session, many[1], ["billing"], agent)
+    session.commit()
+    monkeypatch.setattr(queue, "RARE_TAG_TICKETS", 3)
+    billing, rare = queue._tag_plan(session, "billing")
+    assert billing is not None and rare
+    vip, rare = queue._tag_plan(session, "vip")
+    assert vip is not None and not rare
+    assert queue._tag_plan(session, "no-such-tag") == (None, True)
+
+
 @pytest.mark.parametrize(
     "args",
     [
