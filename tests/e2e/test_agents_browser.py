@@ -38,6 +38,7 @@ def _invitation_link(outbox: Path, address: str, timeout: float = 15.0) -> str:
 def test_invite_set_password_and_sign_in(new_context: NewContext, live_server: LiveServer) -> None:
     admin = new_context().new_page()
     sign_in(admin, "admin@example.com")
+    admin.locator("[data-admin-menu] > summary").click()  # the top bar's Admin menu
     admin.get_by_role("link", name="Agents").click()
     expect(admin.locator("h1")).to_have_text("Agents")
     admin.fill("#invite-name", "Rina Browser")

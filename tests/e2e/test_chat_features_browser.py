@@ -55,6 +55,7 @@ def test_settings_page_drives_the_widget_and_agent_sends_a_file(
 ) -> None:
     site, server, shop = chat_site
     admin = _admin_page(browser, site, server)
+    admin.locator("[data-admin-menu] > summary").click()  # the top bar's Admin menu
     admin.get_by_role("link", name="Chat settings").click()
     admin.get_by_label("Visitors must give their name before chatting").check()
     admin.get_by_label("Visitors may ask for the transcript by email").uncheck()

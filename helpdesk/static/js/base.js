@@ -27,6 +27,19 @@
       return parseInt(latin.replace(/[^0-9-]/g, ""), 10) || 0;
     }
   };
+  // The top bar's Admin menu closes on a click elsewhere or Escape.
+  document.addEventListener("click", function (ev) {
+    document.querySelectorAll("details[data-admin-menu][open]").forEach(function (menu) {
+      if (!menu.contains(ev.target)) { menu.removeAttribute("open"); }
+    });
+  });
+  document.addEventListener("keydown", function (ev) {
+    if (ev.key !== "Escape") { return; }
+    document.querySelectorAll("details[data-admin-menu][open]").forEach(function (menu) {
+      menu.removeAttribute("open");
+      menu.querySelector("summary").focus();
+    });
+  });
   document.addEventListener("change", function (ev) {
     var el = ev.target;
     if (el && el.matches && el.matches("select[data-autosubmit]") && el.form) {
