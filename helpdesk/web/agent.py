@@ -109,7 +109,7 @@ def queue() -> str | Response:
         sorts=SORTS,
         teams=teams,
         my_team_ids=my_teams,
-        agents=_agents(),
+        agents=view_services.agent_names(db.session),
         first_page=not request.args.get("after"),
     )
 
