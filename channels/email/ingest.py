@@ -42,6 +42,7 @@ from channels.email.prepare import (
 from channels.email.services import PipelineResult
 from helpdesk.inbound import InboundMessage
 from helpdesk.models import Channel
+from helpdesk.services.customers import normalize_email
 from helpdesk.services.errors import ServiceError
 from helpdesk.services.inbound import (
     PostReceiveStep,
@@ -257,6 +258,10 @@ def process_batch(
     results: dict[int, PipelineResult] = {}
     good: list[tuple[int, InboundMessage]] = []
     for index, (mail, item) in enumerate(zip(mails, prepared, strict=True)):
+        if isinstance(item, InboundMessage) and (refused := _refused_sender(item)) is not None:
+            # Refused before anything is written for it: quarantined alone, instead of failing
+            # the whole batch and sending it down the one-mail-at-a-time path.
+            item = refused
         if isinstance(item, Unparsable):
             results[index] = _quarantine(session, mail, item, channel, folder)
         else:
@@ -295,6 +300,16 @@ def process_batch(
             }
         results.update(done)
     return [results[index] for index in range(len(mails))]
+
+
+def _refused_sender(msg: InboundMessage) -> Unparsable | None:
+    """What ``receive`` would refuse this mail for before writing anything: a sender that is no
+    address (``From: Nobody``, ``undisclosed-recipients:;``, no From at all)."""
+    try:
+        normalize_email(msg.sender_address)
+    except ServiceError as exc:
+        return Unparsable(f"{type(exc).__name__}: {exc}")
+    return None
 
 
 def _name(channel: Channel | None) -> str:

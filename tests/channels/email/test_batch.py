@@ -622,3 +622,27 @@ def test_cc_d_mail_is_stored_in_bulk_not_one_mail_at_a_time(
     assert _count(session, Customer) == 90 + 7
     # A few statements per table for the whole batch, not several per mail.
     assert len(statements) <= 40, f"{len(statements)} statements for 90 mails"  # was 725
+
+
+def test_a_mail_from_no_address_is_quarantined_alone_and_the_batch_stays_fast(
+    app_with_ctx: Flask, session: Session, channel: Channel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``From: Nobody`` (spam, some system mail) has no address: that one mail goes to
+    quarantine; the other 199 of its batch are not redone one mail at a time for it."""
+    raws = [
+        make_mail(f"c{i}@example.com", f"Case {i}", message_id=f"nb{i}@example.com")
+        for i in range(6)
+    ]
+    raws[2] = make_mail("Nobody", "Win a prize", message_id="spam@example.com")
+    raws[4] = make_mail("undisclosed-recipients:;", "Hello", message_id="undisclosed@example.com")
+    with caplog.at_level(logging.INFO, logger="helpdesk.mail"):
+        results = _batch(session, channel, raws)
+
+    assert "one by one" not in caplog.text
+    assert [r.quarantined is not None for r in results] == [False, False, True, False, True, False]
+    items = list(session.scalars(select(QuarantinedMail).order_by(QuarantinedMail.uid)))
+    assert [(i.uid, i.error.split(":")[0], i.reason) for i in items] == [
+        (3, "ServiceError", "error"),
+        (5, "ServiceError", "error"),
+    ]
+    assert _count(session, Ticket) == 4
