@@ -50,6 +50,37 @@ def _limit_attachments(msg: InboundMessage, max_bytes: int) -> None:
         msg.meta["attachment_limit"] = max_bytes
 
 
+def _drop_nul(msg: InboundMessage) -> None:
+    """NUL characters out of everything stored as text. Mail carries them (broken clients,
+    spam, a charset decoded wrongly); PostgreSQL refuses them in text and JSON, so one such
+    mail failed its whole batch there, and then went to quarantine instead of the queue."""
+
+    def clean(value: str) -> str:
+        return value.replace("\x00", "") if "\x00" in value else value
+
+    msg.subject = clean(msg.subject)
+    msg.text = clean(msg.text)
+    if msg.full_text is not None:
+        msg.full_text = clean(msg.full_text)
+    if msg.html is not None:
+        msg.html = clean(msg.html)
+    if msg.sender_name is not None:
+        msg.sender_name = clean(msg.sender_name)
+    msg.sender_address = clean(msg.sender_address)
+    msg.cc = [clean(address) for address in msg.cc]
+    msg.references = [clean(ref) for ref in msg.references]
+    if msg.message_id is not None:
+        msg.message_id = clean(msg.message_id)
+    if msg.in_reply_to is not None:
+        msg.in_reply_to = clean(msg.in_reply_to)
+    headers = msg.meta.get("headers")
+    if isinstance(headers, dict):
+        msg.meta["headers"] = {k: clean(str(v)) for k, v in headers.items()}
+    defects = msg.meta.get("parse_defects")
+    if isinstance(defects, list):
+        msg.meta["parse_defects"] = [clean(str(d)) for d in defects]
+
+
 @dataclass(frozen=True, slots=True)
 class PrepareSettings:
     """What parsing needs to know of the app and the channel; plain data, so it pickles."""
@@ -68,6 +99,7 @@ def prepare_mail(raw: bytes, settings: PrepareSettings) -> InboundMessage:
     :class:`MailParseError` when ``raw`` is not a mail.
     """
     msg = parse_mail(raw)
+    _drop_nul(msg)
     apply_filters(msg, FilterContext(own_addresses=set(settings.own_addresses)))
     if msg.language is None and _BENGALI.search(f"{msg.subject}\n{msg.text[:2000]}"):
         # Mail says nothing reliable about its language; a Bengali-script mail gets Bengali

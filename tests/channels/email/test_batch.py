@@ -646,3 +646,25 @@ def test_a_mail_from_no_address_is_quarantined_alone_and_the_batch_stays_fast(
         (5, "ServiceError", "error"),
     ]
     assert _count(session, Ticket) == 4
+
+
+def test_a_mail_with_nul_characters_is_a_ticket_and_the_batch_stays_fast(
+    app_with_ctx: Flask, session: Session, channel: Channel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NUL characters (broken clients, spam): PostgreSQL refuses them in text and JSON, so the
+    whole batch failed there and the mail itself ended in quarantine, not in the queue."""
+    nul = (
+        b"From: Rina \x00Roy <rina@example.com>\r\nTo: support@helpdesk.test\r\n"
+        b"Return-Path: <rina\x00@example.com>\r\n"
+        b"Subject: Order\x00 1234\r\nMessage-ID: <nul@example.com>\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nWhere is\x00 my order?\r\n"
+    )
+    raws = [make_mail(subject="Before", message_id="before@example.com"), nul]
+    with caplog.at_level(logging.INFO, logger="helpdesk.mail"):
+        results = _batch(session, channel, raws)
+
+    assert "one by one" not in caplog.text
+    assert [r.quarantined is not None for r in results] == [False, False]
+    message = results[1].message
+    assert message is not None
+    assert message.ticket.subject == "Order 1234" and "Where is my order?" in message.body_text
