@@ -9,6 +9,12 @@ each mode and prints p50/p95 next to the targets.
 ``--index DIR`` keeps the index between runs: the rebuild then reuses the stored embeddings of
 unchanged articles, so only the first run pays for embedding 10,000 articles (minutes here),
 and the indexing figure of later runs is Whoosh alone.
+
+``--stub-passages`` stores random (seeded) unit vectors instead of embedding the articles:
+queries do exactly the same work (the query is embedded by the model, compared with 10,000
+vectors, fused), but indexing takes seconds instead of the hour embedding 10,000 articles took
+on a loaded two-core machine. For latency only: the ranking is meaningless then
+(bench/kb_quality.py measures ranking).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from pathlib import Path
 # Run as a file, Python puts bench/ first on sys.path, where a sibling module may shadow the
 # standard library (bench/queue.py shadows `queue`); import from the project root instead.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import numpy as np  # noqa: E402
 
 from kb.search import ArticleDoc, SearchIndex  # noqa: E402 - needs the sys.path fix
 
@@ -154,6 +162,22 @@ def time_queries(
     return samples
 
 
+def _stub_passage_embeddings(seed: int) -> None:
+    from kb import search_semantic
+
+    real = search_semantic._embed
+    vec_rng = np.random.default_rng(seed)
+
+    def embed(texts: list[str], *, query: bool) -> np.ndarray:
+        if query:
+            return real(texts, query=True)
+        dim = real(["dimension"], query=True).shape[1]
+        vecs = vec_rng.standard_normal((len(texts), dim)).astype(np.float32)
+        return vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+
+    search_semantic._embed = embed  # type: ignore[assignment]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--n", type=int, default=10_000, help="articles to index")
@@ -161,7 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20240611)
     parser.add_argument("--index", type=Path, help="keep the index in DIR (reuses embeddings)")
     parser.add_argument("--profile", action="store_true", help="cProfile the queries of each mode")
+    parser.add_argument(
+        "--stub-passages", action="store_true", help="random article vectors (latency only)"
+    )
     args = parser.parse_args(argv)
+    if args.stub_passages:
+        _stub_passage_embeddings(args.seed)
 
     rng = random.Random(args.seed)
     docs = [make_article(rng, i) for i in range(args.n)]

@@ -194,13 +194,13 @@ def score(
                 if len(p.docnums):
                     # A term's postings hold each document once, so fancy-index += is exact.
                     tf[p.docnums + offset] += weight * p.tf / ((1 - B) + B * p.dl / avgdl)
-        has = tf > 0
-        df = int(np.count_nonzero(has))
-        if not df:
+        hit = np.flatnonzero(tf)
+        if not len(hit):
             continue
-        idf = math.log(1 + (total - df + 0.5) / (df + 0.5))
-        scores[has] += scale * idf * tf[has] * (K1 + 1) / (tf[has] + K1)
-        matched |= has
+        f = tf[hit]
+        idf = math.log(1 + (total - len(hit) + 0.5) / (len(hit) + 0.5))
+        scores[hit] += scale * idf * f * (K1 + 1) / (f + K1)
+        matched[hit] = True
     cache.retain(frozenset(live))
     return scores, matched
 
