@@ -81,6 +81,22 @@ def _drop_nul(msg: InboundMessage) -> None:
         msg.meta["parse_defects"] = [clean(str(d)) for d in defects]
 
 
+# The columns they are stored in (messages.subject, messages.message_id / in_reply_to):
+# PostgreSQL refuses a longer value, which failed the mail's whole batch and then sent the mail
+# to quarantine. A longer subject is garbage or an attack; a longer id matches nothing anyway.
+_MAX_SUBJECT = 500
+_MAX_ID = 998
+
+
+def _clip(msg: InboundMessage) -> None:
+    msg.subject = msg.subject[:_MAX_SUBJECT]
+    if msg.message_id is not None:
+        msg.message_id = msg.message_id[:_MAX_ID]
+    if msg.in_reply_to is not None:
+        msg.in_reply_to = msg.in_reply_to[:_MAX_ID]
+    msg.references = [ref[:_MAX_ID] for ref in msg.references]
+
+
 @dataclass(frozen=True, slots=True)
 class PrepareSettings:
     """What parsing needs to know of the app and the channel; plain data, so it pickles."""
@@ -100,6 +116,7 @@ def prepare_mail(raw: bytes, settings: PrepareSettings) -> InboundMessage:
     """
     msg = parse_mail(raw)
     _drop_nul(msg)
+    _clip(msg)
     apply_filters(msg, FilterContext(own_addresses=set(settings.own_addresses)))
     if msg.language is None and _BENGALI.search(f"{msg.subject}\n{msg.text[:2000]}"):
         # Mail says nothing reliable about its language; a Bengali-script mail gets Bengali

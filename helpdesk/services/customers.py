@@ -20,6 +20,9 @@ from helpdesk.services.errors import ServiceError
 _NEEDS_PARSING = re.compile(r'[\s<>"(),;:\\\[\]]')
 
 
+MAX_ADDRESS_LENGTH = 320
+
+
 def normalize_email(address: str) -> str:
     """Lower-case the whole address (RFC 5321 allows case-sensitive local parts, but no
     mail provider in use treats them so, and two customers for one person is the worse bug)."""
@@ -29,7 +32,15 @@ def normalize_email(address: str) -> str:
     else:
         addr = stripped
     addr = addr.strip().lower()
-    if "@" not in addr or addr.startswith("@") or addr.endswith("@") or " " in addr:
+    if (
+        "@" not in addr
+        or addr.startswith("@")
+        or addr.endswith("@")
+        or " " in addr
+        # customer_identities.value: longer cannot be stored (PostgreSQL refuses it), and no
+        # real address is (RFC 5321 allows 254).
+        or len(addr) > MAX_ADDRESS_LENGTH
+    ):
         raise ServiceError(_("Not an email address: %(address)s", address=address))
     return addr
 

@@ -668,3 +668,29 @@ def test_a_mail_with_nul_characters_is_a_ticket_and_the_batch_stays_fast(
     message = results[1].message
     assert message is not None
     assert message.ticket.subject == "Order 1234" and "Where is my order?" in message.body_text
+
+
+def test_over_long_subjects_ids_and_addresses_do_not_fail_the_batch(
+    app_with_ctx: Flask, session: Session, channel: Channel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Values longer than their columns (PostgreSQL refuses them): a 700-character subject,
+    a 1,200-character Message-ID, a 400-character Cc'd address and sender. The first two are
+    stored clipped, the Cc is skipped, the sender's mail is quarantined alone; the batch is
+    never redone one mail at a time."""
+    long_cc = "x" * 390 + "@example.com"
+    raws = [
+        make_mail(subject="অর্ডার " * 100, message_id="long-subject@example.com"),
+        make_mail(sender="karim@example.com", message_id="i" * 1200 + "@example.com"),
+        make_mail(sender="lina@example.com", subject="Cc", headers={"Cc": long_cc}),
+        make_mail(sender="y" * 390 + "@example.com", subject="Long sender"),
+        make_mail(sender="omar@example.com", subject="After"),
+    ]
+    with caplog.at_level(logging.INFO, logger="helpdesk.mail"):
+        results = _batch(session, channel, raws)
+
+    assert "one by one" not in caplog.text
+    assert [r.quarantined is not None for r in results] == [False, False, False, True, False]
+    first = results[0].message
+    assert first is not None and first.subject is not None and len(first.subject) == 500
+    third = results[2].message
+    assert third is not None and third.ticket.participants == []
