@@ -255,6 +255,7 @@ class SemanticView:
     matrix: np.ndarray  # the stored unit vectors, one row per article
     row_lang: np.ndarray  # int: each row's index into ``means``
     means: np.ndarray  # (languages, dim): mean passage vector per language, or zeros
+    rows: dict[int, int]  # article id -> row (built once per index version, not per query)
 
     @classmethod
     def build(cls, vectors: Vectors) -> SemanticView:
@@ -263,7 +264,8 @@ class SemanticView:
         if n < MIN_DOCS_FOR_LANGUAGE_MEAN:
             # too few articles to estimate a mean: plain cosine
             dim = vecs.shape[1] if vecs.ndim == 2 else 0
-            return cls(vectors.ids, vecs, np.zeros(n, np.int64), np.zeros((1, dim), np.float32))
+            means = np.zeros((1, dim), np.float32)
+            return cls(vectors.ids, vecs, np.zeros(n, np.int64), means, _rows(vectors.ids))
         rows: list[np.ndarray] = [vecs.mean(axis=0)]  # 0: corpus-wide, for small languages
         row_lang = np.zeros(n, np.int64)
         for lang in np.unique(vectors.langs):
@@ -271,7 +273,8 @@ class SemanticView:
             if int(mask.sum()) >= MIN_DOCS_FOR_LANGUAGE_MEAN:
                 row_lang[mask] = len(rows)
                 rows.append(vecs[mask].mean(axis=0))
-        return cls(vectors.ids, vecs, row_lang, np.stack(rows).astype(np.float32))
+        means = np.stack(rows).astype(np.float32)
+        return cls(vectors.ids, vecs, row_lang, means, _rows(vectors.ids))
 
     def similarities(self, qvec: np.ndarray) -> np.ndarray:
         """Each article's cosine with ``qvec`` minus that of its language's mean."""
@@ -283,6 +286,10 @@ class SemanticView:
         sims = np.einsum("ij,j->i", self.matrix, q)
         offsets = np.einsum("ij,j->i", self.means, q)
         return np.asarray(sims - offsets[self.row_lang], dtype=np.float32)
+
+
+def _rows(ids: np.ndarray) -> dict[int, int]:
+    return {int(doc_id): row for row, doc_id in enumerate(ids.tolist())}
 
 
 def fuse(
@@ -316,30 +323,27 @@ def fuse(
             scores[doc_id] = LEXICAL_WEIGHT * max(score, 0.0) / best_bm25
     if view is not None and len(view.ids):
         sims = view.similarities(qvec)
-        row_of = {int(i): row for row, i in enumerate(view.ids.tolist())}
         semantic: dict[int, float] = {}
         best = 0.0
         rank = 0
         for row in _best_rows(sims, 1e-9, depth * 4):
-            if rank >= depth:
+            sim = float(sims[row])
+            # Best first: once under the relative floor, every later row is too.
+            if rank >= depth or (best and sim < SEMANTIC_RELATIVE * best):
                 break
             doc_id = int(view.ids[row])
             if doc_id not in stored_by_id:
                 stored = candidate(doc_id)
                 if stored is None:
                     continue
-                sim = float(sims[row])
-                if best and sim < SEMANTIC_RELATIVE * best:
-                    continue
                 stored_by_id[doc_id] = stored
-            else:
-                sim = float(sims[row])
-            best = best or float(sims[row])
+            best = best or sim
             rank += 1
             semantic[doc_id] = sim
-        for doc_id in stored_by_id:  # BM25 hits beyond the semantic depth keep their share
-            if doc_id not in semantic and doc_id in row_of:
-                semantic[doc_id] = max(float(sims[row_of[doc_id]]), 0.0)
+        for doc_id in stored_by_id:  # BM25 hits below the floor or depth keep their share
+            at = view.rows.get(doc_id)
+            if doc_id not in semantic and at is not None:
+                semantic[doc_id] = max(float(sims[at]), 0.0)
         if best > 0:
             for doc_id, sim in semantic.items():
                 share = (1 - LEXICAL_WEIGHT) * min(sim / best, 1.0)
