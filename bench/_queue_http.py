@@ -130,9 +130,7 @@ def load_postgres(info: _seed.SeedInfo, url: str, instance: Path) -> None:
     from helpdesk.migrate import upgrade
     from helpdesk.models.search import is_search_table
 
-    app = create_app(
-        {"DATABASE_URL": url, "INSTANCE_PATH": str(instance), "WORKER_ENABLED": False}
-    )
+    app = create_app({"DATABASE_URL": url, "INSTANCE_PATH": str(instance), "WORKER_ENABLED": False})
     upgrade(app)
     source = create_engine(f"sqlite:///{info.path}")
     target = create_engine(url)
@@ -331,8 +329,7 @@ def start_py_spy(server_pid: int, prefix: str, kind: str) -> subprocess.Popen[by
         for entry in os.listdir("/proc")
         if entry.isdigit()
         and Path(f"/proc/{entry}/stat").exists()
-        and int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        == server_pid
+        and int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1]) == server_pid
     ]
     if not children:
         raise SystemExit("py-spy: no web worker process found")
@@ -361,6 +358,12 @@ def print_run(run: Run, clients: int) -> bool:
         f"   {'PASS' if ok else 'FAIL'}"
     )
     print(f"  server CPU per request {run.server_cpu / n * 1000:.1f} ms (all its processes)")
+    cores = os.cpu_count() or 1
+    if run.load_before > cores / 2:
+        print(
+            f"  (other work was running: load average {run.load_before:.1f} on {cores} cores;"
+            " latency then measures the queue for a core, not the page. Re-run quiet.)"
+        )
     for group in dict.fromkeys(s.group for s in run.samples):
         g = run.times(group)
         print(

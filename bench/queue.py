@@ -319,9 +319,7 @@ def print_table(results: list[Result], show_explain: bool) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument(
-        "--n", type=int, help="tickets to seed (default 1,000,000; 100,000 with --http)"
-    )
+    p.add_argument("--n", type=int, help="tickets to seed (default 1,000,000; 100,000 with --http)")
     p.add_argument("--reseed", action="store_true", help="rebuild the cached database")
     p.add_argument("--runs", type=int, default=60, help="timed requests per case (default 60)")
     p.add_argument("--warmup", type=int, default=5, help="untimed requests first (default 5)")
