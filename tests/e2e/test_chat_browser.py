@@ -16,6 +16,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from channels.chat.settings import configure_chat_channel
 from tests.channels.chat.servers import PASSWORD, ChatSite, ServerProcess
+from tests.conftest import bn
 from tests.servers import free_port
 
 pytestmark = pytest.mark.e2e
@@ -181,6 +182,10 @@ def test_customer_and_agent_chat_live(
     expect(chat_panel.locator("[data-chat-empty]")).to_be_visible()
     expect(chat_panel.locator(".chat-line")).to_have_count(0)
     expect(panel.locator("[role=status]").last).to_contain_text(f"Agent {lang}")
+    # The panel is live (it has joined the chat's room) once it shows the chat's state.
+    expect(chat_panel.locator("[data-chat-status]")).to_have_text(
+        "Active" if lang == "en" else bn("Active")
+    )
 
     # Typing both ways.
     agent_page.locator("[data-chat-input]").press_sequentially("Hi")
