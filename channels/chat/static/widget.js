@@ -37,7 +37,17 @@ function fmt(s, n) { return s.replace(/%\(\w+\)s/, n); }
 // ---- skeleton -----------------------------------------------------------------------------
 var hostEl = h("div", { "data-helpdesk-chat": "" });
 var root = hostEl.attachShadow({ mode: "open" });
-var style = h("style", { text: HD_CSS });
+// The styles as a constructed style sheet: a <style> element would be refused by a page whose
+// Content-Security-Policy allows no inline style (our own portal's does), leaving the widget
+// unstyled; adopted sheets are not inline styles. Old browsers get the <style> element.
+var style = null;
+if (window.CSSStyleSheet && "adoptedStyleSheets" in root && "replaceSync" in CSSStyleSheet.prototype) {
+  var sheet = new CSSStyleSheet();
+  sheet.replaceSync(HD_CSS);
+  root.adoptedStyleSheets = [sheet];
+} else {
+  style = h("style", { text: HD_CSS });
+}
 var side = opt.position === "left" ? "hd-left" : "hd-right";
 var launch = h("button", { "class": "hd-launch " + side, type: "button", "aria-expanded": "false", "aria-controls": "hd-panel", text: T.open });
 var body = h("div", { "class": "hd-body" });
@@ -47,7 +57,8 @@ var panel = h("div", { "class": "hd-panel " + side, id: "hd-panel", role: "dialo
   h("div", { "class": "hd-head" }, [h("h2", { text: T.title }), h("button", { "class": "hd-x", type: "button", "aria-label": T.close, text: "×", onclick: toggle })]),
   body, statusEl, footer
 ]);
-root.append(style, launch, panel);
+if (style) { root.append(style); }
+root.append(launch, panel);
 root.host.style.setProperty("--hd-c", opt.colour || opt.color || "#2563eb");
 launch.addEventListener("click", toggle);
 panel.addEventListener("keydown", function (ev) { if (ev.key === "Escape") { toggle(); launch.focus(); } });
