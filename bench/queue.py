@@ -341,6 +341,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--clients", type=int, default=2, help="with --http: concurrent agents")
     p.add_argument(
+        "--nice",
+        type=int,
+        help="with --http: run server and clients at this niceness (e.g. -10 on a machine"
+        " others share; printed with the figures)",
+    )
+    p.add_argument(
         "--py-spy",
         metavar="PREFIX",
         help="with --http: sample the server with py-spy into PREFIX-<database>.txt",
@@ -463,6 +469,7 @@ def http_main(args: argparse.Namespace, info: _seed.SeedInfo) -> int:
             clients=args.clients,
             requests_per_client=args.requests,
             py_spy=args.py_spy,
+            nice=args.nice,
             statements=count_statements,
         )
         ok = h.print_run(run, args.clients) and ok
