@@ -47,6 +47,13 @@ VISIBILITY_LABELS = {"public": _l("Public"), "internal": _l("Internal (agents on
 STATUS_LABELS = {"draft": _l("Draft"), "published": _l("Published"), "archived": _l("Archived")}
 
 
+@agent_bp.app_template_filter("kb_status_label")
+def kb_status_label(value: object) -> str:
+    """An article's status in the reader's language (``{{ article.status|kb_status_label }}``)."""
+    key = str(getattr(value, "value", value))
+    return str(STATUS_LABELS.get(key, key))
+
+
 class ArticleForm(FlaskForm):
     title = StringField(_l("Title"), validators=[DataRequired(), Length(max=300)])
     slug = StringField(_l("Address (slug)"), validators=[Optional(), Length(max=200)])

@@ -35,7 +35,8 @@ class InviteForm(FlaskForm):
         _l("Email"),
         validators=[DataRequired(), Length(max=320)],  # the service checks the address
     )
-    role = SelectField(_l("Role"), choices=[])
+    # An invitation makes an agent unless the admin chooses otherwise (never admin by default).
+    role = SelectField(_l("Role"), choices=[], default=AgentRole.AGENT.value)
     kb_editor = BooleanField(_l("Knowledge-base editor (may publish articles)"))
     language = SelectField(_l("Language of the invitation"), choices=[])
     teams = SelectMultipleField(

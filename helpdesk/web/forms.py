@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from flask_babel import LazyString
 from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
 from wtforms import (
@@ -22,8 +23,13 @@ from helpdesk.i18n import _l
 
 
 def choices(pairs: Iterable[tuple[str, object]]) -> list[SelectChoice]:
-    """(value, label) pairs as wtforms 3.3+ wants them; labels may be lazy strings."""
-    return [SelectChoice(value, str(label)) for value, label in pairs]
+    """(value, label) pairs as wtforms 3.3+ wants them. A lazy label (``_l``) stays lazy, so
+    choices declared on a form class are translated when a page renders them, in the reader's
+    language (``str()`` here froze them in English when the module was imported)."""
+    return [
+        SelectChoice(value, label if isinstance(label, LazyString) else str(label))
+        for value, label in pairs
+    ]
 
 
 class LoginForm(FlaskForm):

@@ -328,3 +328,14 @@ def test_the_command_line_adds_kb_editors_with_a_time_zone(app: Flask, session: 
     rows = json.loads(runner.invoke(args=["agent", "list", "--json"]).output)
     (ed,) = [r for r in rows if r["email"] == "ed@example.com"]
     assert ed["kb_editor"] and ed["timezone"] == "Asia/Dhaka" and not ed["invited"]
+
+
+def test_the_invite_form_makes_an_agent_unless_told_otherwise(
+    admin: Agent, admin_client: AgentClient
+) -> None:
+    """Found on a walk through the README's tour: the role select opened on "Admin"."""
+    page = admin_client.get("/admin/agents").get_data(as_text=True)
+    form = page[page.index('name="invite-role"') :]
+    selected = form[: form.index("</select>")]
+    assert 'value="agent" selected' in selected or 'selected value="agent"' in selected
+    assert 'value="admin" selected' not in selected

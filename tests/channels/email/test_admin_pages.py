@@ -41,3 +41,19 @@ def test_admin_replays_a_quarantined_mail(app: Flask, session: Session, admin: A
     # A second replay of the same entry is refused with a message, not a crash.
     again = client.post(f"/admin/quarantine/{item.id}/replay", data={"csrf_token": token})
     assert again.status_code == 400
+
+
+def test_the_mailbox_form_is_bengali_down_to_its_options(app: Flask, admin: Agent) -> None:
+    """Choices declared on a form class were turned into English text when the module was
+    imported, so a Bengali admin saw "Password" and "None (trusted network only)"."""
+    from tests.conftest import bn
+
+    client = app.test_client()
+    login(client, admin.email, PASSWORD)
+    client.post(
+        "/language", data={"lang": "bn", "csrf_token": csrf_token(client, "/admin/channels")}
+    )
+    page = client.get("/admin/mailboxes/new").get_data(as_text=True)
+    for english in ("Password", "None (trusted network only)"):
+        assert f">{bn(english)}</option>" in page
+        assert f">{english}</option>" not in page
