@@ -51,10 +51,16 @@ def test_second_agent_sees_changes_and_new_tickets_live(
     new_context: NewContext, live_server: LiveServer
 ) -> None:
     watcher = new_context().new_page()
+    refreshes: list[str] = []
+    watcher.on("request", lambda r: refreshes.append(r.url) if "partial=1" in r.url else None)
     sign_in(watcher)
     wait_socket(watcher)
     actor = new_context().new_page()
     sign_in(actor, "admin@example.com")
+    # Nothing happened yet: the queue just rendered neither reloads its rows nor says
+    # "New activity" (it did both on its first connection, found on a walk through the tour).
+    assert refreshes == []
+    expect(watcher.locator("[data-live-note]")).to_be_hidden()
 
     # 1. A change made by another agent in the server process.
     actor.goto("/agent/queue")

@@ -27,7 +27,13 @@
     fetch(queue.getAttribute("data-refresh-url"), { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
       .then(function (html) {
-        queue.querySelector("[data-queue-rows]").innerHTML = html;
+        // Only a list that changed says so ("New activity"): the browser serialises both sides
+        // the same way, so equal rows compare equal.
+        var rows = queue.querySelector("[data-queue-rows]");
+        var fresh = document.createElement("template");
+        fresh.innerHTML = html;
+        if (fresh.innerHTML === rows.innerHTML) { return; }
+        rows.innerHTML = html;
         var note = queue.querySelector("[data-live-note]");
         if (note) { note.hidden = false; }
       })
@@ -65,8 +71,13 @@
   }
   socket.on("ticket.created", function () { scheduleRefresh(); scheduleCounts(); });
   socket.on("ticket.updated", function () { scheduleRefresh(); scheduleCounts(); });
-  // After a reconnect we may have missed events: refresh once.
-  socket.on("connect", function () { if (queue) { scheduleRefresh(); } });
+  // After a reconnect we may have missed events: refresh once (not on the first connect: the
+  // page was just rendered).
+  var connectedBefore = false;
+  socket.on("connect", function () {
+    if (queue && connectedBefore) { scheduleRefresh(); }
+    connectedBefore = true;
+  });
 
   // ---- ticket page: join its room, show new activity ----------------------------------------
   var main = document.querySelector("[data-ticket-id]");
