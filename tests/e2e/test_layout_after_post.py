@@ -85,3 +85,18 @@ def test_queue_after_a_bulk_action_and_a_refused_one(new_context: NewContext) ->
     page.get_by_role("button", name="Apply to selected").click()
     expect(page.locator(".flash-error")).to_have_text("Choose what to change.")
     assert_side_by_side(page, "aside.sidebar", "section.queue", main_is_wider=False)
+
+
+def test_a_chat_ticket_without_a_chat_shows_its_timeline_not_an_error(
+    new_context: NewContext,
+) -> None:
+    """The demo's chat tickets (like imported ones) have no live chat behind them: the ticket
+    page showed "Chat not found." in a panel stuck on "Connecting…"."""
+    page = new_context().new_page()
+    sign_in(page)
+    page.goto("/agent/queue?view=all&channel=chat")
+    page.locator("tbody tr[data-ticket-id] td.num a").first.click()
+    wait_socket(page)
+    expect(page.locator("li.msg").first).to_be_visible()
+    expect(page.locator("[data-chat-panel]")).to_be_hidden()
+    expect(page.locator("[data-chat-error]")).to_be_hidden()

@@ -151,6 +151,9 @@
 
     function load() {
       socket.emit("chat.history", { ticket_id: ticketId, after: lastId }, function (ack) {
+        // A chat ticket with no chat behind it (imported, or the demo's): the timeline is all
+        // there is, so the live panel goes away instead of showing an error.
+        if (ack && ack.code === "not_found") { panel.hidden = true; return; }
         if (!ack || !ack.ok) { showError(ack && ack.error); return; }
         setStatus(ack.chat);
         readId = ack.chat.visitor_read_id || 0;
