@@ -63,6 +63,7 @@ from kb.search_semantic import (
     fuse,
     get_embedder,
     query_vector,
+    script_language,
 )
 from kb.search_snippets import snippet
 from kb.search_store import IndexStore
@@ -163,7 +164,8 @@ class SearchIndex:
             if qvec is None:
                 ranked = bm25
             else:
-                ranked = self._fuse(searcher, bm25, qvec, primary_language(lang), allowed, depth)
+                query_lang, reader_lang = script_language(query), primary_language(lang)
+                ranked = self._fuse(searcher, bm25, qvec, query_lang, reader_lang, allowed, depth)
             terms = query_terms(q)
             hits = []
             for doc_id, score, stored in ranked[:limit]:
@@ -273,6 +275,7 @@ class SearchIndex:
         searcher: Searcher,
         bm25: list[Ranked],
         qvec: np.ndarray,
+        query_lang: str,
         lang: str,
         allowed: set[int],
         depth: int,
@@ -288,4 +291,4 @@ class SearchIndex:
                 return None
             return reader.stored_fields(searcher, docnum)
 
-        return fuse(bm25, reader.semantic_view(), qvec, lang, depth, candidate)
+        return fuse(bm25, reader.semantic_view(), qvec, query_lang, lang, depth, candidate)
