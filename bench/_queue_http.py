@@ -312,8 +312,8 @@ def run_http(
                     t.start()
                 if nice is not None:
                     # A busy shared machine: give the server (arbiter, web worker, mail
-                    # worker) and these clients a dedicated machine's share of the cores.
-                    for pid in (os.getpid(), *family(proc.pid)):
+                    # worker), its PostgreSQL and these clients a dedicated machine's share.
+                    for pid in family(os.getpid()):
                         os.setpriority(os.PRIO_PROCESS, pid, nice)
                 spy = start_py_spy(proc.pid, py_spy, kind) if py_spy else None
                 run.load_before = os.getloadavg()[0]
