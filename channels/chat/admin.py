@@ -23,6 +23,7 @@ from channels.chat.settings import (
     chat_channel,
     chat_settings,
     form_values,
+    instance_timezone,
     parse_origins,
     save_chat_config,
     timezones,
@@ -133,7 +134,7 @@ def save() -> Response | tuple[str, int]:
             away_after_missed=int(form.away_after_missed.data or 0),
             transcript=bool(form.transcript.data),
             allowed_origins=parse_origins(form.allowed_origins.data or ""),
-            timezone=form.timezone.data or "UTC",
+            timezone=form.timezone.data or instance_timezone(),
             weekly={day: getattr(form, day).data or "" for day in DAYS},
             team_id=int(form.team.data) if form.team.data else None,
         )

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from flask import current_app
+from flask import current_app, has_app_context
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -128,6 +128,11 @@ def configure_chat_channel(
     return channel
 
 
+def instance_timezone() -> str:
+    """Business hours with no zone of their own are in the installation's (``TIMEZONE``)."""
+    return str(current_app.config.get("TIMEZONE") or "UTC") if has_app_context() else "UTC"
+
+
 def _parse_range(text: str) -> tuple[time, time]:
     start, _sep, end = text.partition("-")
     return time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
@@ -136,7 +141,7 @@ def _parse_range(text: str) -> tuple[time, time]:
 def _check_hours(hours: dict[str, Any]) -> None:
     try:
         if hours:
-            ZoneInfo(str(hours.get("timezone", "UTC")))
+            ZoneInfo(str(hours.get("timezone") or instance_timezone()))
             for day, ranges in dict(hours.get("weekly", {})).items():
                 if day not in DAYS:
                     raise ValueError(day)
@@ -151,7 +156,9 @@ def is_open(settings: ChatSettings, now: datetime | None = None) -> bool:
     hours = settings.hours
     if not hours or not hours.get("weekly"):
         return True
-    local = (now or utcnow()).astimezone(ZoneInfo(str(hours.get("timezone", "UTC"))))
+    local = (now or utcnow()).astimezone(
+        ZoneInfo(str(hours.get("timezone") or instance_timezone()))
+    )
     for text in hours["weekly"].get(DAYS[local.weekday()], []):
         start, end = _parse_range(text)
         if start <= local.time().replace(tzinfo=None) < end:
@@ -246,7 +253,7 @@ def form_values(session: Session, channel: Channel | None, settings: ChatSetting
         away_after_missed=settings.away_after_missed,
         transcript=settings.transcript,
         allowed_origins=list(settings.allowed_origins),
-        timezone=str(hours.get("timezone", "UTC")),
+        timezone=str(hours.get("timezone") or instance_timezone()),
         weekly=weekly,
         team_id=channel.team_id if channel else None,
     )

@@ -3,6 +3,7 @@ setting changes what the widget and the server do (seen over the real /chat name
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -226,3 +227,17 @@ def test_the_page_in_bengali(app: Flask, session: Session, admin: Agent) -> None
     page = response.get_data(as_text=True)
     assert 'lang="bn"' in page
     assert bn("Chat settings") in page and ">Chat settings<" not in page
+
+
+def test_business_hours_are_in_the_installations_time_zone_until_set(
+    app: Flask, admin_client: AgentClient
+) -> None:
+    """Found on a walk through the tour: on an Asia/Dhaka installation the chat's business
+    hours opened in UTC, so 09:00-17:00 meant 15:00-23:00 in Dhaka."""
+    app.config["TIMEZONE"] = "Asia/Dhaka"
+    html = admin_client.get("/admin/chat").get_data(as_text=True)
+    select_box = html[re.search(r'<select[^>]*name="timezone"', html).start() :]  # type: ignore[union-attr]
+    select_box = select_box[: select_box.index("</select>")]
+    assert (
+        'value="Asia/Dhaka" selected' in select_box or 'selected value="Asia/Dhaka"' in select_box
+    )
