@@ -26,6 +26,8 @@ def test_the_widget_is_styled_under_the_portals_policy(
         "console",
         lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
     )
+    failed: list[str] = []
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     page.goto("/portal/")
     title = "Chat with us" if locale == "en-US" else bn("Chat with us")
     launch = page.locator("[data-helpdesk-chat] .hd-launch")
@@ -39,3 +41,4 @@ def test_the_widget_is_styled_under_the_portals_policy(
     expect(panel).to_be_visible()
     expect(panel).to_have_css("position", "fixed")
     assert refused == []
+    assert failed == []  # not even /favicon.ico
