@@ -375,10 +375,12 @@ def api_search() -> Response | tuple[Response, int]:
     """
     q = request.args.get("q", "")
     if len(q) > queries.MAX_QUERY_CHARS:
-        return jsonify({"error": _("The search is too long."), "status": 400}), 400
+        body = {"error": _("The search is too long."), "code": "too_long", "status": 400}
+        return jsonify(body), 400
     lang = request.args.get("lang") or None
     if lang not in (None, "en", "bn"):
-        return jsonify({"error": _("Unknown language."), "status": 400}), 400
+        body = {"error": _("Unknown language."), "code": "invalid", "status": 400}
+        return jsonify(body), 400
     try:
         limit = min(max(int(request.args.get("limit", 5)), 1), 20)
     except ValueError:

@@ -171,7 +171,7 @@ function suggestFirst(form, data) {
     arts.forEach(function (a) {
       box.append(h("div", { "class": "hd-sugg" }, [
         a.url ? h("a", { href: a.url, target: "_blank", rel: "noopener", text: a.title }) : h("strong", { text: a.title }),
-        h("p", { text: a.snippet.replace(/<[^>]*>/g, "") })
+        h("p", { text: a.snippet })
       ]));
     });
     box.append(
