@@ -95,6 +95,11 @@ def _init_extensions(app: Flask) -> None:
         if link is not None and not app.config.get("MESSAGE_QUEUE")
         else {}
     )
+    if not manager:
+        # Flask-SocketIO keeps the options of the last init_app, and a message queue's client
+        # manager is one it only ever sets: an app made without a queue after one made with it
+        # (tests, tools that build two apps) would still publish through that queue.
+        socketio.server_options.pop("client_manager", None)
     socketio.init_app(
         app,
         **manager,
