@@ -130,6 +130,8 @@ def test_bengali_interface(new_context: NewContext, live_server: LiveServer) -> 
     expect(other.locator("h1")).to_have_text("সব খোলা")
     expect(other.locator("th").nth(1)).to_have_text(re.compile("টিকিট"))
 
-    # The choice is the agent's preference: switching back is remembered too.
+    # The choice is the agent's preference: switching back is remembered too. (Choose once the
+    # Bengali page's scripts have run: base.js submits the select; a change before that is lost.)
+    other.wait_for_load_state("load")
     other.select_option("#lang-select", "en")
     expect(other.locator("h1")).to_have_text("All open")
