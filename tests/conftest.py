@@ -37,6 +37,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failing test that ran server processes shows the end of their logs: a flaky failure
+    on CI is then explained by the report alone (the processes' temp dirs are gone by then)."""
+    report = yield
+    if report.failed and call.when == "call":
+        shown: set[Path] = set()
+        for name, value in getattr(item, "funcargs", {}).items():
+            for proc in [value, *getattr(value, "servers", [])]:
+                log = getattr(proc, "log", None)
+                if isinstance(log, Path) and log.exists() and log not in shown:
+                    shown.add(log)
+                    tail = log.read_text(errors="replace").splitlines()[-80:]
+                    report.sections.append((f"server log {name}: {log.name}", "\n".join(tail)))
+    return report
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "db_backend" in metafunc.fixturenames:
         backends = metafunc.config.getoption("--db") or ["sqlite", "postgresql"]
