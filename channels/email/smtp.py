@@ -13,7 +13,7 @@ import ssl
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,42 @@ def smtp_settings_for_channel(channel: Channel | None, config: Any) -> SmtpSetti
         security=str(smtp.get("security") or "none"),
         timeout=float(config.get("SMTP_TIMEOUT") or 30),
         oauth2=source,
+    )
+
+
+def generated_mail(
+    config: Any,
+    *,
+    to: str,
+    to_name: str | None,
+    subject: str,
+    text_body: str,
+    html_body: str,
+    lang: str,
+    headers: dict[str, str] | None = None,
+) -> PreparedMail:
+    """A mail the helpdesk writes on its own (not a ticket message): a sign-in link, an
+    invitation. From the instance's address, marked ``Auto-Submitted: auto-generated`` (RFC 3834,
+    so no autoresponder answers it), with a Message-ID of our domain unless ``headers`` has one."""
+    mail = EmailMessage()
+    mail["Subject"] = subject
+    mail["From"] = formataddr((str(config["MAIL_FROM_NAME"]), str(config["MAIL_FROM"])))
+    mail["To"] = formataddr((to_name, to)) if to_name else to
+    mail["Date"] = format_datetime(utcnow())
+    mail["Content-Language"] = lang
+    mail["Auto-Submitted"] = "auto-generated"
+    for name, value in (headers or {}).items():
+        mail[name] = value
+    if "Message-ID" not in mail:
+        mail["Message-ID"] = make_msgid(domain=str(config["MAIL_FROM"]).rpartition("@")[2])
+    mail.set_content(text_body)
+    mail.add_alternative(html_body, subtype="html")
+    return PreparedMail(
+        mail=mail,
+        envelope_from=Address(addr_spec=str(config["MAIL_FROM"])).addr_spec,
+        recipients=[to],
+        smtp=smtp_settings_from_config(config),
+        outbox_dir=str(config["MAIL_OUTBOX_DIR"]),
     )
 
 

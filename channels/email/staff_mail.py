@@ -6,15 +6,12 @@ outbox claims it, and the email sender sends it."""
 from __future__ import annotations
 
 from datetime import timedelta
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid
 
 from flask import Flask, render_template
 from flask_babel import force_locale
 from sqlalchemy.orm import Session
 
-from channels.email.smtp import PreparedMail, smtp_settings_from_config
+from channels.email.smtp import PreparedMail, generated_mail
 from helpdesk import i18n
 from helpdesk.db import utcnow
 from helpdesk.i18n import _
@@ -48,20 +45,12 @@ def compose_agent_invite(app: Flask, session: Session, row: OutboundMail) -> Pre
         text_body = render_template("email/agent_invite.txt", **context)
         html_body = render_template("email/agent_invite.html", **context)
         subject = _("Your invitation to the helpdesk")
-    mail = EmailMessage()
-    mail["Subject"] = subject
-    mail["From"] = formataddr((str(config["MAIL_FROM_NAME"]), str(config["MAIL_FROM"])))
-    mail["To"] = formataddr((agent.name, agent.email))
-    mail["Date"] = format_datetime(utcnow())
-    mail["Content-Language"] = lang
-    mail["Auto-Submitted"] = "auto-generated"
-    mail["Message-ID"] = make_msgid(domain=str(config["MAIL_FROM"]).rpartition("@")[2])
-    mail.set_content(text_body)
-    mail.add_alternative(html_body, subtype="html")
-    return PreparedMail(
-        mail=mail,
-        envelope_from=Address(addr_spec=str(config["MAIL_FROM"])).addr_spec,
-        recipients=[agent.email],
-        smtp=smtp_settings_from_config(config),
-        outbox_dir=str(config["MAIL_OUTBOX_DIR"]),
+    return generated_mail(
+        config,
+        to=agent.email,
+        to_name=agent.name,
+        subject=subject,
+        text_body=text_body,
+        html_body=html_body,
+        lang=str(lang),
     )

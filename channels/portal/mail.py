@@ -10,16 +10,13 @@ folder when no SMTP host is configured).
 from __future__ import annotations
 
 import logging
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
 from typing import Any
 
 from flask import Flask, render_template
 from flask_babel import force_locale
 from sqlalchemy.orm import Session
 
-from channels.email.smtp import EmailSender, PreparedMail, smtp_settings_from_config, subject_for
+from channels.email.smtp import EmailSender, PreparedMail, generated_mail, subject_for
 from channels.portal import magic
 from channels.portal.models import PortalToken
 from helpdesk.db import utcnow
@@ -54,27 +51,15 @@ def build_mail(
         text_body = render_template(f"email/{template}.txt", **context)
         html_body = render_template(f"email/{template}.html", **context)
         subject = str(subject)
-    mail = EmailMessage()
-    mail["Subject"] = subject
-    mail["From"] = formataddr((str(config["MAIL_FROM_NAME"]), str(config["MAIL_FROM"])))
-    mail["To"] = formataddr((to_name, to)) if to_name else to
-    mail["Date"] = format_datetime(utcnow())
-    mail["Content-Language"] = lang
-    mail["Auto-Submitted"] = "auto-generated"
-    for k, v in (headers or {}).items():
-        mail[k] = v
-    if "Message-ID" not in mail:
-        from email.utils import make_msgid
-
-        mail["Message-ID"] = make_msgid(domain=str(config["MAIL_FROM"]).rpartition("@")[2])
-    mail.set_content(text_body)
-    mail.add_alternative(html_body, subtype="html")
-    return PreparedMail(
-        mail=mail,
-        envelope_from=Address(addr_spec=str(config["MAIL_FROM"])).addr_spec,
-        recipients=[to],
-        smtp=smtp_settings_from_config(config),
-        outbox_dir=str(config["MAIL_OUTBOX_DIR"]),
+    return generated_mail(
+        config,
+        to=to,
+        to_name=to_name,
+        subject=subject,
+        text_body=text_body,
+        html_body=html_body,
+        lang=lang,
+        headers=headers,
     )
 
 
