@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from flask import Flask
@@ -20,6 +21,7 @@ from flask import Flask
 log = logging.getLogger("helpdesk.worker")
 
 _wake = threading.Event()
+SLOW_TASK_SECONDS = 1.0
 
 Task = Callable[[Flask], int]
 
@@ -67,12 +69,17 @@ def run_once(app: Flask) -> int:
             *app.extensions.get("helpdesk.worker_tasks", []),
         ]
         for task in tasks:
+            started = time.monotonic()
             try:
                 done += task(app)
             except Exception:
                 # The worker never dies: a bad mail, a full disk, a DB hiccup is logged and the
                 # next round tries again.
                 log.exception("worker task %s failed", getattr(task, "__name__", task))
+            took = time.monotonic() - started
+            if took > SLOW_TASK_SECONDS:
+                # Everything queued waits behind a slow task (a chat line for the outbox): say so.
+                log.warning("worker task %s took %.1f s", getattr(task, "__name__", task), took)
     return done
 
 
