@@ -128,3 +128,48 @@ def test_the_widget_stops_a_line_at_the_servers_limit_and_says_so(
     expect(panel.locator(".hd-status")).to_contain_text(before.strip())
     expect(panel.locator(".hd-status")).to_contain_text(after.strip())
     ctx.close()
+
+
+def test_chat_lines_shown_live_are_no_new_activity_but_a_colleagues_note_is(
+    browser: Browser,
+    chat_e2e: tuple[ChatSite, ServerProcess, _Site],  # noqa: F811
+) -> None:
+    site, server, _shop = chat_e2e
+    team = site.team()
+    agent = site.agent("Mita Live", team)
+    colleague = site.agent("Kabir Colleague", team)
+    page = _agent_page(browser, server, agent.email, "en-US")
+    visitor = Visitor()
+    visitor.connect(server.url)
+    assert visitor.start("Is my order shipped?", team=team.id)["ok"]
+    page.locator("[data-chat-offers] .chat-offer [data-offer-accept]").click()
+    page.wait_for_url("**/agent/tickets/**")
+    main = page.locator("section.ticket-main")
+    panel = page.locator("[data-chat-panel]")
+    expect(panel.locator("[data-chat-status]")).not_to_have_text("Connecting…")
+    version = int(main.get_attribute("data-ticket-version") or 0)
+
+    # The customer's line and the agent's own: the panel shows both, the page knows their
+    # update and says nothing.
+    assert visitor.say("Order 1142, please")["ok"]
+    expect(panel.locator(".chat-line.from-visitor")).to_contain_text("Order 1142")
+    page.locator("[data-chat-input]").fill("Let me look")
+    page.locator("[data-chat-input]").press("Enter")
+    expect(panel.locator(".chat-line.from-agent")).to_contain_text("Let me look")
+    page.wait_for_function(
+        "v => Number(document.querySelector('section.ticket-main').dataset.ticketVersion) >= v",
+        arg=version + 2,
+    )
+    expect(page.locator("[data-ticket-changed]")).to_be_hidden()
+
+    # A colleague's note, written in their own browser, is not in the panel: that is news.
+    other = _agent_page(browser, server, colleague.email, "en-US")
+    other.goto(page.url)
+    other.locator("[data-tab=note]").click()
+    other.fill("#note-body", "Customer called too")
+    other.locator(".note-form button[type=submit]").click()
+    expect(other.locator(".timeline")).to_contain_text("Customer called too")
+    expect(page.locator("[data-ticket-changed]")).to_be_visible()
+    visitor.disconnect()
+    other.context.close()
+    page.context.close()

@@ -124,7 +124,11 @@
       }
       if (line.html) { li.querySelector(".chat-text").innerHTML = line.html; } // sanitized by the server (nh3)
       else { li.querySelector(".chat-text").textContent = line.text; }
-      if (line.id) { li.setAttribute("data-id", line.id); lastId = Math.max(lastId, line.id); }
+      if (line.id) {
+        li.setAttribute("data-id", line.id); lastId = Math.max(lastId, line.id);
+        // The ticket page counts lines shown live, so their update is not "new activity".
+        if (line.id > inTimeline) { document.dispatchEvent(new CustomEvent("helpdesk:chat-line", { detail: { ticketId: ticketId, id: line.id } })); }
+      }
       (line.attachments || []).forEach(function (a) {
         var link = el("a", "chat-file", a.filename);
         link.href = "/attachments/" + a.id + "/" + encodeURIComponent(a.filename);

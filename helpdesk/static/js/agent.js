@@ -103,8 +103,29 @@
       socket.emit("join_ticket", { ticket_id: ticketId }, function (ack) { if (ack && ack.ok) { reconcile(); } });
     });
     var changed = main.querySelector("[data-ticket-changed]");
+    // A chat line (the visitor's, or this agent's own) is shown live by the chat panel: the
+    // ticket's update it causes is no news. Anything else (a field, a note, a mail) is.
+    var messagesAtLoad = parseInt(main.getAttribute("data-ticket-messages") || "0", 10);
+    var stateAtLoad = JSON.parse(main.getAttribute("data-ticket-state") || "{}");
+    var liveLines = new Set();
+    document.addEventListener("helpdesk:chat-line", function (ev) {
+      if (ev.detail && ev.detail.ticketId === ticketId) { liveLines.add(ev.detail.id); }
+    });
+    function sameFields(t) {
+      return t.status === stateAtLoad.status && t.priority === stateAtLoad.priority &&
+        (t.assignee ? t.assignee.id : null) === stateAtLoad.assignee && t.team_id === stateAtLoad.team &&
+        (t.tags || []).slice().sort().join("\n") === (stateAtLoad.tags || []).join("\n");
+    }
+    function seen(v) { version = v; main.setAttribute("data-ticket-version", String(v)); }
+    function onlyLiveLines(t) { return sameFields(t) && t.message_count - messagesAtLoad <= liveLines.size; }
     socket.on("ticket.updated", function (t) {
-      if (t.id === ticketId && t.version > version && changed) { changed.hidden = false; }
+      if (t.id !== ticketId || t.version <= version || !changed) { return; }
+      if (onlyLiveLines(t)) { seen(t.version); return; }
+      // The line itself may arrive just after the ticket's update: give it a moment.
+      setTimeout(function () {
+        if (t.version <= version) { return; }
+        if (onlyLiveLines(t)) { seen(t.version); } else { changed.hidden = false; }
+      }, sameFields(t) ? 1500 : 0);
     });
     socket.on("message.delivery", function (d) {
       if (d.ticket_id === ticketId) { showDelivery(d.message_id, d.status); }
