@@ -151,12 +151,15 @@ def visible_macros(session: Session, agent: Agent, query: str = "", limit: int =
     return list(session.scalars(q))
 
 
+def macro_body(macro: Macro, lang: str | None) -> str:
+    """The macro's text in ``lang`` when it has one, else in the other language."""
+    body = macro.body_bn if lang == "bn" and macro.body_bn.strip() else macro.body_en
+    return body if body.strip() else macro.body_bn
+
+
 def render_macro(macro: Macro, ticket: Ticket, agent: Agent) -> str:
     """The macro's text for this ticket, in the customer's language when it has one."""
-    lang = ticket.customer.language or ticket.language or "en"
-    body = macro.body_bn if lang == "bn" and macro.body_bn.strip() else macro.body_en
-    if not body.strip():
-        body = macro.body_bn
+    body = macro_body(macro, ticket.customer.language or ticket.language or "en")
     try:
         return _render(body, _context(ticket, agent))
     except TemplateError as exc:

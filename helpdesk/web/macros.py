@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -13,7 +14,7 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from helpdesk.extensions import db
 from helpdesk.i18n import _, _l
-from helpdesk.models import Priority, Team, TicketStatus
+from helpdesk.models import Macro, Priority, Team, TicketStatus
 from helpdesk.services import macros
 from helpdesk.services.access import access_ticket_by_number
 from helpdesk.services.errors import NotFound, ServiceError
@@ -128,10 +129,23 @@ def macro_delete(macro_id: int) -> Response:
 @bp.get("/macros/search")
 @agent_required
 def macro_search() -> Response:
-    found = macros.visible_macros(db.session, me(), request.args.get("q", ""), limit=10)
-    return jsonify(
-        [{"id": m.id, "name": m.name, "preview": (m.body_en or m.body_bn)[:120]} for m in found]
-    )
+    """Macros matching ``q``; with ``ticket`` (a number) each preview is the text the macro
+    would insert there (the customer's language, placeholders filled), else the text in the
+    agent's language."""
+    agent = me()
+    found = macros.visible_macros(db.session, agent, request.args.get("q", ""), limit=10)
+    number = request.args.get("ticket", type=int)
+    ticket = access_ticket_by_number(db.session, agent, number) if number else None
+
+    def preview(macro: Macro) -> str:
+        if ticket is not None:
+            try:
+                return macros.render_macro(macro, ticket, agent)[:120]
+            except ServiceError:
+                pass  # a template error shows when applied; the raw text previews it here
+        return macros.macro_body(macro, str(get_locale() or "en"))[:120]
+
+    return jsonify([{"id": m.id, "name": m.name, "preview": preview(m)} for m in found])
 
 
 @bp.post("/tickets/<int:number>/macros/<int:macro_id>/apply")

@@ -136,3 +136,21 @@ def test_manage_macros_pages(agent_client: AgentClient, session: Session) -> Non
     assert "Greeting" in listing
     bad = agent_client.post("/agent/macros/new", {"name": "Bad", "body_en": "{{ oops"})
     assert bad.status_code == 400 and "{{ oops" in bad.get_data(as_text=True)
+
+
+def test_the_pickers_preview_is_the_text_the_macro_would_insert(
+    agent_client: AgentClient, session: Session, make_ticket: MakeTicket, macro: object
+) -> None:
+    """A Bengali customer's ticket previews the Bengali text, with the customer's name: what
+    applying the macro puts in the reply box, not the English source with its placeholders."""
+    t = make_ticket(sender_name="রহিমা খাতুন").ticket
+    t.customer.language = "bn"
+    session.commit()
+    page = agent_client.get(f"/agent/tickets/{t.number}").get_data(as_text=True)
+    assert f"/agent/macros/search?ticket={t.number}" in page
+    found = agent_client.get(f"/agent/macros/search?ticket={t.number}&q=refund").get_json()
+    assert found[0]["preview"].startswith("প্রিয় রহিমা খাতুন, আপনার টিকিট")
+    # Without a ticket (or one the agent cannot open), the text in the agent's language.
+    plain = agent_client.get("/agent/macros/search?q=refund").get_json()
+    assert plain[0]["preview"] == BODY_EN[:120]
+    assert agent_client.get("/agent/macros/search?q=refund&ticket=999999").status_code == 404

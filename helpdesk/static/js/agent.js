@@ -180,7 +180,8 @@
       list.hidden = items.length === 0;
     }
     function search() {
-      fetch(picker.dataset.searchUrl + "?q=" + encodeURIComponent(input.value), { credentials: "same-origin" })
+      var url = picker.dataset.searchUrl;
+      fetch(url + (url.indexOf("?") < 0 ? "?" : "&") + "q=" + encodeURIComponent(input.value), { credentials: "same-origin" })
         .then(function (r) { return r.json(); }).then(show).catch(function () {});
     }
     function apply(li) {
