@@ -25,6 +25,7 @@ from helpdesk.models.search import TABLE as SEARCH_TABLE  # noqa: F401  (index D
 from helpdesk.models.ticket_presence import TicketViewer
 from helpdesk.models.tickets import Tag, Ticket, TicketCounter, ticket_participants, ticket_tags
 from helpdesk.models.views import AgentPreference, SavedView, TicketCount
+from helpdesk.models.webhooks import DeliveryState, Webhook, WebhookDelivery
 
 __all__ = [
     "Agent",
@@ -40,6 +41,7 @@ __all__ = [
     "ChannelStatus",
     "Customer",
     "CustomerIdentity",
+    "DeliveryState",
     "DeliveryStatus",
     "Direction",
     "Event",
@@ -62,6 +64,8 @@ __all__ = [
     "TicketCounter",
     "TicketStatus",
     "TicketViewer",
+    "Webhook",
+    "WebhookDelivery",
     "team_members",
     "ticket_participants",
     "ticket_tags",
