@@ -64,6 +64,23 @@ class Defaults:
     OUTBOX_BACKOFF_BASE_SECONDS = 30.0
     OUTBOX_LEASE_SECONDS = 120.0
 
+    # Webhooks (docs/webhooks.md). Hosts (``host`` or ``host:port``, comma-separated) a webhook
+    # may call although they are loopback, private or link-local addresses; none by default.
+    WEBHOOK_ALLOWED_HOSTS = ""
+    WEBHOOK_BACKOFF_BASE_SECONDS = 10.0  # the first retry; doubling up to the maximum
+    WEBHOOK_BACKOFF_MAX_SECONDS = 3600.0
+    WEBHOOK_RETRY_HOURS = 24.0  # a delivery is retried this long, then given up ("dead")
+    # Disabled (with a mail to the admins) after this many failed attempts in a row that
+    # span at least this many hours.
+    WEBHOOK_DISABLE_AFTER_FAILURES = 20
+    WEBHOOK_DISABLE_AFTER_HOURS = 24.0
+    WEBHOOK_LEASE_SECONDS = 60.0  # a worker that died mid-send is taken over after this
+    WEBHOOK_CONNECT_TIMEOUT = 5.0
+    WEBHOOK_READ_TIMEOUT = 10.0
+    WEBHOOK_RESPONSE_MAX_BYTES = 64 * 1024
+    WEBHOOK_CONCURRENCY = 8  # deliveries in flight per worker process
+    WEBHOOK_LOG_DAYS = 30.0  # delivered and dead deliveries are kept this long
+
     # Outbound mail when no email channel supplies SMTP settings. With no SMTP host, mail is
     # written to <instance>/mail-outbox/*.eml so the demo works with no mail server at all.
     SMTP_HOST: str | None = None
