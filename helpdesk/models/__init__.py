@@ -12,6 +12,7 @@ from helpdesk.models._types import (
     TicketStatus,
 )
 from helpdesk.models.agents import Agent, AssignmentMode, Team, team_members
+from helpdesk.models.api_tokens import ApiToken, IdempotencyKey, TokenScope
 from helpdesk.models.audit import AuditEvent
 from helpdesk.models.channels import Channel
 from helpdesk.models.customers import Customer, CustomerIdentity, Organization
@@ -33,6 +34,7 @@ __all__ = [
     "AgentPreference",
     "AgentPresence",
     "AgentRole",
+    "ApiToken",
     "AssignmentMode",
     "Attachment",
     "AuditEvent",
@@ -47,6 +49,7 @@ __all__ = [
     "Event",
     "EventConsumer",
     "EventCounter",
+    "IdempotencyKey",
     "IdentityKind",
     "Macro",
     "Message",
@@ -64,6 +67,7 @@ __all__ = [
     "TicketCounter",
     "TicketStatus",
     "TicketViewer",
+    "TokenScope",
     "Webhook",
     "WebhookDelivery",
     "team_members",
