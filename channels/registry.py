@@ -8,8 +8,9 @@ from helpdesk.models import ChannelKind
 from helpdesk.services.outbox import register_sender
 
 
-def register_senders(app: Flask) -> None:
-    from channels.chat.sender import ChatSender
+def register_senders(app: Flask, *, web: bool = True) -> None:
+    """``web=False`` (an app without the web layer: one-off commands, which deliver nothing):
+    no chat sender, whose room emits need Socket.IO."""
     from channels.email.smtp import EmailSender
     from channels.portal.mail import PortalSender
 
@@ -18,8 +19,12 @@ def register_senders(app: Flask) -> None:
     # A portal ticket's replies reach the customer as a notification mail with a magic link
     # to the ticket on the portal.
     register_sender(app, ChannelKind.PORTAL, PortalSender(app))
-    # A chat line goes to the visitor's room; after the chat ends (or for a transcript) by mail.
-    register_sender(app, ChannelKind.CHAT, ChatSender(app, mail=email))
+    if web:
+        from channels.chat.sender import ChatSender
+
+        # A chat line goes to the visitor's room; after the chat ends (or for a transcript)
+        # by mail.
+        register_sender(app, ChannelKind.CHAT, ChatSender(app, mail=email))
     # The invitation of a new agent (outbox mail that is no ticket message).
     from functools import partial
 
@@ -28,11 +33,17 @@ def register_senders(app: Flask) -> None:
     from helpdesk.services.outbox import register_mail_composer
 
     register_mail_composer(app, INVITE_PURPOSE, partial(compose_agent_invite, app))
+    # The admins' mail about a webhook the helpdesk disabled after a run of failures.
+    from channels.email.webhook_mail import compose_webhook_disabled
+    from helpdesk.services.webhooks import DISABLED_PURPOSE
+
+    register_mail_composer(app, DISABLED_PURPOSE, partial(compose_webhook_disabled, app))
 
 
-def register_email(app: Flask) -> None:
-    """The email channel's inbound side: replay pipeline, IMAP watchers in the worker, CLI."""
-    from channels.email import admin, cli, imap, ingest
+def register_email(app: Flask, *, web: bool = True) -> None:
+    """The email channel's inbound side: replay pipeline, IMAP watchers in the worker, CLI,
+    and (``web``) its admin pages."""
+    from channels.email import cli, imap, ingest
     from channels.email import models as _models  # noqa: F401  (its tables on Base.metadata)
     from channels.email.services import register_pipeline
     from helpdesk import worker
@@ -41,22 +52,28 @@ def register_email(app: Flask) -> None:
     register_pipeline(app, ingest.pipeline)
     for step in ingest.POST_RECEIVE_STEPS:  # bounce reports, acknowledgements
         register_post_receive(step)
-    app.register_blueprint(admin.bp)  # mailboxes and the quarantine, under /admin
+    if web:
+        from channels.email import admin
+
+        app.register_blueprint(admin.bp)  # mailboxes and the quarantine, under /admin
     worker.register_service(app, imap.start_watchers)
     for command in cli.COMMANDS:
         app.cli.add_command(command)
 
 
-def register_chat(app: Flask) -> None:
+def register_chat(app: Flask, *, web: bool = True) -> None:
     """The chat channel: its tables, the widget and ``/chat``, its events on the agents'
-    namespace, and the hooks through which the core tells chat routing what it must know
-    (the core never imports ``channels``)."""
+    namespace (``web``), and the hooks through which the core tells chat routing what it must
+    know (the core never imports ``channels``)."""
     import channels.chat.models  # noqa: F401  (registers the chat's tables on Base.metadata)
-    from channels.chat import agent_events, init_app, routing
+    from channels.chat import routing
     from helpdesk.services import assignment, presence
 
-    init_app(app)
-    agent_events.register()  # chat.accept, chat.send, ... on /agent
+    if web:
+        from channels.chat import agent_events, init_app
+
+        init_app(app)
+        agent_events.register()  # chat.accept, chat.send, ... on /agent
     # An agent who arrives takes waiting chats; one who leaves has their offers moved on.
     presence.on_presence_changed(routing.presence_changed)
     # A live chat is offered by chat routing, never auto-assigned.

@@ -6,14 +6,13 @@ from __future__ import annotations
 from channels.portal import models as models
 
 
-def init_app(app: object) -> None:
-    """Blueprint, and the composers of the link mails the core outbox sends."""
+def init_app(app: object, *, web: bool = True) -> None:
+    """Blueprint (``web``), and the composers of the link mails the core outbox sends."""
     from functools import partial
 
     from flask import Flask
 
     from channels.portal.mail import compose_link_mail
-    from channels.portal.views import bp
     from helpdesk.services.outbox import register_mail_composer
 
     assert isinstance(app, Flask)
@@ -22,7 +21,10 @@ def init_app(app: object) -> None:
     app.config.setdefault("PORTAL_LINK_MAILS_PER_HOUR", 5)  # per customer, from everyone
     app.config.setdefault("RATELIMIT_PORTAL_EVENTS", "300 per hour")
     app.config.setdefault("PORTAL_ATTACHMENT_TYPES", DEFAULT_ATTACHMENT_TYPES)
-    app.register_blueprint(bp)
+    if web:
+        from channels.portal.views import bp
+
+        app.register_blueprint(bp)
     for purpose in ("portal.confirmation", "portal.signin"):
         register_mail_composer(app, purpose, partial(compose_link_mail, app))
 
