@@ -175,7 +175,7 @@ class ServiceTimer:
         self.seconds = 0.0
 
     def wrap(self) -> None:
-        inner = agent_views.queue_page
+        inner = agent_views.queue_rows
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
@@ -184,7 +184,7 @@ class ServiceTimer:
             finally:
                 self.seconds += time.perf_counter() - started
 
-        agent_views.queue_page = timed
+        agent_views.queue_rows = timed
 
 
 def make_app(info: _seed.SeedInfo, instance: str) -> Flask:

@@ -29,7 +29,7 @@ from helpdesk.models import (
 from helpdesk.services import mentions, outbox, tickets
 from helpdesk.services.access import access_ticket_by_number
 from helpdesk.services.errors import Conflict, ServiceError
-from helpdesk.services.queue import SORTS, VIEWS, QueueFilter, queue_page
+from helpdesk.services.queue import SORTS, VIEWS, QueueFilter, queue_rows
 from helpdesk.services.tags import set_tags
 from helpdesk.web import audit_labels
 from helpdesk.web.filters import PRIORITY_LABELS, STATUS_LABELS
@@ -85,7 +85,7 @@ def queue() -> str | Response:
         if last and last != QueueFilter().as_args():
             return redirect(url_for("agent.queue", **last))
     flt = QueueFilter.from_args(request.args)
-    page = queue_page(
+    page = queue_rows(
         db.session,
         flt,
         agent=me(),

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from helpdesk.models import Agent, ChannelKind, Priority, Ticket, TicketStatus
 from helpdesk.services import tags, tickets
 from helpdesk.services.errors import ServiceError
-from helpdesk.services.queue import QueueFilter, iter_tickets, queue_page
+from helpdesk.services.queue import QueueFilter, iter_tickets, queue_page, queue_rows
 from tests.conftest import MakeTicket
 
 
@@ -146,3 +146,63 @@ def test_bad_cursor_is_a_user_error(session: Session, many: list[Ticket]) -> Non
 
 def test_iter_tickets_returns_all(session: Session, many: list[Ticket]) -> None:
     assert len(list(iter_tickets(session, QueueFilter(view="all"), batch=7))) == len(many)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"view": "all"},
+        {"view": "open", "sort": "priority"},
+        {"view": "mine"},
+        {"view": "all", "tag": "vip", "sort": "oldest"},
+        {"view": "all", "channel": "chat", "sort": "created"},
+    ],
+)
+def test_the_pages_rows_are_the_apis_tickets(
+    session: Session, many: list[Ticket], agent: Agent, args: dict[str, str]
+) -> None:
+    """The web page's plain rows (queue_rows) walk the same tickets, in the same order, with the
+    same cursors, and say what the tickets say."""
+    flt = QueueFilter.from_args(args)
+    after: str | None = None
+    seen = 0
+    while True:
+        page = queue_page(session, flt, agent=agent, after=after, limit=4)
+        rows = queue_rows(session, flt, agent=agent, after=after, limit=4)
+        assert rows.next_cursor == page.next_cursor
+        assert [
+            (
+                r.id,
+                r.display_number,
+                r.subject,
+                r.status,
+                r.priority,
+                r.channel,
+                r.message_count,
+                r.updated_at,
+                r.customer_name,
+                r.assignee_name,
+                r.tags,
+            )
+            for r in rows.rows
+        ] == [
+            (
+                t.id,
+                t.display_number,
+                t.subject,
+                t.status,
+                t.priority,
+                t.channel,
+                t.message_count,
+                t.updated_at,
+                t.customer.display_name,
+                t.assignee.name if t.assignee else None,
+                [tag.name for tag in t.tags],
+            )
+            for t in page.tickets
+        ]
+        seen += len(rows.rows)
+        if not page.next_cursor:
+            break
+        after = page.next_cursor
+    assert seen > 0

@@ -162,3 +162,92 @@ def test_rows_read_as_the_filters_write(
         assert text.messages == _("Messages")
         if language == "bn":
             assert text.when(datetime(2026, 1, 15, 3, 4, 5, tzinfo=UTC)).startswith("১৫")
+
+
+# The rows as the Jinja loop of agent/_queue_rows.html wrote them before RowText.rows: the
+# reference the precompiled rows must keep to (the browser tests and shortcuts.js read them).
+JINJA_ROWS = """{% for t in tickets %}{%- set href = text.href(t) %}
+    <tr data-ticket-id="{{ t.id }}" class="row-{{ t.status.value }}">
+      <td class="sel"><input type="checkbox" name="ticket" value="{{ t.id }}" form="bulk-form" aria-label="{{ text.select(t) }}"></td>
+      <td class="num"><a href="{{ href }}">{{ t.display_number }}</a></td>
+      <td class="subject">
+        <span class="badge channel-{{ t.channel.value }}">{{ text.channel[t.channel] }}</span>
+        <a href="{{ href }}">{{ t.subject }}</a>
+        {% for tag in t.tags %}<span class="tag">{{ tag.name }}</span>{% endfor %}
+        <span class="count" title="{{ text.messages }}">{{ text.count(t.message_count) }}</span>
+      </td>
+      <td>{{ t.customer.display_name }}</td>
+      <td><span class="status status-{{ t.status.value }}">{{ text.status[t.status] }}</span></td>
+      <td><span class="prio prio-{{ t.priority }}">{{ text.priority[t.priority] }}</span></td>
+      <td>{{ t.assignee.name if t.assignee else "—" }}</td>
+      <td><time datetime="{{ t.updated_at.isoformat() }}" title="{{ text.when(t.updated_at) }}">{{ text.ago(t.updated_at) }}</time></td>
+    </tr>{% endfor %}"""  # noqa: E501
+
+
+def _markup(html: str) -> str:
+    """Spaces as a browser reads them: runs are one space, none around rows and cells."""
+    html = re.sub(r"\s+", " ", html)
+    return re.sub(r"\s*(</?(?:tr|td)\b[^>]*>)\s*", r"\1", html).strip()
+
+
+@pytest.mark.parametrize(("language", "zone"), [("en", "America/New_York"), ("bn", "Asia/Dhaka")])
+def test_rows_are_written_as_the_template_wrote_them(
+    app: Flask,
+    session: Session,
+    agent: Agent,
+    make_ticket: MakeTicket,
+    language: str,
+    zone: str | None,
+) -> None:
+    """Every cell of a row, for tickets with and without tags, assignee and customer name, a
+    subject with markup in it, in the agent's language and zone."""
+    from flask import render_template_string
+
+    from helpdesk.services.queue import QueueFilter, queue_page, queue_rows
+
+    update_profile(session, agent, name="Alex <Agent>", language=language, timezone=zone)
+    make_ticket(sender="nobody@example.com", subject='<b>Bold</b> & "quoted"')
+    plain = make_ticket(sender="ann@example.com", subject="Where is my order?").ticket
+    tags.set_tags(session, plain, ["vip", "billing"], agent)
+    tickets.assign_ticket(session, plain, agent, agent)
+    tickets.set_priority(session, plain, Priority.URGENT, agent)
+    make_ticket(sender="chat@example.com", channel="chat")
+    session.commit()
+    with app.test_request_context("/agent/queue"):
+        login_user(agent)
+        text = RowText()
+        flt = QueueFilter(view="all")
+        orm = queue_page(session, flt, agent=agent).tickets
+        rows = queue_rows(session, flt, agent=agent).rows
+        assert len(rows) == 3
+        want = render_template_string(JINJA_ROWS, tickets=orm, text=text)
+        assert _markup(str(text.rows(rows))) == _markup(want)
+    assert "&lt;b&gt;Bold&lt;/b&gt; &amp; &#34;quoted&#34;" in want
+
+
+@pytest.mark.usefixtures("busy_desk")
+def test_a_queue_page_builds_no_ticket_objects(agent_client: AgentClient) -> None:
+    """The rows are plain values from one query: the ORM builds no ticket, customer or tag
+    object for them (only the signed-in agent and the sidebar's views and teams), which was a
+    fifth of a page's CPU."""
+    from helpdesk.db import Base
+    from helpdesk.models import Customer, Tag, Ticket
+
+    built: list[type] = []
+
+    def loaded(target: Any, _context: Any) -> None:
+        built.append(type(target))
+
+    event.listen(Base, "load", loaded, propagate=True)
+    try:
+        for url in ("/agent/queue?view=all", "/agent/queue?view=all&partial=1"):
+            agent_client.get(url)
+            db.session.close()
+            built.clear()
+            response = agent_client.get(url)
+            assert response.status_code == 200
+            assert response.get_data(as_text=True).count("data-ticket-id=") == 13
+            assert Agent in built  # the listener sees what the ORM builds
+            assert not set(built) & {Ticket, Customer, Tag}, built
+    finally:
+        event.remove(Base, "load", loaded)
