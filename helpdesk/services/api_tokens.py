@@ -91,22 +91,27 @@ def revoke_token(
     return token
 
 
-def authenticate(session: Session, secret: str, *, now: datetime | None = None) -> ApiToken | None:
-    """The active token of an active agent with this secret, else None. Records the use at most
-    once a minute (an UPDATE the caller commits)."""
+def authenticate(session: Session, secret: str) -> ApiToken | None:
+    """The active token of an active agent with this secret, else None."""
     if not secret.startswith(TOKEN_MARK) or len(secret) > 200:
         return None
     token = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_secret(secret)))
     if token is None or token.revoked_at is not None or not token.agent.active:
         return None
-    now = now or utcnow()
-    if token.last_used_at is None or now - token.last_used_at >= TOUCH_EVERY:
-        session.execute(
-            update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now)
-        )
-        token.last_used_at = now
-        session.info["api_token_touched"] = True
     return token
+
+
+def needs_touch(token: ApiToken, now: datetime | None = None) -> bool:
+    """Whether this use is worth recording (the last was a minute ago or more)."""
+    now = now or utcnow()
+    return token.last_used_at is None or now - token.last_used_at >= TOUCH_EVERY
+
+
+def touch_token(session: Session, token_id: int, now: datetime | None = None) -> None:
+    """Record a use (callers ask :func:`needs_touch` first: one write a minute, not a request)."""
+    session.execute(
+        update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now or utcnow())
+    )
 
 
 def effective_scope(token: ApiToken) -> TokenScope:

@@ -1,5 +1,6 @@
-"""JSON API (v1) for agents' scripts and the live UI. Same rules as the pages: an agent session
-is required, "missing" and "not yours" are the same 404, bad input is a 400 with a message."""
+"""The agent UI's session-cookie JSON (``/api/ui/``) for its scripts. Same rules as the pages:
+an agent session is required, "missing" and "not yours" are the same 404, bad input is a 400
+with a message."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from helpdesk.services.access import access_ticket_by_number
 from helpdesk.services.queue import QueueFilter, queue_page, ticket_row
 from helpdesk.web.agent import agent_required, me
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
+# The agent UI's own JSON (the ticket page's refresh), signed in by the session cookie. Not the
+# REST API v1 (helpdesk/api/, tokens only, /api/v1/), which took over its /api/v1/tickets paths.
+bp = Blueprint("api", __name__, url_prefix="/api/ui")
 
 
 @bp.get("/tickets")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
@@ -10,6 +11,30 @@ from werkzeug.exceptions import HTTPException
 
 from helpdesk.i18n import _
 from helpdesk.services.errors import Conflict, Forbidden, NotFound, ServiceError
+
+# Parts of the site with a JSON error shape of their own (the token API, helpdesk/api/errors.py):
+# (does it apply to this request?, the response for the exception).
+_json_shapes: list[tuple[Callable[[], bool], Callable[[Exception], Response]]] = []
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def register_json_shape(
+    applies: Callable[[], bool], render: Callable[[Exception], Response]
+) -> None:
+    """Errors of requests ``applies()`` says are its own are rendered by ``render(exc)``."""
+    if (applies, render) not in _json_shapes:
+        _json_shapes.append((applies, render))
+
+
+def _shaped(handler: H) -> H:
+    def wrapped(exc: Exception) -> Any:
+        for applies, render in _json_shapes:
+            if applies():
+                return render(exc)
+        return handler(exc)
+
+    wrapped.__name__ = handler.__name__
+    return wrapped  # type: ignore[return-value]
 
 
 def _wants_json() -> bool:
@@ -51,6 +76,7 @@ def register(app: Flask) -> None:
     app.before_request(refuse_nul_characters)
 
     @app.errorhandler(CSRFError)
+    @_shaped
     def csrf_error(exc: CSRFError) -> tuple[Response | str, int]:
         return _respond(
             400,
@@ -59,22 +85,27 @@ def register(app: Flask) -> None:
         )
 
     @app.errorhandler(NotFound)
+    @_shaped
     def not_found(exc: NotFound) -> tuple[Response | str, int]:
         return _respond(404, str(exc), exc.code)
 
     @app.errorhandler(Forbidden)
+    @_shaped
     def forbidden(exc: Forbidden) -> tuple[Response | str, int]:
         return _respond(403, str(exc), exc.code)
 
     @app.errorhandler(Conflict)
+    @_shaped
     def conflict(exc: Conflict) -> tuple[Response | str, int]:
         return _respond(409, str(exc), exc.code)
 
     @app.errorhandler(ServiceError)
+    @_shaped
     def service_error(exc: ServiceError) -> tuple[Response | str, int]:
         return _respond(400, str(exc), exc.code)
 
     @app.errorhandler(HTTPException)
+    @_shaped
     def http_error(exc: HTTPException) -> tuple[Response | str, int]:
         code = exc.code or 500
         messages = {
@@ -89,6 +120,7 @@ def register(app: Flask) -> None:
         return _respond(code, messages.get(code, _("Something went wrong.")), names.get(code))
 
     @app.errorhandler(Exception)
+    @_shaped
     def unexpected(exc: Exception) -> tuple[Response | str, int]:
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
         return _respond(

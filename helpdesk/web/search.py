@@ -1,4 +1,5 @@
-"""Ticket search for agents: ``/agent/search`` (page) and ``/api/v1/tickets/search`` (JSON)."""
+"""Ticket search for agents: ``/agent/search`` (page) and ``/api/ui/tickets/search`` (JSON for
+the signed-in agent's scripts; integrators use ``GET /api/v1/tickets?q=`` with a token)."""
 
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def agent_search() -> tuple[str, int]:
     )
 
 
-@bp.get("/api/v1/tickets/search")
+@bp.get("/api/ui/tickets/search")
 @agent_required
 def api_search() -> Response:
     results = _run()

@@ -240,14 +240,14 @@ def test_search_page_and_api(
     body = bad.get_data(as_text=True)
     assert "Invalid filter" in body and 'value="card"' in body  # what was typed is kept
 
-    data = agent_client.get("/api/v1/tickets/search?q=card&channel=email").get_json()
+    data = agent_client.get("/api/ui/tickets/search?q=card&channel=email").get_json()
     assert [t["number"] for t in data["tickets"]] == [1001]
     assert "<mark>card</mark>" in data["tickets"][0]["snippet_html"]
-    assert agent_client.get("/api/v1/tickets/search?q=card&to=bad").status_code == 400
+    assert agent_client.get("/api/ui/tickets/search?q=card&to=bad").status_code == 400
 
     # Not signed in as an agent: nothing is revealed.
     assert client.get("/agent/search?q=card").status_code in (302, 404)
-    assert client.get("/api/v1/tickets/search?q=card").status_code in (302, 401, 404)
+    assert client.get("/api/ui/tickets/search?q=card").status_code in (302, 401, 404)
 
 
 def test_cli_search_and_reindex(app: Flask, session: Session, make_ticket: MakeTicket) -> None:

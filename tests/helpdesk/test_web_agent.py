@@ -165,7 +165,7 @@ def test_properties_from_the_ticket_page(
 
 def test_unknown_ticket_is_404(agent_client: AgentClient) -> None:
     assert agent_client.get("/agent/tickets/99999").status_code == 404
-    assert agent_client.get("/api/v1/tickets/99999").status_code == 404
+    assert agent_client.get("/api/ui/tickets/99999").status_code == 404
 
 
 def test_bengali_interface(agent_client: AgentClient, ticket: Ticket) -> None:
@@ -181,13 +181,13 @@ def test_bengali_interface(agent_client: AgentClient, ticket: Ticket) -> None:
 def test_api_lists_and_shows_tickets(agent_client: AgentClient, make_ticket: MakeTicket) -> None:
     make_ticket(subject="first")
     make_ticket(subject="second", sender="x@example.com")
-    data = agent_client.get("/api/v1/tickets?view=all&limit=1").get_json()
+    data = agent_client.get("/api/ui/tickets?view=all&limit=1").get_json()
     assert [t["subject"] for t in data["tickets"]] == ["second"]
-    more = agent_client.get(f"/api/v1/tickets?view=all&limit=1&after={data['next']}").get_json()
+    more = agent_client.get(f"/api/ui/tickets?view=all&limit=1&after={data['next']}").get_json()
     assert [t["subject"] for t in more["tickets"]] == ["first"]
-    one = agent_client.get("/api/v1/tickets/1001").get_json()
+    one = agent_client.get("/api/ui/tickets/1001").get_json()
     assert one["customer_email"] == "customer@example.com" and len(one["messages"]) == 1
-    bad = agent_client.get("/api/v1/tickets?status=nope")
+    bad = agent_client.get("/api/ui/tickets?status=nope")
     assert bad.status_code == 400 and "error" in bad.get_json()
 
 

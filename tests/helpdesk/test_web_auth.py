@@ -175,5 +175,5 @@ def test_every_page_carries_strict_security_headers(
         page = response.get_data(as_text=True)
         assert " style=" not in page and " onclick=" not in page, url
         assert "<script>" not in page, url
-    api = agent_client.get("/api/v1/tickets")
+    api = agent_client.get("/api/ui/tickets")
     assert api.headers["X-Content-Type-Options"] == "nosniff"

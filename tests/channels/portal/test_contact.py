@@ -76,7 +76,7 @@ def test_nul_characters_are_refused_with_a_clear_400_everywhere(
         data={"text": "a\x00b", "version": str(ticket.version)},
     )
     assert reply.status_code == 400
-    api = agent_client.get("/api/v1/tickets/search", query_string={"q": "x\x00y"})
+    api = agent_client.get("/api/ui/tickets/search", query_string={"q": "x\x00y"})
     assert api.status_code == 400
     assert api.get_json()["code"] == "nul_character" and "NUL" in api.get_json()["error"]
     session.rollback()

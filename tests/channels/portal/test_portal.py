@@ -202,7 +202,7 @@ def test_contact_form_confirmation_magic_link_my_tickets_and_reply(
     assert t.status == TicketStatus.OPEN
     # Customers never reach agent pages.
     assert client.get("/agent/queue").status_code == 404
-    assert client.get("/api/v1/tickets/1001").status_code == 404
+    assert client.get("/api/ui/tickets/1001").status_code == 404
 
 
 def test_agent_reply_notifies_with_a_link_and_internal_notes_stay_hidden(

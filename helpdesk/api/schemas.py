@@ -1,0 +1,195 @@
+"""The API's request and response shapes (marshmallow), from which the OpenAPI document is
+generated. Responses are built as plain JSON values by :mod:`helpdesk.api.serialize` and
+described here; times are ISO 8601 strings in UTC."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+from helpdesk.models import ChannelKind, TicketStatus
+
+STATUSES = [s.value for s in TicketStatus]
+CHANNELS = [c.value for c in ChannelKind]
+SORTS = ["created", "updated", "oldest", "priority"]
+MAX_TEXT = 100_000
+
+
+def _time(**kw: object) -> ma.fields.String:
+    return ma.fields.String(metadata={"format": "date-time"}, **kw)  # type: ignore[arg-type]
+
+
+class Person(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    name = ma.fields.String(required=True)
+    email = ma.fields.String(required=True, allow_none=True)
+
+
+class TeamRef(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    name = ma.fields.String(required=True)
+
+
+class AttachmentOut(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    filename = ma.fields.String(required=True)
+    content_type = ma.fields.String(required=True)
+    size = ma.fields.Integer(required=True)
+    url = ma.fields.String(required=True, metadata={"description": "GET it with the same token"})
+
+
+class Author(ma.Schema):
+    type = ma.fields.String(required=True, validate=validate.OneOf(["agent", "customer", "system"]))
+    id = ma.fields.Integer(required=True, allow_none=True)
+    name = ma.fields.String(required=True)
+
+
+class MessageOut(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    direction = ma.fields.String(required=True, validate=validate.OneOf(["inbound", "outbound"]))
+    kind = ma.fields.String(required=True)
+    internal = ma.fields.Boolean(required=True)
+    author = ma.fields.Nested(Author, required=True)
+    body = ma.fields.String(required=True)
+    created_at = _time(required=True)
+    delivery_status = ma.fields.String(required=True, allow_none=True)
+    attachments = ma.fields.List(ma.fields.Nested(AttachmentOut), required=True)
+
+
+class TicketSummary(ma.Schema):
+    number = ma.fields.Integer(required=True)
+    subject = ma.fields.String(required=True)
+    status = ma.fields.String(required=True, validate=validate.OneOf(STATUSES))
+    priority = ma.fields.Integer(required=True, metadata={"description": "1 low .. 4 urgent"})
+    channel = ma.fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    language = ma.fields.String(required=True, allow_none=True)
+    customer = ma.fields.Nested(Person, required=True)
+    assignee = ma.fields.Nested(Person, required=True, allow_none=True)
+    team = ma.fields.Nested(TeamRef, required=True, allow_none=True)
+    tags = ma.fields.List(ma.fields.String(), required=True)
+    message_count = ma.fields.Integer(required=True)
+    created_at = _time(required=True)
+    updated_at = _time(required=True)
+    first_response_at = _time(required=True, allow_none=True)
+    resolved_at = _time(required=True, allow_none=True)
+
+
+class TicketOut(TicketSummary):
+    merged_into = ma.fields.Integer(
+        required=True, allow_none=True, metadata={"description": "The number it was merged into"}
+    )
+    messages = ma.fields.List(ma.fields.Nested(MessageOut), required=True)
+
+
+class TicketPage(ma.Schema):
+    tickets = ma.fields.List(ma.fields.Nested(TicketSummary), required=True)
+    next_cursor = ma.fields.String(
+        required=True, allow_none=True, metadata={"description": "null on the last page"}
+    )
+
+
+class TicketQuery(ma.Schema):
+    status = ma.fields.String(validate=validate.OneOf(STATUSES))
+    priority = ma.fields.Integer(validate=validate.Range(1, 4))
+    assignee = ma.fields.String(
+        validate=validate.Regexp(r"^(me|none|[0-9]{1,9})$"),
+        metadata={"description": "An agent's id, `me` or `none`"},
+    )
+    team = ma.fields.Integer(validate=validate.Range(1, 2**31 - 1))
+    tag = ma.fields.String(validate=validate.Length(1, 100))
+    channel = ma.fields.String(validate=validate.OneOf(CHANNELS))
+    customer = ma.fields.Integer(
+        validate=validate.Range(1, 2**31 - 1), metadata={"description": "A customer's id"}
+    )
+    q = ma.fields.String(
+        validate=validate.Length(1, 500),
+        metadata={"description": "Full-text search (ranked; with status, channel, assignee)"},
+    )
+    sort = ma.fields.String(validate=validate.OneOf(SORTS), load_default="created")
+    limit = ma.fields.Integer(validate=validate.Range(1, 100), load_default=25)
+    cursor = ma.fields.String(validate=validate.Length(1, 500))
+
+
+class CustomerIn(ma.Schema):
+    email = ma.fields.Email(required=True, validate=validate.Length(max=320))
+    name = ma.fields.String(validate=validate.Length(max=200))
+
+
+class TicketCreate(ma.Schema):
+    subject = ma.fields.String(required=True, validate=validate.Length(1, 500))
+    body = ma.fields.String(required=True, validate=validate.Length(1, MAX_TEXT))
+    customer = ma.fields.Nested(CustomerIn, required=True)
+    priority = ma.fields.Integer(validate=validate.Range(1, 4))
+    tags = ma.fields.List(ma.fields.String(validate=validate.Length(1, 100)))
+    team = ma.fields.Integer(
+        validate=validate.Range(1, 2**31 - 1), metadata={"description": "A team's id"}
+    )
+
+
+class TicketCreateForm(ma.Schema):
+    """The same fields as multipart/form-data, with files."""
+
+    subject = ma.fields.String(required=True)
+    body = ma.fields.String(required=True)
+    customer_email = ma.fields.String(required=True, data_key="customer.email")
+    customer_name = ma.fields.String(data_key="customer.name")
+    priority = ma.fields.Integer()
+    tags = ma.fields.List(ma.fields.String())
+    team = ma.fields.Integer()
+    files = ma.fields.List(ma.fields.Raw(metadata={"type": "string", "format": "binary"}))
+
+
+class TicketPatch(ma.Schema):
+    status = ma.fields.String(validate=validate.OneOf(STATUSES))
+    priority = ma.fields.Integer(validate=validate.Range(1, 4))
+    assignee = ma.fields.String(
+        allow_none=True,
+        validate=validate.Regexp(r"^(me|[0-9]{1,9})$"),
+        metadata={"description": "An agent's id (as a string) or `me`; null unassigns"},
+    )
+    team = ma.fields.Integer(
+        allow_none=True,
+        validate=validate.Range(1, 2**31 - 1),
+        metadata={"description": "null: none"},
+    )
+    tags = ma.fields.List(
+        ma.fields.String(validate=validate.Length(1, 100)),
+        metadata={"description": "The ticket's whole set of tags"},
+    )
+
+
+class MessageIn(ma.Schema):
+    body = ma.fields.String(required=True, validate=validate.Length(1, MAX_TEXT))
+    internal = ma.fields.Boolean(
+        load_default=False, metadata={"description": "true: a note, never sent"}
+    )
+
+
+class MergeIn(ma.Schema):
+    into = ma.fields.Integer(
+        required=True,
+        validate=validate.Range(1, 2**31 - 1),
+        metadata={"description": "The number of the ticket to merge into"},
+    )
+
+
+class EventOut(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    name = ma.fields.String(required=True)
+    occurred_at = _time(required=True)
+    actor = ma.fields.Dict(required=True)
+    subject = ma.fields.Dict(required=True)
+    ticket_id = ma.fields.Integer(required=True, allow_none=True)
+    data = ma.fields.Dict(required=True)
+
+
+class EventQuery(ma.Schema):
+    after = ma.fields.Integer(validate=validate.Range(0, 2**63 - 1), load_default=0)
+    limit = ma.fields.Integer(validate=validate.Range(1, 1000), load_default=100)
+
+
+class EventPage(ma.Schema):
+    events = ma.fields.List(ma.fields.Nested(EventOut), required=True)
+    last_id = ma.fields.Integer(
+        required=True, metadata={"description": "Pass as `after` next time"}
+    )

@@ -1,0 +1,107 @@
+"""Tickets, messages and attachments as the API returns them (plain JSON values; described by
+:mod:`helpdesk.api.schemas`). One function per shape, so GET, POST's 201 and a webhook's
+``data`` (next) say the same thing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import url_for
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from helpdesk.models import Agent, Attachment, Customer, Message, Team, Ticket
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _agent(agent: Agent | None) -> dict[str, Any] | None:
+    return None if agent is None else {"id": agent.id, "name": agent.name, "email": agent.email}
+
+
+def _customer(customer: Customer) -> dict[str, Any]:
+    return {"id": customer.id, "name": customer.display_name, "email": customer.email}
+
+
+def _team(team: Team | None) -> dict[str, Any] | None:
+    return None if team is None else {"id": team.id, "name": team.name}
+
+
+def ticket_summary(ticket: Ticket) -> dict[str, Any]:
+    return {
+        "number": ticket.number,
+        "subject": ticket.subject,
+        "status": ticket.status.value,
+        "priority": int(ticket.priority),
+        "channel": ticket.channel.value,
+        "language": ticket.language,
+        "customer": _customer(ticket.customer),
+        "assignee": _agent(ticket.assignee),
+        "team": _team(ticket.team),
+        "tags": sorted(t.name for t in ticket.tags),
+        "message_count": ticket.message_count,
+        "created_at": _time(ticket.created_at),
+        "updated_at": _time(ticket.updated_at),
+        "first_response_at": _time(ticket.first_response_at),
+        "resolved_at": _time(ticket.resolved_at),
+    }
+
+
+def attachment_json(a: Attachment) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "filename": a.filename,
+        "content_type": a.content_type,
+        "size": a.size,
+        "url": url_for("api_attachments.download", attachment_id=a.id, _external=True),
+    }
+
+
+def message_json(m: Message) -> dict[str, Any]:
+    if m.author_agent is not None:
+        author = {"type": "agent", "id": m.author_agent.id, "name": m.author_agent.name}
+    elif m.author_customer is not None:
+        author = {
+            "type": "customer",
+            "id": m.author_customer.id,
+            "name": m.author_customer.display_name,
+        }
+    else:
+        author = {"type": "system", "id": None, "name": ""}
+    return {
+        "id": m.id,
+        "direction": m.direction.value,
+        "kind": m.kind.value,
+        "internal": m.internal,
+        "author": author,
+        "body": m.body_text,
+        "created_at": _time(m.created_at),
+        "delivery_status": m.delivery_status.value if m.delivery_status else None,
+        "attachments": [attachment_json(a) for a in m.attachments],
+    }
+
+
+def ticket_json(session: Session, ticket: Ticket) -> dict[str, Any]:
+    messages = session.scalars(
+        select(Message)
+        .where(Message.ticket_id == ticket.id)
+        .order_by(Message.id)
+        .options(
+            selectinload(Message.attachments),
+            selectinload(Message.author_agent),
+            selectinload(Message.author_customer),
+        )
+    )
+    merged_into = (
+        session.scalar(select(Ticket.number).where(Ticket.id == ticket.merged_into_id))
+        if ticket.merged_into_id
+        else None
+    )
+    return {
+        **ticket_summary(ticket),
+        "merged_into": merged_into,
+        "messages": [message_json(m) for m in messages],
+    }

@@ -1,0 +1,79 @@
+"""Wiring of the REST API v1 (issue 14): JSON under ``/api/v1/``, a token per agent, one
+error shape, cursor pagination, Idempotency-Key, a rate limit per token, and the OpenAPI 3.1
+document generated from these modules at ``/api/v1/openapi.json`` (browsable at ``/api/docs``).
+
+Built on flask-smorest (marshmallow schemas -> apispec), which works inside the plain Flask
+app that ``create_app`` builds; APIFlask generates its document from its own app class only.
+The web layer: it imports the services and models and never writes rows itself. docs/api.md
+is the integrator's guide.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, current_app
+from flask_smorest import Api
+
+from helpdesk.api import attachments, auth, docs, errors, events, tickets
+
+BLUEPRINTS = [tickets.blp, events.blp, attachments.blp]
+_prepared = False
+
+
+class HelpdeskApi(Api):  # type: ignore[misc]
+    """flask-smorest's Api without its app-wide error handler (the API's own handlers give the
+    one error shape under /api/v1/; the pages keep theirs)."""
+
+    ERROR_SCHEMA = errors.ErrorSchema
+
+    def _register_error_handlers(self) -> None:
+        return None
+
+
+def _rate_limit() -> str:
+    return str(current_app.config["API_RATE_LIMIT"])
+
+
+def _prepare() -> None:
+    """Once per process: the blueprints' handlers (a blueprint takes none once registered)."""
+    global _prepared
+    if _prepared:
+        return
+    from helpdesk.extensions import csrf, limiter
+
+    for bp in BLUEPRINTS:
+        bp.before_request(auth.authenticate_request)
+        # Token-only: no cookie is read, so there is nothing for a CSRF token to protect.
+        csrf.exempt(bp)
+        limiter.shared_limit(_rate_limit, scope="api-v1", key_func=auth.rate_limit_key)(bp)
+    errors.register_blueprint_handlers(BLUEPRINTS)
+    _prepared = True
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("API_RATE_LIMIT", "600 per minute")
+    app.config.setdefault("API_TITLE", "Helpdesk API")
+    app.config.setdefault("API_VERSION", "v1")
+    app.config.setdefault("OPENAPI_VERSION", "3.1.0")
+    app.config.setdefault("OPENAPI_URL_PREFIX", "/api/v1")
+    app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
+    spec_options: dict[str, Any] = {
+        "info": {
+            "description": "Tickets and the event stream of the helpdesk. Authenticate with "
+            "`Authorization: Bearer <token>` (a token from your profile page). Guide: docs/api.md."
+        },
+        "security": [{"bearerAuth": []}],
+        "servers": [{"url": "/"}],
+    }
+    app.config.setdefault("API_SPEC_OPTIONS", spec_options)
+    _prepare()
+    api = HelpdeskApi(app)
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "description": "An API token"}
+    )
+    for bp in BLUEPRINTS:
+        api.register_blueprint(bp)
+    errors.register_app_shape()
+    docs.init_app(app)
+    app.extensions["helpdesk.api"] = api
