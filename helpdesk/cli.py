@@ -495,6 +495,9 @@ COMMANDS = [
 def register(app: Flask) -> None:
     for command in COMMANDS:
         app.cli.add_command(command)
+    from helpdesk.api.cli import token
+
+    app.cli.add_command(token)  # helpdesk token create|list|revoke (REST API tokens)
 
 
 # The commands that run on an app without the web layer (``create_app(web=False)``: no
