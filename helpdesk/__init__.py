@@ -164,6 +164,7 @@ def _register_blueprints(app: Flask) -> None:
         admin,
         admin_agents,  # noqa: F401  (routes on the admin blueprint)
         admin_teams,  # noqa: F401  (routes on the admin blueprint)
+        admin_webhooks,  # noqa: F401  (routes on the admin blueprint)
         agent,
         agent_actions,  # noqa: F401  (routes on the agent blueprint)
         api,
@@ -221,6 +222,13 @@ def _register_worker_tasks(app: Flask) -> None:
 
     # Tickets that arrived while nobody in an auto-assigning team was available.
     worker.register_task(app, assign_waiting_task)
+
+    # Webhooks: a durable consumer of the event stream fans each event out into deliveries
+    # (exactly once, with its position); the task sends what is due (docs/webhooks.md).
+    from helpdesk.services import stream, webhooks
+
+    stream.register_consumer(webhooks.CONSUMER, webhooks.fan_out, start_at_end=True)
+    worker.register_task(app, webhooks.deliver_due)
 
 
 def _register_channels(app: Flask, *, web: bool = True) -> None:
