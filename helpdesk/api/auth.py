@@ -60,8 +60,14 @@ def authenticate_request() -> None:
     if token is None:
         raise Unauthorized()
     if api_tokens.needs_touch(token):
+        # In a transaction of its own, committed whatever the view does; the request's session
+        # has only read the token so far and lets go of its transaction first (on SQLite a
+        # second writer in this process would otherwise wait for it).
+        token_id = token.id
+        db.session.rollback()
         with db.transaction() as session:
-            api_tokens.touch_token(session, token.id)
+            api_tokens.touch_token(session, token_id)
+        token = db.session.get(ApiToken, token_id) or token
     g.api_token = token
     view = current_app.view_functions.get(request.endpoint or "")
     needed = getattr(view, "_api_scope", None) or (

@@ -68,6 +68,9 @@ class TicketSummary(ma.Schema):
     team = ma.fields.Nested(TeamRef, required=True, allow_none=True)
     tags = ma.fields.List(ma.fields.String(), required=True)
     message_count = ma.fields.Integer(required=True)
+    version = ma.fields.Integer(
+        required=True, metadata={"description": "Increases on every change (see messages)"}
+    )
     created_at = _time(required=True)
     updated_at = _time(required=True)
     first_response_at = _time(required=True, allow_none=True)
@@ -162,6 +165,13 @@ class MessageIn(ma.Schema):
     body = ma.fields.String(required=True, validate=validate.Length(1, MAX_TEXT))
     internal = ma.fields.Boolean(
         load_default=False, metadata={"description": "true: a note, never sent"}
+    )
+    version = ma.fields.Integer(
+        validate=validate.Range(1, 2**31 - 1),
+        metadata={
+            "description": "A reply only: the ticket's version you last read; if it changed "
+            "since, nothing is sent and the answer is 409 conflict"
+        },
     )
 
 

@@ -43,6 +43,7 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
         "team": _team(ticket.team),
         "tags": sorted(t.name for t in ticket.tags),
         "message_count": ticket.message_count,
+        "version": ticket.version,
         "created_at": _time(ticket.created_at),
         "updated_at": _time(ticket.updated_at),
         "first_response_at": _time(ticket.first_response_at),

@@ -289,7 +289,9 @@ def add_message(data: dict[str, Any], number: int) -> Any:
     if data["internal"]:
         message = ticket_verbs.add_note(db.session, ticket, me(), data["body"])
     else:
-        message = ticket_verbs.reply_to_ticket(db.session, ticket, me(), data["body"])
+        message = ticket_verbs.reply_to_ticket(
+            db.session, ticket, me(), data["body"], expected_version=data.get("version")
+        )
     db.session.flush()
     return commit_response(serialize.message_json(message), 201)
 

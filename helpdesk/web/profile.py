@@ -1,10 +1,20 @@
-"""The agent's own profile (``/agent/profile``: name, language, time zone, password) and the
+"""The agent's own profile (``/agent/profile``: name, language, time zone, password, API tokens)
+and the
 page an invited agent opens from the invitation mail to choose a password (``/welcome/<token>``).
 The rules are in helpdesk.services.agents."""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import refresh
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
@@ -14,7 +24,7 @@ from wtforms.validators import DataRequired, EqualTo, Length
 
 from helpdesk.extensions import db, limiter
 from helpdesk.i18n import LANGUAGE_NAMES, _, _l, timezone_choices
-from helpdesk.services import agents
+from helpdesk.services import agents, api_tokens
 from helpdesk.services.errors import NotFound, ServiceError
 from helpdesk.web.agent import agent_required, me
 from helpdesk.web.forms import choices
@@ -35,6 +45,23 @@ class PasswordForm(FlaskForm):
         _l("New password again"),
         validators=[DataRequired(), EqualTo("new", message=_l("The two passwords differ."))],
     )
+
+
+class TokenForm(FlaskForm):
+    name = StringField(_l("Token name"), validators=[DataRequired(), Length(max=200)])
+    scope = SelectField(_l("Scope"), choices=[])
+
+
+def _token_form(form: TokenForm | None = None) -> TokenForm:
+    form = form or TokenForm(prefix="token")
+    scopes = [
+        ("read", _("Read: look only")),
+        ("write", _("Write: also change tickets and reply")),
+    ]
+    if me().is_admin:
+        scopes.append(("admin", _("Admin: also the admin resources")))
+    form.scope.choices = choices(scopes)
+    return form
 
 
 class WelcomeForm(FlaskForm):
@@ -65,7 +92,11 @@ def _profile_form() -> ProfileForm:
 
 
 def _render(
-    profile: ProfileForm | None = None, password: PasswordForm | None = None, status: int = 200
+    profile: ProfileForm | None = None,
+    password: PasswordForm | None = None,
+    status: int = 200,
+    token: TokenForm | None = None,
+    new_secret: str | None = None,
 ) -> tuple[str, int]:
     from flask import current_app
 
@@ -73,6 +104,9 @@ def _render(
         "agent/profile.html",
         form=profile or _profile_form(),
         password_form=password or PasswordForm(prefix="password"),
+        token_form=_token_form(token),
+        tokens=api_tokens.list_tokens(db.session, me()),
+        new_secret=new_secret,
         instance_timezone=current_app.config["TIMEZONE"],
         min_password=agents.MIN_PASSWORD_LENGTH,
     ), status
@@ -124,6 +158,36 @@ def password() -> tuple[str, int] | Response:
     login_user(agent)
     flash(_("Your password is changed. Other sessions are signed out."), "success")
     return redirect(url_for("profile.profile"))
+
+
+@bp.post("/agent/profile/tokens")
+@agent_required
+def create_token() -> tuple[str, int] | Response:
+    """A personal API token; its secret is on this one page and never shown again."""
+    form = _token_form()
+    if not form.validate_on_submit():
+        return _render(token=form, status=400)
+    try:
+        new = api_tokens.create_token(db.session, me(), form.name.data or "", form.scope.data)
+    except ServiceError as exc:
+        db.session.rollback()
+        form.name.errors = [str(exc)]
+        return _render(token=form, status=400)
+    db.session.commit()
+    # Rendered, not redirected: the secret must not travel in a URL or a flash in the session.
+    body, status = _render(new_secret=new.secret, status=201)
+    response = make_response(body, status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/agent/profile/tokens/<int:token_id>/revoke")
+@agent_required
+def revoke_token(token_id: int) -> Response:
+    api_tokens.revoke_token(db.session, token_id, me())
+    db.session.commit()
+    flash(_("Token revoked. It no longer works."), "success")
+    return redirect(url_for("profile.profile") + "#api-tokens")
 
 
 @bp.route("/welcome/<token>", methods=["GET", "POST"])
