@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
+from flask import Flask
 
 ROOT = Path(__file__).resolve().parents[2]
 PO = ROOT / "helpdesk" / "translations" / "bn" / "LC_MESSAGES" / "messages.po"
@@ -88,3 +89,24 @@ def test_translations_are_bengali_script(bengali: Catalog) -> None:
         and m.id not in {"English", "Markdown", "SSL/TLS", "STARTTLS", "OAuth2 (XOAUTH2)"}
     ]
     assert untranslated == []
+
+
+def test_a_template_says_its_strings_in_the_language_it_is_rendered_in(app: Flask) -> None:
+    """Templates' ``_`` is bound once per render (helpdesk.i18n.install_jinja): each render still
+    speaks the language in force when it starts (a mail in the customer's language inside an
+    agent's request), with placeholders escaped and ``{% trans %}`` the same."""
+    from flask import render_template_string
+    from flask_babel import force_locale
+
+    from tests.conftest import bn
+
+    page = '{{ _("Open") }}|{{ _("Select %(number)s", number="<") }}|{% trans %}Open{% endtrans %}'
+    with app.test_request_context("/"):
+        with force_locale("bn"):
+            bengali = render_template_string(page)
+        english = render_template_string(page)
+        with force_locale("bn"):
+            again = render_template_string(page)
+    assert english == "Open|Select &lt;|Open"
+    select = bn("Select %(number)s").replace("%(number)s", "&lt;")
+    assert bengali == again == f"{bn('Open')}|{select}|{bn('Open')}"
