@@ -144,9 +144,9 @@ def service_error(exc: ServiceError) -> Response:
         status = 403
     elif isinstance(exc, Conflict):
         status = 409
-    elif exc.code == "idempotency_key_reused":
-        status = 422
     fields = getattr(exc, "fields", None)
+    if fields or exc.code == "idempotency_key_reused":
+        status = 422  # the request was understood, but its fields (or its key) cannot be used
     return error_response(status, exc.code, str(exc), fields)
 
 
