@@ -29,7 +29,7 @@ from helpdesk.models import (
 from helpdesk.services import mentions, outbox, tickets
 from helpdesk.services.access import access_ticket_by_number
 from helpdesk.services.errors import Conflict, ServiceError
-from helpdesk.services.queue import SORTS, VIEWS, QueueFilter, queue_rows
+from helpdesk.services.queue import QueueFilter, queue_rows
 from helpdesk.services.tags import set_tags
 from helpdesk.web import audit_labels
 from helpdesk.web.filters import PRIORITY_LABELS, STATUS_LABELS
@@ -105,8 +105,8 @@ def queue() -> str | Response:
         text=text,
         saved_views=saved,
         current_saved=next((v.id for v in saved if v.args == flt.as_args()), None),
-        views=VIEWS,
-        sorts=SORTS,
+        views=text.views,
+        sorts=text.sorts,
         teams=teams,
         my_team_ids=my_teams,
         agents=view_services.agent_names(db.session),

@@ -24,6 +24,7 @@ from helpdesk.i18n import _, format_ago, format_number
 from helpdesk.models import Agent, ChannelKind, Priority, TicketStatus
 from helpdesk.services import mentions, tags, tickets, views
 from helpdesk.services.agents import create_agent, create_team, update_profile
+from helpdesk.services.queue import SORTS, VIEWS
 from helpdesk.web.filters import channel_label, datetime_filter, priority_label, status_label
 from helpdesk.web.queue_rows import RowText
 from tests.conftest import AgentClient, MakeTicket
@@ -151,6 +152,22 @@ def test_rows_read_as_the_filters_write(
         ]:
             assert text.when(value) == datetime_filter(value)
             assert text.ago(value) == format_ago(value, text.now)
+        # "ago" is remembered per (unit, count, direction): every step of every unit's range,
+        # the rounding points and thresholds of each (past and future) read as Babel writes them.
+        steps = {0, 1, 29, 30, 31, 50, 51, 52, 59, 60, 89, 90, 91}
+        for unit in (60, 3600, 86400, 7 * 86400, 30 * 86400, 365 * 86400):
+            steps |= {round(unit * k / 20) for k in range(1, 60)}
+            steps |= {round(unit * 0.85) + d for d in (-1, 0, 1)}
+            steps |= {round(unit * (k + 0.5)) + d for k in range(4) for d in (-1, 0, 1)}
+        for seconds in sorted(steps):
+            for value in (
+                text.now - timedelta(seconds=seconds),
+                text.now + timedelta(seconds=seconds),
+                text.now - timedelta(seconds=seconds, microseconds=500_000),
+            ):
+                assert text.ago(value) == format_ago(value, text.now), value - text.now
+        assert text.views == {k: str(v) for k, v in VIEWS.items()}
+        assert text.sorts == {k: str(v) for k, v in SORTS.items()}
         assert all(text.status[s] == status_label(s) for s in TicketStatus)
         assert all(text.priority[int(p)] == priority_label(p) for p in Priority)
         assert all(text.channel[c] == channel_label(c) for c in ChannelKind)
