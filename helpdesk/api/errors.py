@@ -28,7 +28,9 @@ class ErrorDetail(ma.Schema):
     message = ma.fields.String(
         required=True, metadata={"description": "For people, in the Accept-Language"}
     )
-    fields = ma.fields.Dict(
+    # ("fields" is a Schema's own attribute: the JSON name comes from data_key.)
+    field_errors = ma.fields.Dict(
+        data_key="fields",
         keys=ma.fields.String(),
         values=ma.fields.String(),
         metadata={"description": "What is wrong with each field of the request, by name"},

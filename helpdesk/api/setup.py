@@ -21,7 +21,7 @@ BLUEPRINTS = [tickets.blp, events.blp, attachments.blp]
 _prepared = False
 
 
-class HelpdeskApi(Api):  # type: ignore[misc]
+class HelpdeskApi(Api):
     """flask-smorest's Api without its app-wide error handler (the API's own handlers give the
     one error shape under /api/v1/; the pages keep theirs)."""
 
