@@ -34,6 +34,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import queue
 import random
 import secrets
 import threading
@@ -46,10 +47,10 @@ from flask import Flask, current_app
 from sqlalchemy import and_, delete, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, joinedload, selectinload
 
 from helpdesk import secrets as stored_secrets
-from helpdesk.db import utcnow
+from helpdesk.db import read_only_transactions, utcnow
 from helpdesk.extensions import db
 from helpdesk.i18n import _
 from helpdesk.models import (
@@ -62,7 +63,7 @@ from helpdesk.models import (
     WebhookDelivery,
 )
 from helpdesk.services import stream, webhook_http
-from helpdesk.services.effects import wake_worker_on_commit
+from helpdesk.services.effects import wake_worker, wake_worker_on_commit
 from helpdesk.services.errors import Forbidden, NotFound, ServiceError
 from helpdesk.services.outbox import queue_mail
 from helpdesk.services.queue import ticket_row
@@ -136,7 +137,16 @@ def register_payload(subject_type: str, fn: PayloadFn) -> None:
 
 
 def _ticket_payload(session: Session, ticket_id: int) -> dict[str, Any] | None:
-    ticket = session.get(Ticket, ticket_id)
+    ticket = session.get(
+        Ticket,
+        ticket_id,
+        options=[
+            joinedload(Ticket.customer),
+            joinedload(Ticket.assignee),
+            joinedload(Ticket.team),
+            selectinload(Ticket.tags),
+        ],
+    )
     return ticket_row(ticket) if ticket is not None else None
 
 
@@ -380,16 +390,20 @@ def redeliver(session: Session, actor: Agent | None, delivery: WebhookDelivery) 
 
 
 def fan_out(session: Session, event: stream.StoredEvent) -> None:
-    """One delivery per active webhook subscribed to ``event`` (the consumer's handler)."""
-    hooks = session.execute(
-        select(Webhook.id, Webhook.events, Webhook.after_event_id).where(Webhook.active)
-    ).all()
-    targets = [
-        h.id for h in hooks if event.name in (h.events or []) and event.id > h.after_event_id
-    ]
-    if not targets:
-        return
-    body = json.dumps(envelope(session, event), ensure_ascii=False, separators=(",", ":"))
+    """One delivery per active webhook subscribed to ``event`` (the consumer's handler).
+
+    The batch's deliveries are flushed once at its end (``stream.consume``), not before each
+    event's reads: nothing read here depends on them."""
+    with session.no_autoflush:
+        hooks = session.execute(
+            select(Webhook.id, Webhook.events, Webhook.after_event_id).where(Webhook.active)
+        ).all()
+        targets = [
+            h.id for h in hooks if event.name in (h.events or []) and event.id > h.after_event_id
+        ]
+        if not targets:
+            return
+        body = json.dumps(envelope(session, event), ensure_ascii=False, separators=(",", ":"))
     key = ordering_key(event)
     now = utcnow()
     session.add_all(
@@ -526,6 +540,40 @@ def _record(
     webhook = session.get(Webhook, row.webhook_id, with_for_update=True)
     if webhook is None:
         return
+    _apply(app, session, row, webhook, headers, answer)
+
+
+def _record_all(
+    app: Flask,
+    session: Session,
+    results: Sequence[tuple[_Job, dict[str, str], webhook_http.Answer]],
+) -> None:
+    """:func:`_record` for many answers with one read of their rows and webhooks."""
+    ids = [job.delivery_id for job, _h, _a in results]
+    rows_query = select(WebhookDelivery).where(WebhookDelivery.id.in_(ids))
+    hooks_query = select(Webhook).where(Webhook.id.in_({job.webhook_id for job, _h, _a in results}))
+    if session.get_bind().dialect.name == "postgresql":
+        rows_query = rows_query.with_for_update()
+        hooks_query = hooks_query.with_for_update()
+    hooks = {w.id: w for w in session.scalars(hooks_query.order_by(Webhook.id))}
+    rows = {r.id: r for r in session.scalars(rows_query.order_by(WebhookDelivery.id))}
+    for job, headers, answer in results:
+        row = rows.get(job.delivery_id)
+        if row is None or row.state != DeliveryState.SENDING or row.attempts != job.attempt:
+            continue
+        webhook = hooks.get(row.webhook_id)
+        if webhook is not None:
+            _apply(app, session, row, webhook, headers, answer)
+
+
+def _apply(
+    app: Flask,
+    session: Session,
+    row: WebhookDelivery,
+    webhook: Webhook,
+    headers: dict[str, str],
+    answer: webhook_http.Answer,
+) -> None:
     now = utcnow()
     row.lease_until = None
     row.request_headers = headers
@@ -542,14 +590,12 @@ def _record(
         webhook.consecutive_failures = 0
         webhook.failing_since = None
         webhook.last_success_at = now
-        wake_worker_on_commit(session)  # the next delivery of this ticket may go now
         return
     row.error = answer.error or f"HTTP {answer.status}"
     window = timedelta(hours=float(setting(app, "WEBHOOK_RETRY_HOURS")))
     first = row.first_attempt_at or now
     if now >= first + window:
-        row.state = DeliveryState.DEAD
-        wake_worker_on_commit(session)  # the next delivery of this ticket goes on
+        row.state = DeliveryState.DEAD  # the ticket's next delivery goes on
     else:
         row.state = DeliveryState.PENDING
         row.next_attempt_at = min(now + backoff(app, row.attempts), first + window)
@@ -611,41 +657,85 @@ def deliver_now(app: Flask, limit: int = 50) -> int:
 
 
 class _Dispatcher:
-    """Deliveries in flight, each in a thread of its own (a greenlet under gevent), at most
-    ``WEBHOOK_CONCURRENCY`` at once: a slow receiver never holds up the worker's round."""
+    """Deliveries in flight, each sent in a thread of its own (a greenlet under gevent), at most
+    ``WEBHOOK_CONCURRENCY`` at once, so a slow receiver never holds up the worker's round. The
+    answers wait in ``done`` and the worker's next round records them all in one transaction,
+    the same one that claims what is due next (a ticket's next delivery among it)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.in_flight = 0
+        self.done: list[tuple[_Job, dict[str, str], webhook_http.Answer]] = []
+        self.jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self.threads = 0
+
+    def submit(self, app: Flask, job: _Job) -> None:
+        with self.lock:
+            self.in_flight += 1
+            # Threads are started as needed and then kept (starting one costs more than a
+            # delivery's own CPU), never more than the concurrency allows.
+            start = self.threads < self.in_flight
+            if start:
+                self.threads += 1
+        if start:
+            threading.Thread(
+                target=self._loop, args=(app,), name="webhook-delivery", daemon=True
+            ).start()
+        self.jobs.put(job)
+
+    def _loop(self, app: Flask) -> None:
+        while True:
+            self.run(app, self.jobs.get())
 
     def run(self, app: Flask, job: _Job) -> None:
         try:
             headers, answer = _send(app, job)
-            with app.app_context(), db.transaction(app) as session:
-                _record(app, session, job, headers, answer)
-        except Exception:
-            log.exception("webhook delivery %s failed; its lease will run out", job.delivery_id)
-        finally:
-            with self.lock:
-                self.in_flight -= 1
+        except Exception as exc:  # a bug must not leave the slot taken
+            log.exception("webhook delivery %s failed", job.delivery_id)
+            headers, answer = {}, webhook_http.Answer(None, b"", 0, f"{type(exc).__name__}")
+        with self.lock:
+            self.done.append((job, headers, answer))
+            self.in_flight -= 1
+        wake_worker()
+
+
+def _anything_due(app: Flask) -> bool:
+    """A cheap read (no write lock on SQLite) before the claiming transaction."""
+    now = utcnow()
+    d = WebhookDelivery
+    with read_only_transactions(), db.transaction(app) as session:
+        return (
+            session.scalar(
+                select(d.id)
+                .where(
+                    or_(
+                        and_(d.state == DeliveryState.PENDING, d.next_attempt_at <= now),
+                        and_(d.state == DeliveryState.SENDING, d.lease_until < now),
+                    )
+                )
+                .limit(1)
+            )
+            is not None
+        )
 
 
 def deliver_due(app: Flask) -> int:
-    """The worker task: start sending what is due, without waiting for the answers."""
+    """The worker task: record the answers that came in, then start sending what is due
+    (without waiting for the answers); returns how many were started."""
     dispatcher: _Dispatcher = app.extensions.setdefault("helpdesk.webhooks", _Dispatcher())
     with dispatcher.lock:
+        finished, dispatcher.done = dispatcher.done, []
         room = int(setting(app, "WEBHOOK_CONCURRENCY")) - dispatcher.in_flight
-    if room <= 0:
-        return 0
-    _prune(app)
+    if not finished:
+        if room <= 0 or not _anything_due(app):
+            return 0
+        _prune(app)
     with db.transaction(app) as session:
-        jobs = _claim(app, session, room)
+        if finished:
+            _record_all(app, session, finished)
+        jobs = _claim(app, session, room) if room > 0 else []
     for job in jobs:
-        with dispatcher.lock:
-            dispatcher.in_flight += 1
-        threading.Thread(
-            target=dispatcher.run, args=(app, job), name="webhook-delivery", daemon=True
-        ).start()
+        dispatcher.submit(app, job)
     return len(jobs)
 
 
