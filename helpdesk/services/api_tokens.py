@@ -172,13 +172,13 @@ def remember_response(
     *,
     now: datetime | None = None,
 ) -> None:
-    """Store the response in the caller's transaction (with what the request changed). An
-    expired record of the same key is replaced."""
+    """Store the response in the caller's transaction (with what the request changed). The
+    token's expired records go at the same time (an expired record of the same key too), so
+    the table holds a day of keys per token without a sweeper."""
     now = now or utcnow()
     session.execute(
         delete(IdempotencyKey).where(
             IdempotencyKey.token_id == token.id,
-            IdempotencyKey.key == key,
             IdempotencyKey.created_at <= now - IDEMPOTENCY_TTL,
         )
     )

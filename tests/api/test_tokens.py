@@ -13,7 +13,7 @@ from helpdesk.db import utcnow
 from helpdesk.models import Agent, ApiToken
 from helpdesk.services import agents, api_tokens
 from tests.api.conftest import ApiClient, MakeToken, error_of
-from tests.conftest import AgentClient, MakeTicket
+from tests.conftest import AgentClient, MakeTicket, bn
 
 
 def test_cli_creates_lists_and_revokes_tokens(app: Flask, session: Session, agent: Agent) -> None:
@@ -166,3 +166,31 @@ def test_last_use_is_written_at_most_once_a_minute(
     session.refresh(token)
     assert not api_tokens.needs_touch(token, start + timedelta(seconds=59))
     assert api_tokens.needs_touch(token, start + timedelta(seconds=60))
+
+
+def test_the_tokens_section_in_bengali(app: Flask, session: Session, agent: Agent) -> None:
+    from tests.conftest import login
+
+    agent.language = "bn"
+    session.commit()
+    client = app.test_client()
+    login(client, agent.email)
+    page = client.get("/agent/profile").get_data(as_text=True)
+    assert bn("API tokens") in page and bn("Create token") in page
+
+
+def test_an_expired_idempotency_key_is_forgotten(
+    session: Session, agent: Agent, make_token: MakeToken
+) -> None:
+    make_token(agent)
+    token = session.scalars(select(ApiToken)).one()
+    day_ago = utcnow() - timedelta(hours=24, seconds=1)
+    fp = api_tokens.request_fingerprint("POST", "/api/v1/tickets", b"{}")
+    api_tokens.remember_response(session, token, "k", fp, 201, {"number": 1}, now=day_ago)
+    session.commit()
+    assert api_tokens.find_idempotent(session, token, "k", fp) is None
+    # Reusing the key a day later is a new request; the old record makes way.
+    api_tokens.remember_response(session, token, "k", fp, 201, {"number": 2})
+    session.commit()
+    stored = api_tokens.find_idempotent(session, token, "k", fp)
+    assert stored is not None and stored.body == {"number": 2}
