@@ -73,13 +73,14 @@ FLOORS: dict[tuple[str, str, str], int] = {
     ("en->en", "bm25", "top1"): 22,
     ("en->en", "hybrid", "top1"): 26,
     ("bn->bn", "hybrid", "top1"): 22,
-    ("bn->bn", "hybrid", "top3"): 23,
+    ("bn->bn", "hybrid", "top3"): 24,
     ("bn->en", "hybrid", "top1"): 21,
     ("bn->en", "hybrid", "top3"): 23,
     ("en->bn", "hybrid", "top1"): 22,
     ("en->bn", "hybrid", "top3"): 22,
     ("en->mixed", "hybrid", "top1"): 26,
-    ("bn->mixed", "hybrid", "top1"): 21,
+    ("bn->mixed", "hybrid", "top1"): 22,
+    ("bn->mixed", "hybrid", "top3"): 25,
 }
 #: Targets of TARGETS this set does not reach yet (docs/performance.md says why); the test
 #: expects them to fail, and fails when one passes, so the list is kept true.

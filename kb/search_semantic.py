@@ -60,13 +60,15 @@ MIN_DOCS_FOR_LANGUAGE_MEAN = 5
 LEXICAL_WEIGHT = 0.4
 #: A semantic candidate BM25 did not find must reach this fraction of the best similarity.
 SEMANTIC_RELATIVE = 0.5
-#: The first one must also reach this similarity (above its language's average; see
-#: SemanticView.similarities) when it is in the query's own language, where BM25 could have
-#: matched it and did not, so an off-topic question finds nothing (the KB report's "zero-result
-#: searches": on the test fixture "warranty claim" is 0.032, a real answer 0.04 typically),
+#: Where BM25 found nothing, the semantic side shows anything only once an article reaches
+#: this similarity (above its language's average; see SemanticView.similarities) in the
+#: query's own language, where a word could have matched and did not, so an off-topic question
+#: finds nothing (the KB report's "zero-result searches": on the test fixture "warranty claim"
+#: is 0.032, a real answer 0.04 typically),
 SEMANTIC_MIN_SIMILARITY = 0.035
-#: or this when it is in another language, where no word can match (a question that has its
-#: answer only there must still find it: see bench/kb_quality.py's bn->en and en->bn).
+#: or this in another language, where no word can match (a question that has its answer only
+#: there must still find it: see bench/kb_quality.py's bn->en and en->bn). Once one article
+#: reaches its floor, every article at least as similar is shown too, whatever its language.
 SEMANTIC_MIN_SIMILARITY_OTHER_LANGUAGE = 0.015
 #: Characters of body embedded after the title. Passage embedding costs ~30-40 ms per 60-90
 #: tokens on two cores (Bengali needs more tokens per character than English). 200 (the
@@ -357,29 +359,42 @@ def fuse(
         sims = view.similarities(qvec)
         semantic: dict[int, float] = {}
         best = 0.0
-        rank = 0
+        # Where BM25 found something, the question is on topic and the semantic side ranks by
+        # similarity alone. Where it found nothing, the absolute floors decide whether anything
+        # is close enough at all (an off-topic question finds nothing): the list opens once a
+        # candidate reaches its floor, and then holds every candidate at least as similar,
+        # whatever its language (a more similar article is never left out for a less similar
+        # one in another language).
+        opened = bool(stored_by_id)
         for row in _best_rows(sims, 1e-9, depth * 4):
             sim = float(sims[row])
-            if rank >= depth:
+            if len(semantic) >= depth:
                 break
-            # Best first: once under a floor, every later row is too. The absolute floors
-            # decide whether anything is close enough at all (an off-topic question finds
-            # nothing); after the first candidate, the relative one decides how many follow.
-            if sim < (SEMANTIC_RELATIVE * best if best else SEMANTIC_MIN_SIMILARITY_OTHER_LANGUAGE):
+            # Best first: once under a floor, every later row is too.
+            if best and sim < SEMANTIC_RELATIVE * best:
+                break
+            if not opened and sim < SEMANTIC_MIN_SIMILARITY_OTHER_LANGUAGE:
                 break
             doc_id = int(view.ids[row])
-            same_language = not query_lang or str(view.langs[row]) == query_lang
-            first = not best and doc_id not in stored_by_id
-            if first and same_language and sim < SEMANTIC_MIN_SIMILARITY:
-                continue
             if doc_id not in stored_by_id:
                 stored = candidate(doc_id)
                 if stored is None:
                     continue
                 stored_by_id[doc_id] = stored
+            if not opened:
+                same_language = not query_lang or str(view.langs[row]) == query_lang
+                opened = sim >= (
+                    SEMANTIC_MIN_SIMILARITY
+                    if same_language
+                    else SEMANTIC_MIN_SIMILARITY_OTHER_LANGUAGE
+                )
             best = best or sim
-            rank += 1
             semantic[doc_id] = sim
+        if not opened:
+            for doc_id in semantic:
+                del stored_by_id[doc_id]
+            semantic.clear()
+            best = 0.0
         for doc_id in stored_by_id:  # BM25 hits below the floor or depth keep their share
             at = view.rows.get(doc_id)
             if doc_id not in semantic and at is not None:
