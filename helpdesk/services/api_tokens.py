@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from helpdesk.db import utcnow
@@ -26,6 +26,8 @@ from helpdesk.services.errors import Forbidden, NotFound, ServiceError
 TOKEN_MARK = "hd_"  # noqa: S105  (the visible start of every secret, no secret)
 TOUCH_EVERY = timedelta(minutes=1)
 IDEMPOTENCY_TTL = timedelta(hours=24)
+# The first key of the advisory locks on Idempotency-Keys ("ik").
+_LOCK_CLASS = 0x696B
 SCOPES = tuple(s.value for s in TokenScope)
 
 
@@ -143,7 +145,19 @@ def find_idempotent(
     session: Session, token: ApiToken, key: str, fingerprint: str, *, now: datetime | None = None
 ) -> StoredResponse | None:
     """The response stored for this key, if any; the same key with another request is a
-    ServiceError ``idempotency_key_reused``."""
+    ServiceError ``idempotency_key_reused``.
+
+    Holds the key until the caller's transaction ends: a second request with the same key waits
+    here until the first has committed (with its stored response, which it then replays) or
+    rolled back (and then runs itself). On PostgreSQL an advisory lock on (token, key); on
+    SQLite the writing transaction already holds the database's one write lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.sha256(f"{token.id}:{key}".encode("utf-8", "surrogatepass")).digest()
+        session.execute(
+            select(
+                func.pg_advisory_xact_lock(_LOCK_CLASS, int.from_bytes(digest[:4], signed=True))
+            )
+        )
     since = (now or utcnow()) - IDEMPOTENCY_TTL
     row = session.scalar(
         select(IdempotencyKey).where(

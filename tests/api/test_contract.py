@@ -157,3 +157,29 @@ def test_idempotency_keys_belong_to_one_token(
     a = api.post("/api/v1/tickets", json=NEW, headers=headers).get_json()
     b = other.post("/api/v1/tickets", json=NEW, headers=headers).get_json()
     assert a["number"] != b["number"]
+
+
+def test_two_requests_racing_with_one_key_open_one_ticket(
+    app: Flask, api: ApiClient, session: Session
+) -> None:
+    import threading
+
+    barrier = threading.Barrier(2)
+    results: list[Any] = []
+
+    def send() -> None:
+        client = ApiClient(app, api.secret)
+        barrier.wait()
+        response = client.post("/api/v1/tickets", json=NEW, headers={"Idempotency-Key": "race"})
+        results.append((response.status_code, response.get_json()))
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    session.rollback()  # the test's own transaction must not hold SQLite's write lock
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(results) == 2
+    assert results[0] == results[1] and results[0][0] == 201
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(Ticket)) == 1
