@@ -504,7 +504,9 @@ def register(app: Flask) -> None:
 # blueprints, Socket.IO, sign-in; ~0.4 s of start-up instead of ~2 s), and ``helpdesk`` with
 # no command (``--help``). Every other command (``serve``, ``worker``, ``kb`` and ``demo``,
 # which need the knowledge base's registration, and any command added later) gets the web app.
-CORE_COMMANDS = frozenset({"agent", "channel", "events", "init", "mail", "team", "tickets"})
+CORE_COMMANDS = frozenset(
+    {"agent", "channel", "events", "init", "mail", "team", "tickets", "token"}
+)
 
 
 class _HelpdeskGroup(FlaskGroup):
