@@ -2,8 +2,9 @@
 (same status, same body, ``Idempotent-Replayed: true``); the same key with another request
 is a 422 ``idempotency_key_reused``. The response is stored in the same transaction as what the
 request changed (:func:`commit_response`), so a retry after a lost answer, or a crash between
-commit and answer, never creates a second ticket; two requests racing with one key: the loser's
-transaction fails on the key's unique constraint and it replays the winner's response."""
+commit and answer, never creates a second ticket. Two requests racing with one key: the second
+waits for the first (``api_tokens.find_idempotent`` holds the key) and replays its response; the
+key's unique constraint backs that up (a loser's commit fails and it replays the winner)."""
 
 from __future__ import annotations
 
