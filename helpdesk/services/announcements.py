@@ -130,8 +130,8 @@ def _build_announcements(session: Session, uow: UnitOfWork) -> None:
         previous = pending.get(ticket.id)
         created = previous is not None and previous[1] == "ticket.created"
         pending[ticket.id] = (ticket, "ticket.created" if created else name)
-    if not pending:
-        return
+    if not pending or not events.has_publishers():
+        return  # nobody to tell (a one-off command without Socket.IO): no payloads to build
     # Payloads are built now, while the session can still load what they need; they are sent
     # only after the commit succeeds.
     session.flush()

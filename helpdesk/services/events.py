@@ -50,6 +50,12 @@ def remove_publisher(fn: Publisher) -> None:
             _publishers.remove(fn)
 
 
+def has_publishers() -> bool:
+    """Whether anyone hears events: a process without Socket.IO (a one-off command with no
+    message queue) has no publisher, and building payloads for nobody is wasted work."""
+    return bool(_publishers)
+
+
 def publish(event: Event) -> None:
     with _lock:
         publishers = list(_publishers)

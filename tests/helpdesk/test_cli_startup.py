@@ -9,9 +9,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
 from flask import Flask
+from sqlalchemy.orm import Session
 
+from helpdesk.services import announcements
+from helpdesk.services import events as live_events
+from helpdesk.services.events import capture_events
 from tests.conftest import MakeTicket
 
 # What a one-off command must not import: the web layer and what only it needs.
@@ -90,3 +96,47 @@ def test_serve_and_worker_still_get_the_web_app(app: Flask) -> None:
     done, loaded = run_cli(helpdesk_env(app), "worker", "--help")
     assert done.returncode == 0, done.stderr
     assert "flask_socketio" in loaded and "helpdesk.realtime" in loaded
+
+
+def test_a_parser_process_starts_without_flask(app: Flask) -> None:
+    """The parser processes of a big fetch import only the parser (``channels.email.prepare``):
+    no Flask, no SQLAlchemy, so they are parsing a fraction of a second after the fetch
+    starts."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, channels.email.prepare; print(sorted({m.split('.')[0] for m in"
+            " sys.modules} & {'flask', 'sqlalchemy', 'werkzeug', 'jinja2'}))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_with_nobody_listening_no_live_payloads_are_built(
+    app: Flask, session: Session, make_ticket: MakeTicket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A one-off command without Socket.IO (no message queue) has nobody to tell about the
+    tickets it changes: the agents' ticket summaries are not built (a tenth of storing a
+    fetched mail, and a query for the tickets a reply continues). With a listener, they are."""
+    built: list[int] = []
+    real_summary = announcements.ticket_summary
+
+    def summary(ticket: Any, people: Any = None) -> dict[str, Any]:
+        built.append(ticket.id)
+        return real_summary(ticket, people)
+
+    monkeypatch.setattr(announcements, "ticket_summary", summary)
+    with capture_events() as heard:
+        first = make_ticket(sender="rahim@example.com", subject="heard")
+    assert heard.names().count("ticket.created") == 1 and built == [first.ticket.id]
+
+    built.clear()
+    monkeypatch.setattr(live_events, "_publishers", [])
+    make_ticket(sender="karim@example.com", subject="nobody listening")
+    assert built == []
