@@ -7,6 +7,7 @@ from email.utils import parseaddr
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from helpdesk.i18n import _
@@ -88,8 +89,18 @@ def resolve_customer(
         fill_in(customer, name, language)
         return customer
     customer = new_customer(kind, value, name, language)
-    session.add(customer)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(customer)
+            session.flush()
+    except IntegrityError:
+        # Another transaction stored this identity after we looked (on PostgreSQL both can
+        # look before either commits; the unique index made us wait for it): theirs it is.
+        existing = find_by_identity(session, kind, value)
+        if existing is None:
+            raise
+        fill_in(existing, name, language)
+        return existing
     record_created(session, customer)
     return customer
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import threading
+import time
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from helpdesk.extensions import db
 from helpdesk.models import Agent, Customer, CustomerIdentity, Message, Ticket, ticket_participants
 from helpdesk.services import customers, tickets
 from tests.conftest import AgentClient, MakeTicket
@@ -98,3 +104,50 @@ def test_merge_from_the_customer_page(
         f"/agent/customers/{a.customer_id}/merge", {"target": "nobody@example.com"}
     )
     assert bad.status_code == 400
+
+
+@pytest.mark.only_on("postgresql")  # SQLite's writers queue at BEGIN: the race cannot happen
+def test_two_first_contacts_from_one_address_at_once_make_one_customer(app: Flask) -> None:
+    """Two mails (or API calls) from a new address committed at the same moment: both look the
+    address up before either commits. The second used to fail on the identity's unique index
+    (a 500, or a mail batch redone); it gets the customer the first made."""
+    address = "nobody-yet@example.com"
+    found: list[int] = []
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with app.app_context(), db.transaction(app) as s2:
+                found.append(customers.resolve_customer(s2, "email", address, name="B").id)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    with app.app_context():
+        with db.transaction(app) as s1:
+            first = customers.resolve_customer(s1, "email", address, name="A")
+            thread = threading.Thread(target=second)
+            thread.start()
+            # The second transaction looked and now waits on the first's uncommitted row.
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with db.engine(app).connect() as probe:
+                    waiting = probe.scalar(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity "
+                            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                        )
+                    )
+                if waiting:
+                    break
+                time.sleep(0.01)
+            assert waiting, "the second transaction never waited on the first"
+        thread.join(10)
+        assert not errors, errors
+        assert found == [first.id]
+        with db.transaction(app) as s3:
+            count = s3.scalar(
+                select(func.count()).select_from(CustomerIdentity).where(
+                    CustomerIdentity.value == address
+                )
+            )
+            assert count == 1
