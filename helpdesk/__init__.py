@@ -232,7 +232,9 @@ def _register_worker_tasks(app: Flask) -> None:
     # (exactly once, with its position); the task sends what is due (docs/webhooks.md).
     from helpdesk.services import stream, webhooks
 
-    stream.register_consumer(webhooks.CONSUMER, webhooks.fan_out, start_at_end=True)
+    stream.register_consumer(
+        webhooks.CONSUMER, webhooks.fan_out, start_at_end=True, wants_news=webhooks.any_active
+    )
     worker.register_task(app, webhooks.deliver_due)
 
 

@@ -78,7 +78,7 @@ class Defaults:
     WEBHOOK_CONNECT_TIMEOUT = 5.0
     WEBHOOK_READ_TIMEOUT = 10.0
     WEBHOOK_RESPONSE_MAX_BYTES = 64 * 1024
-    WEBHOOK_CONCURRENCY = 8  # deliveries in flight per worker process
+    WEBHOOK_CONCURRENCY = 32  # deliveries in flight per worker process
     WEBHOOK_LOG_DAYS = 30.0  # delivered and dead deliveries are kept this long
 
     # Outbound mail when no email channel supplies SMTP settings. With no SMTP host, mail is

@@ -38,6 +38,7 @@ import queue
 import random
 import secrets
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -108,7 +109,7 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_CONNECT_TIMEOUT": 5.0,
     "WEBHOOK_READ_TIMEOUT": 10.0,
     "WEBHOOK_RESPONSE_MAX_BYTES": 64 * 1024,
-    "WEBHOOK_CONCURRENCY": 8,
+    "WEBHOOK_CONCURRENCY": 32,
     "WEBHOOK_LOG_DAYS": 30.0,
 }
 EXCERPT_CHARS = 2000
@@ -247,6 +248,7 @@ def create_webhook(
     session.add(webhook)
     session.flush()
     _ensure_consumer(session, webhook.after_event_id)
+    _forget_active(session)
     return webhook, secret
 
 
@@ -317,6 +319,7 @@ def set_active(session: Session, actor: Agent | None, webhook: Webhook, active: 
     else:
         webhook.disabled_at = utcnow()
     session.flush()
+    _forget_active(session)
 
 
 def rotate_secret(session: Session, actor: Agent | None, webhook: Webhook) -> str:
@@ -334,6 +337,7 @@ def delete_webhook(session: Session, actor: Agent | None, webhook: Webhook) -> N
     session.execute(delete(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook.id))
     session.delete(webhook)
     session.flush()
+    _forget_active(session)
 
 
 def deliveries(
@@ -387,6 +391,27 @@ def redeliver(session: Session, actor: Agent | None, delivery: WebhookDelivery) 
 
 
 # --- fan-out: the stream consumer --------------------------------------------------------------
+
+_ACTIVE_TTL = 1.0
+_active: dict[str, tuple[float, bool]] = {}  # database URL -> (when read, any active webhook)
+
+
+def _forget_active(session: Session) -> None:
+    _active.pop(str(session.get_bind().engine.url), None)
+
+
+def any_active(session: Session) -> bool:
+    """Is any webhook active (read at most once a second per database)? The consumer's
+    ``wants_news``: with none, a change does not wake the worker for webhooks."""
+    url = str(session.get_bind().engine.url)
+    now = time.monotonic()
+    cached = _active.get(url)
+    if cached is not None and now - cached[0] < _ACTIVE_TTL:
+        return cached[1]
+    with session.no_autoflush:
+        found = session.scalar(select(Webhook.id).where(Webhook.active).limit(1)) is not None
+    _active[url] = (now, found)
+    return found
 
 
 def fan_out(session: Session, event: stream.StoredEvent) -> None:
@@ -615,6 +640,7 @@ def _maybe_disable(app: Flask, session: Session, webhook: Webhook, now: datetime
     webhook.active = False
     webhook.disabled_at = now
     webhook.disabled_reason = "failures"
+    _forget_active(session)
     log.warning(
         "webhook %s (%s) disabled after %s failed attempts",
         webhook.id,

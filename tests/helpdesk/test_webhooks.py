@@ -454,3 +454,23 @@ def test_the_body_is_json_with_the_event_data_when_no_serializer_is_registered(
     data = json.loads(note.body)["data"]
     assert data["type"] == "message" and data["internal"] is True
     assert data["ticket"] == {"id": t.id, "number": t.number}
+
+
+def test_changes_wake_the_worker_for_webhooks_only_while_one_is_active(
+    app: Flask, session: Session, admin: Agent, receiver: Receiver, make_ticket: MakeTicket
+) -> None:
+    """With no webhook, a change costs no worker round; with one, it goes out at once."""
+    from helpdesk import worker
+
+    worker._wake.clear()
+    make_ticket(subject="Nobody listens")
+    assert not worker._wake.is_set()
+    webhook, _secret = hook(session, admin, receiver.url)
+    worker._wake.clear()
+    make_ticket(subject="Someone listens")
+    assert worker._wake.is_set()
+    webhooks.set_active(session, admin, webhook, False)
+    session.commit()
+    worker._wake.clear()
+    make_ticket(subject="Nobody again")
+    assert not worker._wake.is_set()
