@@ -84,6 +84,10 @@ class RowText:
         self.locale: Locale = flask_babel.get_locale() or Locale.parse("en")
         self.tzinfo = flask_babel.get_timezone()
         self.now = utcnow()
+        # The caches below are keyed by the locale's name: Babel's Locale hashes and compares
+        # five fields in Python, which a per-row cache key paid several times a row.
+        self._lkey = str(self.locale)
+        _LOCALES.setdefault(self._lkey, self.locale)
         labels = self.labels = _labels(self.locale)
         self.status, self.priority, self.channel = labels.status, labels.priority, labels.channel
         self.views, self.sorts, self.messages = labels.views, labels.sorts, labels.messages
@@ -102,11 +106,11 @@ class RowText:
 
     def count(self, n: int) -> str:
         """As the ``number`` filter."""
-        return _number(n, self.locale)
+        return _number(n, self._lkey)
 
     def when(self, value: datetime) -> str:
         """As the ``datetime`` filter: medium date and time in the reader's zone and digits."""
-        return _when(value, self.tzinfo, self.locale)
+        return _when(value, self.tzinfo, self._lkey)
 
     def ago(self, value: datetime) -> str:
         """As the ``ago`` filter, against the request's one "now"."""
@@ -120,7 +124,7 @@ class RowText:
             if amount >= _AGO_THRESHOLD or unit == _AGO_GRANULARITY:
                 if unit == _AGO_GRANULARITY and amount > 0:
                     amount = max(1, amount)
-                key = (unit, round(amount), seconds >= 0, self.locale)
+                key = (unit, round(amount), seconds >= 0, self._lkey)
                 text = _AGO.get(key)
                 if text is None:
                     text = _AGO[key] = localize(
@@ -173,17 +177,20 @@ class RowText:
 _AGO_GRANULARITY: Literal["minute"] = "minute"
 _AGO_THRESHOLD = 0.85
 # (unit, count, future, locale) -> text: a few hundred entries at most per language.
-_AGO: dict[tuple[str, int, bool, Locale], str] = {}
+_AGO: dict[tuple[str, int, bool, str], str] = {}
+_LOCALES: dict[str, Locale] = {}
 
 
 @lru_cache(maxsize=1024)
-def _number(n: int, locale: Locale) -> str:
+def _number(n: int, lkey: str) -> str:
+    locale = _LOCALES[lkey]
     # flask_babel.format_decimal with the request's locale, which it would look up per call.
     return localize(numbers.format_decimal(n, locale=locale), locale)
 
 
 @lru_cache(maxsize=8192)
-def _when(value: datetime, zone: tzinfo, locale: Locale) -> str:
+def _when(value: datetime, zone: tzinfo, lkey: str) -> str:
+    locale = _LOCALES[lkey]
     # A pure function of its arguments, and the busiest views' first pages are the same tickets
     # request after request (every live refresh renders them again): remembered per process.
     return localize(dates.format_datetime(value, "medium", tzinfo=zone, locale=locale), locale)
