@@ -43,6 +43,8 @@ from whoosh.analysis import (
 from whoosh.lang.porter2 import stem as english_stem
 
 __all__ = [
+    "ANALYZER_VERSION",
+    "BENGALI_INTERROGATIVES",
     "ENGLISH_STOPWORDS",
     "SUPPORTED_LANGUAGES",
     "WORD_RE",
@@ -54,6 +56,14 @@ __all__ = [
     "primary_language",
     "tokenize",
 ]
+
+#: Raise whenever an analyzer changes the terms a text becomes (stemming rules, stopwords,
+#: normalisation). The KB index records the version it was written with and the worker rebuilds
+#: an index written with another one (kb.search_store, kb.indexer.index_pending); an index
+#: without a record is version 1. 2: the postposition -সহ is stripped, Bengali interrogatives
+#: are stopwords (2026-12-07, issue 13 item 24). The ticket search uses the Bengali analyzer too:
+#: after a change, run ``helpdesk tickets reindex`` (docs/architecture.md, "Ticket search").
+ANALYZER_VERSION = 2
 
 #: Languages with a dedicated analyzer; every other language gets the multilingual one.
 SUPPORTED_LANGUAGES: frozenset[str] = frozenset({"en", "bn"})
@@ -180,6 +190,8 @@ _SUFFIX_RULES: tuple[tuple[str, str], ...] = (
     ("টির", _ANY),
     ("টি", _ANY),
     ("টা", _ANY),
+    # the postposition সহ ("with", "including") written joined to its noun: ভ্যাটসহ, নম্বরসহ
+    ("সহ", _ANY),
     # case endings and plural -রা
     ("েরা", _AFTER_CONSONANT),
     ("ের", _AFTER_CONSONANT),
@@ -272,11 +284,20 @@ def _bn_or_latin_stem(word: str) -> str:
 ENGLISH_STOPWORDS: frozenset[str] = frozenset(STOP_WORDS)
 
 
+#: Interrogatives missing from stopwords-iso's list, which has the others (কী, কি, কেন, কবে, কত,
+#: কোন, কে) and ভাবে but not কীভাবে: questions are what customers type into the KB search, and
+#: "how" or "where" says nothing about which article answers them (they matched any article
+#: that happened to say "how to" in Bengali). Both spellings of "how" are common.
+BENGALI_INTERROGATIVES: frozenset[str] = frozenset(
+    normalize(w) for w in ("কীভাবে", "কিভাবে", "কোথায়", "কোথা", "কখন", "কেমন", "কেমনে")
+)
+
+
 @cache
 def bengali_stopwords() -> frozenset[str]:
-    """Bengali stopwords (stopwords-iso), NFC-normalised."""
+    """Bengali stopwords (stopwords-iso, and :data:`BENGALI_INTERROGATIVES`), NFC-normalised."""
     # The stopwords-iso list mixes precomposed and decomposed য়; normalise like the tokens.
-    return frozenset(normalize(w) for w in stopwordsiso.stopwords("bn"))
+    return frozenset(normalize(w) for w in stopwordsiso.stopwords("bn")) | BENGALI_INTERROGATIVES
 
 
 def analyzer_for(lang: str | None) -> Analyzer:

