@@ -36,10 +36,11 @@ from datetime import datetime
 from typing import Any
 
 import requests
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from helpdesk.inbound import InboundMessage
-from helpdesk.models import Agent, AgentRole
+from helpdesk.models import Agent, AgentRole, WebhookDelivery
 from helpdesk.services import webhooks
 from helpdesk.services.agents import create_agent
 from helpdesk.services.inbound import receive
@@ -168,6 +169,17 @@ def run(url: str, instance: Path, args: argparse.Namespace) -> dict[str, Any]:
                 r = arrived[i]
                 lag = r.at - datetime.fromisoformat(r.json["created_at"]).timestamp()
                 print(f"  event {i:5d}: {lag * 1000:7.0f} ms")
+        def retried(s: Session) -> list[tuple[int, str | None]]:
+            rows = s.execute(
+                select(WebhookDelivery.attempts, WebhookDelivery.error).where(
+                    WebhookDelivery.attempts > 1
+                )
+            ).all()
+            return [(int(a), e) for a, e in rows]
+
+        retries = site.run(retried)
+        if retries:
+            print(f"  {len(retries)} deliveries needed more than one attempt, e.g. {retries[:3]}")
         bad = sum(not signature_ok(secret, r.headers, r.body) for r in receiver.requests)
         distinct = len({r.json["id"] for r in receiver.requests})
         return {

@@ -233,7 +233,11 @@ def _register_worker_tasks(app: Flask) -> None:
     from helpdesk.services import stream, webhooks
 
     stream.register_consumer(
-        webhooks.CONSUMER, webhooks.fan_out, start_at_end=True, wants_news=webhooks.any_active
+        webhooks.CONSUMER,
+        webhooks.fan_out,
+        start_at_end=True,
+        wants_news=webhooks.any_active,
+        prepare=webhooks.prepare,
     )
     worker.register_task(app, webhooks.deliver_due)
 

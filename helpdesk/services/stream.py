@@ -292,6 +292,7 @@ def last_id(session: Session) -> int:
 
 
 Handler = Callable[[Session, StoredEvent], None]
+Preparer = Callable[[Session, Sequence[StoredEvent]], None]
 
 
 def position(session: Session, name: str) -> int:
@@ -306,6 +307,7 @@ def consume(
     *,
     limit: int = 200,
     start_at_end: bool = False,
+    prepare: Preparer | None = None,
 ) -> int:
     """Hand the events after consumer ``name``'s position to ``handler``, oldest first, and move
     the position past each one; returns how many were handled. The caller commits.
@@ -317,6 +319,8 @@ def consume(
     by event id. On PostgreSQL the position row is locked, so two workers never share a batch.
     ``start_at_end``: a consumer that never ran starts after the newest event instead of at the
     beginning (for consumers whose past is of no use, like notifications).
+    ``prepare(session, events)`` runs once per batch before the handler sees its events (load
+    what they all need in one query instead of one per event).
     """
     consumer = session.scalars(
         select(EventConsumer).where(EventConsumer.name == name).with_for_update()
@@ -326,7 +330,10 @@ def consume(
         session.add(consumer)
         session.flush()
     handled = 0
-    for stored in read(session, consumer.last_id, limit):
+    batch = read(session, consumer.last_id, limit)
+    if prepare is not None and batch:
+        prepare(session, batch)
+    for stored in batch:
         handler(session, stored)
         consumer.last_id = stored.id
         handled += 1
@@ -344,6 +351,7 @@ class Consumer:
     # A consumer with nothing to do (webhooks when none is active) says no, so an installation
     # without it pays no worker round per change; it still catches up at the next round.
     wants_news: Callable[[Session], bool] | None = None
+    prepare: Preparer | None = None
 
 
 _consumers: dict[str, Consumer] = {}
@@ -355,9 +363,10 @@ def register_consumer(
     *,
     start_at_end: bool = False,
     wants_news: Callable[[Session], bool] | None = None,
+    prepare: Preparer | None = None,
 ) -> None:
     """A durable consumer the worker keeps up to date (``create_app`` registers them)."""
-    _consumers[name] = Consumer(name, handler, start_at_end, wants_news)
+    _consumers[name] = Consumer(name, handler, start_at_end, wants_news, prepare)
 
 
 def unregister_consumer(name: str) -> None:
@@ -387,6 +396,7 @@ def run_consumers(
                         consumer.handler,
                         limit=limit,
                         start_at_end=consumer.start_at_end,
+                        prepare=consumer.prepare,
                     )
             except Exception:
                 log.exception("event consumer %s failed; it will retry", consumer.name)

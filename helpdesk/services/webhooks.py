@@ -39,6 +39,7 @@ import random
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -414,17 +415,55 @@ def any_active(session: Session) -> bool:
     return found
 
 
+_Hook = tuple[int, list[str], int]  # id, events, after_event_id
+# The active webhooks, read once per batch by prepare() (sessions of the worker's batches are
+# made per transaction, so an entry lives as long as its batch).
+_batch_hooks: weakref.WeakKeyDictionary[Session, list[_Hook]] = weakref.WeakKeyDictionary()
+# The batch's tickets, held so the session's (weak) identity map keeps them for session.get().
+_batch_tickets: weakref.WeakKeyDictionary[Session, list[Ticket]] = weakref.WeakKeyDictionary()
+
+
+def _active_hooks(session: Session) -> list[_Hook]:
+    rows = session.execute(
+        select(Webhook.id, Webhook.events, Webhook.after_event_id).where(Webhook.active)
+    ).all()
+    return [(r.id, list(r.events or []), int(r.after_event_id)) for r in rows]
+
+
+def prepare(session: Session, events: Sequence[stream.StoredEvent]) -> None:
+    """Once per consumer batch: the active webhooks and the tickets the batch's events will
+    carry, each in one query (under gevent on PostgreSQL every query is a turn given to the
+    web's requests: one per event made the fan-out fall behind under load)."""
+    with session.no_autoflush:
+        hooks = _batch_hooks[session] = _active_hooks(session)
+        wanted = {name for _id, names, _after in hooks for name in names}
+        ticket_ids = {
+            e.subject_id for e in events if e.subject_type == "ticket" and e.name in wanted
+        } | {e.ticket_id for e in events if e.ticket_id is not None and e.name in wanted}
+        if ticket_ids and _payloads.get("ticket") is _ticket_payload:
+            _batch_tickets[session] = session.scalars(
+                select(Ticket)
+                .where(Ticket.id.in_(ticket_ids))
+                .options(
+                    joinedload(Ticket.customer),
+                    joinedload(Ticket.assignee),
+                    joinedload(Ticket.team),
+                    selectinload(Ticket.tags),
+                )
+            ).all()  # session.get() finds them in the identity map
+
+
 def fan_out(session: Session, event: stream.StoredEvent) -> None:
     """One delivery per active webhook subscribed to ``event`` (the consumer's handler).
 
     The batch's deliveries are flushed once at its end (``stream.consume``), not before each
     event's reads: nothing read here depends on them."""
     with session.no_autoflush:
-        hooks = session.execute(
-            select(Webhook.id, Webhook.events, Webhook.after_event_id).where(Webhook.active)
-        ).all()
+        hooks = _batch_hooks.get(session)
+        if hooks is None:
+            hooks = _active_hooks(session)
         targets = [
-            h.id for h in hooks if event.name in (h.events or []) and event.id > h.after_event_id
+            hook_id for hook_id, names, after in hooks if event.name in names and event.id > after
         ]
         if not targets:
             return

@@ -74,7 +74,9 @@ def pump(app: Flask) -> int:
     """What the worker does: fan the new events out, then send what is due."""
     db.session.commit()  # the test's own reads end, as a request's would (SQLite's write lock)
     with db.transaction(app) as s:
-        stream.consume(s, webhooks.CONSUMER, webhooks.fan_out, start_at_end=True)
+        stream.consume(
+            s, webhooks.CONSUMER, webhooks.fan_out, start_at_end=True, prepare=webhooks.prepare
+        )
     return webhooks.deliver_now(app)
 
 
@@ -429,11 +431,10 @@ def test_a_receiver_slower_than_the_timeout_is_a_failed_attempt(
     hook(session, admin, receiver.url)
     receiver.responder = slow
     make_ticket()
-    started = time.monotonic()
     pump(app)
-    assert time.monotonic() - started < 1.0
     (row,) = rows(session)
     assert row.state is DeliveryState.PENDING and "timed out" in (row.error or "")
+    assert row.latency_ms is not None and row.latency_ms < 1000  # gave up before the answer
 
 
 def test_the_body_is_json_with_the_event_data_when_no_serializer_is_registered(
@@ -462,6 +463,7 @@ def test_changes_wake_the_worker_for_webhooks_only_while_one_is_active(
     """With no webhook, a change costs no worker round; with one, it goes out at once."""
     from helpdesk import worker
 
+    webhooks._active.clear()  # an earlier test's webhook on this (emptied) database
     worker._wake.clear()
     make_ticket(subject="Nobody listens")
     assert not worker._wake.is_set()

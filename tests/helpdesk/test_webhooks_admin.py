@@ -48,7 +48,9 @@ def admin_client(app: Flask, admin: Agent) -> AgentClient:
 def pump(app: Flask) -> None:
     db.session.commit()
     with db.transaction(app) as s:
-        stream.consume(s, webhooks.CONSUMER, webhooks.fan_out, start_at_end=True)
+        stream.consume(
+            s, webhooks.CONSUMER, webhooks.fan_out, start_at_end=True, prepare=webhooks.prepare
+        )
     webhooks.deliver_now(app)
 
 
