@@ -226,6 +226,24 @@ def evaluate(
     return results
 
 
+def off_topic(workdir: Path) -> dict[str, tuple[int, int]]:
+    """Per language pair, how many of the off-topic questions (``off_topic.yaml``) a hybrid
+    search answers with nothing, of how many."""
+    data = yaml.safe_load((DATA / "off_topic.yaml").read_text(encoding="utf-8"))
+    articles = load_articles()
+    out: dict[str, tuple[int, int]] = {}
+    for a_lang in ("en", "bn"):
+        index = SearchIndex(workdir / f"off-{a_lang}")
+        try:
+            index.upsert([d for d in articles if d.language == a_lang])
+            for q_lang in ("en", "bn"):
+                empty = sum(not index.search(q, lang=q_lang, mode="hybrid") for q in data[q_lang])
+                out[f"{q_lang}->{a_lang}"] = (empty, len(data[q_lang]))
+        finally:
+            index.close()
+    return out
+
+
 def target_met(results: dict[tuple[str, str], Score], key: tuple[str, str, str]) -> bool:
     pair, mode, measure = key
     goal = TARGETS[key]
@@ -293,6 +311,10 @@ def main() -> int:
         if args.misses:
             print("\nfresh set:")
             print(report(fresh, misses=True))
+        with tempfile.TemporaryDirectory(prefix="kb-quality-") as tmp:
+            nothing = off_topic(Path(tmp))
+        print("\noff-topic questions (off_topic.yaml) a hybrid search finds nothing for:")
+        print("  " + ", ".join(f"{pair} {n}/{of}" for pair, (n, of) in nothing.items()))
     failed = [key for key in TARGETS if not target_met(results, key)]
     return 1 if failed else 0
 
