@@ -97,7 +97,7 @@ def queue() -> str | Response:
         # The live refresh replaces the rows only: no sidebar, filters or top bar to fill.
         return render_template("agent/_queue_rows.html", page=page, flt=flt, text=text)
     saved = view_services.visible_views(db.session, me())
-    teams, my_teams = view_services.teams_with_membership(db.session, me())
+    teams, my_teams, agents = view_services.teams_and_agents(db.session, me())
     return render_template(
         "agent/queue.html",
         page=page,
@@ -109,7 +109,7 @@ def queue() -> str | Response:
         sorts=text.sorts,
         teams=teams,
         my_team_ids=my_teams,
-        agents=view_services.agent_names(db.session),
+        agents=agents,
         first_page=not request.args.get("after"),
     )
 

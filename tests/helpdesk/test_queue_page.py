@@ -268,3 +268,31 @@ def test_a_queue_page_builds_no_ticket_objects(agent_client: AgentClient) -> Non
             assert not set(built) & {Ticket, Customer, Tag}, built
     finally:
         event.remove(Base, "load", loaded)
+
+
+def test_the_team_and_assignee_lists_come_in_name_order(
+    agent_client: AgentClient, session: Session, agent: Agent
+) -> None:
+    """Teams (all of them in the filter, the agent's own in "share with") and the active agents,
+    each by name, from the one statement that reads both."""
+    from helpdesk.models import AgentRole
+    from helpdesk.services.agents import set_agent_active
+
+    admin = create_agent(session, "root@example.com", "Root Admin", "password123", AgentRole.ADMIN)
+    zed = create_agent(session, "zed@example.com", "Zed Agent", "password123")
+    gone = create_agent(session, "gone@example.com", "Ann Gone", "password123")
+    create_team(session, "Shipping", [zed])
+    create_team(session, "Accounts", [agent])
+    create_team(session, "Billing", [agent, zed])
+    session.flush()
+    set_agent_active(session, admin, gone, False)
+    session.commit()
+    html = agent_client.get("/agent/queue").get_data(as_text=True)
+    filters = html.split('<form class="filters"', 1)[1].split("</form>", 1)[0]
+    team_filter = filters.split('name="team"', 1)[1].split("</select>", 1)[0]
+    assignees = filters.split('name="assignee"', 1)[1].split("</select>", 1)[0]
+    share = html.split('name="team"', 1)[1].split("</select>", 1)[0]
+    option = re.compile(r'<option value="\d+"\s*>([^<]+)</option>')
+    assert option.findall(team_filter) == ["Accounts", "Billing", "Shipping"]
+    assert option.findall(share) == ["Accounts", "Billing"]
+    assert option.findall(assignees) == ["Alex Agent", "Root Admin", "Zed Agent"]
