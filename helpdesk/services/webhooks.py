@@ -441,16 +441,18 @@ def prepare(session: Session, events: Sequence[stream.StoredEvent]) -> None:
             e.subject_id for e in events if e.subject_type == "ticket" and e.name in wanted
         } | {e.ticket_id for e in events if e.ticket_id is not None and e.name in wanted}
         if ticket_ids and _payloads.get("ticket") is _ticket_payload:
-            _batch_tickets[session] = session.scalars(
-                select(Ticket)
-                .where(Ticket.id.in_(ticket_ids))
-                .options(
-                    joinedload(Ticket.customer),
-                    joinedload(Ticket.assignee),
-                    joinedload(Ticket.team),
-                    selectinload(Ticket.tags),
-                )
-            ).all()  # session.get() finds them in the identity map
+            _batch_tickets[session] = list(
+                session.scalars(
+                    select(Ticket)
+                    .where(Ticket.id.in_(ticket_ids))
+                    .options(
+                        joinedload(Ticket.customer),
+                        joinedload(Ticket.assignee),
+                        joinedload(Ticket.team),
+                        selectinload(Ticket.tags),
+                    )
+                ).unique()
+            )  # session.get() finds them in the identity map
 
 
 def fan_out(session: Session, event: stream.StoredEvent) -> None:
