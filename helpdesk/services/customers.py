@@ -11,9 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from helpdesk.i18n import _
-from helpdesk.models import Agent, Customer, CustomerIdentity, IdentityKind
+from helpdesk.models import Agent, Customer, CustomerIdentity, IdentityKind, Organization
 from helpdesk.services import stream
-from helpdesk.services.errors import ServiceError
+from helpdesk.services.errors import Conflict, ServiceError
 
 # What only a display name, a comment, a quoted local part or a list can contain: without any
 # of these an address is its own parse (the parser hands bare addresses over), and parseaddr,
@@ -151,7 +151,7 @@ def add_identity(
         value = normalize_email(value)
     owner = find_by_identity(session, kind, value)
     if owner is not None and owner.id != customer.id:
-        raise ServiceError(_("This identity belongs to another customer."))
+        raise Conflict(_("This identity belongs to another customer."), code="identity_taken")
     for identity in customer.identities:
         if identity.kind == kind and identity.value == value:
             return identity
@@ -161,6 +161,53 @@ def add_identity(
         customer.email = value
     session.flush()
     return identity
+
+
+def create_customer(
+    session: Session,
+    email: str,
+    *,
+    name: str | None = None,
+    language: str | None = None,
+    organization: str | None = None,
+    notes: str | None = None,
+    actor: Agent | None = None,
+) -> Customer:
+    """A customer an agent (or an integration) records before they write in; the address must
+    be nobody's yet (``Conflict`` with code ``identity_taken``). ``organization`` is a name."""
+    value = normalize_email(email)
+    if find_by_identity(session, IdentityKind.EMAIL, value) is not None:
+        raise Conflict(_("This identity belongs to another customer."), code="identity_taken")
+    customer = new_customer(IdentityKind.EMAIL, value, name, language or None)
+    if notes:
+        customer.notes = notes[:20_000]
+    org = _organization(session, organization, actor) if organization else None
+    try:
+        with session.begin_nested():
+            session.add(customer)
+            customer.organization = org
+            session.flush()
+    except IntegrityError:
+        # Stored by another transaction after we looked.
+        raise Conflict(
+            _("This identity belongs to another customer."), code="identity_taken"
+        ) from None
+    record_created(session, customer)
+    return customer
+
+
+def _organization(session: Session, name: str, actor: Agent | None) -> Organization | None:
+    """The organization of this name, created (with its event) if new; None for a blank name."""
+    org_name = " ".join(name.split())[:200]
+    if not org_name:
+        return None
+    org = session.scalar(select(Organization).where(Organization.name == org_name))
+    if org is None:
+        org = Organization(name=org_name)
+        session.add(org)
+        session.flush()
+        stream.record(session, "organization.created", "organization", org.id, actor, name=org.name)
+    return org
 
 
 def update_customer(
@@ -175,8 +222,6 @@ def update_customer(
 ) -> None:
     """Change what agents know about a customer; ``organization`` is a name (created if new,
     empty to remove)."""
-    from helpdesk.models import Organization
-
     before = _profile(customer)
     if name is not None:
         customer.name = clip_name(name)
@@ -185,19 +230,7 @@ def update_customer(
     if language is not None:
         customer.language = language or None
     if organization is not None:
-        org_name = " ".join(organization.split())[:200]
-        if not org_name:
-            customer.organization = None
-        else:
-            org = session.scalar(select(Organization).where(Organization.name == org_name))
-            if org is None:
-                org = Organization(name=org_name)
-                session.add(org)
-                session.flush()
-                stream.record(
-                    session, "organization.created", "organization", org.id, actor, name=org.name
-                )
-            customer.organization = org
+        customer.organization = _organization(session, organization, actor)
     session.flush()
     after = _profile(customer)
     changes = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}

@@ -1,0 +1,62 @@
+"""Helpers the resources share: error responses in the document, field errors raised from a
+view (422 with ``fields``), keyset pages over a table's id."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import marshmallow as ma
+from flask_smorest import Blueprint
+from sqlalchemy import Select
+from sqlalchemy.orm import InstrumentedAttribute
+
+from helpdesk.api import pagination
+from helpdesk.api.errors import ErrorSchema, validation_fields
+from helpdesk.i18n import _
+from helpdesk.services.errors import ServiceError
+
+
+def errors_doc(blp: Blueprint, *codes: int) -> Callable[[Any], Any]:
+    """Document the error responses a view may give (all in the one error shape)."""
+
+    def deco(view: Any) -> Any:
+        for code in sorted(set(codes)):
+            view = blp.alt_response(code, schema=ErrorSchema, description="An error")(view)
+        return view
+
+    return deco
+
+
+class Invalid(ServiceError):
+    """A 422 naming the fields that cannot be used (e.g. an unknown id)."""
+
+    code = "invalid"
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__(_("Some fields are not valid."))
+        self.fields = fields
+
+
+def load(schema: ma.Schema, data: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return dict(schema.load(data))
+    except ma.ValidationError as exc:
+        raise Invalid(validation_fields(exc.messages)) from None
+
+
+def id_page(
+    q: Select[Any], column: InstrumentedAttribute[int], kind: str, cursor: str | None, limit: int
+) -> Select[Any]:
+    """Newest first by id, after ``cursor``; ``limit + 1`` rows (the extra one says there is a
+    next page)."""
+    if cursor:
+        values = pagination.decode(cursor, kind)
+        if len(values) != 1 or not isinstance(values[0], int) or not 0 < values[0] < 2**31:
+            raise ServiceError(_("Invalid page cursor."), code="invalid_cursor")
+        q = q.where(column < values[0])
+    return q.order_by(column.desc()).limit(limit + 1)
+
+
+def next_cursor(rows: list[Any], kind: str, limit: int) -> str | None:
+    return pagination.encode(kind, [rows[limit - 1].id]) if len(rows) > limit else None
