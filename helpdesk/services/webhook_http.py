@@ -102,9 +102,9 @@ def is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def resolve(target: Target, allowed: set[str]) -> str:
-    """The address to connect to: the first the host resolves to, if every address it resolves
-    to is public or the host is listed; else :class:`UnsafeUrl`."""
+def resolve(target: Target, allowed: set[str]) -> list[str]:
+    """The addresses to connect to (in the resolver's order), if every address the host
+    resolves to is public or the host is listed; else :class:`UnsafeUrl`."""
     try:
         infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
@@ -122,7 +122,7 @@ def resolve(target: Target, allowed: set[str]) -> str:
                 host=target.host,
             )
         )
-    return addresses[0]
+    return list(dict.fromkeys(addresses))
 
 
 def check_url(url: str, allowed: set[str]) -> Target:
@@ -132,23 +132,37 @@ def check_url(url: str, allowed: set[str]) -> Target:
     return target
 
 
+def _connect(addresses: list[str], port: int, timeout: float | None) -> socket.socket:
+    """A connection to the first of the checked addresses that answers (a name with IPv4 and
+    IPv6 addresses may listen on one of them only)."""
+    error: OSError | None = None
+    for address in addresses:
+        try:
+            sock = socket.create_connection((address, port), timeout)
+        except OSError as exc:
+            error = exc
+            continue
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    raise error or OSError("no address to connect to")
+
+
 class _PinnedHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+    def __init__(self, host: str, port: int, addresses: list[str], timeout: float) -> None:
         super().__init__(host, port, timeout=timeout)
-        self._address = address
+        self._addresses = addresses
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = _connect(self._addresses, self.port, self.timeout)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+    def __init__(self, host: str, port: int, addresses: list[str], timeout: float) -> None:
         super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self._address = address
+        self._addresses = addresses
 
     def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
+        sock = _connect(self._addresses, self.port, self.timeout)
         # The certificate is checked against the URL's host name, not the address.
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
@@ -171,11 +185,11 @@ def post(
 
     try:
         target = parse_url(url)
-        address = resolve(target, allowed)
+        addresses = resolve(target, allowed)
     except UnsafeUrl as exc:
         return Answer(None, b"", took(), str(exc))
     cls = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
-    conn = cls(target.host, target.port, address, connect_timeout)
+    conn = cls(target.host, target.port, addresses, connect_timeout)
     deadline = started + connect_timeout + read_timeout
     try:
         conn.connect()

@@ -476,3 +476,56 @@ def test_changes_wake_the_worker_for_webhooks_only_while_one_is_active(
     worker._wake.clear()
     make_ticket(subject="Nobody again")
     assert not worker._wake.is_set()
+
+
+def test_https_checks_the_certificate_against_the_url_host(
+    app: Flask, session: Session, admin: Agent, make_ticket: MakeTicket, tmp_path: Path
+) -> None:
+    """The address is pinned, but TLS still verifies the certificate for the URL's host name:
+    a receiver whose certificate nobody vouches for gets nothing."""
+    import datetime as dt
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    tls = Receiver().start()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    assert tls._server is not None
+    tls._server.socket = context.wrap_socket(tls._server.socket, server_side=True)
+    try:
+        app.config["WEBHOOK_ALLOWED_HOSTS"] = f"localhost:{tls.port}"
+        hook(session, admin, f"https://localhost:{tls.port}/hook")
+        make_ticket()
+        pump(app)
+        (row,) = rows(session)
+        assert row.state is DeliveryState.PENDING and row.response_code is None
+        assert "CERTIFICATE_VERIFY_FAILED" in (row.error or "")
+        assert tls.requests == []
+    finally:
+        tls.stop()
