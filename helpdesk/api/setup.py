@@ -15,9 +15,17 @@ from typing import Any
 from flask import Flask, current_app
 from flask_smorest import Api
 
-from helpdesk.api import attachments, auth, customers, docs, errors, events, tickets
+from helpdesk.api import agents, attachments, auth, customers, docs, errors, events, tickets
 
-BLUEPRINTS = [tickets.blp, customers.blp, customers.org_blp, events.blp, attachments.blp]
+BLUEPRINTS = [
+    tickets.blp,
+    customers.blp,
+    customers.org_blp,
+    agents.blp,
+    agents.team_blp,
+    events.blp,
+    attachments.blp,
+]
 # The reference's section of each blueprint (its name, ``api_tickets``, stays the endpoints').
 TAGS = {
     "api_tickets": "Tickets",
