@@ -262,7 +262,7 @@ def _register_channels(app: Flask, *, web: bool = True) -> None:
     # Ticket search analyses text by the KB's rules (Bengali + English); helpdesk never
     # imports kb, so the analyzer is handed over here, in the composition root.
     from helpdesk.services.search_index import register_analyzer
-    from kb.analysis import analyzer_for
+    from kb.analysis import ANALYZER_VERSION, analyzer_for
 
-    register_analyzer(app, analyzer_for("bn"))
+    register_analyzer(app, analyzer_for("bn"), version=ANALYZER_VERSION)
     register_chat(app, web=web)

@@ -61,20 +61,32 @@ def init_command() -> None:
 
 def _index_existing_tickets(app: Flask) -> None:
     """After the migration that adds the search index, index the tickets that already exist
-    (new ones are indexed in their own transaction from then on)."""
+    (new ones are indexed in their own transaction from then on); after an upgrade that changed
+    the text analysis, index them again (the old documents answer searches meanwhile)."""
     from sqlalchemy import text
+    from tqdm import tqdm
 
     from helpdesk.models import Ticket
     from helpdesk.models.search import TABLE
-    from helpdesk.services.search_index import reindex_all
+    from helpdesk.services import search_index
 
     engine = db.engine(app)
     with engine.connect() as conn:
         tickets = conn.execute(select(Ticket.id).limit(1)).first()
         indexed = conn.execute(text(f"SELECT 1 FROM {TABLE} LIMIT 1")).first()  # noqa: S608
-    if tickets is not None and indexed is None:
-        click.echo("Indexing existing tickets for search...")
-        reindex_all(engine)
+        outdated = search_index.index_outdated(conn)
+        total = search_index.count_tickets(conn) if tickets is not None else 0
+    if tickets is not None and (indexed is None or outdated):
+        click.echo(
+            "Indexing existing tickets for search..."
+            if indexed is None
+            else "The search's text analysis changed: indexing the tickets again..."
+        )
+        with tqdm(total=total, unit="ticket", disable=None) as bar:
+            search_index.reindex_all(engine, progress=bar.update)
+    elif outdated or indexed is None:
+        with engine.begin() as conn:
+            search_index.record_analyzer(conn)
 
 
 def _safe_url(url: str) -> str:

@@ -22,21 +22,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, event, inspect
+from sqlalchemy import Connection, event, inspect, text
 
 from helpdesk.db import Base
 
 TABLE = "ticket_search"
+# What the index was written with (``analyzer``: the text analysis's version), so an upgrade that
+# changes the analysis rebuilds it (``helpdesk init``). Created with the index, outside Alembic.
+META = "ticket_search_meta"
+_META_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {META} (name VARCHAR(64) PRIMARY KEY, value VARCHAR(200) NOT NULL)"
+)
 
 SQLITE_DDL = (
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {TABLE} USING fts5("
     "number, subject, people, body, tokenize = \"ascii tokenchars '_'\")",
+    _META_DDL,
 )
 POSTGRESQL_DDL = (
     f"CREATE TABLE IF NOT EXISTS {TABLE} ("
     " ticket_id INTEGER PRIMARY KEY REFERENCES tickets (id) ON DELETE CASCADE,"
     " document TSVECTOR NOT NULL)",
     f"CREATE INDEX IF NOT EXISTS ix_{TABLE}_document ON {TABLE} USING gin (document)",
+    _META_DDL,
 )
 
 # FTS5 keeps its data in shadow tables named after the virtual table.
@@ -45,7 +53,7 @@ _FTS5_SHADOWS = ("data", "idx", "content", "docsize", "config")
 
 def is_search_table(name: str) -> bool:
     """True for the index table and SQLite's FTS5 shadow tables (for migration filters)."""
-    return name == TABLE or name in {f"{TABLE}_{s}" for s in _FTS5_SHADOWS}
+    return name in (TABLE, META) or name in {f"{TABLE}_{s}" for s in _FTS5_SHADOWS}
 
 
 def ddl_for(dialect: str) -> tuple[str, ...]:
@@ -60,6 +68,27 @@ def create_search_schema(connection: Connection) -> None:
 
 def drop_search_schema(connection: Connection) -> None:
     connection.exec_driver_sql(f"DROP TABLE IF EXISTS {TABLE}")
+    connection.exec_driver_sql(f"DROP TABLE IF EXISTS {META}")
+
+
+def read_meta(connection: Connection, name: str) -> str | None:
+    """A value recorded with the index; ``None`` if never recorded (or an index from before
+    the record existed)."""
+    if not inspect(connection).has_table(META):
+        return None
+    value = connection.execute(
+        text(f"SELECT value FROM {META} WHERE name = :name"), {"name": name}  # noqa: S608
+    ).scalar()
+    return None if value is None else str(value)
+
+
+def write_meta(connection: Connection, name: str, value: str) -> None:
+    connection.exec_driver_sql(_META_DDL)
+    connection.execute(text(f"DELETE FROM {META} WHERE name = :name"), {"name": name})  # noqa: S608
+    connection.execute(
+        text(f"INSERT INTO {META} (name, value) VALUES (:name, :value)"),  # noqa: S608
+        {"name": name, "value": value},
+    )
 
 
 def search_schema_exists(connection: Connection) -> bool:

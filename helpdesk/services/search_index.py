@@ -67,7 +67,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from helpdesk.models import Customer, Message, Ticket
-from helpdesk.models.search import create_search_schema, search_schema_exists
+from helpdesk.models.search import (
+    TABLE,
+    create_search_schema,
+    read_meta,
+    search_schema_exists,
+    write_meta,
+)
 from helpdesk.unit_of_work import UnitOfWork, add_commit_step, unit_of_work
 
 log = logging.getLogger("helpdesk.search")
@@ -120,9 +126,10 @@ def _fallback_spans(text_: str) -> list[tuple[int, int, str]]:
 
 
 _analyzer: TokenStream | None = None
+_analyzer_version = "0"  # the fallback's
 
 
-def register_analyzer(app: Any, analyzer: TokenStream) -> None:
+def register_analyzer(app: Any, analyzer: TokenStream, version: int | str = "1") -> None:
     """Use ``analyzer`` for the ticket index and queries (called from ``create_app``).
 
     Its tokenizer must split text into the words of ``WORD`` (the KB's pattern) and
@@ -131,8 +138,9 @@ def register_analyzer(app: Any, analyzer: TokenStream) -> None:
     Process-wide as well as on ``app.extensions``: the index is written from a session event,
     which has no app, and every app of a process uses the same analyzer.
     """
-    global _analyzer
+    global _analyzer, _analyzer_version
     _analyzer = analyzer
+    _analyzer_version = str(version)
     app.extensions["helpdesk.text_analyzer"] = analyzer
     analyze_word.cache_clear()
 
@@ -546,6 +554,30 @@ def install(session_class: type[Session]) -> None:
 # --- rebuilding ------------------------------------------------------------------------------
 
 
+def analyzer_version() -> str:
+    """The version of the text analysis tickets are indexed with now (the KB's analyzer's)."""
+    return _analyzer_version
+
+
+def index_outdated(conn: Connection) -> bool:
+    """Whether the index holds documents analysed otherwise than now (an upgrade changed the
+    analysis: its words would no longer match the queries')."""
+    if not search_schema_exists(conn):
+        return False
+    stored = read_meta(conn, "analyzer")
+    if stored == _analyzer_version:
+        return False
+    # An index from before versions were recorded: outdated if it holds any document.
+    return stored is not None or (
+        conn.execute(text(f"SELECT 1 FROM {TABLE} LIMIT 1")).first() is not None  # noqa: S608
+    )
+
+
+def record_analyzer(conn: Connection) -> None:
+    """The index is (from now on) written with the current analysis."""
+    write_meta(conn, "analyzer", _analyzer_version)
+
+
 def count_tickets(conn: Connection) -> int:
     return int(conn.scalar(select(func.count()).select_from(Ticket)) or 0)
 
@@ -566,6 +598,7 @@ def reindex_all(
     """
     with engine.begin() as conn:
         create_search_schema(conn)
+    started_with = _analyzer_version
     count = 0
     last = 0
     while True:
@@ -592,4 +625,5 @@ def reindex_all(
                 "DELETE FROM ticket_search s WHERE NOT EXISTS"
                 " (SELECT 1 FROM tickets t WHERE t.id = s.ticket_id)"
             )
+        write_meta(conn, "analyzer", started_with)
     return count
