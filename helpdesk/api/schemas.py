@@ -57,6 +57,9 @@ class MessageOut(ma.Schema):
 
 
 class TicketSummary(ma.Schema):
+    id = ma.fields.Integer(
+        required=True, metadata={"description": "The events' `ticket_id` (people use `number`)"}
+    )
     number = ma.fields.Integer(required=True)
     subject = ma.fields.String(required=True)
     status = ma.fields.String(required=True, validate=validate.OneOf(STATUSES))

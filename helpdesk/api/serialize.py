@@ -1,15 +1,16 @@
 """Tickets, messages and attachments as the API returns them (plain JSON values; described by
 :mod:`helpdesk.api.schemas`). One function per shape, so GET, POST's 201 and a webhook's
-``data`` (next) say the same thing."""
+``data`` say the same thing (:func:`ticket_payload`, registered with the webhook engine by
+``setup``; outside a request, attachment URLs start with ``helpdesk.links.base_url``)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from flask import url_for
+from flask import current_app, has_request_context, url_for
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from helpdesk.models import Agent, Attachment, Customer, Message, Team, Ticket
 
@@ -32,6 +33,7 @@ def _team(team: Team | None) -> dict[str, Any] | None:
 
 def ticket_summary(ticket: Ticket) -> dict[str, Any]:
     return {
+        "id": ticket.id,
         "number": ticket.number,
         "subject": ticket.subject,
         "status": ticket.status.value,
@@ -57,8 +59,17 @@ def attachment_json(a: Attachment) -> dict[str, Any]:
         "filename": a.filename,
         "content_type": a.content_type,
         "size": a.size,
-        "url": url_for("api_attachments.download", attachment_id=a.id, _external=True),
+        "url": attachment_url(a.id),
     }
+
+
+def attachment_url(attachment_id: int) -> str:
+    if has_request_context():
+        return url_for("api_attachments.download", attachment_id=attachment_id, _external=True)
+    # The webhook worker: no request to take the address from.
+    from helpdesk.links import base_url
+
+    return f"{base_url(current_app)}/api/v1/attachments/{attachment_id}"
 
 
 def message_json(m: Message) -> dict[str, Any]:
@@ -106,3 +117,18 @@ def ticket_json(session: Session, ticket: Ticket) -> dict[str, Any]:
         "merged_into": merged_into,
         "messages": [message_json(m) for m in messages],
     }
+
+
+def ticket_payload(session: Session, ticket_id: int) -> dict[str, Any] | None:
+    """A webhook's ``data`` for a ticket: as ``GET /api/v1/tickets/<number>`` returns it."""
+    ticket = session.get(
+        Ticket,
+        ticket_id,
+        options=[
+            joinedload(Ticket.customer),
+            joinedload(Ticket.assignee),
+            joinedload(Ticket.team),
+            selectinload(Ticket.tags),
+        ],
+    )
+    return ticket_json(session, ticket) if ticket is not None else None

@@ -15,7 +15,18 @@ from typing import Any
 from flask import Flask, current_app
 from flask_smorest import Api
 
-from helpdesk.api import agents, attachments, auth, customers, docs, errors, events, tickets
+from helpdesk.api import (
+    agents,
+    attachments,
+    auth,
+    customers,
+    docs,
+    errors,
+    events,
+    serialize,
+    tickets,
+    webhooks,
+)
 
 BLUEPRINTS = [
     tickets.blp,
@@ -23,6 +34,7 @@ BLUEPRINTS = [
     customers.org_blp,
     agents.blp,
     agents.team_blp,
+    webhooks.blp,
     events.blp,
     attachments.blp,
 ]
@@ -112,4 +124,9 @@ def init_app(app: Flask) -> None:
         api.register_blueprint(bp)
     errors.register_app_shape()
     docs.init_app(app)
+    # A webhook's data is the object as GET returns it (docs/webhooks.md).
+    from helpdesk.services import webhooks as webhook_engine
+
+    webhook_engine.register_payload("ticket", serialize.ticket_payload)
+    webhook_engine.register_payload("customer", customers.customer_payload)
     app.extensions["helpdesk.api"] = api
