@@ -114,7 +114,7 @@ def test_a_new_ticket_is_posted_signed_with_the_ticket_as_the_api_returns_it(
     assert datetime.fromisoformat(body["created_at"]) == event.occurred_at
     assert body["data"]["number"] == ticket.number
     assert body["data"]["subject"] == "Refund for order 7"
-    assert body["data"]["customer_email"] == "rahim@example.com"
+    assert body["data"]["customer"]["email"] == "rahim@example.com"
     (row,) = rows(session)
     assert request.headers["X-Helpdesk-Delivery"] == str(row.id)
     assert (row.state, row.attempts, row.response_code) == (DeliveryState.DELIVERED, 1, 200)
