@@ -1,6 +1,7 @@
 """The REST API v1 (issue 14): JSON under ``/api/v1/`` for integrators, authenticated by an
-agent's personal token only. ``setup.py`` wires it into the app; ``tickets``, ``events`` and
-``attachments`` are its resources; ``schemas`` its shapes (the OpenAPI document is generated
+agent's personal token only. ``setup.py`` wires it into the app; ``tickets``, ``customers`` (and
+organizations), ``agents`` (and teams), ``webhooks``, ``events`` and ``attachments`` are its
+resources; ``schemas`` its shapes (the OpenAPI document is generated
 from them); ``auth``, ``errors``, ``pagination``, ``idempotency`` the contract every resource
 shares; ``cli`` the ``helpdesk token`` commands. docs/api.md is the integrator's guide.
 
