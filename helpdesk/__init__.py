@@ -228,18 +228,11 @@ def _register_worker_tasks(app: Flask) -> None:
     # Tickets that arrived while nobody in an auto-assigning team was available.
     worker.register_task(app, assign_waiting_task)
 
-    # Webhooks: a durable consumer of the event stream fans each event out into deliveries
-    # (exactly once, with its position); the task sends what is due (docs/webhooks.md).
-    from helpdesk.services import stream, webhooks
+    # Webhooks: their own loop among the worker's services (serve's worker process), which
+    # fans new events out into deliveries (a durable stream consumer) and sends what is due.
+    from helpdesk.services import webhooks
 
-    stream.register_consumer(
-        webhooks.CONSUMER,
-        webhooks.fan_out,
-        start_at_end=True,
-        wants_news=webhooks.any_active,
-        prepare=webhooks.prepare,
-    )
-    worker.register_task(app, webhooks.deliver_due)
+    worker.register_service(app, webhooks.start_service)
 
 
 def _register_channels(app: Flask, *, web: bool = True) -> None:

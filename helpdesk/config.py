@@ -79,6 +79,7 @@ class Defaults:
     WEBHOOK_READ_TIMEOUT = 10.0
     WEBHOOK_RESPONSE_MAX_BYTES = 64 * 1024
     WEBHOOK_CONCURRENCY = 32  # deliveries in flight per worker process
+    WEBHOOK_POLL_SECONDS = 0.2  # how often the worker's webhook loop looks for new events
     WEBHOOK_LOG_DAYS = 30.0  # delivered and dead deliveries are kept this long
 
     # Outbound mail when no email channel supplies SMTP settings. With no SMTP host, mail is

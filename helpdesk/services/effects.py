@@ -41,11 +41,5 @@ def wake_worker_on_commit(session: Session) -> None:
     on_commit(session, _wake)
 
 
-def wake_worker() -> None:
-    """Wake the worker now, for work that finished outside any transaction (a webhook
-    receiver's answer, waiting to be recorded)."""
-    _wake_worker()
-
-
 def _wake() -> None:
     _wake_worker()

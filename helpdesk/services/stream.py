@@ -213,7 +213,7 @@ def _write_events(session: Session, uow: UnitOfWork) -> None:
     session.connection().execute(_INSERT, rows)
     stored = [StoredEvent(**values) for values in rows]
     uow.after_commit(lambda: _tell_subscribers(stored))
-    if any(c.wants_news is None or c.wants_news(session) for c in _consumers.values()):
+    if _consumers:
         wake_worker_on_commit(session)  # the durable consumers have news
 
 
@@ -347,10 +347,6 @@ class Consumer:
     name: str
     handler: Handler
     start_at_end: bool = False
-    # Whether a commit with events should wake the worker for this consumer now (None: always).
-    # A consumer with nothing to do (webhooks when none is active) says no, so an installation
-    # without it pays no worker round per change; it still catches up at the next round.
-    wants_news: Callable[[Session], bool] | None = None
     prepare: Preparer | None = None
 
 
@@ -362,11 +358,10 @@ def register_consumer(
     handler: Handler,
     *,
     start_at_end: bool = False,
-    wants_news: Callable[[Session], bool] | None = None,
     prepare: Preparer | None = None,
 ) -> None:
     """A durable consumer the worker keeps up to date (``create_app`` registers them)."""
-    _consumers[name] = Consumer(name, handler, start_at_end, wants_news, prepare)
+    _consumers[name] = Consumer(name, handler, start_at_end, prepare)
 
 
 def unregister_consumer(name: str) -> None:

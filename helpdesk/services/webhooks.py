@@ -38,7 +38,6 @@ import queue
 import random
 import secrets
 import threading
-import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -65,7 +64,7 @@ from helpdesk.models import (
     WebhookDelivery,
 )
 from helpdesk.services import stream, webhook_http
-from helpdesk.services.effects import wake_worker, wake_worker_on_commit
+from helpdesk.services.effects import wake_worker_on_commit
 from helpdesk.services.errors import Forbidden, NotFound, ServiceError
 from helpdesk.services.outbox import queue_mail
 from helpdesk.services.queue import ticket_row
@@ -111,6 +110,7 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_READ_TIMEOUT": 10.0,
     "WEBHOOK_RESPONSE_MAX_BYTES": 64 * 1024,
     "WEBHOOK_CONCURRENCY": 32,
+    "WEBHOOK_POLL_SECONDS": 0.2,
     "WEBHOOK_LOG_DAYS": 30.0,
 }
 EXCERPT_CHARS = 2000
@@ -249,7 +249,6 @@ def create_webhook(
     session.add(webhook)
     session.flush()
     _ensure_consumer(session, webhook.after_event_id)
-    _forget_active(session)
     return webhook, secret
 
 
@@ -320,7 +319,6 @@ def set_active(session: Session, actor: Agent | None, webhook: Webhook, active: 
     else:
         webhook.disabled_at = utcnow()
     session.flush()
-    _forget_active(session)
 
 
 def rotate_secret(session: Session, actor: Agent | None, webhook: Webhook) -> str:
@@ -338,7 +336,6 @@ def delete_webhook(session: Session, actor: Agent | None, webhook: Webhook) -> N
     session.execute(delete(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook.id))
     session.delete(webhook)
     session.flush()
-    _forget_active(session)
 
 
 def deliveries(
@@ -392,28 +389,6 @@ def redeliver(session: Session, actor: Agent | None, delivery: WebhookDelivery) 
 
 
 # --- fan-out: the stream consumer --------------------------------------------------------------
-
-_ACTIVE_TTL = 1.0
-_active: dict[str, tuple[float, bool]] = {}  # database URL -> (when read, any active webhook)
-
-
-def _forget_active(session: Session) -> None:
-    _active.pop(str(session.get_bind().engine.url), None)
-
-
-def any_active(session: Session) -> bool:
-    """Is any webhook active (read at most once a second per database)? The consumer's
-    ``wants_news``: with none, a change does not wake the worker for webhooks."""
-    url = str(session.get_bind().engine.url)
-    now = time.monotonic()
-    cached = _active.get(url)
-    if cached is not None and now - cached[0] < _ACTIVE_TTL:
-        return cached[1]
-    with session.no_autoflush:
-        found = session.scalar(select(Webhook.id).where(Webhook.active).limit(1)) is not None
-    _active[url] = (now, found)
-    return found
-
 
 _Hook = tuple[int, list[str], int]  # id, events, after_event_id
 # The active webhooks, read once per batch by prepare() (sessions of the worker's batches are
@@ -681,7 +656,6 @@ def _maybe_disable(app: Flask, session: Session, webhook: Webhook, now: datetime
     webhook.active = False
     webhook.disabled_at = now
     webhook.disabled_reason = "failures"
-    _forget_active(session)
     log.warning(
         "webhook %s (%s) disabled after %s failed attempts",
         webhook.id,
@@ -735,6 +709,7 @@ class _Dispatcher:
         self.done: list[tuple[_Job, dict[str, str], webhook_http.Answer]] = []
         self.jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self.threads = 0
+        self.wake = threading.Event()  # an answer came back: record it, send the next
 
     def submit(self, app: Flask, job: _Job) -> None:
         with self.lock:
@@ -763,7 +738,7 @@ class _Dispatcher:
         with self.lock:
             self.done.append((job, headers, answer))
             self.in_flight -= 1
-        wake_worker()
+        self.wake.set()
 
 
 def _anything_due(app: Flask) -> bool:
@@ -804,6 +779,45 @@ def deliver_due(app: Flask) -> int:
     for job in jobs:
         dispatcher.submit(app, job)
     return len(jobs)
+
+
+def fan_out_new(app: Flask, limit: int = 500) -> int:
+    """Run the fan-out consumer over the events it has not seen (a read first: no write
+    transaction when there is nothing new); returns the events handled."""
+    with read_only_transactions(), db.transaction(app) as session:
+        behind = stream.position(session, CONSUMER) < stream.last_id(session)
+    if not behind:
+        return 0
+    with db.transaction(app) as session:
+        return stream.consume(
+            session, CONSUMER, fan_out, limit=limit, start_at_end=True, prepare=prepare
+        )
+
+
+def start_service(app: Flask, stop: threading.Event) -> threading.Thread:
+    """The webhooks' own loop among the worker's services (``worker.register_service``): in
+    ``helpdesk serve`` it runs in the worker process beside the IMAP watchers, with a CPU share
+    of its own instead of waiting behind the web's requests in the web process's loop; a
+    separate ``helpdesk worker`` runs it too. Every ``WEBHOOK_POLL_SECONDS`` (and at once when
+    an answer comes back) it fans out new events and sends what is due."""
+    dispatcher: _Dispatcher = app.extensions.setdefault("helpdesk.webhooks", _Dispatcher())
+    poll = float(setting(app, "WEBHOOK_POLL_SECONDS"))
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                with app.app_context():
+                    done = fan_out_new(app) + deliver_due(app)
+            except Exception:
+                log.exception("webhook delivery round failed; it will retry")
+                done = 0
+            if not done:
+                dispatcher.wake.wait(poll)
+                dispatcher.wake.clear()
+
+    thread = threading.Thread(target=loop, name="webhooks", daemon=True)
+    thread.start()
+    return thread
 
 
 def _prune(app: Flask) -> None:

@@ -457,27 +457,6 @@ def test_the_body_is_json_with_the_event_data_when_no_serializer_is_registered(
     assert data["ticket"] == {"id": t.id, "number": t.number}
 
 
-def test_changes_wake_the_worker_for_webhooks_only_while_one_is_active(
-    app: Flask, session: Session, admin: Agent, receiver: Receiver, make_ticket: MakeTicket
-) -> None:
-    """With no webhook, a change costs no worker round; with one, it goes out at once."""
-    from helpdesk import worker
-
-    webhooks._active.clear()  # an earlier test's webhook on this (emptied) database
-    worker._wake.clear()
-    make_ticket(subject="Nobody listens")
-    assert not worker._wake.is_set()
-    webhook, _secret = hook(session, admin, receiver.url)
-    worker._wake.clear()
-    make_ticket(subject="Someone listens")
-    assert worker._wake.is_set()
-    webhooks.set_active(session, admin, webhook, False)
-    session.commit()
-    worker._wake.clear()
-    make_ticket(subject="Nobody again")
-    assert not worker._wake.is_set()
-
-
 def test_https_checks_the_certificate_against_the_url_host(
     app: Flask, session: Session, admin: Agent, make_ticket: MakeTicket, tmp_path: Path
 ) -> None:
