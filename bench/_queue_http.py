@@ -96,6 +96,7 @@ class Run:
     samples: list[Sample] = field(default_factory=list)
     seconds: float = 0.0
     server_cpu: float = 0.0
+    database_cpu: float = 0.0  # PostgreSQL's processes over the timed part (0 for SQLite)
     idle_cpu_per_second: float = 0.0  # the server's own background work, nobody asking
     errors: list[str] = field(default_factory=list)
     load_before: float = 0.0
@@ -176,16 +177,18 @@ def load_postgres(info: _seed.SeedInfo, url: str, instance: Path) -> None:
 
 
 @contextlib.contextmanager
-def database(kind: str, info: _seed.SeedInfo, folder: Path) -> Iterator[str]:
+def database(kind: str, info: _seed.SeedInfo, folder: Path) -> Iterator[tuple[str, int | None]]:
+    """The database's URL, and for PostgreSQL the pid its processes descend from (their CPU is
+    the page's too, and not in the server's)."""
     if kind == "sqlite":
-        yield sqlite_copy(info, folder)
+        yield sqlite_copy(info, folder), None
         return
     from tests.servers import PostgresCluster
 
     with PostgresCluster() as cluster:
         url = cluster.create_database("bench_queue")
         load_postgres(info, url, folder / "load-instance")
-        yield url
+        yield url, cluster.proc.pid if cluster.proc is not None else None
 
 
 # --- the clients -------------------------------------------------------------------------------
@@ -280,7 +283,7 @@ def run_http(
     run = Run(kind, nice=nice)
     with tempfile.TemporaryDirectory(prefix=f"bench-queue-http-{kind}-") as tmp:
         folder = Path(tmp)
-        with database(kind, info, folder) as url:
+        with database(kind, info, folder) as (url, db_pid):
             if statements is not None:
                 statements(url, folder / "count-instance")
             instance = folder / "instance"
@@ -327,12 +330,14 @@ def run_http(
                 spy = start_py_spy(proc.pid, py_spy, kind) if py_spy else None
                 run.load_before = os.getloadavg()[0]
                 cpu0 = cpu_seconds(proc.pid)
+                db_cpu0 = cpu_seconds(db_pid) if db_pid else 0.0
                 began = time.perf_counter()
                 barrier.wait()
                 for t in threads:
                     t.join()
                 run.seconds = time.perf_counter() - began
                 run.server_cpu = cpu_seconds(proc.pid) - cpu0
+                run.database_cpu = cpu_seconds(db_pid) - db_cpu0 if db_pid else 0.0
                 run.load_after = os.getloadavg()[0]
                 if spy is not None:
                     spy.send_signal(signal.SIGINT)
@@ -384,6 +389,8 @@ def print_run(run: Run, clients: int) -> bool:
         f"  of which pages {(run.server_cpu - background) / n * 1000:.1f} ms (less its idle"
         f" background work: {run.idle_cpu_per_second * 1000:.0f} ms of CPU per second)"
     )
+    if run.database_cpu:
+        print(f"  PostgreSQL's CPU per request {run.database_cpu / n * 1000:.1f} ms (its backends)")
     cores = os.cpu_count() or 1
     if run.nice is not None:
         print(f"  (server and clients at nice {run.nice}, load average {run.load_before:.1f})")
