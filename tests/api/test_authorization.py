@@ -116,3 +116,12 @@ def test_an_admin_token_of_a_demoted_admin_gets_403_on_admin_resources(
         if _is_admin(method, path):
             assert error_of(_call(client, method, path), 403)["code"] == "forbidden"
     assert client.get("/api/v1/agents").status_code == 200
+
+
+def test_the_reference_groups_operations_by_readable_tags(app: Flask) -> None:
+    doc = ApiClient(app, None).get("/api/v1/openapi.json").get_json()
+    names = [t["name"] for t in doc["tags"]]
+    assert {"Tickets", "Customers", "Organizations", "Agents", "Teams", "Webhooks"} <= set(names)
+    used = {t for item in doc["paths"].values() for op in item.values() if isinstance(op, dict)
+            for t in op.get("tags", [])}  # fmt: skip
+    assert used <= set(names) and not any(t.startswith("api_") for t in used | set(names))
