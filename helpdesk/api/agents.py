@@ -18,7 +18,7 @@ from sqlalchemy.orm import selectinload
 from helpdesk.api.auth import me, requires_scope
 from helpdesk.api.common import Invalid, errors_doc, id_page, next_cursor
 from helpdesk.api.idempotency import DOC_PARAMETER, commit_response, idempotent
-from helpdesk.api.schemas import TeamRef
+from helpdesk.api.schemas import ID, TeamRef, date_time
 from helpdesk.extensions import db
 from helpdesk.i18n import _
 from helpdesk.models import Agent, AgentRole, AssignmentMode, Team, TokenScope
@@ -39,13 +39,8 @@ team_blp = Blueprint(
     description="Teams: read by every token; create, change, members with an admin token.",
 )
 
-ID = validate.Range(1, 2**31 - 1)
 ROLES = [r.value for r in AgentRole]
 MODES = [m.value for m in AssignmentMode]
-
-
-def _time(**kw: Any) -> ma.fields.String:
-    return ma.fields.String(metadata={"format": "date-time"}, **kw)
 
 
 class AgentOut(ma.Schema):
@@ -61,8 +56,8 @@ class AgentOut(ma.Schema):
     language = ma.fields.String(required=True, allow_none=True)
     timezone = ma.fields.String(required=True, allow_none=True)
     teams = ma.fields.List(ma.fields.Nested(TeamRef), required=True)
-    created_at = _time(required=True)
-    last_login_at = _time(required=True, allow_none=True)
+    created_at = date_time(required=True)
+    last_login_at = date_time(required=True, allow_none=True)
 
 
 class AgentPage(ma.Schema):
@@ -111,7 +106,7 @@ class TeamOut(ma.Schema):
     assignment_max_open = ma.fields.Integer(
         required=True, allow_none=True, metadata={"description": "null: no maximum"}
     )
-    created_at = _time(required=True)
+    created_at = date_time(required=True)
 
 
 class TeamPage(ma.Schema):

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from helpdesk.api.auth import me
 from helpdesk.api.common import errors_doc, id_page, next_cursor
 from helpdesk.api.idempotency import DOC_PARAMETER, commit_response, idempotent
-from helpdesk.api.schemas import STATUSES
+from helpdesk.api.schemas import ID, STATUSES, date_time
 from helpdesk.extensions import db
 from helpdesk.i18n import _
 from helpdesk.models import Customer, CustomerIdentity, IdentityKind, Organization, Ticket
@@ -38,13 +38,8 @@ org_blp = Blueprint(
     description="Organizations customers belong to (read-only; set a customer's by name).",
 )
 
-ID = validate.Range(1, 2**31 - 1)
 LANGUAGE = validate.Regexp(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,4})?$")
 IDENTITY_KINDS = [k.value for k in IdentityKind]
-
-
-def _time(**kw: Any) -> ma.fields.String:
-    return ma.fields.String(metadata={"format": "date-time"}, **kw)
 
 
 # --- shapes ------------------------------------------------------------------------------------
@@ -63,7 +58,7 @@ class IdentityOut(ma.Schema):
     bouncing = ma.fields.Boolean(
         required=True, metadata={"description": "Mail to this address bounced permanently"}
     )
-    created_at = _time(required=True)
+    created_at = date_time(required=True)
 
 
 class TicketCounts(ma.Schema):
@@ -84,8 +79,8 @@ class CustomerSummary(ma.Schema):
     language = ma.fields.String(required=True, allow_none=True)
     organization = ma.fields.Nested(OrganizationRef, required=True, allow_none=True)
     identities = ma.fields.List(ma.fields.Nested(IdentityOut), required=True)
-    created_at = _time(required=True)
-    updated_at = _time(required=True)
+    created_at = date_time(required=True)
+    updated_at = date_time(required=True)
 
 
 class CustomerOut(CustomerSummary):
@@ -156,7 +151,7 @@ class OrganizationSummary(ma.Schema):
     id = ma.fields.Integer(required=True)
     name = ma.fields.String(required=True)
     domain = ma.fields.String(required=True, allow_none=True)
-    created_at = _time(required=True)
+    created_at = date_time(required=True)
 
 
 class OrganizationOut(OrganizationSummary):

@@ -4,6 +4,8 @@ described here; times are ISO 8601 strings in UTC."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 from marshmallow import validate
 
@@ -15,8 +17,13 @@ SORTS = ["created", "updated", "oldest", "priority"]
 MAX_TEXT = 100_000
 
 
-def _time(**kw: object) -> ma.fields.String:
-    return ma.fields.String(metadata={"format": "date-time"}, **kw)  # type: ignore[arg-type]
+#: Ids in paths and bodies: positive and within a 32-bit INTEGER column.
+ID = ma.validate.Range(1, 2**31 - 1)
+
+
+def date_time(**kw: Any) -> ma.fields.String:
+    """An ISO 8601 time with its offset (documented as ``format: date-time``)."""
+    return ma.fields.String(metadata={"format": "date-time"}, **kw)
 
 
 class Person(ma.Schema):
@@ -51,7 +58,7 @@ class MessageOut(ma.Schema):
     internal = ma.fields.Boolean(required=True)
     author = ma.fields.Nested(Author, required=True)
     body = ma.fields.String(required=True)
-    created_at = _time(required=True)
+    created_at = date_time(required=True)
     delivery_status = ma.fields.String(required=True, allow_none=True)
     attachments = ma.fields.List(ma.fields.Nested(AttachmentOut), required=True)
 
@@ -74,10 +81,10 @@ class TicketSummary(ma.Schema):
     version = ma.fields.Integer(
         required=True, metadata={"description": "Increases on every change (see messages)"}
     )
-    created_at = _time(required=True)
-    updated_at = _time(required=True)
-    first_response_at = _time(required=True, allow_none=True)
-    resolved_at = _time(required=True, allow_none=True)
+    created_at = date_time(required=True)
+    updated_at = date_time(required=True)
+    first_response_at = date_time(required=True, allow_none=True)
+    resolved_at = date_time(required=True, allow_none=True)
 
 
 class TicketOut(TicketSummary):
@@ -189,7 +196,7 @@ class MergeIn(ma.Schema):
 class EventOut(ma.Schema):
     id = ma.fields.Integer(required=True)
     name = ma.fields.String(required=True)
-    occurred_at = _time(required=True)
+    occurred_at = date_time(required=True)
     actor = ma.fields.Dict(required=True)
     subject = ma.fields.Dict(required=True)
     ticket_id = ma.fields.Integer(required=True, allow_none=True)

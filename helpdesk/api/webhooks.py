@@ -16,6 +16,7 @@ from helpdesk.api import pagination
 from helpdesk.api.auth import me, requires_scope
 from helpdesk.api.common import errors_doc
 from helpdesk.api.idempotency import DOC_PARAMETER, commit_response, idempotent
+from helpdesk.api.schemas import date_time
 from helpdesk.extensions import db
 from helpdesk.i18n import _
 from helpdesk.models import DeliveryState, TokenScope, Webhook, WebhookDelivery
@@ -29,12 +30,7 @@ blp = Blueprint(
     description="Webhooks (admin): signed POSTs of the event stream's events; delivery log.",
 )
 
-ID = validate.Range(1, 2**31 - 1)
 STATES = [s.value for s in DeliveryState]
-
-
-def _time(**kw: Any) -> ma.fields.String:
-    return ma.fields.String(metadata={"format": "date-time"}, **kw)
 
 
 class WebhookOut(ma.Schema):
@@ -43,12 +39,12 @@ class WebhookOut(ma.Schema):
     events = ma.fields.List(ma.fields.String(), required=True)
     active = ma.fields.Boolean(required=True)
     disabled_reason = ma.fields.String(required=True, allow_none=True)
-    disabled_at = _time(required=True, allow_none=True)
+    disabled_at = date_time(required=True, allow_none=True)
     consecutive_failures = ma.fields.Integer(required=True)
-    failing_since = _time(required=True, allow_none=True)
-    last_success_at = _time(required=True, allow_none=True)
-    created_at = _time(required=True)
-    updated_at = _time(required=True)
+    failing_since = date_time(required=True, allow_none=True)
+    last_success_at = date_time(required=True, allow_none=True)
+    created_at = date_time(required=True)
+    updated_at = date_time(required=True)
 
 
 class WebhookWithSecret(WebhookOut):
@@ -91,11 +87,11 @@ class DeliveryOut(ma.Schema):
     latency_ms = ma.fields.Integer(required=True, allow_none=True)
     error = ma.fields.String(required=True, allow_none=True)
     redelivery_of = ma.fields.Integer(required=True, allow_none=True)
-    next_attempt_at = _time(required=True, allow_none=True)
-    first_attempt_at = _time(required=True, allow_none=True)
-    last_attempt_at = _time(required=True, allow_none=True)
-    delivered_at = _time(required=True, allow_none=True)
-    created_at = _time(required=True)
+    next_attempt_at = date_time(required=True, allow_none=True)
+    first_attempt_at = date_time(required=True, allow_none=True)
+    last_attempt_at = date_time(required=True, allow_none=True)
+    delivered_at = date_time(required=True, allow_none=True)
+    created_at = date_time(required=True)
 
 
 class DeliveryDetail(DeliveryOut):

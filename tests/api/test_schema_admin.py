@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import schemathesis
 from flask import Flask
-from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,7 +19,7 @@ from sqlalchemy.orm import Session
 from helpdesk.models import Agent, Customer, Organization
 from helpdesk.services import agents, customers
 from tests.api.conftest import MakeToken
-from tests.api.test_openapi import CHECKS
+from tests.api.test_openapi import keep_promises
 from tests.conftest import MakeTicket
 
 TAGS = {"Customers", "Organizations", "Agents", "Teams"}
@@ -63,17 +62,4 @@ def test_admin_operations_keep_their_promises(
         for op in operations
         if "{" in op.path
     ]
-    for operation, mode, path_parameters in runs:
-
-        @given(case=operation.as_strategy(generation_mode=mode, path_parameters=path_parameters))
-        @settings(
-            max_examples=6,
-            deadline=None,
-            derandomize=True,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        def check(case: Any) -> None:
-            case.call_and_validate(headers={"Authorization": f"Bearer {secret}"}, checks=CHECKS)
-
-        check()
+    keep_promises(runs, secret, max_examples=6)
