@@ -305,7 +305,9 @@ def test_visitor_only_reaches_its_own_chat(site: ChatSite, server: ServerProcess
                                           "text": "x"})  # fmt: skip
     assert post["ok"] is False
     assert gus.send(ticket_id, "only for the owner")["ok"]
-    owner.events.wait("chat.message", lambda d: d["text"] == "only for the owner")
+    # What this test is about is who gets the line, not how fast (bench/chat.py measures that):
+    # a worker round held up on a loaded CI machine must not fail it (it did once, at 10 s).
+    owner.events.wait("chat.message", lambda d: d["text"] == "only for the owner", timeout=45)
     assert not [e for e in stranger.events.drain() if e[0] == "chat.message"]
 
     # A flood is cut off per connection, and nothing is written for refused lines.
