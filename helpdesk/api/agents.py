@@ -19,6 +19,7 @@ from helpdesk.api.auth import me, requires_scope
 from helpdesk.api.common import Invalid, errors_doc, id_page, next_cursor
 from helpdesk.api.idempotency import DOC_PARAMETER, commit_response, idempotent
 from helpdesk.api.schemas import ID, TeamRef, date_time
+from helpdesk.api.serialize import iso
 from helpdesk.extensions import db
 from helpdesk.i18n import _
 from helpdesk.models import Agent, AgentRole, AssignmentMode, Team, TokenScope
@@ -146,10 +147,6 @@ class MemberIn(ma.Schema):
 # --- JSON --------------------------------------------------------------------------------------
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def agent_json(a: Agent) -> dict[str, Any]:
     return {
         "id": a.id,
@@ -162,8 +159,8 @@ def agent_json(a: Agent) -> dict[str, Any]:
         "language": a.language,
         "timezone": a.timezone,
         "teams": [{"id": t.id, "name": t.name} for t in sorted(a.teams, key=lambda t: t.name)],
-        "created_at": _iso(a.created_at),
-        "last_login_at": _iso(a.last_login_at),
+        "created_at": iso(a.created_at),
+        "last_login_at": iso(a.last_login_at),
     }
 
 
@@ -177,7 +174,7 @@ def team_json(t: Team) -> dict[str, Any]:
         ],
         "assignment_mode": t.assignment_mode.value,
         "assignment_max_open": t.assignment_max_open,
-        "created_at": _iso(t.created_at),
+        "created_at": iso(t.created_at),
     }
 
 

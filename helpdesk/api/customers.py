@@ -18,6 +18,7 @@ from helpdesk.api.auth import me
 from helpdesk.api.common import errors_doc, id_page, next_cursor
 from helpdesk.api.idempotency import DOC_PARAMETER, commit_response, idempotent
 from helpdesk.api.schemas import ID, STATUSES, date_time
+from helpdesk.api.serialize import iso
 from helpdesk.extensions import db
 from helpdesk.i18n import _
 from helpdesk.models import Customer, CustomerIdentity, IdentityKind, Organization, Ticket
@@ -176,10 +177,6 @@ class OrganizationQuery(ma.Schema):
 # --- JSON --------------------------------------------------------------------------------------
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def identity_json(i: CustomerIdentity) -> dict[str, Any]:
     return {
         "id": i.id,
@@ -187,7 +184,7 @@ def identity_json(i: CustomerIdentity) -> dict[str, Any]:
         "value": i.value,
         "verified": bool(i.verified),
         "bouncing": bool(i.bouncing),
-        "created_at": _iso(i.created_at),
+        "created_at": iso(i.created_at),
     }
 
 
@@ -200,8 +197,8 @@ def customer_summary(c: Customer) -> dict[str, Any]:
         "language": c.language,
         "organization": None if org is None else {"id": org.id, "name": org.name},
         "identities": [identity_json(i) for i in c.identities],
-        "created_at": _iso(c.created_at),
-        "updated_at": _iso(c.updated_at),
+        "created_at": iso(c.created_at),
+        "updated_at": iso(c.updated_at),
     }
 
 
@@ -381,7 +378,7 @@ def organization_json(session: Session, org: Organization) -> dict[str, Any]:
         "id": org.id,
         "name": org.name,
         "domain": org.domain,
-        "created_at": _iso(org.created_at),
+        "created_at": iso(org.created_at),
         "notes": org.notes or "",
         "customer_count": session.scalar(select(func.count()).select_from(members.subquery())) or 0,
         "tickets": _counts(session, Ticket.customer_id.in_(members)),
@@ -405,7 +402,7 @@ def list_organizations(**args: Any) -> dict[str, Any]:
     )
     return {
         "organizations": [
-            {"id": o.id, "name": o.name, "domain": o.domain, "created_at": _iso(o.created_at)}
+            {"id": o.id, "name": o.name, "domain": o.domain, "created_at": iso(o.created_at)}
             for o in rows[:limit]
         ],
         "next_cursor": next_cursor(rows, "organizations", limit),

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from helpdesk.models import Agent, Attachment, Customer, Message, Team, Ticket
 
 
-def _time(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
+    """A time as the API writes it (ISO 8601 with its offset), or ``None``."""
     return value.isoformat() if value is not None else None
 
 
@@ -46,10 +47,10 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
         "tags": sorted(t.name for t in ticket.tags),
         "message_count": ticket.message_count,
         "version": ticket.version,
-        "created_at": _time(ticket.created_at),
-        "updated_at": _time(ticket.updated_at),
-        "first_response_at": _time(ticket.first_response_at),
-        "resolved_at": _time(ticket.resolved_at),
+        "created_at": iso(ticket.created_at),
+        "updated_at": iso(ticket.updated_at),
+        "first_response_at": iso(ticket.first_response_at),
+        "resolved_at": iso(ticket.resolved_at),
     }
 
 
@@ -90,7 +91,7 @@ def message_json(m: Message) -> dict[str, Any]:
         "internal": m.internal,
         "author": author,
         "body": m.body_text,
-        "created_at": _time(m.created_at),
+        "created_at": iso(m.created_at),
         "delivery_status": m.delivery_status.value if m.delivery_status else None,
         "attachments": [attachment_json(a) for a in m.attachments],
     }

@@ -17,6 +17,7 @@ from helpdesk.api.auth import me, requires_scope
 from helpdesk.api.common import errors_doc
 from helpdesk.api.idempotency import DOC_PARAMETER, commit_response, idempotent
 from helpdesk.api.schemas import date_time
+from helpdesk.api.serialize import iso
 from helpdesk.extensions import db
 from helpdesk.i18n import _
 from helpdesk.models import DeliveryState, TokenScope, Webhook, WebhookDelivery
@@ -112,10 +113,6 @@ class DeliveryQuery(ma.Schema):
     cursor = ma.fields.String(validate=validate.Length(1, 500))
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def webhook_json(w: Webhook) -> dict[str, Any]:
     return {
         "id": w.id,
@@ -123,12 +120,12 @@ def webhook_json(w: Webhook) -> dict[str, Any]:
         "events": list(w.events or []),
         "active": bool(w.active),
         "disabled_reason": w.disabled_reason,
-        "disabled_at": _iso(w.disabled_at),
+        "disabled_at": iso(w.disabled_at),
         "consecutive_failures": w.consecutive_failures or 0,
-        "failing_since": _iso(w.failing_since),
-        "last_success_at": _iso(w.last_success_at),
-        "created_at": _iso(w.created_at),
-        "updated_at": _iso(w.updated_at),
+        "failing_since": iso(w.failing_since),
+        "last_success_at": iso(w.last_success_at),
+        "created_at": iso(w.created_at),
+        "updated_at": iso(w.updated_at),
     }
 
 
@@ -143,11 +140,11 @@ def delivery_json(d: WebhookDelivery) -> dict[str, Any]:
         "latency_ms": d.latency_ms,
         "error": d.error,
         "redelivery_of": d.redelivery_of_id,
-        "next_attempt_at": _iso(d.next_attempt_at),
-        "first_attempt_at": _iso(d.first_attempt_at),
-        "last_attempt_at": _iso(d.last_attempt_at),
-        "delivered_at": _iso(d.delivered_at),
-        "created_at": _iso(d.created_at),
+        "next_attempt_at": iso(d.next_attempt_at),
+        "first_attempt_at": iso(d.first_attempt_at),
+        "last_attempt_at": iso(d.last_attempt_at),
+        "delivered_at": iso(d.delivered_at),
+        "created_at": iso(d.created_at),
     }
 
 
