@@ -24,6 +24,11 @@ def init_app(app: Flask) -> None:
     register_task(app, index_pending)
     app.register_blueprint(agent_bp)
     app.register_blueprint(api_bp)
+    # /api/v1/kb/articles and /api/v1/kb/categories in the token API (helpdesk.api's extension
+    # point: the core never imports kb).
+    from kb.api import register as register_api
+
+    register_api(app)
     app.cli.add_command(kb_group)
     # The ticket page asks this hook for suggested articles (helpdesk never imports kb).
     app.extensions["helpdesk.suggest_articles"] = suggest_for_ticket

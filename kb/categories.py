@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from helpdesk.i18n import _
 from helpdesk.models import Agent
-from helpdesk.services.errors import NotFound, ServiceError
+from helpdesk.services.errors import Conflict, NotFound, ServiceError
 from kb.analysis import normalize
 from kb.article_rows import mark_dirty, slugify
 from kb.models import Article, Category
@@ -76,7 +76,9 @@ def _check_unique(session: Session, name: str, names: dict[str, str], own: int |
     for label in (name, *names.values()):
         other = find_category(session, label)
         if other is not None and other.id != own:
-            raise ServiceError(_("A category named %(name)s already exists.", name=label))
+            raise Conflict(
+                _("A category named %(name)s already exists.", name=label), code="category_exists"
+            )
 
 
 def create_category(
@@ -93,7 +95,9 @@ def create_category(
     _check_unique(session, clean, translated, None)
     slug = slugify(clean)[:120]
     if session.scalar(select(Category.id).where(Category.slug == slug)) is not None:
-        raise ServiceError(_("A category named %(name)s already exists.", name=clean))
+        raise Conflict(
+            _("A category named %(name)s already exists.", name=clean), code="category_exists"
+        )
     last = session.scalar(select(func.max(Category.position)))
     category = Category(
         slug=slug, name=clean, names=translated, position=(last if last is not None else -1) + 1
@@ -170,12 +174,13 @@ def delete_category(
         raise ServiceError(_("Choose another category to move the articles to."))
     articles = list(session.scalars(select(Article).where(Article.category_id == category.id)))
     if articles and move_to is None:
-        raise ServiceError(
+        raise Conflict(
             _(
                 "%(name)s still has %(n)d articles: choose a category to move them to.",
                 name=category.name,
                 n=len(articles),
-            )
+            ),
+            code="category_not_empty",
         )
     for article in articles:
         article.category = move_to

@@ -20,7 +20,7 @@ from helpdesk.i18n import _
 from helpdesk.models import Agent, Customer
 from helpdesk.services import stream
 from helpdesk.services.effects import wake_worker_on_commit
-from helpdesk.services.errors import NotFound, ServiceError
+from helpdesk.services.errors import Conflict, NotFound, ServiceError
 from kb.analysis import normalize
 from kb.article_rows import mark_dirty, slugify
 from kb.categories import create_category, find_category
@@ -80,7 +80,9 @@ def _unique_slug(session: Session, slug: str, article_id: int | None = None) -> 
     slug = slugify(slug)
     other = session.scalar(select(Article.id).where(Article.slug == slug))
     if other is not None and other != article_id:
-        raise ServiceError(_("Another article already uses the address %(slug)s.", slug=slug))
+        raise Conflict(
+            _("Another article already uses the address %(slug)s.", slug=slug), code="slug_taken"
+        )
     return slug
 
 

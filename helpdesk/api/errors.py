@@ -19,8 +19,9 @@ from helpdesk.i18n import _
 from helpdesk.services.errors import Conflict, Forbidden, NotFound, ServiceError
 
 PREFIX = "/api/v1/"
-# Not the token API: the KB's public search (no token; its own error shape, issue 13).
-_NOT_OURS = ("/api/v1/kb/",)
+# Not the token API: the KB's public search (no token; its own error shape, issue 13). The
+# KB's articles and categories under /api/v1/kb/ are the token API's.
+_NOT_OURS = ("/api/v1/kb/search",)
 
 
 class ErrorDetail(ma.Schema):

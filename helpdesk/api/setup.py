@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, current_app
-from flask_smorest import Api
+from flask_smorest import Api, Blueprint
 
 from helpdesk.api import (
     agents,
@@ -50,6 +50,7 @@ TAGS = {
     "api_attachments": "Attachments",
 }
 _prepared = False
+_prepared_blueprints: set[Blueprint] = set()
 
 
 class HelpdeskApi(Api):
@@ -82,20 +83,43 @@ def _rate_limit() -> str:
     return str(current_app.config["API_RATE_LIMIT"])
 
 
-def _prepare() -> None:
-    """Once per process: the blueprints' handlers (a blueprint takes none once registered)."""
-    global _prepared
-    if _prepared:
+def _prepare_blueprint(bp: Blueprint) -> None:
+    """Once per blueprint object and process (a blueprint takes no handler once registered):
+    token auth, no CSRF, the per-token rate limit, the one error shape."""
+    if bp in _prepared_blueprints:
         return
     from helpdesk.extensions import csrf, limiter
 
+    bp.before_request(auth.authenticate_request)
+    # Token-only: no cookie is read, so there is nothing for a CSRF token to protect.
+    csrf.exempt(bp)
+    limiter.shared_limit(_rate_limit, scope="api-v1", key_func=auth.rate_limit_key)(bp)
+    errors.register_blueprint_handlers([bp])
+    _prepared_blueprints.add(bp)
+
+
+def _prepare() -> None:
+    """Once per process: the built-in blueprints' handlers."""
+    global _prepared
+    if _prepared:
+        return
     for bp in BLUEPRINTS:
-        bp.before_request(auth.authenticate_request)
-        # Token-only: no cookie is read, so there is nothing for a CSRF token to protect.
-        csrf.exempt(bp)
-        limiter.shared_limit(_rate_limit, scope="api-v1", key_func=auth.rate_limit_key)(bp)
-    errors.register_blueprint_handlers(BLUEPRINTS)
+        _prepare_blueprint(bp)
     _prepared = True
+
+
+def register_resource(app: Flask, blueprint: Blueprint, tag: str) -> None:
+    """Serve an extra resource of the API (the KB's, the chat's: ``helpdesk`` imports neither)
+    exactly like the built-in ones: bearer token and scope before every view, no CSRF, the
+    per-token rate limit, the one error shape, and its operations in the document under the
+    readable ``tag``. Call after :func:`init_app` (``create_app`` runs it before the channels
+    and the KB register); once per app, like ``app.register_blueprint``."""
+    api: HelpdeskApi | None = app.extensions.get("helpdesk.api")
+    if api is None:
+        raise RuntimeError("register_resource() needs the REST API: call init_app(app) first")
+    TAGS[blueprint.name] = tag
+    _prepare_blueprint(blueprint)
+    api.register_blueprint(blueprint)
 
 
 def init_app(app: Flask) -> None:
@@ -107,8 +131,8 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
     spec_options: dict[str, Any] = {
         "info": {
-            "description": "Tickets, customers, organizations, agents, teams, webhooks and "
-            "the event stream of the helpdesk. Authenticate with "
+            "description": "Tickets, customers, organizations, agents, teams, webhooks, "
+            "the knowledge base, chats and the event stream of the helpdesk. Authenticate with "
             "`Authorization: Bearer <token>` (a token from your profile page). Guide: docs/api.md."
         },
         "security": [{"bearerAuth": []}],
