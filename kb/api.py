@@ -30,6 +30,7 @@ from helpdesk.api.schemas import ID, date_time
 from helpdesk.api.serialize import iso
 from helpdesk.extensions import db
 from helpdesk.i18n import _
+from helpdesk.models import Agent
 from helpdesk.services.errors import ServiceError
 from kb import categories, queries, services
 from kb.models import Article, ArticleStatus, Category, Visibility
@@ -53,7 +54,7 @@ STATUSES = [s.value for s in ArticleStatus]
 VISIBILITIES = [v.value for v in Visibility]
 #: A search ranks at most this many articles (the index's own limit).
 SEARCH_DEPTH = 100
-_TEXT = validate.Regexp(r"\S", error="Not a blank text.")
+_TEXT = validate.Regexp(r"\S")
 
 
 # --- shapes ------------------------------------------------------------------------------------
@@ -269,8 +270,18 @@ def category_json(c: Category, count: int) -> dict[str, Any]:
     return {**ref, "position": c.position, "article_count": count, "created_at": iso(c.created_at)}
 
 
-def article_summary(a: Article, hit: Any = None) -> dict[str, Any]:
-    author = a.author_agent
+def authors(articles: list[Article]) -> dict[int, dict[str, Any]]:
+    """The articles' authors as ``{id: {"id", "name"}}`` (one query)."""
+    ids = {a.author_agent_id for a in articles if a.author_agent_id is not None}
+    if not ids:
+        return {}
+    rows = db.session.execute(select(Agent.id, Agent.name).where(Agent.id.in_(ids)))
+    return {agent_id: {"id": agent_id, "name": name} for agent_id, name in rows}
+
+
+def article_summary(
+    a: Article, people: dict[int, dict[str, Any]], hit: Any = None
+) -> dict[str, Any]:
     return {
         "id": a.id,
         "slug": a.slug,
@@ -281,7 +292,7 @@ def article_summary(a: Article, hit: Any = None) -> dict[str, Any]:
         "category": category_ref(a.category),
         "tags": list(a.tags or []),
         "translation_group": a.translation_group,
-        "author": None if author is None else {"id": author.id, "name": author.name},
+        "author": people.get(a.author_agent_id) if a.author_agent_id is not None else None,
         "revision_count": a.revision_count or 0,
         "view_count": a.view_count or 0,
         "helpful_count": a.helpful_count or 0,
@@ -297,7 +308,7 @@ def article_summary(a: Article, hit: Any = None) -> dict[str, Any]:
 
 def article_json(a: Article) -> dict[str, Any]:
     return {
-        **article_summary(a),
+        **article_summary(a, authors([a])),
         "body": a.body_md,
         "body_html": a.body_html,
         "translations": [
@@ -336,7 +347,7 @@ def _known_article(article_id: int | None, field: str) -> Article | None:
 
 
 def _with_relations(q: Select[Any]) -> Select[Any]:
-    return q.options(selectinload(Article.category), selectinload(Article.author_agent))
+    return q.options(selectinload(Article.category))
 
 
 # --- articles ----------------------------------------------------------------------------------
@@ -368,8 +379,9 @@ def list_articles(**args: Any) -> dict[str, Any]:
         id_page(_filtered(select(Article), args), Article.id, "articles", args.get("cursor"), limit)
     )
     rows = list(db.session.scalars(q))
+    people = authors(rows[:limit])
     return {
-        "articles": [article_summary(a) for a in rows[:limit]],
+        "articles": [article_summary(a, people) for a in rows[:limit]],
         "next_cursor": next_cursor(rows, "articles", limit),
     }
 
@@ -396,8 +408,9 @@ def _search(args: dict[str, Any], limit: int) -> dict[str, Any]:
         )
     }
     end = start + limit
+    people = authors(list(found.values()))
     return {
-        "articles": [article_summary(found[h.id], h) for h in hits if h.id in found],
+        "articles": [article_summary(found[h.id], people, h) for h in hits if h.id in found],
         "next_cursor": pagination.encode("kb-search", [end]) if len(result.hits) > end else None,
     }
 
