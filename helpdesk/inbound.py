@@ -98,6 +98,8 @@ class InboundMessage:
     is_bounce: bool = False
     thread_only: bool = False
     language: str | None = None
+    # A new ticket's priority (a Priority value) when the channel sets one (the API); None: normal.
+    priority: int | None = None
     received_at: datetime | None = None
     raw: bytes | None = None
     meta: dict[str, Any] = field(default_factory=dict)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -97,17 +98,13 @@ def message_json(m: Message) -> dict[str, Any]:
     }
 
 
-def ticket_json(session: Session, ticket: Ticket) -> dict[str, Any]:
-    messages = session.scalars(
-        select(Message)
-        .where(Message.ticket_id == ticket.id)
-        .order_by(Message.id)
-        .options(
-            selectinload(Message.attachments),
-            selectinload(Message.author_agent),
-            selectinload(Message.author_customer),
-        )
-    )
+def ticket_json(
+    session: Session, ticket: Ticket, messages: Sequence[Message] | None = None
+) -> dict[str, Any]:
+    """The ticket as ``GET /api/v1/tickets/<number>`` returns it; ``messages``: all of its
+    messages when the caller already holds them (a ticket it has just opened)."""
+    if messages is None:
+        messages = _messages(session, ticket)
     merged_into = (
         session.scalar(select(Ticket.number).where(Ticket.id == ticket.merged_into_id))
         if ticket.merged_into_id
@@ -118,6 +115,19 @@ def ticket_json(session: Session, ticket: Ticket) -> dict[str, Any]:
         "merged_into": merged_into,
         "messages": [message_json(m) for m in messages],
     }
+
+
+def _messages(session: Session, ticket: Ticket) -> Sequence[Message]:
+    return session.scalars(
+        select(Message)
+        .where(Message.ticket_id == ticket.id)
+        .order_by(Message.id)
+        .options(
+            selectinload(Message.attachments),
+            selectinload(Message.author_agent),
+            selectinload(Message.author_customer),
+        )
+    ).all()
 
 
 def ticket_payload(session: Session, ticket_id: int) -> dict[str, Any] | None:

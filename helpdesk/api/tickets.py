@@ -234,16 +234,20 @@ def create_ticket() -> Any:
             text=data["body"],
             team_id=team.id if team else None,
             attachments=files,
+            priority=data.get("priority"),
             meta={"via": "api", "api_agent_id": agent.id},
         ),
     )
     ticket = received.ticket
-    if data.get("priority") is not None:
+    if not received.created and data.get("priority") is not None:
+        # The body continued a conversation (a "[#1042]" subject): its ticket gets the priority.
         ticket_verbs.set_priority(db.session, ticket, data["priority"], agent)
     if data.get("tags"):
         set_tags(db.session, ticket, data["tags"], agent)
     db.session.flush()
-    return commit_response(serialize.ticket_json(db.session, ticket), 201)
+    # A new ticket's one message is the one just written: no need to read it back.
+    known = [received.message] if received.created else None
+    return commit_response(serialize.ticket_json(db.session, ticket, known), 201)
 
 
 @blp.route("/<int:number>", methods=["PATCH"])

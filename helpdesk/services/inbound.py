@@ -19,6 +19,7 @@ from helpdesk.models import (
     IdentityKind,
     Message,
     MessageKind,
+    Priority,
     Team,
     Ticket,
     TicketStatus,
@@ -371,6 +372,7 @@ def _receive(
             channel_id=msg.channel_id,
             actor=customer,
             language=msg.language,
+            priority=Priority.NORMAL if msg.priority is None else msg.priority,
         )
 
     raw_sha = store_bytes(msg.raw) if msg.raw else None

@@ -21,6 +21,7 @@ from helpdesk.models import (
     IdentityKind,
     Message,
     MessageKind,
+    Priority,
     Ticket,
     ticket_participants,
 )
@@ -285,6 +286,7 @@ def _plan(
             channel_id=msg.channel_id,
             language=msg.language,
             created_at=when,
+            priority=Priority.NORMAL if msg.priority is None else msg.priority,
         )
     # The ticket's side of the message now, so a new ticket is inserted with its final values.
     count_message(ticket, when)

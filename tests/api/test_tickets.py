@@ -54,6 +54,27 @@ def test_create_answers_with_the_ticket_as_get_returns_it(api: ApiClient, sessio
     assert first["author"]["type"] == "customer" and first["direction"] == "inbound"
 
 
+def test_a_priority_given_at_creation_is_the_new_tickets_not_a_change(api: ApiClient) -> None:
+    """An integrator's urgent ticket is created urgent: its history and the event stream say
+    "created with priority 4", not "created normal, then raised" (webhook consumers and SLA
+    would otherwise see a change nobody made)."""
+    start = api.get("/api/v1/events").get_json()["last_id"]
+    created = api.post(
+        "/api/v1/tickets",
+        json={
+            "subject": "Site down",
+            "body": "Nothing loads.",
+            "customer": {"email": "o@x.com"},
+            "priority": 4,
+        },
+    ).get_json()
+    assert created["priority"] == 4
+    events = api.get(f"/api/v1/events?after={start}").get_json()["events"]
+    ours = [e for e in events if e["subject"]["type"] == "ticket"]
+    assert [e["name"] for e in ours] == ["ticket.created"], ours
+    assert ours[0]["data"]["priority"] == 4
+
+
 def test_unknown_team_is_a_field_error(api: ApiClient) -> None:
     response = api.post(
         "/api/v1/tickets",
