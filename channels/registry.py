@@ -35,7 +35,7 @@ def register_senders(app: Flask, *, web: bool = True) -> None:
     register_mail_composer(app, INVITE_PURPOSE, partial(compose_agent_invite, app))
     # The admins' mail about a webhook the helpdesk disabled after a run of failures.
     from channels.email.webhook_mail import compose_webhook_disabled
-    from helpdesk.services.webhooks import DISABLED_PURPOSE
+    from helpdesk.services.webhook_delivery import DISABLED_PURPOSE
 
     register_mail_composer(app, DISABLED_PURPOSE, partial(compose_webhook_disabled, app))
 

@@ -230,9 +230,9 @@ def _register_worker_tasks(app: Flask) -> None:
 
     # Webhooks: their own loop among the worker's services (serve's worker process), which
     # fans new events out into deliveries (a durable stream consumer) and sends what is due.
-    from helpdesk.services import webhooks
+    from helpdesk.services import webhook_service
 
-    worker.register_service(app, webhooks.start_service)
+    worker.register_service(app, webhook_service.start_service)
 
 
 def _register_channels(app: Flask, *, web: bool = True) -> None:

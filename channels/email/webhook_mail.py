@@ -1,8 +1,8 @@
 """The mail to the admins when the helpdesk disabled a webhook after a run of failed deliveries.
 
-The core queues it (``helpdesk.services.webhooks``, outbox purpose ``webhook.disabled``, one row
-per active admin); this composer renders it in the admin's language and time zone when the
-outbox claims it, and the email sender sends it."""
+The core queues it (``helpdesk.services.webhook_delivery``, outbox purpose ``webhook.disabled``,
+one row per active admin); this composer renders it in the admin's language and time zone when
+the outbox claims it, and the email sender sends it."""
 
 from __future__ import annotations
 

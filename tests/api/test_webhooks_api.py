@@ -14,7 +14,7 @@ from flask import Flask
 
 from helpdesk.extensions import db
 from helpdesk.models import Agent
-from helpdesk.services import stream, webhooks
+from helpdesk.services import stream, webhook_delivery, webhook_fanout
 from tests.api.conftest import ApiClient, MakeToken, error_of
 from tests.helpdesk.webhook_receiver import Receiver, signature_ok
 
@@ -38,9 +38,13 @@ def pump(app: Flask) -> int:
     db.session.commit()
     with db.transaction(app) as s:
         stream.consume(
-            s, webhooks.CONSUMER, webhooks.fan_out, start_at_end=True, prepare=webhooks.prepare
+            s,
+            webhook_fanout.CONSUMER,
+            webhook_fanout.fan_out,
+            start_at_end=True,
+            prepare=webhook_fanout.prepare,
         )
-    return webhooks.deliver_now(app)
+    return webhook_delivery.deliver_now(app)
 
 
 def test_a_delivery_carries_the_ticket_as_get_returns_it(

@@ -28,7 +28,15 @@ from helpdesk.models import (
     Webhook,
     WebhookDelivery,
 )
-from helpdesk.services import outbox, stream, tickets, webhooks
+from helpdesk.services import (
+    outbox,
+    stream,
+    tickets,
+    webhook_delivery,
+    webhook_fanout,
+    webhook_service,
+    webhooks,
+)
 from helpdesk.services.agents import create_agent
 from helpdesk.services.errors import Forbidden, ServiceError
 from tests.conftest import PASSWORD, MakeTicket, bn
@@ -66,7 +74,8 @@ def app_config(receiver: Receiver) -> dict[str, Any]:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     c = Clock()
-    monkeypatch.setattr(webhooks, "utcnow", c)
+    for module in (webhooks, webhook_fanout, webhook_delivery, webhook_service):
+        monkeypatch.setattr(module, "utcnow", c)
     return c
 
 
@@ -75,9 +84,13 @@ def pump(app: Flask) -> int:
     db.session.commit()  # the test's own reads end, as a request's would (SQLite's write lock)
     with db.transaction(app) as s:
         stream.consume(
-            s, webhooks.CONSUMER, webhooks.fan_out, start_at_end=True, prepare=webhooks.prepare
+            s,
+            webhook_fanout.CONSUMER,
+            webhook_fanout.fan_out,
+            start_at_end=True,
+            prepare=webhook_fanout.prepare,
         )
-    return webhooks.deliver_now(app)
+    return webhook_delivery.deliver_now(app)
 
 
 def hook(

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from helpdesk.extensions import db
 from helpdesk.models import Agent, AgentRole, Webhook, WebhookDelivery
-from helpdesk.services import stream, webhooks
+from helpdesk.services import stream, webhook_delivery, webhook_fanout, webhooks
 from helpdesk.services.agents import create_agent
 from tests.conftest import PASSWORD, AgentClient, MakeTicket, bn, login
 from tests.helpdesk.webhook_receiver import Receiver, signature_ok
@@ -49,9 +49,13 @@ def pump(app: Flask) -> None:
     db.session.commit()
     with db.transaction(app) as s:
         stream.consume(
-            s, webhooks.CONSUMER, webhooks.fan_out, start_at_end=True, prepare=webhooks.prepare
+            s,
+            webhook_fanout.CONSUMER,
+            webhook_fanout.fan_out,
+            start_at_end=True,
+            prepare=webhook_fanout.prepare,
         )
-    webhooks.deliver_now(app)
+    webhook_delivery.deliver_now(app)
 
 
 SECRET = re.compile(r"data-webhook-secret>(whsec_[A-Za-z0-9_-]+)<")
