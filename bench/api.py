@@ -152,7 +152,7 @@ def get_database(kind: str, info: _seed.SeedInfo, folder: Path) -> Iterator[str]
         return
     from bench import _queue_http
 
-    with _queue_http.database(kind, info, folder) as url:
+    with _queue_http.database(kind, info, folder) as (url, _pid):
         yield url
 
 
