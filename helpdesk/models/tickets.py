@@ -74,6 +74,9 @@ class Ticket(Base):
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     # Incremented on every change: the agent UI sends it back so a stale reply can be detected.
     version: Mapped[int] = mapped_column(default=1)
+    # The ticket's id in the helpdesk it was imported from (services/imports.py), unique: a
+    # re-run of an import recognises what it brought over already. None for tickets made here.
+    external_id: Mapped[str | None] = mapped_column(String(255))
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -128,6 +131,8 @@ Index("ix_tickets_active_priority_updated", Ticket.active, Ticket.priority, Tick
 Index("ix_tickets_updated", Ticket.updated_at, Ticket.id)
 # "Everything assigned to X" across statuses (the assignee filter on the "all" view).
 Index("ix_tickets_assignee_updated", Ticket.assignee_id, Ticket.updated_at, Ticket.id)
+# An import's look-up of what it brought over before (NULLs, tickets made here, never clash).
+Index("ix_tickets_external_id", Ticket.external_id, unique=True)
 
 # Databases built from the metadata (tests, `create_all`) get the counter's row like the
 # migration does, so ticket numbers start at #1001 either way.

@@ -8,9 +8,20 @@ the change itself. Rows written around the ORM (bulk loads) are repaired by ``re
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import case, delete, event, func, insert, inspect, literal_column, select
+from sqlalchemy import (
+    Connection,
+    case,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, UOWTransaction
@@ -75,11 +86,18 @@ def _collect(session: Session, flush: UOWTransaction, _instances: Any) -> None:
 @event.listens_for(HelpdeskSession, "after_flush")
 def _apply(session: Session, flush: UOWTransaction) -> None:
     deltas: Counter[tuple[str, int]] = flush.attributes.pop(_KEY, Counter())
+    if any(deltas.values()):
+        # The connection, not the session: no autoflush while a flush is finishing.
+        adjust(session.connection(), deltas)
+
+
+def adjust(conn: Connection, deltas: Mapping[tuple[str, int], int]) -> None:
+    """Add ``deltas`` ((status, assignee id or 0) -> change) to the counters, on the caller's
+    connection and transaction: what a flush does for ORM changes, for tickets written with
+    Core statements (``services.imports``)."""
     changes = {k: v for k, v in deltas.items() if v}
     if not changes:
         return
-    # The connection, not the session: no autoflush while a flush is finishing.
-    conn = session.connection()
     insert_fn = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     for (status, assignee), d in sorted(changes.items()):
         stmt = insert_fn(TicketCount).values(status=status, assignee_key=assignee, n=d)

@@ -395,6 +395,15 @@ def message_written(session: Session, ticket_id: int, message_id: int, body_text
     uow.add(_MARK, ("count", (ticket_id, 1)))
 
 
+def tickets_written(session: Session, ticket_ids: Iterable[int]) -> None:
+    """Index tickets (with their messages) inserted without the unit of work (the ticket
+    import's Core statements): their documents are written from the tables by this
+    transaction's commit step, as for tickets the flush saw."""
+    uow = unit_of_work(session)
+    for ticket_id in ticket_ids:
+        uow.add(_MARK, ("ticket", ticket_id))
+
+
 _BODIES = (
     select(Message.id, Message.ticket_id, Message.body_text)
     .where(Message.id.in_(bindparam("ids", expanding=True)))

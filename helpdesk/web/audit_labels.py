@@ -76,6 +76,11 @@ _BUILT_IN: dict[str, Label] = {
     "ticket.split_from": lambda d: _(
         "opened this ticket with a message from #%(number)s", number=d.get("old")
     ),
+    "ticket.imported": lambda d: (
+        _("imported this ticket from another helpdesk (its id there: %(id)s)", id=d["external_id"])
+        if d.get("external_id")
+        else _("imported this ticket from another helpdesk")
+    ),
     "message.reply": lambda d: _("replied"),
     "message.note": lambda d: _("added an internal note"),
     "message.received": lambda d: _("wrote a message"),

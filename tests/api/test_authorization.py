@@ -25,6 +25,7 @@ ADMIN = {
     ("PATCH", "/api/v1/teams/{team_id}"),
     ("POST", "/api/v1/teams/{team_id}/members"),
     ("DELETE", "/api/v1/teams/{team_id}/members/{agent_id}"),
+    ("POST", "/api/v1/imports/tickets"),
 }
 ADMIN_PREFIXES = ("/api/v1/webhooks",)  # every operation, GET included
 
