@@ -212,9 +212,38 @@ def seed_database(n: int, *, reseed: bool = False, name: str = "queue") -> SeedI
     return SeedInfo(path, n)
 
 
+def _add_missing_columns(path: Path) -> None:
+    """Columns the models gained since the cache was seeded, added as a migration would (each
+    nullable or with a server default; SQLite adds a column without rewriting the table), so a
+    million-ticket cache need not be seeded again for a new column."""
+    import sqlite3
+
+    from sqlalchemy.dialects import sqlite as sqlite_dialect
+    from sqlalchemy.schema import CreateColumn
+
+    conn = sqlite3.connect(path)
+    try:
+        for table in Base.metadata.sorted_tables:
+            have = {r[1] for r in conn.execute(f'PRAGMA table_info("{table.name}")')}
+            for column in table.columns:
+                if not have or column.name in have:
+                    continue
+                if not column.nullable and column.server_default is None:
+                    raise SystemExit(
+                        f"{table.name}.{column.name}: reseed (bench/queue.py --reseed)"
+                    )
+                ddl = CreateColumn(column).compile(dialect=sqlite_dialect.dialect())
+                conn.execute(f'ALTER TABLE "{table.name}" ADD COLUMN {ddl}')
+                print(f"cache: added {table.name}.{column.name}")
+        conn.commit()
+    finally:
+        conn.close()
+
+
 def _ensure_indexes(path: Path) -> None:
     """A cached database seeded before an index was added to the models gets it now, so the
     benchmark always measures the schema the code declares (migrations do the same in prod)."""
+    _add_missing_columns(path)
     engine = _bulk_engine(path)
     # Tables added to the models since the seed (empty in the benchmark) come first, so their
     # indexes below have something to index.

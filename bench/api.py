@@ -174,37 +174,6 @@ def post_database(kind: str, folder: Path, get_url: str) -> Iterator[str]:
     yield url
 
 
-def add_missing_columns(path: Path) -> None:
-    """Columns the models gained since the cache was seeded, added as a migration would (each
-    nullable or with a server default; SQLite adds a column without rewriting the table), so a
-    million-ticket cache need not be seeded again for a new column."""
-    import sqlite3
-
-    from sqlalchemy.dialects import sqlite as sqlite_dialect
-    from sqlalchemy.schema import CreateColumn
-
-    import helpdesk.models  # noqa: F401
-    from helpdesk.db import Base
-
-    conn = sqlite3.connect(path)
-    try:
-        for table in Base.metadata.sorted_tables:
-            have = {r[1] for r in conn.execute(f'PRAGMA table_info("{table.name}")')}
-            for column in table.columns:
-                if not have or column.name in have:
-                    continue
-                if not column.nullable and column.server_default is None:
-                    raise SystemExit(
-                        f"{table.name}.{column.name}: reseed (bench/queue.py --reseed)"
-                    )
-                ddl = CreateColumn(column).compile(dialect=sqlite_dialect.dialect())
-                conn.execute(f'ALTER TABLE "{table.name}" ADD COLUMN {ddl}')
-                print(f"cache: added {table.name}.{column.name}")
-        conn.commit()
-    finally:
-        conn.close()
-
-
 def run(kind: str, info: _seed.SeedInfo, args: argparse.Namespace) -> bool:
     ok = True
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
@@ -259,8 +228,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.posts_only
         else _seed.seed_database(args.n)
     )
-    if not args.posts_only:
-        add_missing_columns(info.path)
     kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     ok = True
     for kind in kinds:
