@@ -23,6 +23,7 @@ from helpdesk.api import (
     docs,
     errors,
     events,
+    imports,
     serialize,
     tickets,
     webhooks,
@@ -37,6 +38,7 @@ BLUEPRINTS = [
     webhooks.blp,
     events.blp,
     attachments.blp,
+    imports.blp,
 ]
 # The reference's section of each blueprint (its name, ``api_tickets``, stays the endpoints').
 TAGS = {
@@ -48,6 +50,7 @@ TAGS = {
     "api_webhooks": "Webhooks",
     "api_events": "Events",
     "api_attachments": "Attachments",
+    "api_imports": "Imports",
 }
 _prepared = False
 _prepared_blueprints: set[Blueprint] = set()
