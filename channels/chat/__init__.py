@@ -4,7 +4,8 @@
   bundle, uploads and attachments over HTTP; ``tokens.py``: signed visitor tokens;
   ``suggest.py``: KB suggestions; ``strings.py``: the widget's translated strings.
 - ``agent_events.py``: the agents' chat events on ``/agent`` (``chat.accept``, ``chat.send``, ...);
-  ``agent_views.py``: an agent sends a file; ``admin.py``: the settings page.
+  ``agent_views.py``: an agent sends a file; ``admin.py``: the settings page; ``api.py``:
+  ``/api/v1/chats`` in the REST API (read-only).
 - ``sender.py``: agent lines to the visitor's room, or by mail after the chat.
 - ``models.py``: ``ChatSession``, ``ChatUpload``, ``MissedOffers``.
 - services (nothing commits; events on commit): ``settings.py`` (the channel's settings and
@@ -43,6 +44,10 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(admin_bp)
     app.register_blueprint(agent_bp)
+    # GET /api/v1/chats[/<id>] in the token API (helpdesk.api's extension point).
+    from channels.chat.api import register as register_api
+
+    register_api(app)
     # Offers nobody accepted move on; the database says which are due (any process's worker).
     worker.register_task(app, expire_due)
 
