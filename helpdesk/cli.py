@@ -511,6 +511,9 @@ def register(app: Flask) -> None:
     from helpdesk.api.cli import token
 
     app.cli.add_command(token)  # helpdesk token create|list|revoke (REST API tokens)
+    from helpdesk.webhooks_cli import webhooks_group
+
+    app.cli.add_command(webhooks_group)  # helpdesk webhooks listen (a local receiver)
 
 
 # The commands that run on an app without the web layer (``create_app(web=False)``: no
@@ -518,7 +521,7 @@ def register(app: Flask) -> None:
 # no command (``--help``). Every other command (``serve``, ``worker``, ``kb`` and ``demo``,
 # which need the knowledge base's registration, and any command added later) gets the web app.
 CORE_COMMANDS = frozenset(
-    {"agent", "channel", "events", "init", "mail", "team", "tickets", "token"}
+    {"agent", "channel", "events", "init", "mail", "team", "tickets", "token", "webhooks"}
 )
 
 
