@@ -152,8 +152,8 @@ def init_app(app: Flask) -> None:
     errors.register_app_shape()
     docs.init_app(app)
     # A webhook's data is the object as GET returns it (docs/webhooks.md).
-    from helpdesk.services import webhooks as webhook_engine
+    from helpdesk.services import webhook_payloads
 
-    webhook_engine.register_payload("ticket", serialize.ticket_payload)
-    webhook_engine.register_payload("customer", customers.customer_payload)
+    webhook_payloads.register_payload("ticket", serialize.ticket_payload)
+    webhook_payloads.register_payload("customer", customers.customer_payload)
     app.extensions["helpdesk.api"] = api

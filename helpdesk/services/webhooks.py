@@ -35,7 +35,6 @@ from helpdesk.services.errors import Forbidden, NotFound, ServiceError
 from helpdesk.services.webhook_fanout import ensure_consumer
 
 # ``helpdesk/api/setup.py`` registers the API's serializers through this name.
-from helpdesk.services.webhook_payloads import register_payload as register_payload
 from helpdesk.services.webhook_settings import allowed_hosts
 
 # The events a webhook may subscribe to (docs/architecture.md#the-event-stream).
