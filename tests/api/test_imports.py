@@ -13,7 +13,7 @@ import pytest
 import schemathesis
 from flask import Flask
 from schemathesis import GenerationMode
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from helpdesk.extensions import db
@@ -402,3 +402,33 @@ def test_the_operation_keeps_the_documents_promises(
     assert len(operations) == 1
     runs = [(op, mode, {}) for op, mode in itertools.product(operations, GenerationMode)]
     keep_promises(runs, secret, max_examples=15)
+
+
+def test_rows_written_through_the_driver_read_like_the_orms(
+    importer: ApiClient, session: Session, make_ticket: MakeTicket
+) -> None:
+    """The import bypasses the column types' processing: its raw values must be what the ORM
+    stores (SQLite compares times as text: a keyset cursor over both must order them alike)."""
+    when = "2020-03-01T12:00:00+06:00"
+    live = make_ticket(sender="live@example.com").ticket
+    live.created_at = live.updated_at = datetime.fromisoformat(when)
+    session.commit()
+    assert (
+        importer.post(
+            URL, json={"tickets": [_ticket(0, created_at=when, status="new")]}
+        ).status_code
+        == 201
+    )
+    raw = text(
+        "SELECT created_at, active, status, channel, typeof(created_at) FROM tickets"
+        " ORDER BY number"
+        if session.get_bind().dialect.name == "sqlite"
+        else "SELECT created_at, active, status, channel, 1 FROM tickets ORDER BY number"
+    )
+    made_here, imported = session.execute(raw).all()
+    assert tuple(imported) == tuple(made_here)
+    messages = text(
+        'SELECT "references", recipients, direction, internal FROM messages ORDER BY id'
+    )
+    orm_message, imported_message, _answer = session.execute(messages).all()
+    assert tuple(imported_message) == tuple(orm_message)
