@@ -737,8 +737,8 @@ def _import(session: Session, actor: Agent, tickets: Sequence[ImportTicket]) -> 
         sql.insert(
             _AUDIT, ("ticket_id", "actor_agent_id", "action", "data", "created_at"), audit_rows
         )
-        sql.insert(cast(Table, ticket_tags), ("ticket_id", "tag_id"), tag_rows)
-        sql.insert(cast(Table, ticket_participants), ("ticket_id", "customer_id"), participant_rows)
+        sql.insert(ticket_tags, ("ticket_id", "tag_id"), tag_rows)
+        sql.insert(ticket_participants, ("ticket_id", "customer_id"), participant_rows)
         counts.adjust(conn, deltas)
         search_index.tickets_written(session, ticket_ids)
         stream.record(
