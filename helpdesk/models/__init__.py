@@ -23,6 +23,7 @@ from helpdesk.models.notifications import Notification
 from helpdesk.models.outbound import OutboundMail
 from helpdesk.models.presence import AgentConnection, AgentPresence, PresenceStatus
 from helpdesk.models.search import TABLE as SEARCH_TABLE  # noqa: F401  (index DDL)
+from helpdesk.models.tasks import Recurrence, Task, TaskStatus
 from helpdesk.models.ticket_presence import TicketViewer
 from helpdesk.models.tickets import Tag, Ticket, TicketCounter, ticket_participants, ticket_tags
 from helpdesk.models.views import AgentPreference, SavedView, TicketCount
@@ -59,8 +60,11 @@ __all__ = [
     "OutboundMail",
     "PresenceStatus",
     "Priority",
+    "Recurrence",
     "SavedView",
     "Tag",
+    "Task",
+    "TaskStatus",
     "Team",
     "Ticket",
     "TicketCount",

@@ -77,6 +77,9 @@ class Ticket(Base):
     # The ticket's id in the helpdesk it was imported from (services/imports.py), unique: a
     # re-run of an import recognises what it brought over already. None for tickets made here.
     external_id: Mapped[str | None] = mapped_column(String(255))
+    # "Follow up on <date>": a pending ticket reopens then with a note (services/follow_ups.py);
+    # cleared when the ticket changes status first (the customer replied, an agent solved it).
+    follow_up_at: Mapped[datetime | None]
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -133,6 +136,8 @@ Index("ix_tickets_updated", Ticket.updated_at, Ticket.id)
 Index("ix_tickets_assignee_updated", Ticket.assignee_id, Ticket.updated_at, Ticket.id)
 # An import's look-up of what it brought over before (NULLs, tickets made here, never clash).
 Index("ix_tickets_external_id", Ticket.external_id, unique=True)
+# The worker's "follow-ups due now" (almost every ticket has none).
+Index("ix_tickets_follow_up_at", Ticket.follow_up_at)
 
 # Databases built from the metadata (tests, `create_all`) get the counter's row like the
 # migration does, so ticket numbers start at #1001 either way.
