@@ -140,6 +140,12 @@ def test_errors_name_the_fields_and_conflicts_are_409(
     assert set(missing["fields"]) == {"title", "language"}
     unknown = error_of(api.post("/api/v1/kb/articles", json={"title": "T", "category": 99999}), 422)
     assert set(unknown["fields"]) == {"category"}
+    in_bengali = api.post(
+        "/api/v1/kb/articles",
+        json={"title": "T", "category": 99999},
+        headers={"Accept-Language": "bn"},
+    )
+    assert error_of(in_bengali, 422)["fields"] == {"category": bn("Unknown category.")}
     assert error_of(api.get("/api/v1/kb/articles/99999"), 404)["code"] == "not_found"
     assert error_of(api.get("/api/v1/kb/categories/99999"), 404)["code"] == "not_found"
     # A path no route matches under /api/v1/kb/ is the API's JSON 404 too.
