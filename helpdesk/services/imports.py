@@ -452,11 +452,14 @@ def import_tickets(session: Session, actor: Agent, tickets: Sequence[ImportTicke
     if not actor.is_admin:
         raise Forbidden(_("Only admins may import tickets."))
     session.flush()
+    # COPY (PostgreSQL) raises the driver's own error, not SQLAlchemy's wrapper.
+    driver = session.get_bind().dialect.loaded_dbapi
+    clashes = (IntegrityError, getattr(driver, "IntegrityError", IntegrityError))
     for attempt in (1, 2):
         try:
             with session.begin_nested():
                 return _import(session, actor, tickets)
-        except IntegrityError:
+        except clashes:
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")

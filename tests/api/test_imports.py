@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from datetime import datetime
 from typing import Any
 
@@ -432,3 +433,42 @@ def test_rows_written_through_the_driver_read_like_the_orms(
     )
     orm_message, imported_message, _answer = session.execute(messages).all()
     assert tuple(imported_message) == tuple(orm_message)
+
+
+def test_a_customer_stored_meanwhile_by_live_mail_is_not_created_twice(
+    app: Flask, admin: Agent, session: Session
+) -> None:
+    """A mail from an address the import is about to create, committed while the import
+    runs: the import waits for it (PostgreSQL's unique index, SQLite's write lock), then uses
+    that customer (on PostgreSQL by redoing its savepoint) instead of failing or duplicating."""
+    from helpdesk.services import imports
+
+    parsed = imports.parse_tickets([_ticket(0, customer={"email": "race@example.com"})])
+    stored = threading.Event()
+    numbers: list[int] = []
+
+    def live() -> None:
+        with db.transaction(app) as other:
+            msg = InboundMessage(
+                channel_kind="email",
+                identity_kind="email",
+                sender_address="race@example.com",
+                sender_name="Live Mail",
+                subject="Live",
+                text="Hello",
+            )
+            numbers.append(receive(other, msg).ticket.number)
+            other.flush()
+            stored.set()
+            time.sleep(1.0)  # the import looks the address up meanwhile (PostgreSQL)
+
+    thread = threading.Thread(target=live)
+    thread.start()
+    assert stored.wait(30)
+    result = imports.import_tickets(session, admin, parsed)
+    session.commit()
+    thread.join(30)
+    assert session.scalar(select(func.count()).select_from(Customer)) == 1
+    assert sorted(session.scalars(select(Ticket.number))) == [1001, 1002]
+    assert numbers == [1001] and [t.number for t in result.tickets] == [1002]
+    assert session.scalar(select(Customer.name)) == "Live Mail"
