@@ -38,6 +38,11 @@ def register_senders(app: Flask, *, web: bool = True) -> None:
     from helpdesk.services.webhook_delivery import DISABLED_PURPOSE
 
     register_mail_composer(app, DISABLED_PURPOSE, partial(compose_webhook_disabled, app))
+    # A task's reminder to its assignee.
+    from channels.email.task_mail import compose_task_reminder
+    from helpdesk.services.reminders import REMINDER_PURPOSE
+
+    register_mail_composer(app, REMINDER_PURPOSE, partial(compose_task_reminder, app))
 
 
 def register_email(app: Flask, *, web: bool = True) -> None:

@@ -182,6 +182,7 @@ def _register_blueprints(app: Flask) -> None:
         notifications,  # noqa: F401  (routes on the agent blueprint)
         profile,
         security,
+        tasks,  # noqa: F401  (routes on the agent blueprint)
         views,  # noqa: F401  (routes on the agent blueprint)
     )
 
@@ -227,6 +228,10 @@ def _register_worker_tasks(app: Flask) -> None:
 
     # Tickets that arrived while nobody in an auto-assigning team was available.
     worker.register_task(app, assign_waiting_task)
+    # Durable timers in the database: tasks' reminders, tickets' follow-up dates.
+    from helpdesk.services import reminders
+
+    worker.register_task(app, reminders.fire_due)
 
     # Webhooks: their own loop among the worker's services (serve's worker process), which
     # fans new events out into deliveries (a durable stream consumer) and sends what is due.

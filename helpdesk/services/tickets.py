@@ -99,6 +99,10 @@ def _clean_subject(subject: str, fallback_text: str = "") -> str:
 
 
 def apply_status(ticket: Ticket, status: TicketStatus, when: datetime) -> None:
+    if status != ticket.status:
+        # "Follow up on <date>" waits for a pending ticket; any other turn (the customer wrote,
+        # an agent solved it) makes it moot (services/reminders.py).
+        ticket.follow_up_at = None
     ticket.status = status
     ticket.active = status.active
     if status in (TicketStatus.RESOLVED, TicketStatus.CLOSED):

@@ -57,6 +57,11 @@ EVENT_TYPES: tuple[str, ...] = (
     "chat.ended",
     "chat.transcript",
     "chat.offer_expired",
+    "task.created",
+    "task.updated",
+    "task.completed",
+    "task.deleted",
+    "task.reminder",
 )
 
 

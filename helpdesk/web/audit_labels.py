@@ -8,9 +8,10 @@ recorded action and fails on one without a label, so a history never shows ``cha
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
-from helpdesk.i18n import _
+from helpdesk.i18n import _, format_datetime
 from helpdesk.web.filters import channel_label, priority_label, status_label
 
 Label = Callable[[Mapping[str, Any]], str]
@@ -35,6 +36,10 @@ def describe(action: str, data: Mapping[str, Any] | None) -> str:
 
 def _names(values: Any) -> str:
     return ", ".join(str(v) for v in values or []) or "—"
+
+
+def _when(value: str) -> str:
+    return format_datetime(datetime.fromisoformat(value), "medium")
 
 
 def _assignee(d: Mapping[str, Any]) -> str:
@@ -80,6 +85,11 @@ _BUILT_IN: dict[str, Label] = {
         _("imported this ticket from another helpdesk (its id there: %(id)s)", id=d["external_id"])
         if d.get("external_id")
         else _("imported this ticket from another helpdesk")
+    ),
+    "ticket.follow_up": lambda d: (
+        _("set the follow-up date to %(date)s", date=_when(d["to"]))
+        if d.get("to")
+        else _("removed the follow-up date")
     ),
     "message.reply": lambda d: _("replied"),
     "message.note": lambda d: _("added an internal note"),

@@ -16,6 +16,25 @@
     if (badge) { badge.textContent = helpdeskFormat.number(helpdeskFormat.parse(badge.textContent) + 1); badge.hidden = false; }
   });
 
+  // ---- My tasks: the navigation's count (open tasks due by the end of today) ----------------
+  // Asked again when this agent's tasks change (tasks.changed) or a reminder fires.
+  var taskLink = document.querySelector("[data-my-tasks]");
+  function refreshTaskCount() {
+    if (!taskLink) { return; }
+    fetch(taskLink.getAttribute("data-count-url"), { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+      .then(function (data) {
+        var badge = taskLink.querySelector("[data-task-count]");
+        badge.textContent = helpdeskFormat.number(data.count);
+        badge.hidden = !data.count;
+      })
+      .catch(function () { /* the next event or a reload will catch up */ });
+  }
+  socket.on("tasks.changed", refreshTaskCount);
+  socket.on("notification", function (data) {
+    if (data && data.kind === "task.reminder") { refreshTaskCount(); }
+  });
+
   // ---- queue: refresh the first page when any ticket is created or changes ----------------
   var queue = document.querySelector("[data-live-queue]");
   var refreshTimer = null;
