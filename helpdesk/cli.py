@@ -514,6 +514,9 @@ def register(app: Flask) -> None:
     from helpdesk.webhooks_cli import webhooks_group
 
     app.cli.add_command(webhooks_group)  # helpdesk webhooks listen (a local receiver)
+    from helpdesk.import_cli import import_group
+
+    app.cli.add_command(import_group)  # helpdesk import tickets FILE.json (services.imports)
 
 
 # The commands that run on an app without the web layer (``create_app(web=False)``: no
@@ -521,7 +524,7 @@ def register(app: Flask) -> None:
 # no command (``--help``). Every other command (``serve``, ``worker``, ``kb`` and ``demo``,
 # which need the knowledge base's registration, and any command added later) gets the web app.
 CORE_COMMANDS = frozenset(
-    {"agent", "channel", "events", "init", "mail", "team", "tickets", "token", "webhooks"}
+    {"agent", "channel", "events", "import", "init", "mail", "team", "tickets", "token", "webhooks"}
 )
 
 

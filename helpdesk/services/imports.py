@@ -139,6 +139,7 @@ class ImportMessage:
     from_agent: bool
     agent_email: str | None
     internal: bool
+    position: int = 0  # in the request's list (errors name it; the list is stored by time)
 
 
 @dataclass(slots=True)
@@ -275,9 +276,10 @@ class _Checker:
         return value
 
 
-def parse_tickets(raw: Any) -> list[ImportTicket]:
+def parse_tickets(raw: Any, *, start: int = 0) -> list[ImportTicket]:
     """Check a request's ``tickets`` (parsed JSON) and read them; raises :class:`InvalidImport`
-    naming every problem found (up to 50) when any ticket is wrong."""
+    naming every problem found (up to 50) when any ticket is wrong. ``start``: the index of
+    the first one in the names of errors (a file read in parts)."""
     c = _Checker()
     if not isinstance(raw, list) or not raw:
         c.fail("tickets", _("A list of at least one ticket is required."))
@@ -289,7 +291,7 @@ def parse_tickets(raw: Any) -> list[ImportTicket]:
         )
     parsed: list[ImportTicket] = []
     seen_external: dict[str, int] = {}
-    for i, item in enumerate(raw):
+    for i, item in enumerate(raw, start=start):
         where = f"tickets.{i}"
         data = c.obj(item, where)
         if data is None:
@@ -384,6 +386,7 @@ def _parse_ticket(c: _Checker, data: dict[str, Any], where: str) -> ImportTicket
         for j, entry in enumerate(raw_messages):
             message = _parse_message(c, entry, f"{where}.messages.{j}")
             if message is not None:
+                message.position = j
                 messages.append(message)
     if len(c.errors) > before or subject is None or created_at is None:
         return None
@@ -539,7 +542,11 @@ def _new_ids(conn: Connection, table: Table, count: int) -> list[int]:
     return list(range(start + 1, start + count + 1))
 
 
-def _agents(session: Session, actor: Agent, tickets: Sequence[ImportTicket]) -> dict[str, int]:
+def agent_ids(
+    session: Session, tickets: Sequence[ImportTicket], *, start: int = 0
+) -> dict[str, int]:
+    """The agents the messages name, by email; :class:`InvalidImport` (``unknown_agent``)
+    naming each message whose agent nobody is (deactivated agents count)."""
     wanted = {m.agent_email for t in tickets for m in t.messages if m.agent_email}
     found: dict[str, int] = {}
     for chunk in _chunks(e for e in wanted if e):
@@ -548,10 +555,10 @@ def _agents(session: Session, actor: Agent, tickets: Sequence[ImportTicket]) -> 
         ):
             found[str(email)] = int(agent_id)
     missing: dict[str, str] = {}
-    for i, t in enumerate(tickets):
-        for j, m in enumerate(t.messages):
+    for i, t in enumerate(tickets, start=start):
+        for m in t.messages:
             if m.agent_email and m.agent_email not in found and len(missing) < MAX_FIELD_ERRORS:
-                missing[f"tickets.{i}.messages.{j}.agent"] = _(
+                missing[f"tickets.{i}.messages.{m.position}.agent"] = _(
                     "No agent has this email address: %(email)s", email=m.agent_email
                 )
     if missing:
@@ -561,7 +568,7 @@ def _agents(session: Session, actor: Agent, tickets: Sequence[ImportTicket]) -> 
 
 def _import(session: Session, actor: Agent, tickets: Sequence[ImportTicket]) -> ImportResult:
     conn = session.connection()
-    agents = _agents(session, actor, tickets)
+    agents = agent_ids(session, tickets)
     now = utcnow()
 
     # Tickets brought over by an earlier import: skipped, answered with their numbers.

@@ -262,9 +262,10 @@ def test_a_bad_ticket_fails_the_request_and_nothing_is_imported(
 def test_an_unknown_agent_fails_the_request(importer: ApiClient, session: Session) -> None:
     tickets = [_ticket(0), _ticket(1)]
     tickets[1]["messages"][1]["agent"] = "left.the.company@example.com"
+    tickets[1]["messages"].reverse()  # not in time order: named by its place in the request
     error = error_of(importer.post(URL, json={"tickets": tickets}), 422)
     assert error["code"] == "unknown_agent"
-    assert list(error["fields"]) == ["tickets.1.messages.1.agent"]
+    assert list(error["fields"]) == ["tickets.1.messages.0.agent"]
     assert session.scalar(select(func.count()).select_from(Ticket)) == 0
 
 
