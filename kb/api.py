@@ -2,13 +2,15 @@
 as agents see it in the KB editor (drafts and internal articles included). Every change goes
 through the editor's verbs (:mod:`kb.services`, :mod:`kb.categories`), so the permissions
 (:mod:`kb.permissions`: only admins and KB editors publish, change published articles and
-arrange categories), the revisions and the events (``article.created``, ``article.updated``)
-are the editor's. ``DELETE`` of an article archives it, like the editor's *Archive*: customers
-and search lose it, its history stays and ``PATCH {"status": "published"}`` brings it back.
+arrange categories), the revisions and the events (``article.created``, ``article.updated``,
+``category.created``, ``category.updated``, ``category.deleted``) are the editor's. ``DELETE``
+of an article archives it, like the editor's *Archive*: customers and search lose it, its
+history stays and ``PATCH {"status": "published"}`` brings it back.
 
 Registered by :func:`kb.init_app` through :func:`helpdesk.api.register_resource`
 (``helpdesk`` never imports ``kb``). ``?q=`` is the KB's own search (:func:`kb.queries.search`,
-hybrid BM25 + embeddings), which sees a change once the worker has indexed it.
+hybrid BM25 + embeddings), which sees a change once the worker has indexed it. :func:`register`
+also gives webhooks their ``data``: an article or a category as ``GET`` here returns it.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import url_for
+from flask import current_app, has_request_context, url_for
 from flask_smorest import Blueprint
 from marshmallow import validate
 from sqlalchemy import Select, select, tuple_
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from helpdesk.api import pagination
 from helpdesk.api.auth import me
@@ -30,7 +32,9 @@ from helpdesk.api.schemas import ID, date_time
 from helpdesk.api.serialize import iso
 from helpdesk.extensions import db
 from helpdesk.i18n import _
+from helpdesk.links import base_url
 from helpdesk.models import Agent
+from helpdesk.services import webhook_payloads
 from helpdesk.services.errors import ServiceError
 from kb import categories, queries, services
 from kb.models import Article, ArticleStatus, Category, Visibility
@@ -270,12 +274,12 @@ def category_json(c: Category, count: int) -> dict[str, Any]:
     return {**ref, "position": c.position, "article_count": count, "created_at": iso(c.created_at)}
 
 
-def authors(articles: list[Article]) -> dict[int, dict[str, Any]]:
+def authors(session: Session, articles: list[Article]) -> dict[int, dict[str, Any]]:
     """The articles' authors as ``{id: {"id", "name"}}`` (one query)."""
     ids = {a.author_agent_id for a in articles if a.author_agent_id is not None}
     if not ids:
         return {}
-    rows = db.session.execute(select(Agent.id, Agent.name).where(Agent.id.in_(ids)))
+    rows = session.execute(select(Agent.id, Agent.name).where(Agent.id.in_(ids)))
     return {agent_id: {"id": agent_id, "name": name} for agent_id, name in rows}
 
 
@@ -297,7 +301,7 @@ def article_summary(
         "view_count": a.view_count or 0,
         "helpful_count": a.helpful_count or 0,
         "not_helpful_count": a.not_helpful_count or 0,
-        "url": url_for("portal.article", slug=a.slug, _external=True) if a.public else None,
+        "url": article_url(a) if a.public else None,
         "created_at": iso(a.created_at),
         "updated_at": iso(a.updated_at),
         "published_at": iso(a.published_at),
@@ -306,15 +310,24 @@ def article_summary(
     }
 
 
-def article_json(a: Article) -> dict[str, Any]:
+def article_url(a: Article) -> str:
+    """The portal page's full address."""
+    if has_request_context():
+        return url_for("portal.article", slug=a.slug, _external=True)
+    # The webhook worker: no request to take the address from.
+    with current_app.test_request_context(base_url=base_url(current_app)):
+        return url_for("portal.article", slug=a.slug, _external=True)
+
+
+def article_json(session: Session, a: Article) -> dict[str, Any]:
     return {
-        **article_summary(a, authors([a])),
+        **article_summary(a, authors(session, [a])),
         "body": a.body_md,
         "body_html": a.body_html,
         "translations": [
             {"id": t.id, "slug": t.slug, "title": t.title, "language": t.language,
              "status": t.status.value}
-            for t in queries.translations(db.session, a, agent=True)
+            for t in queries.translations(session, a, agent=True)
         ],
     }  # fmt: skip
 
@@ -379,7 +392,7 @@ def list_articles(**args: Any) -> dict[str, Any]:
         id_page(_filtered(select(Article), args), Article.id, "articles", args.get("cursor"), limit)
     )
     rows = list(db.session.scalars(q))
-    people = authors(rows[:limit])
+    people = authors(db.session, rows[:limit])
     return {
         "articles": [article_summary(a, people) for a in rows[:limit]],
         "next_cursor": next_cursor(rows, "articles", limit),
@@ -408,7 +421,7 @@ def _search(args: dict[str, Any], limit: int) -> dict[str, Any]:
         )
     }
     end = start + limit
-    people = authors(list(found.values()))
+    people = authors(db.session, list(found.values()))
     return {
         "articles": [article_summary(found[h.id], people, h) for h in hits if h.id in found],
         "next_cursor": pagination.encode("kb-search", [end]) if len(result.hits) > end else None,
@@ -420,7 +433,7 @@ def _search(args: dict[str, Any], limit: int) -> dict[str, Any]:
 @errors_doc(blp, 401, 404, 429)
 def get_article(article_id: int) -> dict[str, Any]:
     """One article with its text (Markdown and HTML), category and translations."""
-    return article_json(_article(article_id))
+    return article_json(db.session, _article(article_id))
 
 
 @blp.route("", methods=["POST"])
@@ -446,7 +459,7 @@ def create_article(data: dict[str, Any]) -> Any:
         translation_of=_known_article(data.get("translation_of"), "translation_of"),
     )
     db.session.flush()
-    return commit_response(article_json(article), 201)
+    return commit_response(article_json(db.session, article), 201)
 
 
 @blp.route("/<int:article_id>", methods=["PATCH"])
@@ -471,7 +484,7 @@ def update_article(changes: dict[str, Any], article_id: int) -> Any:
     if "status" in changes:
         services.set_status(db.session, article, changes["status"], me())
     db.session.flush()
-    return commit_response(article_json(article), 200)
+    return commit_response(article_json(db.session, article), 200)
 
 
 @blp.route("/<int:article_id>", methods=["DELETE"])
@@ -483,7 +496,7 @@ def delete_article(article_id: int) -> Any:
     article = _article(article_id)
     services.archive_article(db.session, article, me())
     db.session.flush()
-    return commit_response(article_json(article), 200)
+    return commit_response(article_json(db.session, article), 200)
 
 
 # --- categories --------------------------------------------------------------------------------
@@ -578,9 +591,30 @@ def delete_category(category_id: int, move_to: int | None = None) -> Any:
     return "", 204
 
 
+# --- webhooks ----------------------------------------------------------------------------------
+
+
+def article_payload(session: Session, article_id: int) -> dict[str, Any] | None:
+    """A webhook's ``data`` for an article: as ``GET /api/v1/kb/articles/<id>`` returns it."""
+    article = session.get(Article, article_id, options=[selectinload(Article.category)])
+    return article_json(session, article) if article is not None else None
+
+
+def category_payload(session: Session, category_id: int) -> dict[str, Any] | None:
+    """A webhook's ``data`` for a category: as ``GET /api/v1/kb/categories/<id>`` returns it
+    (None once deleted: ``category.deleted`` carries the event's own data)."""
+    category = session.get(Category, category_id)
+    if category is None:
+        return None
+    return category_json(category, categories.article_count(session, category))
+
+
 def register(app: Any) -> None:
-    """Serve both resources in the REST API v1 (called by :func:`kb.init_app`)."""
+    """Serve both resources in the REST API v1 and give webhooks their objects (called by
+    :func:`kb.init_app`)."""
     from helpdesk.api import register_resource
 
     register_resource(app, blp, "KB articles")
     register_resource(app, category_blp, "KB categories")
+    webhook_payloads.register_payload("article", article_payload)
+    webhook_payloads.register_payload("category", category_payload)

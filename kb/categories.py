@@ -5,17 +5,26 @@ Customers see the categories: an ``actor`` must be an admin or a KB editor (kb.p
 A category's slug is made once from its first name and never changes, so portal links and
 import files that name the category keep working after a rename; :func:`find_category` also
 matches the current and translated names.
+
+Every change is an event of the durable stream, in the same transaction (``stream.record``;
+docs/architecture.md#the-event-stream): ``category.created`` (``name, names, slug,
+position``), ``category.updated`` (``changes: {field: {from, to}}`` for ``name``, ``names``,
+``position``: a move renumbers the categories, so every one whose place changed has one) and
+``category.deleted`` (``name, names, slug, moved_to_id, articles``: how many moved; each
+moved article also has its ``article.updated``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from helpdesk.i18n import _
 from helpdesk.models import Agent
+from helpdesk.services import stream
 from helpdesk.services.errors import Conflict, NotFound, ServiceError
 from kb.analysis import normalize
 from kb.article_rows import mark_dirty, slugify
@@ -104,7 +113,25 @@ def create_category(
     )
     session.add(category)
     session.flush()
+    stream.record(
+        session,
+        "category.created",
+        "category",
+        category.id,
+        actor,
+        name=category.name,
+        names=dict(category.names or {}),
+        slug=category.slug,
+        position=category.position,
+    )
     return category
+
+
+def _updated(session: Session, category: Category, actor: Agent | None, **changes: Any) -> None:
+    """``category.updated`` with ``changes`` as ``{field: (before, after)}`` (unchanged dropped)."""
+    changed = {k: {"from": b, "to": a} for k, (b, a) in changes.items() if b != a}
+    if changed:
+        stream.record(session, "category.updated", "category", category.id, actor, changes=changed)
 
 
 def rename_category(
@@ -121,9 +148,11 @@ def rename_category(
     clean, translated = _clean(name), _clean_names(names)
     _check_name(clean)
     _check_unique(session, clean, translated, category.id)
-    if (clean, translated) == (category.name, dict(category.names or {})):
+    before = (category.name, dict(category.names or {}))
+    if (clean, translated) == before:
         return False
     category.name, category.names = clean, translated
+    _updated(session, category, actor, name=(before[0], clean), names=(before[1], translated))
     return True
 
 
@@ -138,6 +167,7 @@ def move_category(
     rows.insert(target, rows.pop(index))
     for position, row in enumerate(rows):
         if row.position != position:
+            _updated(session, row, actor, position=(row.position, position))
             row.position = position
 
 
@@ -186,6 +216,21 @@ def delete_category(
         article.category = move_to
         # The index stores each article's category: the worker must see the move.
         mark_dirty(session, article)
+        stream.record(
+            session, "article.updated", "article", article.id, actor, fields=["category_id"]
+        )
+    stream.record(
+        session,
+        "category.deleted",
+        "category",
+        category.id,
+        actor,
+        name=category.name,
+        names=dict(category.names or {}),
+        slug=category.slug,
+        moved_to_id=move_to.id if move_to is not None else None,
+        articles=len(articles),
+    )
     session.delete(category)
     session.flush()
     return len(articles)

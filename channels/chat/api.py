@@ -20,7 +20,7 @@ from flask import Flask
 from flask_smorest import Blueprint
 from marshmallow import validate
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from channels.chat.models import ChatSession, ChatStatus
 from channels.chat.payloads import line_from
@@ -31,6 +31,7 @@ from helpdesk.api.serialize import attachment_json, iso
 from helpdesk.extensions import db
 from helpdesk.i18n import _
 from helpdesk.models import Message, MessageKind, Ticket
+from helpdesk.services import webhook_payloads
 from helpdesk.services.access import access_ticket
 from helpdesk.services.errors import NotFound
 
@@ -153,10 +154,10 @@ def chat_summary(chat: ChatSession) -> dict[str, Any]:
     }
 
 
-def chat_json(chat: ChatSession) -> dict[str, Any]:
+def chat_json(session: Session, chat: ChatSession) -> dict[str, Any]:
     # The conversation's lines as both sides saw them (channels.chat.lines.history's rule),
     # all of them: a transcript is never cut short.
-    messages = db.session.scalars(
+    messages = session.scalars(
         select(Message)
         .where(
             Message.ticket_id == chat.ticket_id,
@@ -243,11 +244,20 @@ def get_chat(chat_id: int) -> dict[str, Any]:
         access_ticket(db.session, me(), chat.ticket_id)
     except NotFound:
         raise NotFound(_("Chat not found.")) from None
-    return chat_json(chat)
+    return chat_json(db.session, chat)
+
+
+def chat_payload(session: Session, chat_id: int) -> dict[str, Any] | None:
+    """A webhook's ``data`` for a chat (the subject of the ``chat.*`` events): as
+    ``GET /api/v1/chats/<id>`` returns it."""
+    chat = session.get(ChatSession, chat_id, options=_options())
+    return chat_json(session, chat) if chat is not None else None
 
 
 def register(app: Flask) -> None:
-    """Serve ``/api/v1/chats`` in the REST API v1 (called by :func:`channels.chat.init_app`)."""
+    """Serve ``/api/v1/chats`` in the REST API v1 and give webhooks the chat (called by
+    :func:`channels.chat.init_app`)."""
     from helpdesk.api import register_resource
 
     register_resource(app, blp, "Chats")
+    webhook_payloads.register_payload("chat", chat_payload)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session, joinedload
 
+from channels.chat import history as chat_history
 from channels.chat.lines import UploadRef, check_client_id, check_text, history, inbound_message
 from channels.chat.models import ChatSession, ChatStatus
 from channels.chat.payloads import (
@@ -39,7 +40,7 @@ from helpdesk.models import (
     Team,
     Ticket,
 )
-from helpdesk.services import announcements, audit, events, messages
+from helpdesk.services import announcements, events, messages
 from helpdesk.services.audit import Actor
 from helpdesk.services.conversations import make_message_id
 from helpdesk.services.customers import add_identity, find_by_identity, normalize_email
@@ -180,7 +181,7 @@ def end_chat(session: Session, chat: ChatSession, actor: Actor) -> None:
         return
     chat.status = ChatStatus.ENDED
     chat.ended_at = utcnow()
-    audit.record(session, chat.ticket, actor, "chat.ended")
+    chat_history.record(session, chat, actor, "chat.ended")
     announcements.announce(session, chat.ticket)
     announce_chat(session, chat)
     dispatch(session)
@@ -310,6 +311,6 @@ def request_transcript(session: Session, chat: ChatSession, email: str | None = 
         delivery_status=DeliveryStatus.QUEUED,
         meta={"chat_transcript": True},
     )
-    audit.record(session, chat.ticket, customer, "chat.transcript", message_id=message.id)
+    chat_history.record(session, chat, customer, "chat.transcript", message_id=message.id)
     wake_worker_on_commit(session)
     return message

@@ -33,6 +33,7 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from channels.chat import history as chat_history
 from channels.chat.models import ChatSession, ChatStatus, MissedOffers
 from channels.chat.payloads import announce_chat, announce_queue
 from channels.chat.settings import chat_settings
@@ -48,7 +49,7 @@ from helpdesk.models import (
     Ticket,
     TicketStatus,
 )
-from helpdesk.services import audit, events, tickets
+from helpdesk.services import events, tickets
 from helpdesk.services.errors import ServiceError
 from helpdesk.services.presence import (
     effective_presence,
@@ -237,7 +238,7 @@ def accept(session: Session, chat: ChatSession, agent: Agent) -> None:
     tickets.assign_ticket(session, chat.ticket, agent, agent)
     if chat.ticket.status is TicketStatus.NEW:
         tickets.set_status(session, chat.ticket, TicketStatus.OPEN, agent)
-    audit.record(session, chat.ticket, agent, "chat.accepted")
+    chat_history.record(session, chat, agent, "chat.accepted")
     announce_chat(session, chat)
     announce_queue(session)
 
@@ -249,7 +250,7 @@ def decline(session: Session, chat: ChatSession, agent: Agent) -> None:
     chat.status = ChatStatus.WAITING
     chat.agent_id = None
     chat.agent = None
-    audit.record(session, chat.ticket, agent, "chat.declined")
+    chat_history.record(session, chat, agent, "chat.declined")
     route(session, chat)
     announce_queue(session)
 
@@ -275,7 +276,7 @@ def transfer(
         chat.declined = [d for d in chat.declined if d != to_agent.id]
         _offer(session, chat, to_agent)
         tickets.assign_ticket(session, chat.ticket, to_agent, actor)
-        audit.record(session, chat.ticket, actor, "chat.transferred", to=to_agent.name)
+        chat_history.record(session, chat, actor, "chat.transferred", to=to_agent.name)
         announce_chat(session, chat)
     else:
         assert to_team is not None
@@ -286,7 +287,7 @@ def transfer(
         chat.declined = [actor.id]
         tickets.set_team(session, chat.ticket, to_team, actor)
         tickets.assign_ticket(session, chat.ticket, None, actor)
-        audit.record(session, chat.ticket, actor, "chat.transferred", to=to_team.name)
+        chat_history.record(session, chat, actor, "chat.transferred", to=to_team.name)
         route(session, chat)
     announce_queue(session)
 
@@ -349,7 +350,7 @@ def expire_offers(session: Session, now: datetime | None = None) -> int:
             route(session, chat)
             continue
         chat.declined = [*chat.declined, agent.id]
-        audit.record(session, chat.ticket, None, "chat.offer_expired", agent=agent.name)
+        chat_history.record(session, chat, None, "chat.offer_expired", agent=agent.name)
         missed = _count_miss(session, agent, now)
         away = bool(settings.away_after_missed) and missed >= settings.away_after_missed
         if away and presence_row(session, agent).status is PresenceStatus.ONLINE:

@@ -7,7 +7,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from helpdesk.models import Agent, AuditEvent, Customer, Ticket
-from helpdesk.services import stream
 
 Actor = Agent | Customer | None
 
@@ -28,8 +27,4 @@ def record(
 ) -> AuditEvent:
     event = new_event(ticket, actor, action, **data)
     session.add(event)
-    if ticket is not None and action.startswith("chat."):
-        # A chat's lifecycle (accepted, declined, transferred, ended, transcript sent, offer
-        # expired) has no state of the ticket's own: its audit line is also its stream event.
-        stream.record(session, action, "ticket", ticket.id, actor, ticket_id=ticket.id, **data)
     return event
