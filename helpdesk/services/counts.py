@@ -2,7 +2,8 @@
 
 Every flush that creates, deletes or changes the status or assignee of a ticket adds the
 differences to ``ticket_counts`` before the flush ends, so the counts commit or roll back with
-the change itself. Rows written around the ORM (bulk loads) are repaired by ``recount``.
+the change itself. Code that writes tickets around the ORM adds its own differences with
+``adjust`` (the ticket import); other bulk loads are repaired by ``recount``.
 """
 
 from __future__ import annotations
