@@ -25,6 +25,7 @@ from helpdesk.api import (
     events,
     imports,
     serialize,
+    tasks,
     tickets,
     webhooks,
 )
@@ -39,6 +40,7 @@ BLUEPRINTS = [
     events.blp,
     attachments.blp,
     imports.blp,
+    tasks.blp,
 ]
 # The reference's section of each blueprint (its name, ``api_tickets``, stays the endpoints').
 TAGS = {
@@ -51,6 +53,7 @@ TAGS = {
     "api_events": "Events",
     "api_attachments": "Attachments",
     "api_imports": "Imports",
+    "api_tasks": "Tasks",
 }
 _prepared = False
 _prepared_blueprints: set[Blueprint] = set()
@@ -156,4 +159,5 @@ def init_app(app: Flask) -> None:
 
     webhook_payloads.register_payload("ticket", serialize.ticket_payload)
     webhook_payloads.register_payload("customer", customers.customer_payload)
+    webhook_payloads.register_payload("task", tasks.task_payload)
     app.extensions["helpdesk.api"] = api
