@@ -205,6 +205,38 @@ def test_categories_rename_move_and_page_in_order(
     assert error_of(api.get("/api/v1/kb/categories?cursor=bogus"), 400)["code"] == "invalid_cursor"
 
 
+def test_category_changes_through_the_api_are_events(
+    app: Flask, session: Session, make_token: MakeToken
+) -> None:
+    editor = _editor(app, session, make_token)
+    start = stream.last_id(session)
+    one = editor.post("/api/v1/kb/categories", json={"name": "One"}).get_json()["id"]
+    two = editor.post(
+        "/api/v1/kb/categories", json={"name": "Two", "names": {"bn": "দুই"}}
+    ).get_json()["id"]
+    # Refused (a name in use, an unknown target): no event.
+    error_of(editor.post("/api/v1/kb/categories", json={"name": "দুই"}), 409)
+    error_of(editor.delete(f"/api/v1/kb/categories/{one}?move_to=999999"), 422)
+    moved = editor.patch(f"/api/v1/kb/categories/{two}", json={"name": "Second", "position": 0})
+    assert moved.status_code == 200, moved.get_data(as_text=True)
+    assert editor.delete(f"/api/v1/kb/categories/{one}").status_code == 204
+    events = stream.read(session, start)
+    assert [(e.name, e.subject_type, e.subject_id, e.data) for e in events] == [
+        ("category.created", "category", one,
+         {"name": "One", "names": {}, "slug": "one", "position": 0}),
+        ("category.created", "category", two,
+         {"name": "Two", "names": {"bn": "দুই"}, "slug": "two", "position": 1}),
+        ("category.updated", "category", two,
+         {"changes": {"name": {"from": "Two", "to": "Second"}}}),
+        ("category.updated", "category", two, {"changes": {"position": {"from": 1, "to": 0}}}),
+        ("category.updated", "category", one, {"changes": {"position": {"from": 0, "to": 1}}}),
+        ("category.deleted", "category", one,
+         {"name": "One", "names": {}, "slug": "one", "moved_to_id": None, "articles": 0}),
+    ]  # fmt: skip
+    editor_id = session.scalar(select(Agent.id).where(Agent.email == "editor@example.com"))
+    assert {(e.actor_type, e.actor_id) for e in events} == {("agent", editor_id)}
+
+
 def test_list_filters_pages_and_search_in_bengali(
     app: Flask, api: ApiClient, session: Session, make_token: MakeToken
 ) -> None:

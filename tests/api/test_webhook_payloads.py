@@ -127,9 +127,7 @@ def test_a_category_is_delivered_as_get_returns_it_and_its_deletion_as_the_event
     assert request.json["data"]["names"] == {"bn": "ফেরত"}
 
     api.post("/api/v1/kb/articles", json={"title": "Send it back", "category": returns_id})
-    renamed = api.patch(
-        f"/api/v1/kb/categories/{returns_id}", json={"name": "Returns & refunds"}
-    )
+    renamed = api.patch(f"/api/v1/kb/categories/{returns_id}", json={"name": "Returns & refunds"})
     assert renamed.status_code == 200, renamed.get_data(as_text=True)
     (request,) = _delivered(app, receiver, secret, 1)
     assert request.json["event"] == "category.updated"

@@ -1,5 +1,5 @@
 """Category management: create, rename and translate, reorder, delete with move-to; the editor
-and the portal's category pages use the result."""
+and the portal's category pages use the result; each change is an event of the stream."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from helpdesk.models import Agent
+from helpdesk.services import stream
 from helpdesk.services.errors import ServiceError
 from kb import categories, services
 from kb.indexer import get_index, index_pending
@@ -180,3 +181,99 @@ def test_editor_picks_a_category_and_portal_shows_translated_names(
     assert "Payments" in en
     bn = client.get("/portal/c/payments", headers={"Accept-Language": "bn"})
     assert bn.status_code == 200 and "পেমেন্ট" in bn.get_data(as_text=True)
+
+
+def _seen(recorder: stream.StreamRecorder) -> list[tuple[str, str, int, dict[str, object]]]:
+    return [(e.name, e.subject_type, e.subject_id, e.data) for e in recorder.events]
+
+
+def test_the_category_page_records_each_change_as_an_event(
+    app: Flask, session: Session, agent: Agent, agent_client: AgentClient
+) -> None:
+    agent.kb_editor = True
+    session.commit()
+    with stream.capture() as seen:
+        agent_client.post("/agent/kb/categories", {"name": "Returns", "name_bn": "ফেরত"})
+        agent_client.post("/agent/kb/categories", {"name": "Orders"})
+        returns = categories.find_category(session, "Returns")
+        orders = categories.find_category(session, "Orders")
+        assert returns is not None and orders is not None
+        assert _seen(seen) == [
+            ("category.created", "category", returns.id,
+             {"name": "Returns", "names": {"bn": "ফেরত"}, "slug": "returns", "position": 0}),
+            ("category.created", "category", orders.id,
+             {"name": "Orders", "names": {}, "slug": "orders", "position": 1}),
+        ]  # fmt: skip
+        assert {(e.actor_type, e.actor_id) for e in seen.events} == {("agent", agent.id)}
+        seen.clear()
+
+        # A refused change (a name in use) is rolled back with its event, if any.
+        refused = agent_client.post(f"/agent/kb/categories/{orders.id}", {"name": "ফেরত"})
+        assert refused.status_code == 400 and seen.events == []
+
+        agent_client.post(
+            f"/agent/kb/categories/{returns.id}",
+            {"name": "Returns & refunds", "name_bn": "ফেরত ও রিফান্ড"},
+        )
+        assert _seen(seen) == [
+            ("category.updated", "category", returns.id, {"changes": {
+                "name": {"from": "Returns", "to": "Returns & refunds"},
+                "names": {"from": {"bn": "ফেরত"}, "to": {"bn": "ফেরত ও রিফান্ড"}},
+            }}),
+        ]  # fmt: skip
+        seen.clear()
+        # Saving the same names again changes nothing: no event.
+        agent_client.post(
+            f"/agent/kb/categories/{returns.id}",
+            {"name": "Returns & refunds", "name_bn": "ফেরত ও রিফান্ড"},
+        )
+        assert seen.events == []
+
+        # A move renumbers: every category whose place changed says so.
+        agent_client.post(f"/agent/kb/categories/{orders.id}/move", {"direction": "up"})
+        assert _seen(seen) == [
+            ("category.updated", "category", orders.id,
+             {"changes": {"position": {"from": 1, "to": 0}}}),
+            ("category.updated", "category", returns.id,
+             {"changes": {"position": {"from": 0, "to": 1}}}),
+        ]  # fmt: skip
+        seen.clear()
+
+        article = services.create_article(session, title="Refunds", body="", category=returns)
+        session.commit()
+        seen.clear()
+        agent_client.post(f"/agent/kb/categories/{returns.id}/delete", {"move_to": str(orders.id)})
+        assert _seen(seen) == [
+            ("article.updated", "article", article.id, {"fields": ["category_id"]}),
+            ("category.deleted", "category", returns.id, {
+                "name": "Returns & refunds", "names": {"bn": "ফেরত ও রিফান্ড"},
+                "slug": "returns", "moved_to_id": orders.id, "articles": 1,
+            }),
+        ]  # fmt: skip
+    # The durable stream holds what the live subscribers heard.
+    stored = stream.read(session, 0, names=["category.deleted"])
+    assert [(e.subject_id, e.actor_id) for e in stored] == [(returns.id, agent.id)]
+
+
+def test_no_category_event_outlives_a_rollback(session: Session) -> None:
+    start = stream.last_id(session)
+    with stream.capture() as seen:
+        billing = categories.create_category(session, "Billing")
+        other = categories.create_category(session, "Other")
+        categories.rename_category(session, billing, "Payments", {"bn": "পেমেন্ট"})
+        categories.move_category(session, other, -1)
+        categories.delete_category(session, other)
+        session.rollback()
+        assert seen.events == []
+    assert stream.read(session, start) == []
+    assert categories.ordered(session) == []
+
+    # A savepoint that rolls back drops its events; the enclosing transaction keeps its own.
+    kept = categories.create_category(session, "Kept")
+    with pytest.raises(RuntimeError), session.begin_nested():
+        categories.rename_category(session, kept, "Dropped")
+        raise RuntimeError("the caller gave up")
+    session.commit()
+    assert [(e.name, e.data["name"]) for e in stream.read(session, start)] == [
+        ("category.created", "Kept")
+    ]
