@@ -1,8 +1,9 @@
 """``/api/v1/customers`` and ``/api/v1/organizations``: the people tickets come from, as agents
 see them on the customer pages (every active agent sees every customer). Changes go through
 ``services.customers`` (create, update, merge, add an identity), the verbs the pages use, so the
-event stream is the same. Organizations are read-only here: today a customer's organization is
-set by name on the customer (``PATCH .../customers/<id>`` ``{"organization": "..."}``)."""
+event stream is the same. A customer's organization is set by name on the customer (``PATCH
+.../customers/<id>`` ``{"organization": "..."}``); the organizations themselves are
+``helpdesk/api/organizations.py``."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from helpdesk.api.schemas import ID, STATUSES, date_time
 from helpdesk.api.serialize import iso
 from helpdesk.extensions import db
 from helpdesk.i18n import _
-from helpdesk.models import Customer, CustomerIdentity, IdentityKind, Organization, Ticket
+from helpdesk.models import Customer, CustomerIdentity, IdentityKind, Ticket
 from helpdesk.services import customers as customer_verbs
 from helpdesk.services.errors import NotFound, ServiceError
 
@@ -31,12 +32,6 @@ blp = Blueprint(
     url_prefix="/api/v1/customers",
     description="Customers: identities (email addresses, chat visitors, portal logins), "
     "organization, notes, ticket counts; create, change, merge.",
-)
-org_blp = Blueprint(
-    "api_organizations",
-    __name__,
-    url_prefix="/api/v1/organizations",
-    description="Organizations customers belong to (read-only; set a customer's by name).",
 )
 
 LANGUAGE = validate.Regexp(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,4})?$")
@@ -148,32 +143,6 @@ class IdentityIn(ma.Schema):
     value = ma.fields.String(required=True, validate=validate.Length(1, 320))
 
 
-class OrganizationSummary(ma.Schema):
-    id = ma.fields.Integer(required=True)
-    name = ma.fields.String(required=True)
-    domain = ma.fields.String(required=True, allow_none=True)
-    created_at = date_time(required=True)
-
-
-class OrganizationOut(OrganizationSummary):
-    notes = ma.fields.String(required=True)
-    customer_count = ma.fields.Integer(required=True)
-    tickets = ma.fields.Nested(TicketCounts, required=True)
-
-
-class OrganizationPage(ma.Schema):
-    organizations = ma.fields.List(ma.fields.Nested(OrganizationSummary), required=True)
-    next_cursor = ma.fields.String(required=True, allow_none=True)
-
-
-class OrganizationQuery(ma.Schema):
-    q = ma.fields.String(
-        validate=validate.Length(1, 200), metadata={"description": "Part of the name"}
-    )
-    limit = ma.fields.Integer(validate=validate.Range(1, 100), load_default=25)
-    cursor = ma.fields.String(validate=validate.Length(1, 500))
-
-
 # --- JSON --------------------------------------------------------------------------------------
 
 
@@ -202,7 +171,7 @@ def customer_summary(c: Customer) -> dict[str, Any]:
     }
 
 
-def _counts(session: Session, where: Any) -> dict[str, int]:
+def counts(session: Session, where: Any) -> dict[str, int]:
     counts = dict.fromkeys(STATUSES, 0)
     rows = session.execute(
         select(Ticket.status, func.count(Ticket.id)).where(where).group_by(Ticket.status)
@@ -216,7 +185,7 @@ def customer_json(session: Session, c: Customer) -> dict[str, Any]:
     return {
         **customer_summary(c),
         "notes": c.notes or "",
-        "tickets": _counts(session, Ticket.customer_id == c.id),
+        "tickets": counts(session, Ticket.customer_id == c.id),
     }
 
 
@@ -226,7 +195,7 @@ def customer_payload(session: Session, customer_id: int) -> dict[str, Any] | Non
     return customer_json(session, customer) if customer is not None else None
 
 
-def _like(text: str) -> str:
+def like(text: str) -> str:
     escaped = text.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
@@ -263,7 +232,7 @@ def list_customers(**args: Any) -> dict[str, Any]:
             )
         )
     if args.get("q"):
-        pattern = _like(args["q"])
+        pattern = like(args["q"])
         q = q.where(
             or_(
                 func.lower(Customer.name).like(pattern, escape="\\"),
@@ -367,54 +336,3 @@ def add_identity(data: dict[str, Any], customer_id: int) -> Any:
     customer_verbs.add_identity(db.session, customer, data["kind"], data["value"])
     db.session.flush()
     return commit_response(customer_json(db.session, customer), 201)
-
-
-# --- organizations -----------------------------------------------------------------------------
-
-
-def organization_json(session: Session, org: Organization) -> dict[str, Any]:
-    members = select(Customer.id).where(Customer.organization_id == org.id)
-    return {
-        "id": org.id,
-        "name": org.name,
-        "domain": org.domain,
-        "created_at": iso(org.created_at),
-        "notes": org.notes or "",
-        "customer_count": session.scalar(select(func.count()).select_from(members.subquery())) or 0,
-        "tickets": _counts(session, Ticket.customer_id.in_(members)),
-    }
-
-
-@org_blp.route("", methods=["GET"])
-@org_blp.arguments(OrganizationQuery, location="query", as_kwargs=True)
-@org_blp.response(200, OrganizationPage)
-@errors_doc(org_blp, 400, 401, 429)
-def list_organizations(**args: Any) -> dict[str, Any]:
-    """Organizations, newest first; `q` searches names. Their customers:
-    `GET /api/v1/customers?organization=<id>`."""
-    limit = int(args["limit"])
-    q = select(Organization)
-    if args.get("q"):
-        pattern = _like(args["q"])
-        q = q.where(func.lower(Organization.name).like(pattern, escape="\\"))
-    rows = list(
-        db.session.scalars(id_page(q, Organization.id, "organizations", args.get("cursor"), limit))
-    )
-    return {
-        "organizations": [
-            {"id": o.id, "name": o.name, "domain": o.domain, "created_at": iso(o.created_at)}
-            for o in rows[:limit]
-        ],
-        "next_cursor": next_cursor(rows, "organizations", limit),
-    }
-
-
-@org_blp.route("/<int:organization_id>", methods=["GET"])
-@org_blp.response(200, OrganizationOut)
-@errors_doc(org_blp, 401, 404, 429)
-def get_organization(organization_id: int) -> dict[str, Any]:
-    """An organization with its number of customers and their tickets by status."""
-    org = db.session.get(Organization, organization_id)
-    if org is None:
-        raise NotFound(_("Organization not found."))
-    return organization_json(db.session, org)

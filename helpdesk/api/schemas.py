@@ -114,6 +114,10 @@ class TicketQuery(ma.Schema):
     customer = ma.fields.Integer(
         validate=validate.Range(1, 2**31 - 1), metadata={"description": "A customer's id"}
     )
+    organization = ma.fields.Integer(
+        validate=validate.Range(1, 2**31 - 1),
+        metadata={"description": "An organization's id: the tickets of its customers"},
+    )
     q = ma.fields.String(
         validate=validate.Length(1, 500),
         metadata={"description": "Full-text search (ranked; with status, channel, assignee)"},

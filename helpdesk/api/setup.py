@@ -24,6 +24,7 @@ from helpdesk.api import (
     errors,
     events,
     imports,
+    organizations,
     serialize,
     tasks,
     tickets,
@@ -33,7 +34,7 @@ from helpdesk.api import (
 BLUEPRINTS = [
     tickets.blp,
     customers.blp,
-    customers.org_blp,
+    organizations.blp,
     agents.blp,
     agents.team_blp,
     webhooks.blp,
@@ -160,4 +161,5 @@ def init_app(app: Flask) -> None:
     webhook_payloads.register_payload("ticket", serialize.ticket_payload)
     webhook_payloads.register_payload("customer", customers.customer_payload)
     webhook_payloads.register_payload("task", tasks.task_payload)
+    webhook_payloads.register_payload("organization", organizations.organization_payload)
     app.extensions["helpdesk.api"] = api

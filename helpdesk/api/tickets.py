@@ -85,6 +85,7 @@ def list_tickets(**args: Any) -> dict[str, Any]:
         else (int(assignee) if assignee and assignee != "none" else None),
         priority=args.get("priority"),
         tag=(args.get("tag") or "").strip().lower() or None,
+        organization_id=args.get("organization"),
     )
     q = base_query(db.session, flt, me())
     if args.get("customer") is not None:
@@ -109,7 +110,9 @@ def list_tickets(**args: Any) -> dict[str, Any]:
 
 
 def _search(args: dict[str, Any], limit: int) -> dict[str, Any]:
-    if any(args.get(k) is not None for k in ("priority", "team", "tag", "customer")):
+    if any(
+        args.get(k) is not None for k in ("priority", "team", "tag", "customer", "organization")
+    ):
         raise ServiceError(
             _("With q, only the filters status, channel and assignee apply."),
             code="unsupported_filter",

@@ -15,7 +15,12 @@ from helpdesk.models.agents import Agent, AssignmentMode, Team, team_members
 from helpdesk.models.api_tokens import ApiToken, IdempotencyKey, TokenScope
 from helpdesk.models.audit import AuditEvent
 from helpdesk.models.channels import Channel
-from helpdesk.models.customers import Customer, CustomerIdentity, Organization
+from helpdesk.models.customers import (
+    Customer,
+    CustomerIdentity,
+    Organization,
+    OrganizationDomain,
+)
 from helpdesk.models.events import Event, EventConsumer, EventCounter
 from helpdesk.models.macros import Macro
 from helpdesk.models.messages import Attachment, Message
@@ -57,6 +62,7 @@ __all__ = [
     "MessageKind",
     "Notification",
     "Organization",
+    "OrganizationDomain",
     "OutboundMail",
     "PresenceStatus",
     "Priority",

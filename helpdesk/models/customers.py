@@ -20,11 +20,35 @@ class Organization(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    domain: Mapped[str | None] = mapped_column(String(255), index=True)
     notes: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     customers: Mapped[list[Customer]] = relationship(back_populates="organization")
+    domains: Mapped[list[OrganizationDomain]] = relationship(
+        back_populates="organization",
+        cascade="all, delete-orphan",
+        order_by="OrganizationDomain.domain",
+    )
+
+    @property
+    def domain_names(self) -> list[str]:
+        return [d.domain for d in self.domains]
+
+
+class OrganizationDomain(Base):
+    """An email domain of an organization: a new customer writing from it joins the
+    organization (services/organizations.py). Stored lower-case, one organization per domain."""
+
+    __tablename__ = "organization_domains"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    domain: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    organization: Mapped[Organization] = relationship(back_populates="domains")
 
 
 class Customer(Base):

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from helpdesk.i18n import _
 from helpdesk.models import Agent, Customer, CustomerIdentity, IdentityKind, Organization
-from helpdesk.services import stream
+from helpdesk.services import organizations, stream
 from helpdesk.services.errors import Conflict, ServiceError
 
 # What only a display name, a comment, a quoted local part or a list can contain: without any
@@ -89,6 +89,8 @@ def resolve_customer(
         fill_in(customer, name, language)
         return customer
     customer = new_customer(kind, value, name, language)
+    # A new customer from an organization's email domain joins it, whatever the channel.
+    organizations.assign_by_domain(session, [customer])
     try:
         with session.begin_nested():
             session.add(customer)
@@ -117,6 +119,7 @@ def record_created(session: Session, customer: Customer) -> None:
         email=customer.email,
         language=customer.language,
         identities=[{"kind": i.kind.value, "value": i.value} for i in customer.identities],
+        organization_id=customer.organization_id,
     )
 
 
@@ -182,10 +185,13 @@ def create_customer(
     if notes:
         customer.notes = notes[:20_000]
     org = _organization(session, organization, actor) if organization else None
+    if org is None:
+        organizations.assign_by_domain(session, [customer])
     try:
         with session.begin_nested():
             session.add(customer)
-            customer.organization = org
+            if org is not None:
+                customer.organization = org
             session.flush()
     except IntegrityError:
         # Stored by another transaction after we looked.
@@ -198,15 +204,15 @@ def create_customer(
 
 def _organization(session: Session, name: str, actor: Agent | None) -> Organization | None:
     """The organization of this name, created (with its event) if new; None for a blank name."""
-    org_name = " ".join(name.split())[:200]
+    org_name = organizations.clean_name(name)
     if not org_name:
         return None
-    org = session.scalar(select(Organization).where(Organization.name == org_name))
+    org = organizations.find_by_name(session, org_name)  # in any case
     if org is None:
         org = Organization(name=org_name)
         session.add(org)
         session.flush()
-        stream.record(session, "organization.created", "organization", org.id, actor, name=org.name)
+        organizations.record_created_by_name(session, org, actor)
     return org
 
 

@@ -25,7 +25,7 @@ from helpdesk.models import (
     Ticket,
     ticket_participants,
 )
-from helpdesk.services import announcements, assignment, audit, tickets
+from helpdesk.services import announcements, assignment, audit, organizations, tickets
 from helpdesk.services.attachments import store_bytes
 from helpdesk.services.conversations import (
     follow_merge,
@@ -367,6 +367,9 @@ def _write_run(
     customers = [
         c for c in dict.fromkeys(c for p in run.items for c in (p.customer, *p.cc)) if c.id is None
     ]
+    if customers:
+        # First-time senders from an organization's email domain join it (one statement).
+        organizations.assign_by_domain(session, customers)
     _preassign_ids(session, customers)
     _preassign_ids(session, [i for c in customers for i in c.identities])
     _preassign_ids(session, opened)

@@ -49,6 +49,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "customer.updated",
     "customer.merged",
     "organization.created",
+    "organization.updated",
+    "organization.merged",
     "article.created",
     "article.updated",
     "category.created",

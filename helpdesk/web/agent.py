@@ -20,6 +20,7 @@ from helpdesk.models import (
     Agent,
     AuditEvent,
     Message,
+    Organization,
     Priority,
     Tag,
     Team,
@@ -84,6 +85,19 @@ def queue() -> str | Response:
         last = view_services.remembered(db.session, me())
         if last and last != QueueFilter().as_args():
             return redirect(url_for("agent.queue", **last))
+    named = request.args.get("organization", "").strip()
+    if named and not named.isdigit():
+        # The filter box takes an organization's name: the queue's address keeps its id.
+        from helpdesk.services.organizations import find_by_name
+
+        args: dict[str, Any] = request.args.to_dict()
+        found = find_by_name(db.session, named)
+        if found is None:
+            flash(_("No organization found for %(what)s.", what=named[:200]), "error")
+            args.pop("organization")
+        else:
+            args["organization"] = str(found.id)
+        return redirect(url_for("agent.queue", **args))
     flt = QueueFilter.from_args(request.args)
     page = queue_rows(
         db.session,
@@ -98,8 +112,12 @@ def queue() -> str | Response:
         return render_template("agent/_queue_rows.html", page=page, flt=flt, text=text)
     saved = view_services.visible_views(db.session, me())
     teams, my_teams, agents = view_services.teams_and_agents(db.session, me())
+    organization = (
+        db.session.get(Organization, flt.organization_id) if flt.organization_id else None
+    )
     return render_template(
         "agent/queue.html",
+        organization=organization,
         page=page,
         flt=flt,
         text=text,

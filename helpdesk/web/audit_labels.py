@@ -106,5 +106,8 @@ _BUILT_IN: dict[str, Label] = {
     "team.assignment": lambda d: _(
         "changed the automatic assignment of team %(team)s", team=d.get("team")
     ),
+    "organization.merged": lambda d: _(
+        "merged the organization %(name)s into this one", name=d.get("merged_name")
+    ),
 }
 _LABELS.update(_BUILT_IN)

@@ -1,4 +1,4 @@
-"""The customers and organizations resources: as an integrator (a CRM) uses them, through the
+"""The customers resource: as an integrator (a CRM) uses it, through the
 same service verbs as the customer pages (the event stream says the same)."""
 
 from __future__ import annotations
@@ -148,20 +148,6 @@ def test_add_identity(api: ApiClient, session: Session) -> None:
     assert error["message"] == bn("This identity belongs to another customer.")
     bad = api.post(f"/api/v1/customers/{two['id']}/identities", json={"kind": "fax", "value": "1"})
     assert set(error_of(bad, 422)["fields"]) == {"kind"}
-
-
-def test_organizations_read_only(api: ApiClient, make_ticket: MakeTicket) -> None:
-    customer_id = make_ticket(sender="m@acme.example").ticket.customer_id
-    api.patch(f"/api/v1/customers/{customer_id}", json={"organization": "Acme"})
-    api.post("/api/v1/customers", json={"email": "n@acme.example", "organization": "Acme"})
-    [org] = api.get("/api/v1/organizations?q=acm").get_json()["organizations"]
-    body = api.get(f"/api/v1/organizations/{org['id']}").get_json()
-    assert body["name"] == "Acme" and body["customer_count"] == 2
-    assert body["tickets"]["total"] == 1 and body["tickets"]["new"] == 1
-    members = api.get(f"/api/v1/customers?organization={org['id']}").get_json()["customers"]
-    assert {c["email"] for c in members} == {"m@acme.example", "n@acme.example"}
-    error_of(api.get("/api/v1/organizations/999999"), 404)
-    error_of(api.post("/api/v1/organizations", json={"name": "X"}), 405)
 
 
 def test_create_is_idempotent(api: ApiClient, session: Session) -> None:

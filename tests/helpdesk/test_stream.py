@@ -327,7 +327,7 @@ def test_event_payloads_survive_bengali_and_json(
     session.commit()
     names: dict[str, Any] = {e.name: e for e in stream.read(session, 0, 100)}
     org = names["organization.created"]
-    assert org.data == {"name": "বিকাশ"}
+    assert org.data == {"name": "বিকাশ", "domains": []}
     changes = names["customer.updated"].data["changes"]
     assert changes["name"]["to"] == "নাসরিন আক্তার"
     assert changes["organization_id"] == {"from": None, "to": org.subject_id}
