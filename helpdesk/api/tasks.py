@@ -251,7 +251,7 @@ def _sorted(q: Select[Any], cursor: str | None) -> Select[Any]:
                 raise ValueError
         except (ValueError, IndexError, TypeError):
             raise ServiceError(_("Invalid page cursor."), code="invalid_cursor") from None
-        q = q.where(tuple_(Task.due_at, Task.id) > tuple_(due, last))  # type: ignore[arg-type]
+        q = q.where(tuple_(Task.due_at, Task.id) > tuple_(due, last))
     return q.order_by(Task.due_at, Task.id)
 
 

@@ -193,8 +193,7 @@ def _next_due(task: Task, after: datetime) -> timedelta:
     """How far the next occurrence moves: whole days or weeks on the assignee's wall clock (a
     daily 09:00 stays 09:00 across a summer-time change), past ``after``."""
     step = timedelta(days=1 if task.recurrence is Recurrence.DAILY else 7)
-    zone_name = task.assignee.timezone if task.assignee else None
-    zone = ZoneInfo(zone_name) if is_timezone(zone_name) else ZoneInfo("UTC")
+    zone = agent_zone(task.assignee) if task.assignee else ZoneInfo("UTC")
     local = task.due_at.astimezone(zone)
     nxt = local + step
     while nxt.astimezone(UTC) <= after:
@@ -320,7 +319,8 @@ def access_task(session: Session, actor: Agent | None, task_id: int) -> Task:
 
 
 def agent_zone(agent: Agent, default: str = "UTC") -> ZoneInfo:
-    return ZoneInfo(agent.timezone if is_timezone(agent.timezone) else default)
+    name = agent.timezone
+    return ZoneInfo(name if name and is_timezone(name) else default)
 
 
 def day_bounds(agent: Agent, now: datetime, default_zone: str = "UTC") -> tuple[datetime, datetime]:
