@@ -25,7 +25,13 @@ from sqlalchemy import Engine, Index, Table, create_engine, event, insert, text,
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
+# Every table on Base.metadata, the channels' and the KB's too: a cache seeded before a column
+# was added to one of them gains it like the core's.
+import channels.chat.models
+import channels.email.models
+import channels.portal.models  # noqa: F401
 import helpdesk.models  # noqa: F401  (registers every table on Base.metadata)
+import kb.models  # noqa: F401
 from helpdesk.db import Base
 from helpdesk.models import (
     Agent,
