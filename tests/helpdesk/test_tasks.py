@@ -314,8 +314,8 @@ def test_task_events_and_validation(session: Session, agent: Agent, clock: Clock
             session,
             agent,
             title="x",
-            due_at=datetime(2027, 1, 1),
-            assignee=agent,  # noqa: DTZ001
+            due_at=datetime(2027, 1, 1),  # noqa: DTZ001
+            assignee=agent,
         )
 
 
@@ -375,3 +375,21 @@ def test_only_a_pending_ticket_gets_a_follow_up_date(
     ticket = make_ticket().ticket
     with pytest.raises(ServiceError):
         reminders.set_follow_up(session, ticket, clock.now + timedelta(days=1), agent)
+
+
+def test_the_assignees_pages_are_told_their_list_changed(
+    session: Session, agent: Agent, admin: Agent, clock: Clock, events: EventRecorder
+) -> None:
+    """``tasks.changed`` to ``agent:<id>`` of the assignee (both, on a reassignment): the
+    navigation's count asks again."""
+    task = new_task(session, admin, clock, assignee=agent)
+    tasks.update_task(session, task, admin, assignee=admin)
+    session.commit()
+    tasks.complete_task(session, task, admin)
+    session.commit()
+    changed = [e.rooms for e in events.events if e.name == "tasks.changed"]
+    assert changed == [
+        (f"agent:{agent.id}",),
+        tuple(sorted((f"agent:{agent.id}", f"agent:{admin.id}"))),
+        (f"agent:{admin.id}",),
+    ]
