@@ -3,8 +3,9 @@ the object as the API's GET returns it, "actor", "details": the event's own data
 that orders deliveries (the ticket).
 
 ``data`` comes from the serializer registered for the event's subject type
-(:func:`register_payload`; the API registers its own), else the event's data (a ticket:
-:func:`helpdesk.services.queue.ticket_row`).
+(:func:`register_payload`: ``helpdesk/api/setup.py`` registers the ticket, customer and
+organization, ``kb/api.py`` the article and category, ``channels/chat/api.py`` the chat), else
+the event's data (a ticket: :func:`helpdesk.services.queue.ticket_row`).
 """
 
 from __future__ import annotations
