@@ -29,7 +29,7 @@ from helpdesk.models import (
     Ticket,
     TicketStatus,
 )
-from helpdesk.services import agents, counts, outbox, stream
+from helpdesk.services import counts, outbox, stream
 from helpdesk.services.inbound import receive
 from tests.api.conftest import ApiClient, MakeToken, error_of
 from tests.api.test_openapi import keep_promises
@@ -169,9 +169,7 @@ def test_times_status_tags_and_bengali_survive_the_import(
 def test_nothing_is_sent_notified_assigned_or_announced(
     app: Flask, importer: ApiClient, session: Session, agent: Agent, smtp_sink: SmtpSink
 ) -> None:
-    # A team that auto-assigns new tickets, and an agent who would be @mentioned.
-    agents.create_team(session, "Support", [agent])
-    session.commit()
+    # An internal note that would @mention an agent if it were written here.
     note = {
         "body": "@Alex please look",
         "created_at": "2020-01-01T10:00:00Z",
