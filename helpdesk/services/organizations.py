@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from helpdesk.i18n import _
@@ -174,8 +175,12 @@ def create_organization(
     _check_domains(session, wanted)
     org = Organization(name=cleaned, notes=(notes or "")[:MAX_NOTES_LENGTH])
     org.domains = [OrganizationDomain(domain=d) for d in wanted]
-    session.add(org)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(org)
+            session.flush()
+    except IntegrityError:
+        _taken_meanwhile(session, cleaned, wanted, None)
     stream.record(
         session,
         "organization.created",
@@ -237,8 +242,23 @@ def update_organization(
         session.flush()
         org.domains = keep + [OrganizationDomain(domain=d) for d in wanted if d not in have]
         org.domains.sort(key=lambda d: d.domain)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        _taken_meanwhile(session, org.name, org.domain_names, org.id)
     return _record_changes(session, org, before, actor)
+
+
+def _taken_meanwhile(session: Session, name: str, domains: list[str], own_id: int | None) -> None:
+    """Another transaction stored the name or a domain after we looked (the unique index made
+    us wait for it): the same refusal as if it had been there first."""
+    _check_name(session, name, own_id)
+    _check_domains(session, domains, own_id)
+    raise Conflict(
+        _("Another organization was saved with this name or domain. Please try again."),
+        code="conflict",
+    )
 
 
 def _customers_with_domains(domains: Sequence[str]) -> Any:

@@ -3,9 +3,12 @@ existing ones on demand; merge; duplicate names and domains refused with a clear
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from flask_babel import force_locale
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -309,3 +312,41 @@ def test_migration_moves_the_old_domain_column(
         ).all()
     assert [tuple(r) for r in rows] == [(1, "acme.example"), (3, "globex.example")]
     engine.dispose()
+
+
+@pytest.mark.only_on("postgresql")  # SQLite's writers queue at BEGIN: the race cannot happen
+def test_two_creations_of_one_domain_at_once(app: Flask) -> None:
+    """Both look before either commits; the second waits on the unique index and then gets the
+    same clear refusal as if the first had been there before (not a 500)."""
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with app.app_context(), db.transaction(app) as s2:
+                organizations.create_organization(s2, "Acme two", domains=["acme.example"])
+        except BaseException as exc:  # checked below
+            errors.append(exc)
+
+    with app.app_context():
+        with db.transaction(app) as s1:
+            organizations.create_organization(s1, "Acme", domains=["acme.example"])
+            thread = threading.Thread(target=second)
+            thread.start()
+            deadline = time.monotonic() + 10
+            waiting = 0
+            while time.monotonic() < deadline:
+                with db.engine(app).connect() as probe:
+                    waiting = probe.scalar(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity "
+                            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                        )
+                    )
+                if waiting:
+                    break
+                time.sleep(0.01)
+            assert waiting, "the second transaction never waited on the first"
+        thread.join(10)
+    [error] = errors
+    assert isinstance(error, Conflict) and error.code == "domain_taken"
+    assert "belongs to another organization: Acme." in str(error)
