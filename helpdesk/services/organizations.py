@@ -306,6 +306,19 @@ def _move_customers(
         )
 
 
+def _repoint_views(session: Session, old: int, new: int) -> None:
+    """Saved views and remembered queues filtered by the merged organization show the one it
+    became (their arguments are JSON, not a foreign key; the tables are small)."""
+    from helpdesk.models.views import AgentPreference, SavedView
+
+    for view in session.scalars(select(SavedView)):
+        if (view.args or {}).get("organization") == str(old):
+            view.args = {**view.args, "organization": str(new)}
+    for pref in session.scalars(select(AgentPreference)):
+        if (pref.last_queue_args or {}).get("organization") == str(old):
+            pref.last_queue_args = {**pref.last_queue_args, "organization": str(new)}
+
+
 def merge_organizations(
     session: Session, source: Organization, target: Organization, actor: Agent | None = None
 ) -> int:
@@ -335,6 +348,7 @@ def merge_organizations(
                 session.execute(
                     update(table).where(fk.parent == source.id).values({fk.parent.name: target.id})
                 )
+    _repoint_views(session, source.id, target.id)
     if source.notes.strip():
         target.notes = (
             (target.notes or "").rstrip() + "\n\n" + source.name + ":\n" + source.notes.strip()

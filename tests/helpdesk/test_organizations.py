@@ -18,7 +18,7 @@ from helpdesk.extensions import db
 from helpdesk.inbound import InboundMessage
 from helpdesk.migrate import upgrade
 from helpdesk.models import Agent, AuditEvent, Customer, Organization
-from helpdesk.services import customers, organizations, stream
+from helpdesk.services import customers, organizations, stream, views
 from helpdesk.services.errors import Conflict
 from helpdesk.services.inbound_batch import prefetch, receive_batch
 from tests.conftest import MakeTicket, bn
@@ -239,6 +239,8 @@ def test_merge_moves_everything_and_records_it(
     organizations.update_organization(session, acme, notes="Main office in Dhaka")
     session.commit()
     old_id = old.id
+    kept = views.save_view(session, agent, "Old ACME", {"view": "all", "organization": old_id})
+    session.commit()
     start = stream.last_id(session)
     assert organizations.merge_organizations(session, old, acme, agent) == 2
     session.commit()
@@ -248,6 +250,8 @@ def test_merge_moves_everything_and_records_it(
     assert sorted(members) == sorted([member.id, *(c.id for c in moved)])
     assert acme.domain_names == ["acme-bd.example", "acme.example", "old-acme.example"]
     assert acme.notes == "Main office in Dhaka\n\nACME (old):\nSigned in 2019"
+    # A saved view filtered by the merged organization now shows the one it became.
+    assert kept.args == {"view": "all", "organization": str(acme.id)}
     events = _events(session, start)
     assert [e.name for e in events] == [
         "customer.updated",
