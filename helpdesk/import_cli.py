@@ -3,9 +3,9 @@
 
 The file is ``{"tickets": [...]}`` (the API's body) or the list itself, of any length. Every
 ticket of the whole file is checked first (fields, agents): nothing is written when one is
-wrong. Then it is imported in parts of 1,000, each committed on its own with a progress bar; a
-part that fails stops the run, and running the same file again skips what was imported
-(``external_id``).
+wrong. Then it is imported in parts of a request's size (at most 1,000 tickets and 20,000
+messages), each committed on its own, with a progress bar; a part that fails stops the run,
+and running the same file again skips what was imported (``external_id``).
 """
 
 from __future__ import annotations
@@ -54,6 +54,24 @@ def _read(path: Path) -> list[Any]:
     return data
 
 
+def _parts(raw: list[Any]) -> list[tuple[int, int]]:
+    """The file cut into requests' worth: at most 1,000 tickets and 20,000 messages each."""
+    parts: list[tuple[int, int]] = []
+    start, messages = 0, 0
+    for i, ticket in enumerate(raw):
+        count = len(ticket.get("messages") or []) if isinstance(ticket, dict) else 0
+        count = count if isinstance(count, int) else 0
+        if i > start and (
+            i - start >= imports.MAX_TICKETS or messages + count > imports.MAX_REQUEST_MESSAGES
+        ):
+            parts.append((start, i))
+            start, messages = i, 0
+        messages += count
+    if start < len(raw):
+        parts.append((start, len(raw)))
+    return parts
+
+
 def _fail(exc: imports.InvalidImport) -> click.ClickException:
     lines = [str(exc)] + [f"  {where}: {message}" for where, message in exc.fields.items()]
     return click.ClickException("\n".join(lines))
@@ -70,11 +88,10 @@ def import_tickets(file: Path, email: str | None, dry_run: bool, as_json: bool) 
     "Imports"): every time kept, no mail, notification, assignment or rule."""
     raw = _read(file)
     actor = _admin(email)
-    size = imports.MAX_TICKETS
     parts: list[list[imports.ImportTicket]] = []
     try:
-        for start in range(0, len(raw), size):
-            parts.append(imports.parse_tickets(raw[start : start + size], start=start))
+        for start, end in _parts(raw):
+            parts.append(imports.parse_tickets(raw[start:end], start=start))
         every = [t for part in parts for t in part]
         seen: dict[str, int] = {}
         for i, t in enumerate(every):

@@ -277,10 +277,18 @@ def test_bengali_error_messages(importer: ApiClient) -> None:
     assert error["fields"]["tickets.0.created_at"].isascii() is False
 
 
-def test_too_many_tickets_is_refused_with_its_own_code(importer: ApiClient) -> None:
+def test_too_many_tickets_or_messages_are_refused_with_their_own_codes(
+    importer: ApiClient, session: Session
+) -> None:
     tickets = [_ticket(n) for n in range(1001)]
     error = error_of(importer.post(URL, json={"tickets": tickets}), 422)
     assert error["code"] == "too_many_tickets"
+    # A request holds SQLite's write lock while it writes: its size in messages is capped too.
+    message = {"body": "Hi", "created_at": "2020-01-01T10:00:00Z", "author": "customer"}
+    tickets = [_ticket(n, messages=[message] * 201) for n in range(100)]
+    error = error_of(importer.post(URL, json={"tickets": tickets}), 422)
+    assert error["code"] == "too_many_messages"
+    assert session.scalar(select(func.count()).select_from(Ticket)) == 0
 
 
 def test_a_retry_with_the_same_key_replays_the_answer(

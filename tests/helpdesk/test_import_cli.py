@@ -85,3 +85,13 @@ def test_a_bad_ticket_anywhere_in_the_file_writes_nothing(
     assert done.returncode == 1
     assert "tickets.1050.messages.1.agent: No agent has this email address" in done.stderr
     assert _count(session) == 0
+
+
+def test_a_file_is_cut_into_requests_worth_of_tickets_and_messages() -> None:
+    from helpdesk.import_cli import _parts
+
+    short = [{"messages": [{}] * 2}] * 2500
+    assert _parts(short) == [(0, 1000), (1000, 2000), (2000, 2500)]
+    long = [{"messages": [{}] * 30}] * 1000  # 20,000 messages fit 666 of them
+    assert _parts(long) == [(0, 666), (666, 1000)]
+    assert _parts([]) == []
