@@ -4,17 +4,26 @@ the field; a read token cannot write; the stream says the same as the pages."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
+from typing import Any
 
+import pytest
 from flask import Flask
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from helpdesk.db import utcnow
-from helpdesk.models import Agent, AgentRole, Task
-from helpdesk.services import stream
+from helpdesk.models import Agent, AgentRole, Task, WebhookDelivery
+from helpdesk.services import stream, webhook_fanout, webhooks
 from helpdesk.services.agents import create_agent
 from tests.api.conftest import ApiClient, MakeToken, error_of
 from tests.conftest import PASSWORD, MakeTicket, bn
+
+
+@pytest.fixture
+def app_config() -> dict[str, Any]:
+    return {"WEBHOOK_ALLOWED_HOSTS": "127.0.0.1:9"}  # a webhook's address (never called)
 
 
 def _names(session: Session, after: int) -> list[str]:
@@ -191,3 +200,26 @@ def test_a_read_token_reads_but_cannot_write(
     error_of(reader.post("/api/v1/tasks", json={"title": "x", "due_at": _at(1)}), 403)
     error_of(reader.patch(f"/api/v1/tasks/{made['id']}", json={"status": "done"}), 403)
     error_of(reader.delete(f"/api/v1/tasks/{made['id']}"), 403)
+
+
+def test_a_webhook_subscribed_to_task_events_carries_the_task_as_get_returns_it(
+    app: Flask, api: ApiClient, session: Session, admin: Agent
+) -> None:
+    webhooks.create_webhook(
+        session, admin, "http://127.0.0.1:9/hook", ["task.created", "task.completed"]
+    )
+    session.commit()
+    with app.app_context():
+        webhook_fanout.fan_out_new(app)  # the consumer starts at the stream's end
+    made = api.post("/api/v1/tasks", json={"title": "Hooked", "due_at": _at(1)}).get_json()
+    api.patch(f"/api/v1/tasks/{made['id']}", json={"status": "done"})
+    with app.app_context():
+        webhook_fanout.fan_out_new(app)
+    session.expire_all()
+    bodies = [
+        json.loads(d.request_body)
+        for d in session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id))
+    ]
+    assert [b["event"] for b in bodies] == ["task.created", "task.completed"]
+    done = api.get(f"/api/v1/tasks/{made['id']}").get_json()
+    assert bodies[0]["data"] == done == bodies[1]["data"]
