@@ -33,7 +33,7 @@ from helpdesk.services import counts, outbox, stream
 from helpdesk.services.inbound import receive
 from tests.api.conftest import ApiClient, MakeToken, error_of
 from tests.api.test_openapi import keep_promises
-from tests.conftest import MakeTicket
+from tests.conftest import AgentClient, MakeTicket
 from tests.servers import SmtpSink
 
 URL = "/api/v1/imports/tickets"
@@ -479,3 +479,16 @@ def test_a_customer_stored_meanwhile_by_live_mail_is_not_created_twice(
     assert sorted(session.scalars(select(Ticket.number))) == [1001, 1002]
     assert numbers == [1001] and [t.number for t in result.tickets] == [1002]
     assert session.scalar(select(Customer.name)) == "Live Mail"
+
+
+def test_the_agents_pages_show_the_imported_conversation_and_its_history(
+    importer: ApiClient, agent_client: AgentClient
+) -> None:
+    ticket = _ticket(0, status="open", subject="বিকাশ পেমেন্ট ফেরত চাই")
+    ticket["messages"][0]["body"] = "আমার টাকা এখনও ফেরত আসেনি।"
+    assert importer.post(URL, json={"tickets": [ticket]}).status_code == 201
+    queue = agent_client.get("/agent/queue?view=all").get_data(as_text=True)
+    assert "বিকাশ পেমেন্ট ফেরত চাই" in queue
+    page = agent_client.get("/agent/tickets/1001").get_data(as_text=True)
+    assert "আমার টাকা এখনও ফেরত আসেনি।" in page and "It is on its way." in page
+    assert "imported this ticket from another helpdesk (its id there: zd-0)" in page
