@@ -177,7 +177,8 @@ def organization_link_customers(organization_id: int) -> Response:
     return redirect(url_for("agent.organization", organization_id=org.id))
 
 
-def _target(raw: str, source: Organization) -> Organization | None:
+def _target(raw: str) -> Organization | None:
+    """The organization an agent typed: an id, else a name in any case."""
     raw = raw.strip()
     if raw.isdigit() and len(raw) < 10:
         found = db.session.get(Organization, int(raw))
@@ -193,7 +194,7 @@ def organization_merge(organization_id: int) -> Any:
     see what moves; step two (POST with ``confirm``): merge."""
     source = _org(organization_id)
     raw = request.values.get("into", "")
-    target = _target(raw, source) if raw else None
+    target = _target(raw) if raw else None
     error = None
     if raw and target is None:
         error = _("No organization found for %(what)s.", what=raw.strip())
