@@ -11,7 +11,6 @@ from channels.chat.models import ChatSession
 from helpdesk.i18n import _
 from helpdesk.services import audit, stream
 from helpdesk.services.audit import Actor
-from helpdesk.web.audit_labels import register
 
 
 def record(session: Session, chat: ChatSession, actor: Actor, action: str, **data: Any) -> None:
@@ -23,6 +22,9 @@ def record(session: Session, chat: ChatSession, actor: Actor, action: str, **dat
 
 
 def register_history_labels() -> None:
+    """The history's words (web only: the services above write, the pages say)."""
+    from helpdesk.web.audit_labels import register
+
     register("chat.accepted", lambda d: _("accepted the chat"))
     register("chat.declined", lambda d: _("declined the chat"))
     register("chat.ended", lambda d: _("ended the chat"))
