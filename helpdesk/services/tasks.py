@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from helpdesk.db import utcnow
 from helpdesk.i18n import _, is_timezone
-from helpdesk.models import Agent, Customer, Organization, Ticket
+from helpdesk.models import Agent, Customer, Notification, Organization, Ticket
 from helpdesk.models.tasks import Recurrence, Task, TaskStatus
 from helpdesk.services import events, stream
 from helpdesk.services.errors import NotFound, ServiceError
@@ -383,6 +383,29 @@ def due_count(
         )
         or 0
     )
+
+
+def nav_counts(
+    session: Session, agent: Agent, now: datetime | None = None, default_zone: str = "UTC"
+) -> tuple[int, int]:
+    """The top bar's two badges in one statement (every agent page shows them): the agent's
+    open tasks due by the end of their today, and their unread notifications."""
+    now = now or utcnow()
+    _, end = day_bounds(agent, now, default_zone)
+    due = (
+        select(func.count())
+        .select_from(Task)
+        .where(Task.assignee_id == agent.id, Task.status == TaskStatus.OPEN, Task.due_at < end)
+        .scalar_subquery()
+    )
+    unread = (
+        select(func.count())
+        .select_from(Notification)
+        .where(Notification.agent_id == agent.id, Notification.read_at.is_(None))
+        .scalar_subquery()
+    )
+    row = session.execute(select(due, unread)).one()
+    return int(row[0] or 0), int(row[1] or 0)
 
 
 def tasks_for(

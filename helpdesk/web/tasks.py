@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -64,13 +64,21 @@ def _tomorrow_9() -> datetime:
     return datetime.combine(day, time(9, 0), tzinfo=zone)
 
 
+def nav_counts(agent: Agent) -> tuple[int, int]:
+    """(tasks due by the end of today, unread notifications) for the top bar, read once per
+    request in one statement (web/notifications.py's badge reads the second)."""
+    cached: tuple[int, int] | None = g.get("_nav_counts")
+    if cached is None:
+        cached = task_verbs.nav_counts(db.session, agent, default_zone=_default_zone())
+        g._nav_counts = cached
+    return cached
+
+
 @bp.app_context_processor
 def _task_helpers() -> dict[str, Any]:
     def count() -> int:
         user = current_user._get_current_object() if current_user else None
-        if not isinstance(user, Agent):
-            return 0
-        return task_verbs.due_count(db.session, user, default_zone=_default_zone())
+        return nav_counts(user)[0] if isinstance(user, Agent) else 0
 
     def linked(**link: Any) -> list[Task]:
         return task_verbs.tasks_for(db.session, **link)
