@@ -85,6 +85,11 @@ class TicketSummary(ma.Schema):
     updated_at = date_time(required=True)
     first_response_at = date_time(required=True, allow_none=True)
     resolved_at = date_time(required=True, allow_none=True)
+    external_id = ma.fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Its id in the helpdesk it was imported from (imports only)"},
+    )
 
 
 class TicketOut(TicketSummary):
@@ -117,6 +122,10 @@ class TicketQuery(ma.Schema):
     organization = ma.fields.Integer(
         validate=validate.Range(1, 2**31 - 1),
         metadata={"description": "An organization's id: the tickets of its customers"},
+    )
+    external_id = ma.fields.String(
+        validate=validate.Length(1, 255),
+        metadata={"description": "The imported ticket with this id in the former helpdesk"},
     )
     q = ma.fields.String(
         validate=validate.Length(1, 500),

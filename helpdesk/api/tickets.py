@@ -90,6 +90,8 @@ def list_tickets(**args: Any) -> dict[str, Any]:
     q = base_query(db.session, flt, me())
     if args.get("customer") is not None:
         q = q.where(Ticket.customer_id == args["customer"])
+    if args.get("external_id") is not None:
+        q = q.where(Ticket.external_id == args["external_id"])
     if assignee == "none":
         q = q.where(Ticket.assignee_id.is_(None))
     sort = args["sort"]
@@ -111,7 +113,8 @@ def list_tickets(**args: Any) -> dict[str, Any]:
 
 def _search(args: dict[str, Any], limit: int) -> dict[str, Any]:
     if any(
-        args.get(k) is not None for k in ("priority", "team", "tag", "customer", "organization")
+        args.get(k) is not None
+        for k in ("priority", "team", "tag", "customer", "organization", "external_id")
     ):
         raise ServiceError(
             _("With q, only the filters status, channel and assignee apply."),

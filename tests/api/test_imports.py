@@ -156,6 +156,11 @@ def test_times_status_tags_and_bengali_survive_the_import(
     ticket = session.scalar(select(Ticket).where(Ticket.number == 1001))
     assert ticket is not None and [p.email for p in ticket.participants] == ["karim@example.com"]
     assert ticket.external_id == "osticket-77"
+    # The integrator finds an imported ticket by its id in the former helpdesk.
+    assert got["external_id"] == "osticket-77"
+    found = importer.get("/api/v1/tickets?external_id=osticket-77").get_json()["tickets"]
+    assert [t["number"] for t in found] == [1001] and found[0]["external_id"] == "osticket-77"
+    assert importer.get("/api/v1/tickets?external_id=zd-404").get_json()["tickets"] == []
     listed = importer.get(f"/api/v1/tickets?customer={ticket.customer_id}").get_json()
     assert [t["number"] for t in listed["tickets"]] == [1001]
     # An agent message without "agent" is the importing admin's.
