@@ -59,9 +59,10 @@ from helpdesk.models import (
     ticket_participants,
     ticket_tags,
 )
-from helpdesk.services import counts, search_index, stream
+from helpdesk.services import counts, organizations, search_index, stream
 from helpdesk.services.customers import clip_name, fill_in, normalize_email
 from helpdesk.services.errors import Forbidden, ServiceError
+from helpdesk.services.organizations import email_domain
 from helpdesk.services.tags import get_or_create_tag, normalize_tag
 from helpdesk.services.tickets import reserve_ticket_numbers
 
@@ -622,6 +623,8 @@ def _import(session: Session, actor: Agent, tickets: Sequence[ImportTicket]) -> 
     ):
         customer_ids[address] = customer_id
     sql = _Sql(conn)
+    # New customers join the organization of their address's domain, as on every channel.
+    org_of = organizations.by_domains(session, {email_domain(a) or "" for a in new_addresses})
     if new_addresses:
         # A new customer's language is their first ticket's; they are a customer since then.
         first_language: dict[str, str | None] = {}
@@ -639,7 +642,7 @@ def _import(session: Session, actor: Agent, tickets: Sequence[ImportTicket]) -> 
                     names[a],
                     a,
                     first_language.get(a),
-                    None,
+                    org_of.get(email_domain(a) or ""),
                     "",
                     sql.time(since.get(a, now)),
                     sql.time(since.get(a, now)),

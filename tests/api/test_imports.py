@@ -29,7 +29,7 @@ from helpdesk.models import (
     Ticket,
     TicketStatus,
 )
-from helpdesk.services import counts, outbox, stream
+from helpdesk.services import counts, organizations, outbox, stream
 from helpdesk.services.inbound import receive
 from tests.api.conftest import ApiClient, MakeToken, error_of
 from tests.api.test_openapi import keep_promises
@@ -347,6 +347,25 @@ def test_one_customer_per_address_in_the_request_and_already_stored(
     assert session.scalar(select(func.count()).select_from(Customer)) == 2
     newcomer = session.get(Customer, by_number[1003])
     assert newcomer is not None and newcomer.name == "নতুন"
+
+
+def test_new_customers_join_the_organization_of_their_domain(
+    importer: ApiClient, session: Session
+) -> None:
+    """As on every channel: a customer the import creates from an address at an
+    organization's domain belongs to it (the organization page lists them at once)."""
+    acme = organizations.create_organization(session, "Acme", domains=["acme.com.bd"])
+    session.commit()
+    tickets = [
+        _ticket(0, customer={"email": "rina@ACME.com.bd", "name": "রিনা"}),
+        _ticket(1, customer={"email": "solo@example.org"}),
+    ]
+    assert importer.post(URL, json={"tickets": tickets}).status_code == 201
+    session.expire_all()
+    rina = session.scalar(select(Customer).where(Customer.email == "rina@acme.com.bd"))
+    solo = session.scalar(select(Customer).where(Customer.email == "solo@example.org"))
+    assert rina is not None and rina.organization_id == acme.id
+    assert solo is not None and solo.organization_id is None
 
 
 def test_imported_tickets_are_found_by_search_queue_and_counts(
