@@ -28,7 +28,7 @@ from flask import Flask, current_app
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from helpdesk.db import utcnow
+from helpdesk.db import read_only_transactions, utcnow
 from helpdesk.extensions import db
 from helpdesk.i18n import _
 from helpdesk.models import Notification, Ticket, TicketStatus
@@ -176,7 +176,8 @@ def fire_due(app: Flask) -> int:
     transaction, so one that fails is retried next round without holding the others)."""
     done = 0
     now = utcnow()
-    with db.transaction(app) as session:
+    # A read first, every round: no write lock (SQLite) unless something is due.
+    with read_only_transactions(), db.transaction(app) as session:
         reminders = due_reminders(session, now)
         follow_ups = due_follow_ups(session, now)
     for task_id, seen in reminders:
