@@ -517,6 +517,9 @@ def register(app: Flask) -> None:
     from helpdesk.import_cli import import_group
 
     app.cli.add_command(import_group)  # helpdesk import tickets FILE.json (services.imports)
+    from helpdesk.customers_cli import customers_group
+
+    app.cli.add_command(customers_group)  # helpdesk customers import FILE.csv
 
 
 # The commands that run on an app without the web layer (``create_app(web=False)``: no
@@ -524,7 +527,19 @@ def register(app: Flask) -> None:
 # no command (``--help``). Every other command (``serve``, ``worker``, ``kb`` and ``demo``,
 # which need the knowledge base's registration, and any command added later) gets the web app.
 CORE_COMMANDS = frozenset(
-    {"agent", "channel", "events", "import", "init", "mail", "team", "tickets", "token", "webhooks"}
+    {
+        "agent",
+        "channel",
+        "customers",
+        "events",
+        "import",
+        "init",
+        "mail",
+        "team",
+        "tickets",
+        "token",
+        "webhooks",
+    }
 )
 
 

@@ -1,0 +1,93 @@
+"""The admins' CSV import of customers and organizations: upload, a preview (the first rows and
+what each row would do, every row checked in a transaction that is rolled back), then the
+import of the same file (carried in the preview's form, so nothing is kept on the server)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from flask import abort, current_app, render_template, request
+from werkzeug.wrappers import Response
+
+from helpdesk.extensions import db
+from helpdesk.i18n import _
+from helpdesk.services import customer_import
+from helpdesk.services.errors import ServiceError
+from helpdesk.web.agent import agent_required, bp, me
+
+DEFAULT_MAX_BYTES = 5 * 1024 * 1024
+PREVIEW_ROWS = 20
+
+
+def _admin() -> None:
+    if not me().is_admin:
+        abort(403)
+
+
+def _kind() -> customer_import.Kind:
+    raw = request.values.get("kind", "customers")
+    return "organizations" if raw == "organizations" else "customers"
+
+
+def _page(status: int = 200, **context: object) -> tuple[str, int]:
+    return (
+        render_template(
+            "agent/customer_import.html",
+            kind=context.pop("kind", _kind()),
+            max_mb=_max_bytes() // (1024 * 1024),
+            columns=customer_import.COLUMNS,
+            **context,
+        ),
+        status,
+    )
+
+
+def _max_bytes() -> int:
+    return int(current_app.config.get("CUSTOMER_IMPORT_MAX_BYTES", DEFAULT_MAX_BYTES))
+
+
+@bp.get("/customers/import")
+@agent_required
+def customer_import_form() -> tuple[str, int]:
+    _admin()
+    return _page()
+
+
+@bp.post("/customers/import")
+@agent_required
+def customer_import_post() -> tuple[str, int] | Response:
+    _admin()
+    kind = _kind()
+    cap = _max_bytes()
+    if "file" in request.files and request.files["file"].filename:
+        data = request.files["file"].stream.read(cap + 1)
+    else:
+        try:
+            data = base64.b64decode(request.form.get("data", ""), validate=True)
+        except (binascii.Error, ValueError):
+            data = b""
+    if not data:
+        return _page(400, kind=kind, error=_("Choose a CSV file to import."))
+    if len(data) > cap:
+        return _page(
+            413, kind=kind, error=_("The file is larger than %(size)s MB.", size=cap // 2**20)
+        )
+    try:
+        parsed = customer_import.parse_csv(data, kind)
+    except ServiceError as exc:
+        return _page(400, kind=kind, error=str(exc))
+    confirmed = request.form.get("action") == "import"
+    report = customer_import.import_rows(db.session, parsed, me())
+    if confirmed:
+        db.session.commit()
+    else:
+        db.session.rollback()  # the preview: every row checked, nothing written
+    return _page(
+        kind=kind,
+        parsed=parsed,
+        preview=parsed.rows[:PREVIEW_ROWS],
+        report=report,
+        done=confirmed,
+        data=base64.b64encode(data).decode("ascii"),
+    )
