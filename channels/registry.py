@@ -83,3 +83,7 @@ def register_chat(app: Flask, *, web: bool = True) -> None:
     presence.on_presence_changed(routing.presence_changed)
     # A live chat is offered by chat routing, never auto-assigned.
     assignment.register_exclusion(routing.is_live_chat)
+    # The customer timeline shows each chat with the page the visitor was on.
+    from channels.chat import timeline as chat_timeline
+
+    chat_timeline.register()

@@ -14,6 +14,7 @@ from helpdesk.models import Customer, CustomerIdentity, Ticket
 from helpdesk.services import customers as customer_services
 from helpdesk.services.errors import ServiceError
 from helpdesk.web.agent import agent_required, bp, me
+from helpdesk.web.timeline import box as timeline_box
 
 
 def _customer(customer_id: int) -> Customer:
@@ -55,7 +56,12 @@ def customer(customer_id: int) -> str:
         .options(selectinload(Ticket.assignee), selectinload(Ticket.tags))
         .limit(200)
     ).all()
-    return render_template("agent/customer.html", customer=c, tickets=tickets)
+    return render_template(
+        "agent/customer.html",
+        customer=c,
+        tickets=tickets,
+        tl=timeline_box("agent.customer", customer_id=c.id),
+    )
 
 
 @bp.post("/customers/<int:customer_id>")
@@ -96,3 +102,4 @@ def customer_merge(customer_id: int) -> Response:
 # The organizations' pages are routes on the same blueprint, next door.
 from helpdesk.web import organizations as _organizations  # noqa: E402, F401
 from helpdesk.web import customer_import as _customer_import  # noqa: E402, F401
+from helpdesk.web import csv_exports as _csv_exports  # noqa: E402, F401

@@ -18,6 +18,7 @@ from helpdesk.models import Customer, Organization, OrganizationDomain, Ticket, 
 from helpdesk.services import organizations as verbs
 from helpdesk.services.errors import Conflict, ServiceError
 from helpdesk.web.agent import agent_required, bp, me
+from helpdesk.web.timeline import box as timeline_box
 
 PAGE_SIZE = 50
 OPEN = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.PENDING)
@@ -250,4 +251,5 @@ def organization(organization_id: int) -> str:
         tickets=tickets,
         open_count=int(open_count or 0),
         total=int(total or 0),
+        tl=timeline_box("agent.organization", organization_id=org.id),
     )
