@@ -15,6 +15,7 @@ from marshmallow import validate
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from helpdesk.api import timeline as api_timeline
 from helpdesk.api.auth import me
 from helpdesk.api.common import errors_doc, id_page, next_cursor
 from helpdesk.api.idempotency import DOC_PARAMETER, commit_response, idempotent
@@ -24,6 +25,7 @@ from helpdesk.extensions import db
 from helpdesk.i18n import _
 from helpdesk.models import Customer, CustomerIdentity, IdentityKind, Ticket
 from helpdesk.services import customers as customer_verbs
+from helpdesk.services import timeline
 from helpdesk.services.errors import NotFound, ServiceError
 
 blp = Blueprint(
@@ -336,3 +338,16 @@ def add_identity(data: dict[str, Any], customer_id: int) -> Any:
     customer_verbs.add_identity(db.session, customer, data["kind"], data["value"])
     db.session.flush()
     return commit_response(customer_json(db.session, customer), 201)
+
+
+@blp.route("/<int:customer_id>/timeline", methods=["GET"])
+@blp.arguments(api_timeline.TimelineQuery, location="query", as_kwargs=True)
+@blp.response(200, api_timeline.TimelinePage)
+@errors_doc(blp, 400, 401, 404, 429)
+def customer_timeline(customer_id: int, **args: Any) -> dict[str, Any]:
+    """The customer's timeline across channels, newest first: messages of their tickets (agents'
+    replies and internal notes too), status changes, chats with the page the visitor was on,
+    tasks (created, due, done). Filter by `channel` and `kind`; page with `next_cursor`."""
+    customer = _customer(customer_id)
+    page = timeline.customer_timeline(db.session, customer.id, **api_timeline.filters(args))
+    return api_timeline.page_json(page)

@@ -15,6 +15,7 @@ from marshmallow import validate
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from helpdesk.api import timeline as api_timeline
 from helpdesk.api.auth import me
 from helpdesk.api.common import Invalid, errors_doc, id_page, next_cursor
 from helpdesk.api.customers import TicketCounts, counts, like
@@ -25,6 +26,7 @@ from helpdesk.extensions import db
 from helpdesk.i18n import _
 from helpdesk.models import Customer, Organization, OrganizationDomain, Ticket
 from helpdesk.services import organizations as verbs
+from helpdesk.services import timeline
 from helpdesk.services.errors import NotFound, ServiceError
 
 blp = Blueprint(
@@ -278,3 +280,15 @@ def link_domain_customers(organization_id: int) -> Any:
     return commit_response(
         {"linked": linked, "organization": organization_json(db.session, org)}, 200
     )
+
+
+@blp.route("/<int:organization_id>/timeline", methods=["GET"])
+@blp.arguments(api_timeline.TimelineQuery, location="query", as_kwargs=True)
+@blp.response(200, api_timeline.TimelinePage)
+@errors_doc(blp, 400, 401, 404, 429)
+def organization_timeline(organization_id: int, **args: Any) -> dict[str, Any]:
+    """The timeline of every customer of the organization (and of its own tasks), newest first,
+    as `GET /api/v1/customers/{customer_id}/timeline` gives one customer's."""
+    org = _organization(organization_id)
+    page = timeline.organization_timeline(db.session, org.id, **api_timeline.filters(args))
+    return api_timeline.page_json(page)
