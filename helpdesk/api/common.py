@@ -4,6 +4,7 @@ view (422 with ``fields``), keyset pages over a table's id."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
@@ -36,6 +37,25 @@ class Invalid(ServiceError):
     def __init__(self, fields: dict[str, str]) -> None:
         super().__init__(_("Some fields are not valid."))
         self.fields = fields
+
+
+def parse_time(value: Any, name: str) -> datetime | None:
+    """A field's ISO 8601 time (UTC), which must carry its offset (422 naming ``name`` if not);
+    None stays None."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except (OverflowError, ValueError):
+        parsed = None
+    if parsed is None or parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise Invalid({name: _("An ISO 8601 time with an offset, like 2026-12-08T09:00:00+06:00.")})
+    try:
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise Invalid(
+            {name: _("An ISO 8601 time with an offset, like 2026-12-08T09:00:00+06:00.")}
+        ) from None
 
 
 def load(schema: ma.Schema, data: dict[str, Any]) -> dict[str, Any]:

@@ -21,9 +21,10 @@ MAX_TEXT = 100_000
 ID = ma.validate.Range(1, 2**31 - 1)
 
 
-def date_time(**kw: Any) -> ma.fields.String:
-    """An ISO 8601 time with its offset (documented as ``format: date-time``)."""
-    return ma.fields.String(metadata={"format": "date-time"}, **kw)
+def date_time(*, metadata: dict[str, Any] | None = None, **kw: Any) -> ma.fields.String:
+    """An ISO 8601 time with its offset (documented as ``format: date-time``, with
+    ``metadata``'s description if given)."""
+    return ma.fields.String(metadata={"format": "date-time", **(metadata or {})}, **kw)
 
 
 class Person(ma.Schema):
@@ -85,6 +86,11 @@ class TicketSummary(ma.Schema):
     updated_at = date_time(required=True)
     first_response_at = date_time(required=True, allow_none=True)
     resolved_at = date_time(required=True, allow_none=True)
+    follow_up_at = date_time(
+        required=True,
+        allow_none=True,
+        metadata={"description": "When this pending ticket reopens (follow-up date)"},
+    )
     external_id = ma.fields.String(
         required=True,
         allow_none=True,
@@ -181,6 +187,14 @@ class TicketPatch(ma.Schema):
     tags = ma.fields.List(
         ma.fields.String(validate=validate.Length(1, 100)),
         metadata={"description": "The ticket's whole set of tags"},
+    )
+    follow_up_at = date_time(
+        allow_none=True,
+        validate=validate.Length(1, 64),
+        metadata={
+            "description": "A pending ticket reopens then, with a note (ISO 8601 with its "
+            "offset; null clears it)"
+        },
     )
 
 

@@ -52,6 +52,7 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
         "updated_at": iso(ticket.updated_at),
         "first_response_at": iso(ticket.first_response_at),
         "resolved_at": iso(ticket.resolved_at),
+        "follow_up_at": iso(ticket.follow_up_at),
         "external_id": ticket.external_id,
     }
 

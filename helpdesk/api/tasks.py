@@ -9,7 +9,7 @@ token's agent); ``ticket`` is a ticket's number.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import marshmallow as ma
@@ -20,7 +20,7 @@ from sqlalchemy.orm import selectinload
 
 from helpdesk.api import pagination
 from helpdesk.api.auth import me
-from helpdesk.api.common import Invalid, errors_doc
+from helpdesk.api.common import Invalid, errors_doc, parse_time
 from helpdesk.api.idempotency import DOC_PARAMETER, commit_response, idempotent
 from helpdesk.api.schemas import ID, date_time
 from helpdesk.api.serialize import iso
@@ -191,22 +191,6 @@ def task_payload(session: Any, task_id: int) -> dict[str, Any] | None:
 # --- parsing -----------------------------------------------------------------------------------
 
 
-def _bad_time(name: str) -> Invalid:
-    return Invalid({name: _("An ISO 8601 time with an offset, like 2026-12-08T09:00:00+06:00.")})
-
-
-def _time(value: Any, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value))
-        if parsed.tzinfo is None or parsed.utcoffset() is None:
-            raise _bad_time(name)
-        return parsed.astimezone(UTC)
-    except (OverflowError, ValueError):
-        raise _bad_time(name) from None
-
-
 def _assignee(value: str, name: str = "assignee") -> Agent:
     raw = value.strip()
     agent: Agent | None = None
@@ -272,9 +256,9 @@ def list_tasks(**args: Any) -> dict[str, Any]:
     if args.get("status"):
         q = q.where(Task.status == TaskStatus(args["status"]))
     if args.get("due_before"):
-        q = q.where(Task.due_at < _time(args["due_before"], "due_before"))
+        q = q.where(Task.due_at < parse_time(args["due_before"], "due_before"))
     if args.get("due_after"):
-        q = q.where(Task.due_at >= _time(args["due_after"], "due_after"))
+        q = q.where(Task.due_at >= parse_time(args["due_after"], "due_after"))
     if args.get("ticket") is not None:
         ticket_id = db.session.scalar(select(Ticket.id).where(Ticket.number == args["ticket"]))
         q = q.where(Task.ticket_id == (ticket_id or 0))
@@ -321,8 +305,8 @@ def get_task(task_id: int) -> dict[str, Any]:
 def create_task(data: dict[str, Any]) -> Any:
     """A task for an agent (the token's by default), with an optional reminder that fires as
     an in-app notification and a mail to the assignee."""
-    due = _time(data["due_at"], "due_at")
-    remind = _time(data.get("remind_at"), "remind_at")
+    due = parse_time(data["due_at"], "due_at")
+    remind = parse_time(data.get("remind_at"), "remind_at")
     assignee = _assignee(data["assignee"]) if data.get("assignee") else me()
     ticket = _link("ticket", data.get("ticket"))
     customer = _link("customer", data.get("customer"))
@@ -356,15 +340,17 @@ def update_task(changes: dict[str, Any], task_id: int) -> Any:
         if name in changes:
             values[name] = changes[name]
     if "due_at" in changes:
-        values["due_at"] = _time(changes["due_at"], "due_at")
+        values["due_at"] = parse_time(changes["due_at"], "due_at")
     if "remind_at" in changes:
-        values["remind_at"] = _time(changes["remind_at"], "remind_at")
+        values["remind_at"] = parse_time(changes["remind_at"], "remind_at")
     if "assignee" in changes:
         values["assignee"] = _assignee(changes["assignee"])
     for kind in ("ticket", "customer", "organization"):
         if kind in changes:
             values[kind] = _link(kind, changes[kind])
-    snooze = _time(changes["snooze_until"], "snooze_until") if "snooze_until" in changes else None
+    snooze = (
+        parse_time(changes["snooze_until"], "snooze_until") if "snooze_until" in changes else None
+    )
     if values:
         task_verbs.update_task(db.session, task, me(), **values)
     if snooze is not None:

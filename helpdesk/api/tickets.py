@@ -13,6 +13,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from helpdesk.api import pagination, serialize
 from helpdesk.api.auth import me
+from helpdesk.api.common import parse_time
 from helpdesk.api.errors import ErrorSchema
 from helpdesk.api.idempotency import DOC_PARAMETER, commit_response, idempotent
 from helpdesk.api.schemas import (
@@ -30,6 +31,7 @@ from helpdesk.extensions import db
 from helpdesk.i18n import _
 from helpdesk.inbound import InboundAttachment, InboundMessage
 from helpdesk.models import Agent, ChannelKind, Team, Ticket, TicketStatus
+from helpdesk.services import reminders
 from helpdesk.services import tickets as ticket_verbs
 from helpdesk.services.access import access_ticket_by_number
 from helpdesk.services.errors import ServiceError
@@ -261,7 +263,8 @@ def create_ticket() -> Any:
 @blp.response(200, TicketOut)
 @_errors(*_ERRORS, 400)
 def update_ticket(changes: dict[str, Any], number: int) -> Any:
-    """Change status, priority, assignee, team or tags (only the fields given)."""
+    """Change status, priority, assignee, team, tags or the follow-up date (only the fields
+    given)."""
     ticket = _ticket(number)
     agent = me()
     if "status" in changes:
@@ -282,6 +285,9 @@ def update_ticket(changes: dict[str, Any], number: int) -> Any:
         ticket_verbs.set_team(db.session, ticket, _team(changes["team"]), agent)
     if "tags" in changes:
         set_tags(db.session, ticket, changes["tags"], agent)
+    if "follow_up_at" in changes:
+        when = parse_time(changes["follow_up_at"], "follow_up_at")
+        reminders.set_follow_up(db.session, ticket, when, agent)
     db.session.flush()
     return commit_response(serialize.ticket_json(db.session, ticket), 200)
 

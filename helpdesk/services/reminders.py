@@ -132,6 +132,14 @@ def set_follow_up(session: Session, ticket: Ticket, when: datetime | None, actor
     if before == when:
         return
     ticket.follow_up_at = when
+    stream.ticket_changed(
+        session,
+        ticket.id,
+        actor,
+        "follow_up_at",
+        before.isoformat() if before else None,
+        when.isoformat() if when else None,
+    )
     audit.record(
         session,
         ticket,

@@ -197,6 +197,33 @@ def test_a_reply_is_delivered_through_the_outbox_a_note_is_not(
     assert got["status"] == "open"
 
 
+def test_follow_up_date_through_the_api(api: ApiClient, make_ticket: MakeTicket) -> None:
+    """An integrator parks a ticket as pending until a date: the ticket shows it, the stream's
+    ticket.updated carries it, and a time without an offset or a ticket that is not pending
+    is refused with a clear error."""
+    number = make_ticket().ticket.number
+    url = f"/api/v1/tickets/{number}"
+    refused = api.patch(url, json={"follow_up_at": "2099-01-05T09:00:00+06:00"})
+    assert error_of(refused, 400)["message"] == "Only a pending ticket can have a follow-up date."
+    start = api.get("/api/v1/events").get_json()["last_id"]
+    body = api.patch(
+        url, json={"status": "pending", "follow_up_at": "2099-01-05T09:00:00+06:00"}
+    ).get_json()
+    assert body["status"] == "pending"
+    assert body["follow_up_at"].startswith("2099-01-05T03:00:00")
+    assert api.get(url).get_json()["follow_up_at"] == body["follow_up_at"]
+    [event] = [
+        e
+        for e in api.get(f"/api/v1/events?after={start}").get_json()["events"]
+        if e["name"] == "ticket.updated"
+    ]
+    assert event["data"]["changes"]["follow_up_at"]["from"] is None
+    assert event["data"]["changes"]["follow_up_at"]["to"].startswith("2099-01-05T03:00:00")
+    naive = api.patch(url, json={"follow_up_at": "2099-01-05T09:00:00"})
+    assert list(error_of(naive, 422)["fields"]) == ["follow_up_at"]
+    assert api.patch(url, json={"follow_up_at": None}).get_json()["follow_up_at"] is None
+
+
 def test_merge(api: ApiClient, make_ticket: MakeTicket) -> None:
     source = make_ticket(sender="same@example.com", text="First").ticket
     target = make_ticket(sender="same@example.com", text="Second").ticket
