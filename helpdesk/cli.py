@@ -99,7 +99,7 @@ def _safe_url(url: str) -> str:
 @click.option("--if-empty", is_flag=True, help="Only load when the database has no agents yet.")
 @with_appcontext
 def demo_command(if_empty: bool) -> None:
-    """Load demo agents, teams, customers and tickets (English and Bengali)."""
+    """Load demo agents, teams, customers, tickets and tasks (English and Bengali)."""
     from helpdesk.demo import load_demo
 
     with db.transaction() as session:
@@ -112,7 +112,7 @@ def demo_command(if_empty: bool) -> None:
             hook(session)
     click.echo(
         f"Demo loaded: {summary['agents']} agents, {summary['customers']} customers, "
-        f"{summary['tickets']} tickets."
+        f"{summary['tickets']} tickets, {summary['tasks']} tasks."
     )
 
 
@@ -517,9 +517,10 @@ def register(app: Flask) -> None:
     from helpdesk.import_cli import import_group
 
     app.cli.add_command(import_group)  # helpdesk import tickets FILE.json (services.imports)
-    from helpdesk.customers_cli import customers_group
+    from helpdesk.customers_cli import customers_group, tickets_export
 
-    app.cli.add_command(customers_group)  # helpdesk customers import FILE.csv
+    app.cli.add_command(customers_group)  # helpdesk customers import FILE.csv | export
+    tickets_group.add_command(tickets_export)  # helpdesk tickets export [filters] > file.csv
 
 
 # The commands that run on an app without the web layer (``create_app(web=False)``: no

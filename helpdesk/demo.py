@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from helpdesk.db import utcnow
 from helpdesk.inbound import InboundMessage
-from helpdesk.models import AgentRole, Priority, TicketStatus
-from helpdesk.services import tickets
+from helpdesk.models import Agent, AgentRole, Priority, Ticket, TicketStatus
+from helpdesk.services import reminders, tasks, tickets
 from helpdesk.services.agents import create_agent, create_team
 from helpdesk.services.inbound import receive
 from helpdesk.services.tags import set_tags
@@ -95,6 +95,7 @@ def load_demo(session: Session) -> dict[str, int]:
 
     start = utcnow() - timedelta(hours=len(CONVERSATIONS) * 3)
     customers: set[int] = set()
+    opened = []
     for i, (channel, sender, name, lang, subject, first, answer, status, prio, tags) in enumerate(
         CONVERSATIONS
     ):
@@ -131,4 +132,55 @@ def load_demo(session: Session) -> dict[str, int]:
                     else "Customer reported this before; check the old ticket.",
                 )
         tickets.set_status(session, ticket, TicketStatus(status), helper)
-    return {"agents": len(agents), "customers": len(customers), "tickets": len(CONVERSATIONS)}
+        opened.append(ticket)
+    made = _demo_tasks(session, agent, bn_agent, opened)
+    return {
+        "agents": len(agents),
+        "customers": len(customers),
+        "tickets": len(CONVERSATIONS),
+        "tasks": made,
+    }
+
+
+def _demo_tasks(session: Session, agent: Agent, bn_agent: Agent, opened: list[Ticket]) -> int:
+    """A few tasks on "My tasks" (overdue, today, upcoming, one weekly) and a follow-up date on
+    a pending ticket. No reminders: a fresh installation has no mail server to send them."""
+    now = utcnow()
+    sarah, fatema, priya = opened[1], opened[2], opened[6]
+    made = [
+        tasks.create_task(
+            session,
+            agent,
+            title="Call Sarah about the double charge",
+            assignee=agent,
+            due_at=now + timedelta(hours=2),
+            ticket=sarah,
+            customer=sarah.customer,
+        ),
+        tasks.create_task(
+            session,
+            agent,
+            title="Ask finance about the bKash payment 8N7A6K2Q",
+            assignee=agent,
+            due_at=now - timedelta(hours=20),
+            ticket=fatema,
+        ),
+        tasks.create_task(
+            session,
+            agent,
+            title="Review the pending tickets",
+            assignee=agent,
+            due_at=now + timedelta(days=1),
+            recurrence="weekly",
+        ),
+        tasks.create_task(
+            session,
+            bn_agent,
+            title="রহিম ভাইকে ফোন করে পাসওয়ার্ডের বিষয়টি নিশ্চিত করা",
+            assignee=bn_agent,
+            due_at=now + timedelta(hours=5),
+            ticket=opened[0],
+        ),
+    ]
+    reminders.set_follow_up(session, priya, now + timedelta(days=7), agent)
+    return len(made)
