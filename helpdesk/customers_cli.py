@@ -1,19 +1,24 @@
 """``helpdesk customers import FILE.csv [--organizations] [--dry-run]``: the admin page's CSV
 import (``services.customer_import``) from the server's command line, with a progress bar on
-stderr and the report (created, updated, skipped and why, errors by row) on stdout."""
+stderr and the report (created, updated, skipped and why, errors by row) on stdout.
+``helpdesk customers export [--organizations]`` and ``helpdesk tickets export [filters]``
+write the pages' CSV exports (``services.csv_export``) to stdout."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 from flask.cli import with_appcontext
 
 from helpdesk.extensions import db
-from helpdesk.services import customer_import
+from helpdesk.models import ChannelKind, TicketStatus
+from helpdesk.services import csv_export, customer_import
 from helpdesk.services.errors import ServiceError
+from helpdesk.services.queue import QueueFilter
 
 
 @click.group("customers")
@@ -81,3 +86,53 @@ def customers_import(file: Path, as_organizations: bool, dry_run: bool, as_json:
                 click.echo(f"  row {o.row} {o.key}: {o.outcome}{where}: {o.reason}")
     if counts["error"]:
         sys.exit(1)  # the good rows are in (unless --dry-run); scripts see that some were not
+
+
+def _write(chunks: Iterator[str]) -> None:
+    out = click.get_text_stream("stdout", encoding="utf-8")
+    for chunk in chunks:
+        out.write(chunk)
+    out.flush()
+
+
+@customers_group.command("export")
+@click.option("--organizations", "as_organizations", is_flag=True, help="Export the organizations.")
+@with_appcontext
+def customers_export(as_organizations: bool) -> None:
+    """Write every customer (or organization) as CSV to stdout (UTF-8 with a BOM)."""
+    if as_organizations:
+        _write(csv_export.organizations_csv(db.session))
+    else:
+        _write(csv_export.customers_csv(db.session))
+
+
+@click.command("export")
+@click.option("--status", type=click.Choice([s.value for s in TicketStatus]))
+@click.option("--channel", type=click.Choice([c.value for c in ChannelKind]))
+@click.option(
+    "--view",
+    type=click.Choice(["unassigned", "open", "pending", "resolved", "all"]),
+    default="all",
+    show_default=True,
+)
+@click.option("--tag", default=None)
+@click.option("--organization", type=int, default=None, help="An organization's id.")
+@with_appcontext
+def tickets_export(
+    status: str | None, channel: str | None, view: str, tag: str | None, organization: int | None
+) -> None:
+    """Write the matching tickets as CSV to stdout, most recently updated first (the queue's
+    export: ``helpdesk tickets export --status open > open.csv``)."""
+    try:
+        flt = QueueFilter.from_args(
+            {
+                "status": status,
+                "channel": channel,
+                "view": view,
+                "tag": tag,
+                "organization": organization,
+            }
+        )
+    except ServiceError as exc:
+        raise click.ClickException(str(exc)) from None
+    _write(csv_export.tickets_csv(db.session, flt))

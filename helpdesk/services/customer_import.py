@@ -94,6 +94,14 @@ def _header_key(raw: str) -> str:
     return "_".join(raw.strip().lower().replace("-", " ").split())
 
 
+def _undefused(value: str) -> str:
+    """A cell as written before an export (``csv_export.cell``) kept a spreadsheet from
+    reading it as a formula."""
+    if len(value) > 1 and value[0] == "'" and value[1] in "=+-@":
+        return value[1:]
+    return value
+
+
 def parse_csv(data: bytes, kind: Kind) -> ParsedFile:
     """The rows of an uploaded file; ``InvalidFile`` when it cannot be read at all."""
     try:
@@ -132,7 +140,7 @@ def parse_csv(data: bytes, kind: Kind) -> ParsedFile:
             cells: dict[str, str] = {}
             for key, value in zip(keys, record, strict=False):
                 if key in known and key not in cells:
-                    cells[key] = value.strip()
+                    cells[key] = _undefused(value.strip())
             rows.append((number, cells))
     except csv.Error as exc:
         raise InvalidFile(
