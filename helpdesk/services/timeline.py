@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_, union
 from sqlalchemy.orm import Session, aliased
 
 from helpdesk.models import (
@@ -244,6 +244,30 @@ def _ticket(row: Any) -> TicketRef:
 
 
 def _messages(session: Session, q: Query) -> list[Entry]:
+    # The page's ids first, from the narrow columns (a customer's thousands of messages are
+    # sorted without their bodies or joins); then the page's rows with what they show.
+    page = select(Message.id).where(
+        Message.ticket_id.in_(q.tickets()), Message.kind != MessageKind.SYSTEM
+    )
+    if q.kind == "note":
+        page = page.where(Message.kind == MessageKind.NOTE)
+    elif q.kind == "message":
+        page = page.where(Message.kind != MessageKind.NOTE)
+    if q.channel is not None:
+        # A message's channel is its own; a note's is its ticket's.
+        notes_here = select(Ticket.id).where(
+            Ticket.customer_id.in_(q.customer_ids), Ticket.channel == ChannelKind(q.channel)
+        )
+        page = page.where(
+            or_(
+                and_(Message.kind != MessageKind.NOTE, Message.kind == MessageKind(q.channel)),
+                and_(Message.kind == MessageKind.NOTE, Message.ticket_id.in_(notes_here)),
+            )
+        )
+    below = q.below("message", Message.created_at, Message.id)
+    if below is not None:
+        page = page.where(below)
+    ids = page.order_by(Message.created_at.desc(), Message.id.desc()).limit(q.limit + 1).subquery()
     author_agent = aliased(Agent)
     author_customer = aliased(Customer)
     stmt = (
@@ -261,27 +285,12 @@ def _messages(session: Session, q: Query) -> list[Entry]:
             author_agent.name.label("agent_name"),
             author_customer.name.label("customer_name"),
         )
+        .join(ids, ids.c.id == Message.id)
         .join(Ticket, Ticket.id == Message.ticket_id)
         .outerjoin(author_agent, author_agent.id == Message.author_agent_id)
         .outerjoin(author_customer, author_customer.id == Message.author_customer_id)
-        .where(Message.ticket_id.in_(q.tickets()), Message.kind != MessageKind.SYSTEM)
+        .order_by(Message.created_at.desc(), Message.id.desc())
     )
-    if q.kind == "note":
-        stmt = stmt.where(Message.kind == MessageKind.NOTE)
-    elif q.kind == "message":
-        stmt = stmt.where(Message.kind != MessageKind.NOTE)
-    if q.channel is not None:
-        # A message's channel is its own; a note's is its ticket's.
-        stmt = stmt.where(
-            or_(
-                and_(Message.kind != MessageKind.NOTE, Message.kind == MessageKind(q.channel)),
-                and_(Message.kind == MessageKind.NOTE, Ticket.channel == ChannelKind(q.channel)),
-            )
-        )
-    below = q.below("message", Message.created_at, Message.id)
-    if below is not None:
-        stmt = stmt.where(below)
-    stmt = stmt.order_by(Message.created_at.desc(), Message.id.desc()).limit(q.limit + 1)
     entries = []
     for row in session.execute(stmt):
         note = row.kind is MessageKind.NOTE
@@ -361,11 +370,14 @@ def _task_source(name: str, event: str) -> Callable[[Session, Query], list[Entry
     at_column = {"created": Task.created_at, "due": Task.due_at, "done": Task.completed_at}[event]
 
     def read(session: Session, q: Query) -> list[Entry]:
-        linked = or_(
-            Task.customer_id.in_(q.customer_ids),
-            Task.ticket_id.in_(q.tickets()),
-            *([Task.organization_id == q.organization_id] if q.organization_id else []),
-        )
+        # One index range per link (customer, ticket, organization), not a scan of every task.
+        links = [
+            select(Task.id).where(Task.customer_id.in_(q.customer_ids)),
+            select(Task.id).where(Task.ticket_id.in_(q.tickets())),
+        ]
+        if q.organization_id:
+            links.append(select(Task.id).where(Task.organization_id == q.organization_id))
+        linked = Task.id.in_(union(*links))
         stmt = (
             select(
                 Task.id,
