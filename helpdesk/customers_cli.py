@@ -89,9 +89,9 @@ def customers_import(file: Path, as_organizations: bool, dry_run: bool, as_json:
 
 
 def _write(chunks: Iterator[str]) -> None:
-    out = click.get_text_stream("stdout", encoding="utf-8")
+    out = sys.stdout.buffer  # UTF-8 whatever the terminal's locale
     for chunk in chunks:
-        out.write(chunk)
+        out.write(chunk.encode("utf-8"))
     out.flush()
 
 

@@ -48,6 +48,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "customer.created",
     "customer.updated",
     "customer.merged",
+    "customer.erased",
     "organization.created",
     "organization.updated",
     "organization.merged",
