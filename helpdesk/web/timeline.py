@@ -61,7 +61,7 @@ def box(endpoint: str, **view_args: Any) -> TimelineBox:
             before = timeline.decode_cursor(raw[:500])
         except InvalidCursor:
             before = None
-    filters = {"channel": channel, "kind": kind, "before": before}
+    filters: dict[str, Any] = {"channel": channel, "kind": kind, "before": before}
     page: Page
     if "customer_id" in view_args:
         page = timeline.customer_timeline(db.session, view_args["customer_id"], **filters)
