@@ -351,3 +351,7 @@ def customer_timeline(customer_id: int, **args: Any) -> dict[str, Any]:
     customer = _customer(customer_id)
     page = timeline.customer_timeline(db.session, customer.id, **api_timeline.filters(args))
     return api_timeline.page_json(page)
+
+
+# The data-protection requests (export, erase) are routes of this blueprint, next door.
+from helpdesk.api import customer_privacy as _customer_privacy  # noqa: E402, F401

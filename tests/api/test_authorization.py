@@ -26,6 +26,8 @@ ADMIN = {
     ("POST", "/api/v1/teams/{team_id}/members"),
     ("DELETE", "/api/v1/teams/{team_id}/members/{agent_id}"),
     ("POST", "/api/v1/imports/tickets"),
+    ("GET", "/api/v1/customers/{customer_id}/export"),
+    ("POST", "/api/v1/customers/{customer_id}/erase"),
 }
 ADMIN_PREFIXES = ("/api/v1/webhooks",)  # every operation, GET included
 # Operations that kb/ and channels/ add through helpdesk.api.register_resource: agent
