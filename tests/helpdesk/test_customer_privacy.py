@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from helpdesk.inbound import InboundAttachment
 from helpdesk.models import Agent, Attachment, AuditEvent, Customer, CustomerIdentity, Message
-from helpdesk.services import attachments, customers, stream
+from helpdesk.services import attachments, customers, search, stream
 from tests.conftest import AgentClient, MakeTicket, login
 
 PDF = b"%PDF-1.4 invoice of Rahim"
@@ -84,6 +84,8 @@ def test_erase_redacts_removes_and_keeps_the_audit(
     assert pdf_path.exists() and shared_path.exists()
     client = _admin_client(app, admin)
 
+    assert search.search_tickets(session, "মিরপুর").hits  # indexed before
+    session.rollback()
     confirm = client.get(f"/agent/customers/{rahim_id}/erase").get_data(as_text=True)
     assert "rahim@example.com" in confirm and "cannot be undone" in confirm
     wrong = client.post(f"/agent/customers/{rahim_id}/erase", {"confirm": "yes"})
@@ -112,6 +114,10 @@ def test_erase_redacts_removes_and_keeps_the_audit(
     assert "১২ মিরপুর রোড" not in json.dumps(
         [m.body_html or "" for m in session.scalars(select(Message))]
     )
+    # The ticket search index forgot the words too (by text and by the customer's name).
+    assert not search.search_tickets(session, "মিরপুর").hits
+    assert not search.search_tickets(session, "রহিম").hits
+    session.rollback()
     # The invoice is gone from disk; the logo stays, another customer's mail has it too.
     assert not pdf_path.exists() and shared_path.exists()
     names = set(session.scalars(select(Attachment.filename)))
