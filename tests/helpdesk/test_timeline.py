@@ -41,7 +41,10 @@ def _history(session: Session, make_ticket: MakeTicket, agent: Agent) -> dict[st
             AuditEvent.action == "ticket.status", AuditEvent.ticket_id == mail.id
         )
     ).all()
-    assert [(e.data["from"], e.data["to"]) for e in status] == [("new", "open"), ("open", "resolved")]
+    assert [(e.data["from"], e.data["to"]) for e in status] == [
+        ("new", "open"),
+        ("open", "resolved"),
+    ]
     chat = start_chat(
         session,
         visitor_id="v-rina",
@@ -250,6 +253,22 @@ def test_customer_page_shows_the_timeline_and_pages_with_filters(
     assert _entries(second) == ["note"] * 6 and "timeline-older" not in second
     # A cursor someone typed is the first page, not an error.
     assert agent_client.get(f"{url}?tl_before=nonsense").status_code == 200
+
+
+def test_a_page_url_links_only_when_it_is_http(
+    agent_client: AgentClient, session: Session, make_ticket: MakeTicket
+) -> None:
+    chat = start_chat(
+        session,
+        visitor_id="v-mallory",
+        text="Hi",
+        client_id="client-0001-mallory",
+        page_url="javascript:alert(document.cookie)",
+    )
+    session.commit()
+    html = agent_client.get(f"/agent/customers/{chat.customer_id}").get_data(as_text=True)
+    assert "javascript:alert(document.cookie)" in html  # shown as text
+    assert 'href="javascript:' not in html
 
 
 def test_organization_page_shows_its_customers_timeline(
