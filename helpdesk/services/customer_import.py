@@ -102,8 +102,9 @@ def _undefused(value: str) -> str:
     return value
 
 
-def parse_csv(data: bytes, kind: Kind) -> ParsedFile:
-    """The rows of an uploaded file; ``InvalidFile`` when it cannot be read at all."""
+def parse_csv(data: bytes, kind: Kind, *, max_rows: int = MAX_ROWS) -> ParsedFile:
+    """The rows of an uploaded file; ``InvalidFile`` when it cannot be read at all (or has
+    more than ``max_rows`` rows)."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -135,8 +136,8 @@ def parse_csv(data: bytes, kind: Kind) -> ParsedFile:
         for number, record in enumerate(reader, start=2):
             if not any(cell.strip() for cell in record):
                 continue
-            if len(rows) >= MAX_ROWS:
-                raise InvalidFile(_("At most %(count)s rows a file.", count=MAX_ROWS))
+            if len(rows) >= max_rows:
+                raise InvalidFile(_("At most %(count)s rows a file.", count=max_rows))
             cells: dict[str, str] = {}
             for key, value in zip(keys, record, strict=False):
                 if key in known and key not in cells:

@@ -9,6 +9,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -165,3 +166,18 @@ def test_cli_dry_run_then_import_with_report(
 
     again, _loaded = run_cli(env, "customers", "import", str(path), "--json")
     assert json.loads(again.stdout)["skipped"] == 30  # nothing to change the second time
+
+
+def test_the_page_takes_a_bounded_number_of_rows(
+    app: Flask, admin: Agent, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helpdesk.web import customer_import as view
+
+    monkeypatch.setattr(view, "MAX_ROWS", 3)
+    client = _admin_client(app, admin)
+    text = "email\n" + "".join(f"p{i}@example.com\n" for i in range(4))
+    data = {"kind": "customers", "file": (io.BytesIO(text.encode()), "big.csv")}
+    refused = client.post("/agent/customers/import", data, content_type="multipart/form-data")
+    assert refused.status_code == 400
+    assert "At most 3 rows a file." in refused.get_data(as_text=True)
+    assert session.scalar(select(func.count()).select_from(Customer)) == 0

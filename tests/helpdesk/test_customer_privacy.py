@@ -13,9 +13,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from helpdesk.inbound import InboundAttachment
-from helpdesk.models import Agent, Attachment, AuditEvent, Customer, CustomerIdentity, Message
+from helpdesk.models import (
+    Agent,
+    AgentRole,
+    Attachment,
+    AuditEvent,
+    Customer,
+    CustomerIdentity,
+    Message,
+)
 from helpdesk.services import attachments, customers, search, stream
-from tests.conftest import AgentClient, MakeTicket, login
+from helpdesk.services.agents import create_agent
+from tests.conftest import PASSWORD, AgentClient, MakeTicket, bn, login
 
 PDF = b"%PDF-1.4 invoice of Rahim"
 SHARED = b"the same logo in everyone's mail"
@@ -152,3 +161,20 @@ def test_agents_cannot_export_or_erase(
     assert refused.status_code == 403
     session.expire_all()
     assert customers.find_by_identity(session, "email", "rahim@example.com") is not None  # type: ignore[arg-type]
+
+
+def test_the_confirmation_page_in_bengali(
+    app: Flask, admin: Agent, session: Session, make_ticket: MakeTicket
+) -> None:
+    rahim = _setup(make_ticket, session)
+    nusrat = create_agent(session, "nusrat@example.com", "Nusrat", PASSWORD, AgentRole.ADMIN, "bn")
+    session.commit()
+    client = _admin_client(app, nusrat)
+    page = client.get(f"/agent/customers/{rahim.id}").get_data(as_text=True)
+    assert bn("Download everything about this customer (zip)") in page
+    confirm = client.get(f"/agent/customers/{rahim.id}/erase").get_data(as_text=True)
+    assert bn("Erase this customer") in confirm and bn("Erase") in confirm
+    wrong = client.post(f"/agent/customers/{rahim.id}/erase", {"confirm": "x"})
+    assert bn("Type %(what)s exactly to confirm.") % {
+        "what": "rahim@example.com"
+    } in wrong.get_data(as_text=True)
