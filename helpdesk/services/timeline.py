@@ -284,6 +284,7 @@ def _messages(session: Session, q: Query) -> list[Entry]:
             Ticket.channel.label("ticket_channel"),
             author_agent.name.label("agent_name"),
             author_customer.name.label("customer_name"),
+            author_customer.email.label("customer_email"),
         )
         .join(ids, ids.c.id == Message.id)
         .join(Ticket, Ticket.id == Message.ticket_id)
@@ -295,7 +296,7 @@ def _messages(session: Session, q: Query) -> list[Entry]:
     for row in session.execute(stmt):
         note = row.kind is MessageKind.NOTE
         channel = row.ticket_channel.value if note else row.kind.value
-        author = row.agent_name or row.customer_name or ""
+        author = row.agent_name or row.customer_name or row.customer_email or ""
         entries.append(
             Entry(
                 "note" if note else "message",
@@ -332,6 +333,7 @@ def _status_changes(session: Session, q: Query) -> list[Entry]:
             Ticket.channel,
             actor_agent.name.label("agent_name"),
             actor_customer.name.label("customer_name"),
+            actor_customer.email.label("customer_email"),
         )
         .join(Ticket, Ticket.id == AuditEvent.ticket_id)
         .outerjoin(actor_agent, actor_agent.id == AuditEvent.actor_agent_id)
@@ -351,7 +353,7 @@ def _status_changes(session: Session, q: Query) -> list[Entry]:
         if row.agent_name:
             actor = {"type": "agent", "name": row.agent_name}
         elif row.customer_name is not None:
-            actor = {"type": "customer", "name": row.customer_name}
+            actor = {"type": "customer", "name": row.customer_name or row.customer_email or ""}
         entries.append(
             Entry(
                 "status",

@@ -107,6 +107,8 @@ def test_every_source_in_one_order(session: Session, make_ticket: MakeTicket, ag
     assert reply.data["direction"] == "outbound" and reply.data["author"]["name"] == agent.name
     assert reply.data["recipients"] == ["rina@example.com"]
     assert first.data["preview"] == "Where is my invoice?" and first.channel == "email"
+    # A customer without a name is their address, as everywhere.
+    assert first.data["author"] == {"type": "customer", "name": "rina@example.com"}
     assert (
         page.entries[5].data["preview"] == "She pays yearly." and page.entries[5].channel == "email"
     )
