@@ -308,6 +308,24 @@ def test_bengali_page_with_bengali_dates(
     assert "১০ মার্চ, ২০২৪" in html and "রবিবার" in html
 
 
+def test_days_are_the_agents_days(
+    agent_client: AgentClient, session: Session, make_ticket: MakeTicket, agent: Agent
+) -> None:
+    """21:30 UTC on 10 March is 03:30 on 11 March in Dhaka: the entry is under the 11th."""
+    made = make_ticket("late@example.com", text="Late at night").ticket
+    session.execute(
+        update(Message)
+        .where(Message.ticket_id == made.id)
+        .values(created_at=datetime(2024, 3, 10, 21, 30, tzinfo=UTC))
+    )
+    agent.timezone = "Asia/Dhaka"
+    session.commit()
+    html = agent_client.get(f"/agent/customers/{made.customer_id}").get_data(as_text=True)
+    section = html[html.index('id="timeline"') :]
+    assert "Monday, March 11, 2024" in section and "March 10" not in section
+    assert re.search(r"3:30\W*AM", section)  # CLDR puts a narrow no-break space before AM
+
+
 def _selects(app: Flask, call: Any) -> list[str]:
     seen: list[str] = []
 
