@@ -9,9 +9,10 @@ audit log, and removes the person from them:
   subjects too;
 - their attachments' rows are deleted, and the files on disk once no other message refers to
   the same content (files are stored once by content hash);
-- identities (addresses, chat visitor ids, portal logins), portal accounts and sign-in tokens,
-  chat sessions, queued mail to them and participations are deleted; links from other records
-  (tasks, KB votes) are cleared; the record keeps only its id (``#42``);
+- identities (addresses, chat visitor ids, portal logins) and every row the schema deletes with
+  a customer (portal accounts and sign-in tokens, chat sessions, queued mail to them, tasks
+  about them, participations) are deleted; links the schema would clear (KB votes) are cleared;
+  the record keeps only its id (``#42``);
 - the stream's earlier events about the customer lose their data (names, addresses).
 
 What remains: one audit line and one ``customer.erased`` event saying who erased which record
@@ -203,12 +204,15 @@ def erase_customer(session: Session, customer: Customer, actor: Agent) -> dict[s
             key = (table.name, fk.parent.name)
             if key in _KEEP or key == _KEEP_AUDIT:
                 continue
-            if fk.parent.nullable:
+            # What the schema deletes with a customer goes (their logins, chats, queued mail,
+            # tasks about them); what it would unlink is unlinked (KB votes).
+            if (fk.ondelete or "").upper() == "CASCADE" or not fk.parent.nullable:
+                if table.name != "customer_identities":
+                    session.execute(delete(table).where(fk.parent == cid))
+            else:
                 session.execute(
                     update(table).where(fk.parent == cid).values({fk.parent.name: None})
                 )
-            elif table.name != "customer_identities":
-                session.execute(delete(table).where(fk.parent == cid))
     session.execute(delete(CustomerIdentity).where(CustomerIdentity.customer_id == cid))
     session.execute(
         update(Event)

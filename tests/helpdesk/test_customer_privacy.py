@@ -12,6 +12,7 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from helpdesk.db import utcnow
 from helpdesk.inbound import InboundAttachment
 from helpdesk.models import (
     Agent,
@@ -21,8 +22,9 @@ from helpdesk.models import (
     Customer,
     CustomerIdentity,
     Message,
+    Task,
 )
-from helpdesk.services import attachments, customers, search, stream
+from helpdesk.services import attachments, customers, search, stream, tasks
 from helpdesk.services.agents import create_agent
 from tests.conftest import PASSWORD, AgentClient, MakeTicket, bn, login
 
@@ -88,6 +90,10 @@ def test_erase_redacts_removes_and_keeps_the_audit(
 ) -> None:
     rahim = _setup(make_ticket, session)
     rahim_id = rahim.id
+    tasks.create_task(
+        session, admin, title="Call Rahim back", due_at=utcnow(), assignee=admin, customer=rahim
+    )
+    session.commit()
     pdf_path = attachments.path_for(attachments.store_bytes(PDF))
     shared_path = attachments.path_for(attachments.store_bytes(SHARED))
     assert pdf_path.exists() and shared_path.exists()
@@ -127,6 +133,7 @@ def test_erase_redacts_removes_and_keeps_the_audit(
     assert not search.search_tickets(session, "মিরপুর").hits
     assert not search.search_tickets(session, "রহিম").hits
     session.rollback()
+    assert session.scalar(select(func.count()).select_from(Task)) == 0  # "Call Rahim back"
     # The invoice is gone from disk; the logo stays, another customer's mail has it too.
     assert not pdf_path.exists() and shared_path.exists()
     names = set(session.scalars(select(Attachment.filename)))
