@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from channels.chat.lifecycle import start_chat
 from channels.chat.models import ChatSession
+from channels.portal import magic
 from helpdesk.extensions import db
 from helpdesk.models import Agent, AuditEvent, Message, TicketStatus
 from helpdesk.services import organizations, tasks, tickets, timeline
@@ -288,11 +289,30 @@ def test_organization_page_shows_its_customers_timeline(
 def test_a_customer_sees_nothing_of_it(
     app: Flask, session: Session, make_ticket: MakeTicket, agent: Agent
 ) -> None:
+    """The customer herself, signed in on the portal (magic link), reaches neither page nor
+    the API's timeline: the notes on it are for agents."""
     h = _history(session, make_ticket, agent)
+    customer = h["customer"]
+    org = organizations.create_organization(session, "Rina's shop")
+    session.commit()
     client = app.test_client()
-    page = client.get(f"/agent/customers/{h['customer'].id}")
-    assert page.status_code in (302, 401, 403)
-    assert "She pays yearly." not in page.get_data(as_text=True)
+    _row, secret = magic.issue(session, customer, "signin")
+    session.commit()
+    path = f"/portal/m/{secret}"
+    page = client.get(path).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert token
+    assert client.post(path, data={"csrf_token": token.group(1)}).status_code == 302
+    assert client.get("/portal/tickets").status_code == 200  # signed in as the customer
+    for url in [
+        f"/agent/customers/{customer.id}",
+        f"/agent/customers/{customer.id}?tl_kind=note",
+        f"/agent/organizations/{org.id}",
+        f"/api/v1/customers/{customer.id}/timeline",
+    ]:
+        answer = client.get(url)
+        assert answer.status_code in (302, 401, 403, 404), url
+        assert "She pays yearly." not in answer.get_data(as_text=True), url
 
 
 def test_bengali_page_with_bengali_dates(
