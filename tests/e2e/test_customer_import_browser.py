@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import BrowserContext, expect
+from playwright.sync_api import BrowserContext, FilePayload, expect
 
 from tests.e2e.conftest import sign_in
 
@@ -29,7 +29,7 @@ def test_import_with_preview_then_export_the_queue(new_context: NewContext) -> N
     page.get_by_text("Import from CSV", exact=True).click()
     page.set_input_files(
         "input[type=file]",
-        files=[{"name": "people.csv", "mimeType": "text/csv", "buffer": csv.encode("utf-8")}],
+        files=FilePayload(name="people.csv", mimeType="text/csv", buffer=csv.encode("utf-8")),
     )
     page.get_by_role("button", name="Preview").click()
     expect(page.locator("main")).to_contain_text("Nothing is saved yet")
