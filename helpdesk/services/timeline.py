@@ -20,7 +20,7 @@ import binascii
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_, union
@@ -100,7 +100,8 @@ class Query:
         if c is None:
             return None
         if source == c.source:
-            return tuple_(at, id_) < tuple_(c.at, c.id)
+            # A plain tuple: its values are bound with the columns' types (UTC on SQLite).
+            return tuple_(at, id_) < (c.at, c.id)
         # Same time: sources sort by name, descending, before ids.
         return at <= c.at if source < c.source else at < c.at
 
@@ -175,7 +176,7 @@ def parse_cursor(values: list[Any]) -> Cursor:
             raise ValueError("out of range")
     except (ValueError, TypeError, OverflowError):
         raise InvalidCursor from None
-    return Cursor(at, str(source), id_)
+    return Cursor(at.astimezone(UTC), str(source), id_)
 
 
 def customer_timeline(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Flask
 from sqlalchemy import event, select, update
@@ -170,6 +171,15 @@ def test_pages_have_no_gaps_or_repeats_across_equal_times(
     assert pages == 3
     assert seen == [(e.source, e.id) for e in everything]
     assert len(set(seen)) == len(seen)
+    # The same cursor written at another offset (as a client may) is the same place.
+    first = timeline.customer_timeline(session, customer_id, limit=5)
+    assert first.next is not None
+    dhaka = timeline.Cursor(
+        first.next.at.astimezone(ZoneInfo("Asia/Dhaka")), first.next.source, first.next.id
+    )
+    again = timeline.decode_cursor(timeline.encode_cursor(dhaka))
+    second = timeline.customer_timeline(session, customer_id, limit=5, before=again)
+    assert [(e.source, e.id) for e in second.entries] == seen[5:10]
 
 
 def test_organization_timeline_covers_all_its_customers(
