@@ -1,11 +1,13 @@
 """The admins' CSV import of customers and organizations: upload, a preview (the first rows and
 what each row would do, every row checked in a transaction that is rolled back), then the
-import of the same file (carried in the preview's form, so nothing is kept on the server)."""
+import of the same file (kept on the server between the two, see ``_hold``)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
+import re
+import secrets
+import time
+from pathlib import Path
 
 from flask import abort, current_app, render_template, request
 from werkzeug.wrappers import Response
@@ -63,13 +65,13 @@ def customer_import_post() -> tuple[str, int] | Response:
     _admin()
     kind = _kind()
     cap = _max_bytes()
-    if "file" in request.files and request.files["file"].filename:
-        data = request.files["file"].stream.read(cap + 1)
+    upload = request.files.get("file")
+    token = request.form.get("upload", "")
+    if upload is not None and upload.filename:
+        data = upload.stream.read(cap + 1)
+        token = ""
     else:
-        try:
-            data = base64.b64decode(request.form.get("data", ""), validate=True)
-        except (binascii.Error, ValueError):
-            data = b""
+        data = _held(token)
     if not data:
         return _page(400, kind=kind, error=_("Choose a CSV file to import."))
     if len(data) > cap:
@@ -84,13 +86,52 @@ def customer_import_post() -> tuple[str, int] | Response:
     report = customer_import.import_rows(db.session, parsed, me())
     if confirmed:
         db.session.commit()
+        _forget(token)
     else:
         db.session.rollback()  # the preview: every row checked, nothing written
+        token = token or _hold(data)
     return _page(
         kind=kind,
         parsed=parsed,
         preview=parsed.rows[:PREVIEW_ROWS],
         report=report,
         done=confirmed,
-        data=base64.b64encode(data).decode("ascii"),
+        upload=token,
     )
+
+
+# The previewed file waits on the server for the Import button (not in the page: a form field
+# over Flask's MAX_FORM_MEMORY_SIZE, 500 kB, would be refused before the view runs), under a
+# random name bound to the admin; imported, it is deleted, and one an hour old on the next upload.
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+KEEP_SECONDS = 3600
+
+
+def _held_path(token: str) -> Path:
+    return Path(current_app.instance_path) / "csv-imports" / f"{me().id}-{token}.csv"
+
+
+def _hold(data: bytes) -> str:
+    folder = Path(current_app.instance_path) / "csv-imports"
+    folder.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in folder.glob("*.csv"):
+        if now - old.stat().st_mtime > KEEP_SECONDS:
+            old.unlink(missing_ok=True)
+    token = secrets.token_urlsafe(24)
+    _held_path(token).write_bytes(data)
+    return token
+
+
+def _held(token: str) -> bytes:
+    if not _TOKEN.match(token or ""):
+        return b""
+    try:
+        return _held_path(token).read_bytes()
+    except OSError:
+        return b""
+
+
+def _forget(token: str) -> None:
+    if _TOKEN.match(token or ""):
+        _held_path(token).unlink(missing_ok=True)
