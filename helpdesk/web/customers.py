@@ -100,7 +100,7 @@ def customer_merge(customer_id: int) -> Response:
 
 
 # The organizations' pages are routes on the same blueprint, next door.
-from helpdesk.web import organizations as _organizations  # noqa: E402, F401
-from helpdesk.web import customer_import as _customer_import  # noqa: E402, F401
 from helpdesk.web import csv_exports as _csv_exports  # noqa: E402, F401
+from helpdesk.web import customer_import as _customer_import  # noqa: E402, F401
 from helpdesk.web import customer_privacy as _customer_privacy  # noqa: E402, F401
+from helpdesk.web import organizations as _organizations  # noqa: E402, F401
