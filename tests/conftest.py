@@ -272,3 +272,13 @@ def bn(msgid: str) -> str:
     text = Translations.load(str(directory), ["bn"], domain="messages").gettext(msgid)
     assert text and text != msgid, f"no Bengali for {msgid!r}"
     return str(text)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Any]:
+    """A real HTTP receiver for webhook deliveries (tests/helpdesk/webhook_receiver.py)."""
+    from tests.helpdesk.webhook_receiver import Receiver
+
+    r = Receiver().start()
+    yield r
+    r.stop()

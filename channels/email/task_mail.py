@@ -6,11 +6,13 @@ this composer renders it in the agent's language and time zone when the outbox c
 
 from __future__ import annotations
 
-from flask import Flask, render_template
-from flask_babel import force_locale
+from typing import Any
+
+from flask import Flask
 from sqlalchemy.orm import Session
 
-from channels.email.smtp import PreparedMail, generated_mail
+from channels.email.smtp import PreparedMail
+from channels.email.staff_mail import mail_to_agent
 from helpdesk import i18n
 from helpdesk.i18n import _
 from helpdesk.links import base_url
@@ -26,12 +28,10 @@ def compose_task_reminder(app: Flask, session: Session, row: OutboundMail) -> Pr
     task = session.get(Task, int(payload.get("task_id") or 0))
     if task is None:
         raise DeliveryError("the task was deleted", permanent=True)
-    config = app.config
-    lang = row.language if row.language in config["LANGUAGES"] else config["BABEL_DEFAULT_LOCALE"]
     root = base_url(app)
-    with force_locale(lang), i18n.force_timezone(agent.timezone):
-        context = {
-            "agent": agent,
+
+    def build() -> tuple[str, dict[str, Any]]:
+        return _("Reminder: %(title)s", title=task.title), {
             "task": task,
             "due": i18n.format_datetime(task.due_at, "medium"),
             "ticket": task.ticket,
@@ -39,15 +39,5 @@ def compose_task_reminder(app: Flask, session: Session, row: OutboundMail) -> Pr
             "ticket_link": f"{root}/agent/tickets/{task.ticket.number}" if task.ticket else None,
             "link": f"{root}/agent/tasks",
         }
-        text_body = render_template("email/task_reminder.txt", **context)
-        html_body = render_template("email/task_reminder.html", **context)
-        subject = _("Reminder: %(title)s", title=task.title)
-    return generated_mail(
-        config,
-        to=agent.email,
-        to_name=agent.name,
-        subject=subject,
-        text_body=text_body,
-        html_body=html_body,
-        lang=str(lang),
-    )
+
+    return mail_to_agent(app, row, agent, "task_reminder", build)

@@ -7,12 +7,13 @@ the outbox claims it, and the email sender sends it."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from flask import Flask, render_template
-from flask_babel import force_locale
+from flask import Flask
 from sqlalchemy.orm import Session
 
-from channels.email.smtp import PreparedMail, generated_mail
+from channels.email.smtp import PreparedMail
+from channels.email.staff_mail import mail_to_agent
 from helpdesk import i18n
 from helpdesk.i18n import _
 from helpdesk.links import base_url
@@ -26,27 +27,15 @@ def compose_webhook_disabled(app: Flask, session: Session, row: OutboundMail) ->
     if agent is None or not agent.active:
         raise DeliveryError("the admin is gone or deactivated", permanent=True)
     webhook = session.get(Webhook, int(payload.get("webhook_id") or 0))
-    config = app.config
-    lang = row.language if row.language in config["LANGUAGES"] else config["BABEL_DEFAULT_LOCALE"]
     since = datetime.fromisoformat(str(payload.get("since")))
-    with force_locale(lang), i18n.force_timezone(agent.timezone):
-        context = {
-            "agent": agent,
+
+    def build() -> tuple[str, dict[str, Any]]:
+        return _("A webhook was disabled after repeated failures"), {
             "url": payload.get("url", ""),
             "failures": int(payload.get("failures") or 0),
             "since": i18n.format_datetime(since, "short"),
             # Deleted since: the mail still says what happened, with no link to a missing page.
             "link": f"{base_url(app)}/admin/webhooks/{webhook.id}" if webhook is not None else None,
         }
-        text_body = render_template("email/webhook_disabled.txt", **context)
-        html_body = render_template("email/webhook_disabled.html", **context)
-        subject = _("A webhook was disabled after repeated failures")
-    return generated_mail(
-        config,
-        to=agent.email,
-        to_name=agent.name,
-        subject=subject,
-        text_body=text_body,
-        html_body=html_body,
-        lang=str(lang),
-    )
+
+    return mail_to_agent(app, row, agent, "webhook_disabled", build)

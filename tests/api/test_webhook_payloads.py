@@ -7,8 +7,6 @@ thread of its own, with an app context and no request."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -19,19 +17,11 @@ from channels.chat.lifecycle import end_chat, start_chat
 from channels.chat.lines import agent_message
 from channels.chat.routing import accept
 from channels.chat.tokens import new_visitor
-from helpdesk.extensions import db
 from helpdesk.models import Agent
-from helpdesk.services import stream, webhook_delivery, webhook_fanout
 from helpdesk.services.presence import agent_connected, set_presence
 from tests.api.conftest import ApiClient, MakeToken
 from tests.helpdesk.webhook_receiver import Received, Receiver, signature_ok
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
+from tests.helpdesk.webhook_receiver import pump as shared_pump
 
 
 @pytest.fixture
@@ -41,24 +31,8 @@ def app_config(receiver: Receiver) -> dict[str, Any]:
     return {"WEBHOOK_ALLOWED_HOSTS": receiver.host, "BASE_URL": "http://localhost"}
 
 
-def _fan_out(app: Flask) -> None:
-    with app.app_context(), db.transaction(app) as s:
-        stream.consume(
-            s,
-            webhook_fanout.CONSUMER,
-            webhook_fanout.fan_out,
-            start_at_end=True,
-            prepare=webhook_fanout.prepare,
-        )
-
-
 def pump(app: Flask) -> int:
-    """What the worker does: fan the new events out (in its own thread: no request there),
-    then send what is due."""
-    db.session.commit()
-    with ThreadPoolExecutor(1) as worker:
-        worker.submit(_fan_out, app).result()
-    return webhook_delivery.deliver_now(app)
+    return shared_pump(app, own_thread=True)
 
 
 def _hook(api: ApiClient, receiver: Receiver, events: list[str]) -> str:

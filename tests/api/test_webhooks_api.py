@@ -6,24 +6,14 @@ by the receiver's own HMAC code."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
 
-from helpdesk.extensions import db
 from helpdesk.models import Agent
-from helpdesk.services import stream, webhook_delivery, webhook_fanout
 from tests.api.conftest import ApiClient, MakeToken, error_of
-from tests.helpdesk.webhook_receiver import Receiver, signature_ok
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
+from tests.helpdesk.webhook_receiver import Receiver, pump, signature_ok
 
 
 @pytest.fixture
@@ -31,20 +21,6 @@ def app_config(receiver: Receiver) -> dict[str, Any]:
     # BASE_URL: the worker builds attachment URLs from it; the test client's requests come to
     # http://localhost, so GET's URLs and the delivery's agree.
     return {"WEBHOOK_ALLOWED_HOSTS": receiver.host, "BASE_URL": "http://localhost"}
-
-
-def pump(app: Flask) -> int:
-    """What the worker does: fan the new events out, then send what is due."""
-    db.session.commit()
-    with db.transaction(app) as s:
-        stream.consume(
-            s,
-            webhook_fanout.CONSUMER,
-            webhook_fanout.fan_out,
-            start_at_end=True,
-            prepare=webhook_fanout.prepare,
-        )
-    return webhook_delivery.deliver_now(app)
 
 
 def test_a_delivery_carries_the_ticket_as_get_returns_it(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from helpdesk.db import utcnow
-from helpdesk.extensions import db
 from helpdesk.models import (
     Agent,
     AgentRole,
@@ -40,7 +38,7 @@ from helpdesk.services import (
 from helpdesk.services.agents import create_agent
 from helpdesk.services.errors import Forbidden, ServiceError
 from tests.conftest import PASSWORD, MakeTicket, bn
-from tests.helpdesk.webhook_receiver import Received, Receiver, signature_ok
+from tests.helpdesk.webhook_receiver import Received, Receiver, pump, signature_ok
 
 
 class Clock:
@@ -60,13 +58,6 @@ class Clock:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
-
-
-@pytest.fixture
 def app_config(receiver: Receiver) -> dict[str, Any]:
     return {"WEBHOOK_ALLOWED_HOSTS": receiver.host}
 
@@ -77,20 +68,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     for module in (webhooks, webhook_fanout, webhook_delivery, webhook_service):
         monkeypatch.setattr(module, "utcnow", c)
     return c
-
-
-def pump(app: Flask) -> int:
-    """What the worker does: fan the new events out, then send what is due."""
-    db.session.commit()  # the test's own reads end, as a request's would (SQLite's write lock)
-    with db.transaction(app) as s:
-        stream.consume(
-            s,
-            webhook_fanout.CONSUMER,
-            webhook_fanout.fan_out,
-            start_at_end=True,
-            prepare=webhook_fanout.prepare,
-        )
-    return webhook_delivery.deliver_now(app)
 
 
 def hook(

@@ -5,7 +5,6 @@ Bengali; nobody but an admin reaches it."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,17 +15,10 @@ from sqlalchemy.orm import Session
 
 from helpdesk.extensions import db
 from helpdesk.models import Agent, AgentRole, Webhook, WebhookDelivery
-from helpdesk.services import stream, webhook_delivery, webhook_fanout, webhooks
+from helpdesk.services import webhooks
 from helpdesk.services.agents import create_agent
 from tests.conftest import PASSWORD, AgentClient, MakeTicket, bn, login
-from tests.helpdesk.webhook_receiver import Receiver, signature_ok
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
+from tests.helpdesk.webhook_receiver import Receiver, pump, signature_ok
 
 
 @pytest.fixture
@@ -43,19 +35,6 @@ def signed_in(app: Flask, email: str) -> AgentClient:
 @pytest.fixture
 def admin_client(app: Flask, admin: Agent) -> AgentClient:
     return signed_in(app, admin.email)
-
-
-def pump(app: Flask) -> None:
-    db.session.commit()
-    with db.transaction(app) as s:
-        stream.consume(
-            s,
-            webhook_fanout.CONSUMER,
-            webhook_fanout.fan_out,
-            start_at_end=True,
-            prepare=webhook_fanout.prepare,
-        )
-    webhook_delivery.deliver_now(app)
 
 
 SECRET = re.compile(r"data-webhook-secret>(whsec_[A-Za-z0-9_-]+)<")

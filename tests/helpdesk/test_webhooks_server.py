@@ -28,13 +28,6 @@ EVENTS = ["ticket.created", "ticket.updated", "message.created"]
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
-
-
-@pytest.fixture
 def site(
     request: pytest.FixtureRequest, db_backend: str, tmp_path: Path, receiver: Receiver
 ) -> Iterator[ChatSite]:

@@ -122,3 +122,35 @@ class Receiver:
                 if remaining <= 0:
                     raise AssertionError(f"{len(got)} of {count} deliveries in {timeout}s")
                 self._cond.wait(remaining)
+
+
+def pump(app: Any, *, own_thread: bool = False) -> int:
+    """What the worker's webhook round does: fan the new events out, then send what is due;
+    the number sent. ``own_thread``: the fan-out in a thread of its own, with no request
+    around it, as in the worker (payloads that build URLs must not lean on a request)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from helpdesk.extensions import db
+    from helpdesk.services import stream, webhook_delivery, webhook_fanout
+
+    def fan_out() -> None:
+        with db.transaction(app) as s:
+            stream.consume(
+                s,
+                webhook_fanout.CONSUMER,
+                webhook_fanout.fan_out,
+                start_at_end=True,
+                prepare=webhook_fanout.prepare,
+            )
+
+    def fan_out_alone() -> None:
+        with app.app_context():
+            fan_out()
+
+    db.session.commit()  # the test's own reads end, as a request's would (SQLite's write lock)
+    if own_thread:
+        with ThreadPoolExecutor(1) as worker:
+            worker.submit(fan_out_alone).result()
+    else:
+        fan_out()
+    return webhook_delivery.deliver_now(app)
