@@ -93,6 +93,11 @@ def _empty_postgres(app: Flask) -> None:
     with db.engine(app).begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         conn.execute(text("INSERT INTO ticket_counter (id, value) VALUES (1, 1000)"))
+        # Custom fields' own indexes (services/custom_fields.py) go with their fields.
+        for (name,) in conn.execute(
+            text("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'ix_tickets_cf_%'")
+        ):
+            conn.execute(text(f'DROP INDEX "{name}"'))
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from helpdesk.models.agents import Agent, AssignmentMode, Team, team_members
 from helpdesk.models.api_tokens import ApiToken, IdempotencyKey, TokenScope
 from helpdesk.models.audit import AuditEvent
 from helpdesk.models.channels import Channel
+from helpdesk.models.custom_fields import CustomField, FieldObject, FieldType
 from helpdesk.models.customers import (
     Customer,
     CustomerIdentity,
@@ -47,6 +48,7 @@ __all__ = [
     "Channel",
     "ChannelKind",
     "ChannelStatus",
+    "CustomField",
     "Customer",
     "CustomerIdentity",
     "DeliveryState",
@@ -55,6 +57,8 @@ __all__ = [
     "Event",
     "EventConsumer",
     "EventCounter",
+    "FieldObject",
+    "FieldType",
     "IdempotencyKey",
     "IdentityKind",
     "Macro",

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from helpdesk.db import Base, utcnow
@@ -21,6 +21,8 @@ class Organization(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     notes: Mapped[str] = mapped_column(Text, default="")
+    # Custom field values by key (models/custom_fields.py); None is none.
+    custom: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     customers: Mapped[list[Customer]] = relationship(back_populates="organization")
@@ -63,6 +65,8 @@ class Customer(Base):
         ForeignKey("organizations.id", ondelete="SET NULL"), index=True
     )
     notes: Mapped[str] = mapped_column(Text, default="")
+    # Custom field values by key (models/custom_fields.py); None is none.
+    custom: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DDL, Column, ForeignKey, Index, String, Table, event
+from sqlalchemy import DDL, JSON, Column, ForeignKey, Index, String, Table, event
 from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
 
 from helpdesk.db import Base, utcnow
@@ -80,6 +80,8 @@ class Ticket(Base):
     # "Follow up on <date>": a pending ticket reopens then with a note (services/follow_ups.py);
     # cleared when the ticket changes status first (the customer replied, an agent solved it).
     follow_up_at: Mapped[datetime | None]
+    # The values of the tickets' custom fields by key (models/custom_fields.py); None is none.
+    custom: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

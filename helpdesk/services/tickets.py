@@ -31,7 +31,7 @@ from helpdesk.models import (
     TicketCounter,
     TicketStatus,
 )
-from helpdesk.services import audit, counts, stream  # noqa: F401  (counts: its flush listeners)
+from helpdesk.services import audit, counts, custom_fields, stream  # noqa: F401  (counts: its flush listeners)
 from helpdesk.services.announcements import announce
 from helpdesk.services.audit import Actor
 from helpdesk.services.conversations import is_message_id, make_message_id
@@ -233,6 +233,8 @@ def reply_to_ticket(
     if not text:
         raise ServiceError(_("A reply cannot be empty."))
     _check_version(ticket, expected_version)
+    if status is not None:
+        custom_fields.check_resolvable(session, ticket, status, agent)
     when = utcnow()
     customer = ticket.customer
     # Threading headers a mail client understands: References is the thread so far (the last
@@ -420,6 +422,7 @@ def set_status(session: Session, ticket: Ticket, status: TicketStatus | str, act
     old = ticket.status
     if old == status:
         return
+    custom_fields.check_resolvable(session, ticket, status, actor)
     when = utcnow()
     apply_status(ticket, status, when)
     touch(ticket, when)
