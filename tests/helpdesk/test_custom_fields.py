@@ -46,9 +46,14 @@ def plan(session: Session, admin: Agent) -> CustomField:
 
 def _define(session: Session, admin: Agent, key: str, kind: str, **kw: Any) -> CustomField:
     field = cf.define_field(
-        session, admin, object_type=kw.pop("object_type", "ticket"), key=key, type=kind,
-        label_en=kw.pop("label_en", key.title()), **kw,
-    )  # fmt: skip
+        session,
+        admin,
+        object_type=kw.pop("object_type", "ticket"),
+        key=key,
+        type=kind,
+        label_en=kw.pop("label_en", key.title()),
+        **kw,
+    )
     session.commit()
     return field
 
@@ -91,16 +96,14 @@ def test_each_type_stores_what_it_means(session: Session, admin: Agent) -> None:
 def test_errors_name_the_field_in_the_readers_language(
     app: Any, session: Session, plan: CustomField
 ) -> None:
-    with app.test_request_context(), force_locale("bn"):
-        with pytest.raises(cf.FieldErrors) as err:
-            cf.clean_values([plan], {"plan": "platinum", "nope": 1})
+    with app.test_request_context(), force_locale("bn"), pytest.raises(cf.FieldErrors) as err:
+        cf.clean_values([plan], {"plan": "platinum", "nope": 1})
     assert "প্ল্যান" in err.value.fields["plan"]
     assert "platinum" in err.value.fields["plan"]
     assert "Plan" not in err.value.fields["plan"]
     assert set(err.value.fields) == {"plan", "nope"}  # every error at once
-    with app.test_request_context(), force_locale("en"):
-        with pytest.raises(cf.FieldErrors) as err:
-            cf.clean_values([plan], {"plan": "platinum"})
+    with app.test_request_context(), force_locale("en"), pytest.raises(cf.FieldErrors) as err:
+        cf.clean_values([plan], {"plan": "platinum"})
     assert err.value.fields["plan"] == "platinum is not an option of Plan."
     assert err.value.code == "invalid_custom_field"
 
@@ -148,8 +151,10 @@ def test_setting_values_records_history_and_one_update_event(
     assert [e.name for e in events] == ["ticket.updated"]
     assert events[0].data["changes"]["custom.plan"] == {"from": None, "to": "gold"}
     history = session.scalars(
-        select(AuditEvent).where(AuditEvent.ticket_id == ticket.id, AuditEvent.action == "ticket.custom")
-    ).all()  # fmt: skip
+        select(AuditEvent).where(
+            AuditEvent.ticket_id == ticket.id, AuditEvent.action == "ticket.custom"
+        )
+    ).all()
     assert {(h.data["key"], h.data["to"]) for h in history} == {("plan", "gold"), ("seats", 12)}
     # the same values again: nothing changes, nothing recorded
     assert cf.set_values(session, ticket, {"plan": "gold"}, agent) == {}
@@ -217,7 +222,9 @@ def test_filters_find_the_tickets_with_a_value(
     regions = _define(session, admin, "regions", "multi_select", options=["dhaka", "ctg"])
     seats = _define(session, admin, "seats", "number")
     a, b, c = (make_ticket().ticket for _ in range(3))
-    cf.set_values(session, a, {"plan": "gold", "escalated": True, "regions": ["dhaka", "ctg"]}, agent)
+    cf.set_values(
+        session, a, {"plan": "gold", "escalated": True, "regions": ["dhaka", "ctg"]}, agent
+    )
     cf.set_values(session, b, {"plan": "free", "escalated": False, "seats": 2.5}, agent)
     cf.set_values(session, c, {"regions": ["ctg"], "seats": 3}, agent)
     session.commit()
