@@ -22,12 +22,15 @@ from helpdesk.models import (
     Agent,
     ChannelKind,
     Customer,
+    CustomField,
+    FieldObject,
     Tag,
     Team,
     Ticket,
     TicketStatus,
     ticket_tags,
 )
+from helpdesk.services import custom_fields
 from helpdesk.services.errors import ServiceError
 
 VIEWS = {
@@ -56,6 +59,9 @@ class QueueFilter:
     priority: int | None = None
     tag: str | None = None
     organization_id: int | None = None
+    # Custom ticket fields: ((key, value), ...) from ``cf.<key>=<value>`` arguments, each
+    # "the field has this value" (services/custom_fields.filter_clause), sorted by key.
+    custom: tuple[tuple[str, str], ...] = ()
     sort: str = "updated"
 
     @classmethod
@@ -98,6 +104,7 @@ class QueueFilter:
             priority=priority,
             tag=tag,
             organization_id=organization_id,
+            custom=parse_custom(args),
             sort=sort,
         )
 
@@ -117,7 +124,57 @@ class QueueFilter:
             out["tag"] = self.tag
         if self.organization_id is not None:
             out["organization"] = str(self.organization_id)
+        for key, value in self.custom:
+            out[f"{CUSTOM_PREFIX}{key}"] = value
         return {k: v for k, v in out.items() if not (k == "sort" and v == "updated")}
+
+
+CUSTOM_PREFIX = "cf."
+MAX_CUSTOM_FILTERS = 10
+
+
+def parse_custom(args: Any) -> tuple[tuple[str, str], ...]:
+    """The ``cf.<key>=<value>`` arguments (empty values ignored), sorted by key; the key's
+    shape is checked here, its existence and the value by :func:`_custom_clauses`."""
+    found: dict[str, str] = {}
+    for name in list(args.keys()):
+        if not name.startswith(CUSTOM_PREFIX):
+            continue
+        value = str(args.get(name) or "").strip()
+        if not value:
+            continue
+        key = name[len(CUSTOM_PREFIX) :]
+        if not custom_fields.KEY.match(key):
+            raise ServiceError(_l("There is no field %(key)s.", key=key[:50]))
+        found[key] = value[:200]
+    if len(found) > MAX_CUSTOM_FILTERS:
+        raise ServiceError(_l("Invalid filter: %(error)s", error="cf"))
+    return tuple(sorted(found.items()))
+
+
+def _custom_clauses(session: Session, flt: QueueFilter) -> list[Any]:
+    """The WHERE clauses of the filter's custom fields (one look-up of their definitions, only
+    when there are any); an unknown or archived field is a ServiceError."""
+    if not flt.custom:
+        return []
+    keys = [k for k, _v in flt.custom]
+    fields = {
+        f.key: f
+        for f in session.scalars(
+            select(CustomField).where(
+                CustomField.object_type == FieldObject.TICKET,
+                CustomField.key.in_(keys),
+                CustomField.active.is_(True),
+            )
+        )
+    }
+    clauses = []
+    for key, value in flt.custom:
+        field = fields.get(key)
+        if field is None:
+            raise ServiceError(_l("There is no field %(key)s.", key=key))
+        clauses.append(custom_fields.filter_clause(session, field, value))
+    return clauses
 
 
 @dataclass
@@ -173,9 +230,13 @@ def _base_query(
     agent: Agent | None,
     tag: TagPlan | None = None,
     start: Select[*tuple[Any, ...]] | None = None,
+    custom: list[Any] | None = None,
 ) -> Select[Any]:
-    """The view's filters on ``start`` (the tickets, or the columns :func:`queue_rows` reads)."""
+    """The view's filters on ``start`` (the tickets, or the columns :func:`queue_rows` reads);
+    ``custom``: the custom fields' clauses (:func:`_custom_clauses`)."""
     q: Select[Any] = select(Ticket) if start is None else start
+    for clause in custom or ():
+        q = q.where(clause)
     if flt.view == "mine":
         if agent is None:
             raise ServiceError(_l("The view 'mine' needs an agent."))
@@ -268,7 +329,7 @@ def _cursor_for(ticket: Ticket | QueueRow, sort: str) -> str:
 def base_query(session: Session, flt: QueueFilter, agent: Agent | None) -> Select[Any]:
     """The view's filtered query without order or paging (for counts)."""
     tag = _tag_plan(session, flt.tag) if flt.tag else None
-    return _base_query(flt, agent, tag)
+    return _base_query(flt, agent, tag, custom=_custom_clauses(session, flt))
 
 
 def queue_page(
@@ -281,7 +342,9 @@ def queue_page(
 ) -> Page:
     cursor = _decode_cursor(after) if after else None
     tag = _tag_plan(session, flt.tag) if flt.tag else None
-    q = _apply_sort(_base_query(flt, agent, tag), flt.sort, cursor).limit(limit + 1)
+    custom = _custom_clauses(session, flt)
+    q = _apply_sort(_base_query(flt, agent, tag, custom=custom), flt.sort, cursor)
+    q = q.limit(limit + 1)
     q = q.options(
         # Only what a row shows of the people and the team (ticket_row's fields too): each
         # column loaded is converted per row, and an agent row has its password hash and five
@@ -389,7 +452,8 @@ def queue_rows(
             Agent.__table__, Agent.id == Ticket.assignee_id
         )
     )
-    q = _apply_sort(_base_query(flt, agent, tag, start), flt.sort, cursor).limit(limit + 1)
+    custom = _custom_clauses(session, flt)
+    q = _apply_sort(_base_query(flt, agent, tag, start, custom), flt.sort, cursor).limit(limit + 1)
     found = session.execute(q).all()
     names: dict[int, list[str]] = {}
     if found:

@@ -286,3 +286,21 @@ def test_deleting_a_field_removes_its_values_and_index(
     again = _define(session, admin, "plan", "dropdown", options=["x"])
     assert again.id and session.get(Ticket, ticket.id).custom == {"note": "keep me"}  # type: ignore[union-attr]
     assert isinstance(ticket.customer, Customer)
+
+
+def test_the_queue_filters_by_custom_fields(
+    session: Session, agent: Agent, plan: CustomField, make_ticket: MakeTicket
+) -> None:
+    from helpdesk.services.queue import QueueFilter, queue_page, queue_rows
+
+    gold, _free = make_ticket().ticket, make_ticket().ticket
+    cf.set_values(session, gold, {"plan": "gold"}, agent)
+    session.commit()
+    flt = QueueFilter.from_args({"view": "all", "cf.plan": "gold", "cf.other": ""})
+    assert flt.custom == (("plan", "gold"),)
+    assert flt.as_args()["cf.plan"] == "gold"  # saved views keep it
+    assert [r.id for r in queue_rows(session, flt, agent=agent).rows] == [gold.id]
+    assert [t.id for t in queue_page(session, flt, agent=agent).tickets] == [gold.id]
+    for bad in ({"cf.nope": "x"}, {"cf.plan": "platinum"}, {"cf.Bad-Key": "x"}):
+        with pytest.raises(ServiceError):
+            queue_rows(session, QueueFilter.from_args({"view": "all", **bad}), agent=agent)
