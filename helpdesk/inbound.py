@@ -46,6 +46,12 @@ thread_only
     ``receive_batch`` gives ``None`` in its place, ``receive`` raises ``NoConversation``.
 language
     The sender's language when the adapter knows it (portal UI language, widget language).
+custom / customer_custom
+    Answers of a form's custom fields (the portal's contact form, the chat's pre-chat form, the
+    API), by field key, as given: ``custom`` for the new ticket (ignored when the message
+    continues one), ``customer_custom`` for the sender's record. The core cleans them
+    (services/custom_fields.py); an adapter that shows the form checks them first to show its
+    errors beside the fields.
 received_at
     When the channel received it (tz-aware UTC); the core uses now when ``None``.
 raw
@@ -100,6 +106,8 @@ class InboundMessage:
     language: str | None = None
     # A new ticket's priority (a Priority value) when the channel sets one (the API); None: normal.
     priority: int | None = None
+    custom: dict[str, Any] | None = None
+    customer_custom: dict[str, Any] | None = None
     received_at: datetime | None = None
     raw: bytes | None = None
     meta: dict[str, Any] = field(default_factory=dict)

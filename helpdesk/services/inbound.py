@@ -16,6 +16,7 @@ from helpdesk.models import (
     ChannelKind,
     Customer,
     Direction,
+    FieldObject,
     IdentityKind,
     Message,
     MessageKind,
@@ -25,7 +26,7 @@ from helpdesk.models import (
     TicketStatus,
     ticket_participants,
 )
-from helpdesk.services import announcements, assignment, audit, tickets
+from helpdesk.services import announcements, assignment, audit, custom_fields, tickets
 from helpdesk.services.attachments import store_bytes
 from helpdesk.services.conversations import (
     find_email_thread,
@@ -373,6 +374,13 @@ def _receive(
             actor=customer,
             language=msg.language,
             priority=Priority.NORMAL if msg.priority is None else msg.priority,
+        )
+        if msg.custom:
+            fields = custom_fields.fields_for(session, FieldObject.TICKET)
+            ticket.custom = custom_fields.initial_values(fields, msg.custom)
+    if msg.customer_custom:
+        custom_fields.set_values(
+            session, customer, msg.customer_custom, customer, strict_keys=False
         )
 
     raw_sha = store_bytes(msg.raw) if msg.raw else None

@@ -304,3 +304,17 @@ def test_the_queue_filters_by_custom_fields(
     for bad in ({"cf.nope": "x"}, {"cf.plan": "platinum"}, {"cf.Bad-Key": "x"}):
         with pytest.raises(ServiceError):
             queue_rows(session, QueueFilter.from_args({"view": "all", **bad}), agent=agent)
+
+
+def test_a_form_s_answers_arrive_with_the_new_ticket(
+    session: Session, admin: Agent, plan: CustomField, make_ticket: MakeTicket
+) -> None:
+    _define(session, admin, "tier", "dropdown", object_type="customer", options=["a", "b"])
+    start = stream.last_id(session)
+    received = make_ticket(channel="portal", custom={"plan": "gold"}, customer_custom={"tier": "b"})
+    ticket = received.ticket
+    assert ticket.custom == {"plan": "gold"} and ticket.customer.custom == {"tier": "b"}
+    names = [e.name for e in stream.read(session, after=start)]
+    assert "ticket.created" in names and "ticket.updated" not in names  # created with them
+    with pytest.raises(cf.FieldErrors):
+        make_ticket(channel="portal", custom={"plan": "platinum"})
