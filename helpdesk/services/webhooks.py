@@ -68,6 +68,9 @@ EVENT_TYPES: tuple[str, ...] = (
     "task.completed",
     "task.deleted",
     "task.reminder",
+    "custom_field.created",
+    "custom_field.updated",
+    "custom_field.deleted",
 )
 
 
