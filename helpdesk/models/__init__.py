@@ -14,6 +14,7 @@ from helpdesk.models._types import (
 from helpdesk.models.agents import Agent, AssignmentMode, Team, team_members
 from helpdesk.models.api_tokens import ApiToken, IdempotencyKey, TokenScope
 from helpdesk.models.audit import AuditEvent
+from helpdesk.models.calendars import Calendar, CalendarHoliday
 from helpdesk.models.channels import Channel
 from helpdesk.models.custom_fields import CustomField, FieldObject, FieldType
 from helpdesk.models.customers import (
@@ -45,6 +46,8 @@ __all__ = [
     "AssignmentMode",
     "Attachment",
     "AuditEvent",
+    "Calendar",
+    "CalendarHoliday",
     "Channel",
     "ChannelKind",
     "ChannelStatus",

@@ -104,5 +104,7 @@ class Team(Base):
     assignment_last_agent_id: Mapped[int | None] = mapped_column(
         ForeignKey("agents.id", ondelete="SET NULL")
     )
+    # The team's business hours (models/calendars.py); None: the installation's default.
+    calendar_id: Mapped[int | None] = mapped_column(ForeignKey("calendars.id", ondelete="SET NULL"))
 
     members: Mapped[list[Agent]] = relationship(secondary=team_members, back_populates="teams")
