@@ -18,13 +18,13 @@ from helpdesk.services.errors import Conflict, ServiceError
 DHAKA = ZoneInfo("Asia/Dhaka")
 
 
-def dhaka(*args: int) -> datetime:
-    return datetime(*args, tzinfo=DHAKA)  # type: ignore[misc]
+def dhaka(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=DHAKA)
 
 
 def _schedule(
-    hours: dict[str, list[list[str]]] | None = None, closed: list[date] = ()
-) -> bh.Schedule:  # type: ignore[assignment]
+    hours: dict[str, list[list[str]]] | None = None, closed: tuple[date, ...] | list[date] = ()
+) -> bh.Schedule:
     calendar = Calendar(name="x", timezone="Asia/Dhaka", hours=hours or bh.DEFAULT_HOURS)
     calendar.holidays = [CalendarHoliday(day=d) for d in closed]
     return bh.Schedule.of(calendar)
@@ -149,7 +149,7 @@ def test_an_admin_keeps_a_calendar(session: Session, admin: Agent) -> None:
         {"holidays": ["2027-02-30"]},
     ):
         with pytest.raises(ServiceError):
-            bh.update_calendar(session, calendar, admin, **bad)  # type: ignore[arg-type]
+            bh.update_calendar(session, calendar, admin, **bad)
         session.rollback()
     with pytest.raises(Conflict):
         bh.delete_calendar(session, bh.default_calendar(session), admin)
