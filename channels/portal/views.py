@@ -31,6 +31,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response
 
 from channels.portal import accounts, magic
+from channels.portal import custom_fields as portal_fields
 from channels.portal.forms import (
     ContactForm,
     EmptyForm,
@@ -51,8 +52,9 @@ from helpdesk.models import (
     TicketStatus,
     ticket_participants,
 )
-from helpdesk.services import tickets
+from helpdesk.services import customer_forms, tickets
 from helpdesk.services.access import access_ticket_by_number
+from helpdesk.services.custom_fields import FieldErrors
 from helpdesk.services.customers import find_by_identity, normalize_email
 from helpdesk.services.errors import NotFound, ServiceError
 from helpdesk.services.inbound import receive
@@ -276,19 +278,25 @@ def _read_uploads(files: list[FileStorage]) -> tuple[list[InboundAttachment], st
 def contact() -> str | tuple[str, int] | Response:
     form = ContactForm()
     me = _customer()
+    fields = customer_forms.form_fields(db.session, "portal")
+    page = _ContactPage(form, fields)
     if request.method == "GET" and me is not None:
         form.email.data = me.email
         form.name.data = me.name
+        page.values = portal_fields.prefilled(fields, me)
     if request.method == "POST":
         if form.website.data:
             return render_template("portal/thanks.html", number=None)
-        if not form.validate_on_submit():
+        page.values = portal_fields.read_answers(fields, request.form)
+        valid = form.validate_on_submit()
+        answers = _check_answers(page, me)
+        if not valid or answers is None:
             # Everything typed stays in the form; the errors say what to fix.
-            return render_template("portal/contact.html", form=form), 400
+            return page.render(400)
         attachments, error = _read_uploads(form.attachments.data or [])
         if error:
             form.attachments.errors = [error, _("Your text is kept; attach the files again.")]
-            return render_template("portal/contact.html", form=form), 400
+            return page.render(400)
         lang = _lang()
         try:
             received = receive(
@@ -302,6 +310,8 @@ def contact() -> str | tuple[str, int] | Response:
                     text=form.description.data or "",
                     attachments=attachments,
                     language=lang,
+                    custom=answers.custom or None,
+                    customer_custom=answers.customer_custom or None,
                 ),
             )
             kb.record_ticket_submitted(
@@ -318,14 +328,57 @@ def contact() -> str | tuple[str, int] | Response:
         except ServiceError as exc:
             db.session.rollback()
             form.email.errors = [str(exc)]
-            return render_template("portal/contact.html", form=form), 400
+            return page.render(400)
         db.session.commit()
         return render_template(
             "portal/thanks.html",
             number=received.ticket.number,
             email=received.ticket.customer.email,
         )
-    return render_template("portal/contact.html", form=form)
+    return page.render()
+
+
+class _ContactPage:
+    """The contact form with its custom fields: what was typed in them and their errors."""
+
+    def __init__(self, form: ContactForm, fields: list[customer_forms.FormField]) -> None:
+        self.form = form
+        self.fields = fields
+        self.values: dict[str, Any] = {}
+        self.errors: dict[str, str] = {}
+
+    def render(self, status: int = 200) -> tuple[str, int]:
+        page = render_template(
+            "portal/contact.html",
+            form=self.form,
+            custom_fields=self.fields,
+            custom_values=self.values,
+            custom_errors=self.errors,
+            lang=_lang(),
+        )
+        return page, status
+
+
+def _check_answers(page: _ContactPage, me: Customer | None) -> customer_forms.Answers | None:
+    """The custom answers cleaned, or None with ``page.errors`` set. The customer they would
+    land on is looked up by the typed address: only when that is the signed-in customer may
+    the answers replace values the record holds."""
+    owner: Customer | None = None
+    try:
+        email = normalize_email(page.form.email.data or "")
+        owner = find_by_identity(db.session, IdentityKind.EMAIL, email)
+    except ServiceError:
+        pass  # the email field reports its own error
+    try:
+        return customer_forms.check_answers(
+            page.fields,
+            portal_fields.grouped(page.fields, page.values),
+            owner,
+            verified=owner is not None and me is not None and owner.id == me.id,
+        )
+    except FieldErrors as exc:
+        page.errors = exc.fields
+        return None
 
 
 # --- signing in ----------------------------------------------------------------------------
@@ -482,6 +535,7 @@ def _render_ticket(t: Ticket, form: ReplyForm | None = None, status: int = 200) 
             messages=messages,
             form=form or ReplyForm(),
             status_form=EmptyForm(),
+            custom_values=portal_fields.visible_values(db.session, t, _lang()),
         ),
         status,
     )
