@@ -255,7 +255,9 @@ def public_holidays(country: str, years: Sequence[int]) -> list[PublicHoliday]:
     for day, name in sorted(english.items()):
         estimated = "estimated" in name.lower()
         clean = name.replace(" (estimated)", "").replace("(estimated)", "").strip()
-        bn = bengali.get(day, "")
+        # The package says "estimated" in the Bengali name too: the flag says it once, and a
+        # date the admin confirms keeps no stale "(estimated)" in either language.
+        bn = bengali.get(day, "").replace("(আনুমানিক)", "").strip()
         out.append(PublicHoliday(day, clean[:200], bn[:200], estimated))
     return out
 

@@ -49,6 +49,7 @@ def test_the_same_over_eid_ul_fitr_from_the_holidays_package() -> None:
     # Eid al-Fitr moves: 2027's is about eleven days earlier, and marked estimated.
     eid_2027 = [h for h in bh.public_holidays("BD", [2027]) if "Eid al-Fitr" in h.name]
     assert eid_2027[0].day < date(2027, 3, 21) and eid_2027[0].estimated
+    assert eid_2027[0].name == "Eid al-Fitr" and eid_2027[0].name_bn == "ঈদুল ফিতর"
 
 
 def test_starting_outside_hours_counts_from_the_next_opening() -> None:
