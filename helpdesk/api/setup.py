@@ -19,6 +19,7 @@ from helpdesk.api import (
     agents,
     attachments,
     auth,
+    calendars,
     customers,
     docs,
     errors,
@@ -42,6 +43,7 @@ BLUEPRINTS = [
     attachments.blp,
     imports.blp,
     tasks.blp,
+    calendars.blp,
 ]
 # The reference's section of each blueprint (its name, ``api_tickets``, stays the endpoints').
 TAGS = {
@@ -55,6 +57,7 @@ TAGS = {
     "api_attachments": "Attachments",
     "api_imports": "Imports",
     "api_tasks": "Tasks",
+    "api_calendars": "Calendars",
 }
 _prepared = False
 _prepared_blueprints: set[Blueprint] = set()
@@ -162,4 +165,5 @@ def init_app(app: Flask) -> None:
     webhook_payloads.register_payload("customer", customers.customer_payload)
     webhook_payloads.register_payload("task", tasks.task_payload)
     webhook_payloads.register_payload("organization", organizations.organization_payload)
+    webhook_payloads.register_payload("calendar", calendars.calendar_payload)
     app.extensions["helpdesk.api"] = api

@@ -71,6 +71,9 @@ EVENT_TYPES: tuple[str, ...] = (
     "custom_field.created",
     "custom_field.updated",
     "custom_field.deleted",
+    "calendar.created",
+    "calendar.updated",
+    "calendar.deleted",
 )
 
 
