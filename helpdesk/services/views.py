@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, NamedTuple
 
-from sqlalchemy import exists, func, literal, literal_column, or_, select, union_all
+from sqlalchemy import (
+    Integer,
+    String,
+    cast,
+    exists,
+    func,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnClause
 
 from helpdesk.i18n import _
-from helpdesk.models import Agent, Team, team_members
+from helpdesk.models import Agent, CustomField, FieldObject, FieldType, Team, team_members
 from helpdesk.models.views import AgentPreference, SavedView
 from helpdesk.services.errors import NotFound, ServiceError
 from helpdesk.services.queue import QueueFilter, base_query
@@ -33,29 +46,90 @@ class Named(NamedTuple):
     name: str
 
 
-def teams_and_agents(session: Session, agent: Agent) -> tuple[list[Named], set[int], list[Named]]:
+class QueueLists(NamedTuple):
+    teams: list[Named]
+    my_team_ids: set[int]
+    agents: list[Named]
+    # The ticket fields the filter bar offers (dropdown, multi-select, checkbox), in their
+    # order: detached definitions, read for their labels and options only.
+    fields: list[CustomField]
+
+
+FILTERABLE = (FieldType.DROPDOWN, FieldType.MULTI_SELECT, FieldType.CHECKBOX)
+
+
+def teams_and_agents(session: Session, agent: Agent) -> QueueLists:
     """The queue page's lists in one statement: every team by name, the ids of those ``agent``
-    belongs to, and the active agents by name (id and name only). One round trip, not two: on
-    PostgreSQL each is a wake-up of the database's process, which a loaded machine makes wait."""
+    belongs to, the active agents by name (id and name only) and the filterable ticket fields.
+    One round trip, not three: on PostgreSQL each is a wake-up of the database's process, which
+    a loaded machine makes wait (docs/performance.md counts the page's statements)."""
     member = exists().where(team_members.c.team_id == Team.id, team_members.c.agent_id == agent.id)
     kind: ColumnClause[Any] = literal_column("kind")
+    none = null()
     lists = union_all(
-        select(literal(0).label("kind"), Team.id, Team.name, member.label("flag")),
-        select(literal(1), Agent.id, Agent.name, literal(False)).where(Agent.active.is_(True)),
+        select(
+            literal(0).label("kind"),
+            Team.id,
+            Team.name,
+            member.label("flag"),
+            cast(none, String).label("key"),
+            cast(none, String).label("type"),
+            cast(none, String).label("label_bn"),
+            cast(none, String).label("options"),
+            cast(none, Integer).label("position"),
+        ),
+        select(
+            literal(1),
+            Agent.id,
+            Agent.name,
+            literal(False),
+            cast(none, String),
+            cast(none, String),
+            cast(none, String),
+            cast(none, String),
+            cast(none, Integer),
+        ).where(Agent.active.is_(True)),
+        select(
+            literal(2),
+            CustomField.id,
+            CustomField.label_en,
+            literal(False),
+            CustomField.key,
+            cast(CustomField.type, String),
+            CustomField.label_bn,
+            cast(CustomField.options, String),
+            CustomField.position,
+        ).where(
+            CustomField.object_type == FieldObject.TICKET,
+            CustomField.active.is_(True),
+            CustomField.type.in_(FILTERABLE),
+        ),
     )
-    teams: list[Named] = []
-    mine: set[int] = set()
-    agents: list[Named] = []
-    for row_kind, row_id, name, flag in session.execute(
-        lists.order_by(kind, literal_column("name"))
-    ):
+    out = QueueLists([], set(), [], [])
+    fields: list[tuple[int, int, CustomField]] = []
+    for row in session.execute(lists.order_by(kind, literal_column("name"))):
+        row_kind, row_id, name, flag, key, type_, label_bn, options, position = row
         if row_kind == 0:
-            teams.append(Named(row_id, name))
+            out.teams.append(Named(row_id, name))
             if flag:
-                mine.add(row_id)
+                out.my_team_ids.add(row_id)
+        elif row_kind == 1:
+            out.agents.append(Named(row_id, name))
         else:
-            agents.append(Named(row_id, name))
-    return teams, mine, agents
+            field = CustomField(
+                id=row_id,
+                object_type=FieldObject.TICKET,
+                key=key,
+                type=FieldType(type_),
+                label_en=name,
+                label_bn=label_bn or "",
+                options=json.loads(options) if options else [],
+                position=position,
+                active=True,
+            )
+            fields.append((position or 0, row_id, field))
+    out.fields.extend(f for _p, _i, f in sorted(fields, key=lambda t: t[:2]))
+    return out
 
 
 def visible_views(session: Session, agent: Agent) -> list[SavedView]:

@@ -27,12 +27,12 @@ from helpdesk.models import (
     Ticket,
     TicketStatus,
 )
-from helpdesk.services import mentions, outbox, tickets
+from helpdesk.services import custom_fields, mentions, outbox, tickets
 from helpdesk.services.access import access_ticket_by_number
 from helpdesk.services.errors import Conflict, ServiceError
 from helpdesk.services.queue import QueueFilter, queue_rows
 from helpdesk.services.tags import set_tags
-from helpdesk.web import audit_labels
+from helpdesk.web import audit_labels, custom_values
 from helpdesk.web.filters import PRIORITY_LABELS, STATUS_LABELS
 from helpdesk.web.forms import (
     AssignForm,
@@ -50,6 +50,7 @@ from helpdesk.web.queue_rows import RowText
 bp = Blueprint("agent", __name__, url_prefix="/agent")
 # What a history line says ({{ audit_label(e.action, e.data) }} in agent/_audit.html).
 bp.add_app_template_global(audit_labels.describe, "audit_label")
+custom_values.register(bp)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -111,7 +112,7 @@ def queue() -> str | Response:
         # The live refresh replaces the rows only: no sidebar, filters or top bar to fill.
         return render_template("agent/_queue_rows.html", page=page, flt=flt, text=text)
     saved = view_services.visible_views(db.session, me())
-    teams, my_teams, agents = view_services.teams_and_agents(db.session, me())
+    lists = view_services.teams_and_agents(db.session, me())
     organization = (
         db.session.get(Organization, flt.organization_id) if flt.organization_id else None
     )
@@ -125,9 +126,10 @@ def queue() -> str | Response:
         current_saved=next((v.id for v in saved if v.args == flt.as_args()), None),
         views=text.views,
         sorts=text.sorts,
-        teams=teams,
-        my_team_ids=my_teams,
-        agents=agents,
+        teams=lists.teams,
+        my_team_ids=lists.my_team_ids,
+        agents=lists.agents,
+        filter_fields=lists.fields,
         first_page=not request.args.get("after"),
     )
 
@@ -211,6 +213,10 @@ def _render_ticket(ticket: Ticket, status: int = 200, **overrides: Any) -> tuple
         .limit(200)
     ).all()
     forms = _forms(ticket)
+    forms.setdefault(
+        "custom",
+        custom_values.box(custom_fields.fields_for(db.session, "ticket"), ticket.custom),
+    )
     forms.update(overrides)
     other_tickets = db.session.scalars(
         select(Ticket)
@@ -291,6 +297,15 @@ def reply(number: int) -> Response | tuple[str, int]:
             flash(_("Attach your files again before sending."), "warning")
         keep = _keep_reply(t, form)
         return _render_ticket(t, 409, reply_form=keep, conflict=True)
+    except custom_fields.FieldErrors as exc:
+        # Resolving with a required field empty: nothing is sent, the reply stays in the box
+        # and the fields box opens on what is missing.
+        db.session.rollback()
+        t = _ticket(number)
+        flash(str(exc), "error")
+        if uploads:
+            flash(_("Attach your files again before sending."), "warning")
+        return _render_ticket(t, 400, reply_form=_keep_reply(t, form), custom=_fields_box(t, exc))
     db.session.commit()
     flash(_("Reply queued for delivery."), "success")
     return _back(t)
@@ -375,15 +390,46 @@ def team(number: int) -> Response:
 
 @bp.post("/tickets/<int:number>/status")
 @agent_required
-def status(number: int) -> Response:
+def status(number: int) -> Response | tuple[str, int]:
     t = _ticket(number)
     try:
         new = TicketStatus(request.form.get("status-status", ""))
     except ValueError:
         raise ServiceError(_("Unknown status.")) from None
-    tickets.set_status(db.session, t, new, me())
+    try:
+        tickets.set_status(db.session, t, new, me())
+    except custom_fields.FieldErrors as exc:
+        db.session.rollback()
+        t = _ticket(number)
+        flash(str(exc), "error")
+        return _render_ticket(t, 400, custom=_fields_box(t, exc))
     db.session.commit()
     return _back(t)
+
+
+def _fields_box(
+    ticket: Ticket,
+    errors: custom_fields.FieldErrors | None = None,
+    typed: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    fields = custom_fields.fields_for(db.session, "ticket")
+    return custom_values.box(fields, ticket.custom, typed=typed, errors=errors)
+
+
+@bp.post("/tickets/<int:number>/fields")
+@agent_required
+def fields(number: int) -> Response | tuple[str, int]:
+    """The sidebar's custom fields: bad values come back named, with what was typed."""
+    t = _ticket(number)
+    defined = custom_fields.fields_for(db.session, "ticket")
+    errors = custom_values.save(db.session, t, defined, request.form, me())
+    if errors is not None:
+        t = _ticket(number)
+        typed = custom_values.posted(defined, request.form)
+        return _render_ticket(t, 400, custom=_fields_box(t, errors, typed))
+    db.session.commit()
+    flash(_("Fields saved."), "success")
+    return redirect(url_for("agent.ticket", number=t.number))
 
 
 @bp.post("/tickets/<int:number>/priority")

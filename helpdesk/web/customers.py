@@ -3,6 +3,8 @@ channels on one page; merging two records of the same person. Organizations: org
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
@@ -11,8 +13,10 @@ from werkzeug.wrappers import Response
 from helpdesk.extensions import db
 from helpdesk.i18n import _
 from helpdesk.models import Customer, CustomerIdentity, Ticket
+from helpdesk.services import custom_fields
 from helpdesk.services import customers as customer_services
 from helpdesk.services.errors import ServiceError
+from helpdesk.web import custom_values
 from helpdesk.web.agent import agent_required, bp, me
 from helpdesk.web.timeline import box as timeline_box
 
@@ -48,7 +52,12 @@ def customers_list() -> str:
 @bp.get("/customers/<int:customer_id>")
 @agent_required
 def customer(customer_id: int) -> str:
-    c = _customer(customer_id)
+    return _render_customer(_customer(customer_id))[0]
+
+
+def _render_customer(
+    c: Customer, status: int = 200, custom: dict[str, Any] | None = None
+) -> tuple[str, int]:
     tickets = db.session.scalars(
         select(Ticket)
         .where(Ticket.customer_id == c.id)
@@ -56,12 +65,32 @@ def customer(customer_id: int) -> str:
         .options(selectinload(Ticket.assignee), selectinload(Ticket.tags))
         .limit(200)
     ).all()
-    return render_template(
+    if custom is None:
+        custom = custom_values.box(custom_fields.fields_for(db.session, "customer"), c.custom)
+    page = render_template(
         "agent/customer.html",
         customer=c,
         tickets=tickets,
+        custom=custom,
         tl=timeline_box("agent.customer", customer_id=c.id),
     )
+    return page, status
+
+
+@bp.post("/customers/<int:customer_id>/fields")
+@agent_required
+def customer_fields(customer_id: int) -> Response | tuple[str, int]:
+    """The customer's custom fields (every one: customer-visible or not, agents see them all)."""
+    c = _customer(customer_id)
+    defined = custom_fields.fields_for(db.session, "customer")
+    errors = custom_values.save(db.session, c, defined, request.form, me())
+    if errors is not None:
+        typed = custom_values.posted(defined, request.form)
+        c = _customer(customer_id)
+        return _render_customer(c, 400, custom_values.box(defined, c.custom, typed, errors))
+    db.session.commit()
+    flash(_("Fields saved."), "success")
+    return redirect(url_for("agent.customer", customer_id=c.id))
 
 
 @bp.post("/customers/<int:customer_id>")

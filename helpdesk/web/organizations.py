@@ -15,8 +15,10 @@ from werkzeug.wrappers import Response
 from helpdesk.extensions import db
 from helpdesk.i18n import _, _n
 from helpdesk.models import Customer, Organization, OrganizationDomain, Ticket, TicketStatus
+from helpdesk.services import custom_fields
 from helpdesk.services import organizations as verbs
 from helpdesk.services.errors import Conflict, ServiceError
+from helpdesk.web import custom_values
 from helpdesk.web.agent import agent_required, bp, me
 from helpdesk.web.timeline import box as timeline_box
 
@@ -224,7 +226,12 @@ def organization_merge(organization_id: int) -> Any:
 @bp.get("/organizations/<int:organization_id>")
 @agent_required
 def organization(organization_id: int) -> str:
-    org = _org(organization_id)
+    return _render_organization(_org(organization_id))[0]
+
+
+def _render_organization(
+    org: Organization, status: int = 200, custom: dict[str, Any] | None = None
+) -> tuple[str, int]:
     members = db.session.scalars(
         select(Customer)
         .where(Customer.organization_id == org.id)
@@ -244,8 +251,11 @@ def organization(organization_id: int) -> str:
         .options(selectinload(Ticket.customer))
         .limit(200)
     ).all()
-    return render_template(
+    if custom is None:
+        custom = custom_values.box(custom_fields.fields_for(db.session, "organization"), org.custom)
+    page = render_template(
         "agent/organization.html",
+        custom=custom,
         org=org,
         members=members,
         tickets=tickets,
@@ -253,3 +263,20 @@ def organization(organization_id: int) -> str:
         total=int(total or 0),
         tl=timeline_box("agent.organization", organization_id=org.id),
     )
+    return page, status
+
+
+@bp.post("/organizations/<int:organization_id>/fields")
+@agent_required
+def organization_fields(organization_id: int) -> Response | tuple[str, int]:
+    """The organization's custom fields, set through the one verb like the ticket's."""
+    org = _org(organization_id)
+    defined = custom_fields.fields_for(db.session, "organization")
+    errors = custom_values.save(db.session, org, defined, request.form, me())
+    if errors is not None:
+        typed = custom_values.posted(defined, request.form)
+        org = _org(organization_id)
+        return _render_organization(org, 400, custom_values.box(defined, org.custom, typed, errors))
+    db.session.commit()
+    flash(_("Fields saved."), "success")
+    return redirect(url_for("agent.organization", organization_id=org.id))
