@@ -9,7 +9,7 @@ commit (docs/chat-protocol.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -40,7 +40,7 @@ from helpdesk.models import (
     Team,
     Ticket,
 )
-from helpdesk.services import announcements, events, messages
+from helpdesk.services import announcements, customer_forms, events, messages
 from helpdesk.services.audit import Actor
 from helpdesk.services.conversations import make_message_id
 from helpdesk.services.customers import add_identity, find_by_identity, normalize_email
@@ -118,9 +118,15 @@ def start_chat(
     language: str | None = None,
     page_url: str | None = None,
     attachments: Sequence[UploadRef] = (),
+    custom: Mapping[str, Any] | None = None,
+    customer_custom: Mapping[str, Any] | None = None,
 ) -> ChatSession:
     """Open a chat with the visitor's first line and route it. Sending the same start again
-    (same client id) returns the chat it opened."""
+    (same client id) returns the chat it opened.
+
+    ``custom`` / ``customer_custom``: the pre-chat form's custom field answers for the chat's
+    ticket and the visitor's customer record; FieldErrors keyed ``custom.<key>`` /
+    ``customer_custom.<key>`` (:func:`prechat_answers`)."""
     settings = chat_settings(session)
     client_id = check_client_id(client_id)
     text = check_text(text)
@@ -133,6 +139,7 @@ def start_chat(
         raise ServiceError(_("Please enter your name."))
     if team_id is not None and session.get(Team, team_id) is None:
         team_id = None
+    answers = prechat_answers(session, visitor_id, email, custom, customer_custom)
     received = receive(
         session,
         inbound_message(
@@ -145,6 +152,8 @@ def start_chat(
             language=language,
             attachments=attachments,
             channel_id=settings.channel_id,
+            custom=answers.custom,
+            customer_custom=answers.customer_custom,
         ),
     )
     existing = find_chat(session, received.ticket.id)
@@ -173,6 +182,29 @@ def start_chat(
     route(session, chat)
     announce_queue(session)
     return chat
+
+
+def prechat_answers(
+    session: Session,
+    visitor_id: str,
+    email: str | None,
+    custom: Mapping[str, Any] | None,
+    customer_custom: Mapping[str, Any] | None,
+) -> customer_forms.Answers:
+    """The pre-chat form's custom answers, checked like the portal's. The visitor may change
+    values their customer record holds only when it is the customer this browser (its visitor
+    token) already chats as; an email address typed into the form proves nothing."""
+    fields = customer_forms.form_fields(session, "prechat")
+    if not fields:
+        return customer_forms.Answers()
+    by_visitor = find_by_identity(session, IdentityKind.CHAT, visitor_id)
+    owner = find_by_identity(session, IdentityKind.EMAIL, email) if email else by_visitor
+    return customer_forms.check_answers(
+        fields,
+        {customer_forms.TICKET_GROUP: custom, customer_forms.CUSTOMER_GROUP: customer_custom},
+        owner,
+        verified=owner is not None and by_visitor is not None and owner.id == by_visitor.id,
+    )
 
 
 def end_chat(session: Session, chat: ChatSession, actor: Actor) -> None:

@@ -129,6 +129,8 @@ def inbound_message(
     attachments: Sequence[UploadRef],
     channel_id: int | None,
     meta: dict[str, Any] | None = None,
+    custom: dict[str, Any] | None = None,
+    customer_custom: dict[str, Any] | None = None,
 ) -> InboundMessage:
     return InboundMessage(
         channel_kind="chat",
@@ -143,6 +145,8 @@ def inbound_message(
         channel_id=channel_id,
         attachments=[InboundAttachment(a.filename, a.content_type, a.data) for a in attachments],
         meta={**(meta or {}), "client_id": client_id},
+        custom=custom or None,
+        customer_custom=customer_custom or None,
     )
 
 

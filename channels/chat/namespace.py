@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app, request
@@ -48,8 +49,20 @@ from helpdesk.db import read_only_transactions
 from helpdesk.extensions import db, socketio
 from helpdesk.i18n import _
 from helpdesk.realtime import IsolatedNamespace, internal_error
+from helpdesk.services import customer_forms
+from helpdesk.services.custom_fields import FieldErrors
 from helpdesk.services.errors import NotFound, ServiceError
-from helpdesk.socket_payloads import Bool, Id, Ids, Int, Str, accepts, error_ack
+from helpdesk.socket_payloads import (
+    Bool,
+    Field,
+    Id,
+    Ids,
+    Int,
+    PayloadError,
+    Str,
+    accepts,
+    error_ack,
+)
 
 log = logging.getLogger("helpdesk.chat")
 
@@ -92,6 +105,63 @@ def _too_fast(**extra: Any) -> dict[str, Any]:
 
 EMAIL = Str(max_length=320)
 NAME = Str(max_length=200)
+
+
+@dataclass(frozen=True)
+class FormAnswers(Field):
+    """A pre-chat form's custom field answers: ``{key: value}``, each value text, a number,
+    true/false or a list of option values, as custom fields take them (the service checks them
+    against the fields, one error per field)."""
+
+    max_keys: int = 100
+
+    def check(self, key: str, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict) or len(value) > self.max_keys:
+            raise self.invalid(key)
+        for name, answer in value.items():
+            items = answer if isinstance(answer, list) else [answer]
+            if len(name) > 40 or len(items) > 500:
+                raise self.invalid(key)
+            for item in items:
+                if item is None or isinstance(item, (bool, int, float)):
+                    continue
+                if not isinstance(item, str) or len(item) > 20_000:
+                    raise self.invalid(f"{key}.{name}")
+                if "\x00" in item:
+                    raise PayloadError(_("Text may not contain NUL characters."),
+                                       code="nul_character", field=f"{key}.{name}")  # fmt: skip
+        return dict(value)
+
+
+def _field_errors_ack(exc: FieldErrors) -> dict[str, Any]:
+    """Bad pre-chat answers: ``invalid`` naming the first field (``custom.<key>``), with every
+    field's message in ``fields`` so the widget shows each beside its input."""
+    return {
+        "ok": False,
+        "code": "invalid",
+        "field": next(iter(exc.fields)),
+        "error": str(exc),
+        "fields": exc.fields,
+    }
+
+
+def _prechat_fields(language: str) -> list[dict[str, Any]]:
+    """The custom fields of the pre-chat form, for ``chat.hello``: labels in ``language``."""
+    return [
+        {
+            "name": f.name,
+            "group": f.group,
+            "key": f.field.key,
+            "type": f.field.type.value,
+            "label": f.field.label(language),
+            "required": f.field.required_on_forms,
+            "options": [
+                {"value": v, "label": f.field.option_label(v, language)}
+                for v in f.field.option_values
+            ],
+        }
+        for f in customer_forms.form_fields(db.session, "prechat")
+    ]
 
 
 class ChatNamespace(IsolatedNamespace):
@@ -137,6 +207,9 @@ class ChatNamespace(IsolatedNamespace):
             try:
                 result: dict[str, Any] = fn(data)
                 return result
+            except FieldErrors as exc:
+                db.session.rollback()
+                return _field_errors_ack(exc)
             except ServiceError as exc:
                 db.session.rollback()
                 return error_ack(exc)
@@ -199,6 +272,7 @@ class ChatNamespace(IsolatedNamespace):
                     "upload_max_bytes": settings.upload_max_bytes,
                     "upload_types": list(settings.upload_types),
                     "max_text": MAX_TEXT,
+                    "fields": _prechat_fields(conn.language),
                 },
                 "open": is_open(settings),
                 "available": is_open(settings)
@@ -216,6 +290,8 @@ class ChatNamespace(IsolatedNamespace):
         team=Id(),
         page_url=Str(max_length=2000, clip=True),
         attachments=Ids(),
+        custom=FormAnswers(),
+        customer_custom=FormAnswers(),
     )
     def on_chat_start(self, data: dict[str, Any]) -> dict[str, Any]:
         def run(data: dict[str, Any]) -> dict[str, Any]:
@@ -241,6 +317,8 @@ class ChatNamespace(IsolatedNamespace):
                 language=conn.language,
                 page_url=data["page_url"] or None,
                 attachments=uploads_for(db.session, visitor, data["attachments"] or []),
+                custom=data["custom"],
+                customer_custom=data["customer_custom"],
             )
             db.session.commit()
             self._join(conn, chat)
@@ -397,5 +475,3 @@ def origin_allowed(origin: str | None, allowed: tuple[str, ...] | list[str], hos
         return True  # not a browser (a script or server-side client): tokens still apply
     origin = origin.rstrip("/")
     return origin == host_url.rstrip("/") or "*" in allowed or origin in allowed
-
-

@@ -17,10 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from helpdesk.models import Customer, CustomField, FieldObject
-from helpdesk.services.custom_fields import FieldErrors, clean_value, fields_for, require
+from helpdesk.services.custom_fields import FieldErrors, clean_value, require
 
 Form = Literal["portal", "prechat"]
 TICKET_GROUP = "custom"
@@ -48,15 +49,26 @@ class Answers:
 
 
 def form_fields(session: Session, form: Form) -> list[FormField]:
-    """The fields ``form`` asks, in the order it shows them. Agent-only fields never appear."""
-    out: list[FormField] = []
-    for object_type, group in ((FieldObject.TICKET, TICKET_GROUP),
-                               (FieldObject.CUSTOMER, CUSTOMER_GROUP)):  # fmt: skip
-        for f in fields_for(session, object_type):
-            asked = f.on_portal_form if form == "portal" else f.on_prechat_form
-            if asked and f.visible_to_customers:
-                out.append(FormField(group, f))
-    return out
+    """The fields ``form`` asks, in the order it shows them. Agent-only fields never appear.
+    One small query: the chat asks it on every connection (``chat.hello``)."""
+    asked = CustomField.on_portal_form if form == "portal" else CustomField.on_prechat_form
+    rows = session.scalars(
+        select(CustomField)
+        .where(
+            CustomField.active.is_(True),
+            CustomField.visible_to_customers.is_(True),
+            asked.is_(True),
+            CustomField.object_type.in_((FieldObject.TICKET, FieldObject.CUSTOMER)),
+        )
+        .order_by(CustomField.position, CustomField.id)
+    )
+    tickets, customers = [], []
+    for f in rows:
+        if f.object_type == FieldObject.TICKET:
+            tickets.append(FormField(TICKET_GROUP, f))
+        else:
+            customers.append(FormField(CUSTOMER_GROUP, f))
+    return tickets + customers
 
 
 def check_answers(

@@ -143,23 +143,92 @@ function limit(box) {
   return box;
 }
 
-function prechat(d) {
+// The admin's custom fields asked before a chat (settings.fields from chat.hello: labels in this
+// widget's language). Each gets a wrapper that shows its own error; answers are sent in
+// chat.start's custom / customer_custom by group.
+function customInput(f, value) {
+  var id = "hd-cf-" + f.name.replace(/\W/g, "-"), el, box;
+  if (f.type === "checkbox") {
+    el = h("input", { type: "checkbox", id: id, name: f.name });
+    el.checked = value === true;
+    box = h("label", { "class": "hd-check" }, [el, f.label]);
+  } else if (f.type === "multi_select") {
+    box = h("fieldset", { "class": "hd-multi" }, [h("legend", { text: f.label })]);
+    (f.options || []).forEach(function (o) {
+      var c = h("input", { type: "checkbox", name: f.name, value: o.value });
+      c.checked = (value || []).indexOf(o.value) >= 0;
+      box.append(h("label", { "class": "hd-check" }, [c, o.label]));
+    });
+  } else if (f.type === "dropdown") {
+    el = h("select", { id: id, name: f.name }, [h("option", { value: "", text: "—" })].concat((f.options || []).map(function (o) {
+      return h("option", { value: o.value, text: o.label });
+    })));
+    el.value = value || "";
+    box = h("label", {}, [f.label, el]);
+  } else {
+    var types = { number: "number", date: "date", url: "url" };
+    el = h(f.type === "long_text" ? "textarea" : "input", f.type === "long_text" ? { rows: 2, dir: "auto", name: f.name } : { type: types[f.type] || "text", dir: "auto", name: f.name });
+    if (f.type === "number") { el.step = "any"; }
+    el.value = value == null ? "" : value;
+    box = h("label", {}, [f.label, el]);
+  }
+  if (f.required && el) { el.required = true; }
+  var wrap = h("div", { "class": "hd-cf", "data-name": f.name }, [box]);
+  wrap.answer = function () {
+    if (f.type === "checkbox") { return el.checked; }
+    if (f.type === "multi_select") {
+      return Array.prototype.filter.call(box.querySelectorAll("input"), function (c) { return c.checked; }).map(function (c) { return c.value; });
+    }
+    return el.value.trim();
+  };
+  wrap.empty = function () { var a = wrap.answer(); return a === false || a === "" || (a && a.length === 0); };
+  wrap.error = function (msg) {
+    var e = wrap.querySelector(".hd-err");
+    if (!msg) { if (e) { e.remove(); } return; }
+    if (!e) { e = wrap.appendChild(h("p", { "class": "hd-err", role: "alert" })); }
+    e.textContent = msg;
+  };
+  return wrap;
+}
+
+function prechat(d, errors) {
   clear();
   var n = field(settings.name_required ? T.name : T.name_optional, { name: "name", autocomplete: "name", value: d.name || "" });
   if (settings.name_required) { n[1].required = true; }
   var m = field(settings.email_required ? T.email : T.email_optional, { name: "email", type: "email", autocomplete: "email", value: d.email || "" });
   if (settings.email_required) { m[1].required = true; }
+  var given = d.fields || {};
+  var custom = (settings.fields || []).map(function (f) {
+    var w = customInput(f, given[f.name]); w.field = f; w.error((errors || {})[f.name]);
+    return w;
+  });
   var q = field(T.question, { name: "text", rows: 3, required: "", dir: "auto" });
   limit(q[1]).value = (d.text || "").slice(0, maxText());
-  var form = h("form", { novalidate: "" }, [n[0], m[0], q[0], h("button", { "class": "hd-b", type: "submit", text: T.start })]);
-  form.addEventListener("input", function () { save("draft", { name: n[1].value, email: m[1].value, text: q[1].value }); });
+  var form = h("form", { novalidate: "" }, [n[0], m[0]].concat(custom, [q[0], h("button", { "class": "hd-b", type: "submit", text: T.start })]));
+  function collect() {
+    var data = { name: n[1].value.trim(), email: m[1].value.trim(), text: q[1].value.trim(), fields: {}, custom: {}, customer_custom: {} };
+    custom.forEach(function (w) {
+      var a = w.answer();
+      data.fields[w.field.name] = a;
+      data[w.field.group][w.field.key] = a;
+    });
+    return data;
+  }
+  form.addEventListener("input", function () { var c = collect(); save("draft", { name: c.name, email: c.email, text: c.text, fields: c.fields }); });
+  form.addEventListener("change", function () { var c = collect(); save("draft", { name: c.name, email: c.email, text: c.text, fields: c.fields }); });
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
-    var data = { name: n[1].value.trim(), email: m[1].value.trim(), text: q[1].value.trim() };
-    if (!data.text || (settings.email_required && !data.email) || (settings.name_required && !data.name)) { return err(form, T.required); }
+    var data = collect(), missing = false;
+    custom.forEach(function (w) {
+      var gap = w.field.required && w.empty();
+      w.error(gap ? T.required : "");
+      missing = missing || gap;
+    });
+    if (!data.text || (settings.email_required && !data.email) || (settings.name_required && !data.name) || missing) { return err(form, T.required); }
     suggestFirst(form, data);
   });
   body.append(h("p", { text: T.intro }), form);
+  if (errors) { err(form, ""); var bad = form.querySelector(".hd-cf .hd-err"); if (bad) { bad.parentNode.scrollIntoView({ block: "nearest" }); } }
 }
 
 function suggestFirst(form, data) {
@@ -187,11 +256,12 @@ function suggestFirst(form, data) {
 function start(form, data) {
   var cid = load("startId", null) || newId();
   save("startId", cid);
-  socket.emit("chat.start", { client_id: cid, text: data.text, name: data.name, email: data.email, team: team, page_url: location.href }, function (ack) {
+  socket.emit("chat.start", { client_id: cid, text: data.text, name: data.name, email: data.email, team: team, page_url: location.href, custom: data.custom || {}, customer_custom: data.customer_custom || {} }, function (ack) {
     if (ack && ack.ok) {
       save("startId", null); save("draft", {});
       conversation(); state(ack.chat); ack.messages.forEach(render);
     } else if (ack && ack.offline) { save("startId", null); offline(data); }
+    else if (ack && ack.fields) { prechat(data, ack.fields); }
     else if (form) { err(form, ack && ack.error); } else { prechat(data); }
   });
 }
