@@ -15,6 +15,7 @@ from helpdesk.models import Message, Ticket, TicketStatus
 from helpdesk.services import ticket_merge
 from helpdesk.services.access import access_ticket, access_ticket_by_number
 from helpdesk.services.bulk import BulkChange, bulk_update
+from helpdesk.services.custom_fields import FieldErrors
 from helpdesk.services.errors import ServiceError
 from helpdesk.web.agent import agent_required, bp, me
 from helpdesk.web.auth_views import safe_next
@@ -112,7 +113,13 @@ def bulk() -> Response:
     if change == BulkChange():
         flash(_("Choose what to change."), "error")
         return redirect(back)
-    changed = bulk_update(db.session, ids, change, me())
+    try:
+        changed = bulk_update(db.session, ids, change, me())
+    except FieldErrors as exc:
+        # A selected ticket cannot be resolved yet (a required field is empty): all or none.
+        db.session.rollback()
+        flash(_("No ticket was changed. %(reason)s", reason=str(exc)), "error")
+        return redirect(back)
     db.session.commit()
     flash(_n("%(num)d ticket updated.", "%(num)d tickets updated.", len(changed)), "success")
     return redirect(back)

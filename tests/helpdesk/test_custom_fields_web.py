@@ -198,6 +198,25 @@ def test_resolving_is_held_up_by_a_required_field(
     assert _fresh(session, t.id).status == TicketStatus.RESOLVED
 
 
+@pytest.mark.usefixtures("ticket_fields")
+def test_a_bulk_resolve_is_held_up_as_a_whole(
+    agent_client: AgentClient, session: Session, agent: Agent, make_ticket: MakeTicket
+) -> None:
+    filled = make_ticket(sender="a@example.com", commit=False).ticket
+    cf.set_values(session, filled, {"plan": "gold"}, agent)
+    empty = make_ticket(sender="b@example.com").ticket
+    ids = [filled.id, empty.id]
+    held = agent_client.post(
+        "/agent/bulk",
+        {"ticket": [str(i) for i in ids], "status": "resolved", "next": "/agent/queue?view=all"},
+    )
+    assert held.status_code == 302 and held.headers["Location"].endswith("/agent/queue?view=all")
+    queue = agent_client.get("/agent/queue?view=all").get_data(as_text=True)
+    assert "No ticket was changed. Plan must be filled in before the ticket is resolved." in queue
+    session.expire_all()
+    assert {session.get(Ticket, i).status for i in ids} == {TicketStatus.NEW}  # type: ignore[union-attr]
+
+
 def test_resolving_is_held_up_in_bengali(
     bn_client: AgentClient, session: Session, admin: Agent, make_ticket: MakeTicket
 ) -> None:
