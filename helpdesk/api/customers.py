@@ -18,14 +18,15 @@ from sqlalchemy.orm import Session, selectinload
 from helpdesk.api import timeline as api_timeline
 from helpdesk.api.auth import me
 from helpdesk.api.common import errors_doc, id_page, next_cursor
+from helpdesk.api.custom_fields import values_errors
 from helpdesk.api.idempotency import DOC_PARAMETER, commit_response, idempotent
-from helpdesk.api.schemas import ID, STATUSES, date_time
+from helpdesk.api.schemas import ID, STATUSES, custom_in, custom_out, date_time
 from helpdesk.api.serialize import iso
 from helpdesk.extensions import db
 from helpdesk.i18n import _
 from helpdesk.models import Customer, CustomerIdentity, IdentityKind, Ticket
+from helpdesk.services import custom_fields, timeline
 from helpdesk.services import customers as customer_verbs
-from helpdesk.services import timeline
 from helpdesk.services.errors import NotFound, ServiceError
 
 blp = Blueprint(
@@ -79,6 +80,7 @@ class CustomerSummary(ma.Schema):
     identities = ma.fields.List(ma.fields.Nested(IdentityOut), required=True)
     created_at = date_time(required=True)
     updated_at = date_time(required=True)
+    custom = custom_out()
 
 
 class CustomerOut(CustomerSummary):
@@ -130,6 +132,7 @@ class CustomerPatch(ma.Schema):
         metadata={"description": "An organization's name (created if new); null or empty: none"},
     )
     notes = ma.fields.String(validate=validate.Length(max=20_000))
+    custom = custom_in()
 
 
 class CustomerMergeIn(ma.Schema):
@@ -170,6 +173,7 @@ def customer_summary(c: Customer) -> dict[str, Any]:
         "identities": [identity_json(i) for i in c.identities],
         "created_at": iso(c.created_at),
         "updated_at": iso(c.updated_at),
+        "custom": dict(c.custom or {}),
     }
 
 
@@ -291,8 +295,12 @@ def create_customer(data: dict[str, Any]) -> Any:
 @blp.response(200, CustomerOut)
 @errors_doc(blp, 400, 401, 403, 404, 422, 429)
 def update_customer(changes: dict[str, Any], customer_id: int) -> Any:
-    """Change name, language, organization (by name) or notes (only the fields given)."""
+    """Change name, language, organization (by name), notes or custom field values (only the
+    fields given; a bad value is a 422 naming `custom.<key>`)."""
     customer = _customer(customer_id)
+    if "custom" in changes:
+        with values_errors():
+            custom_fields.set_values(db.session, customer, changes["custom"], me())
     language = changes.get("language")
     organization = changes.get("organization")
     customer_verbs.update_customer(

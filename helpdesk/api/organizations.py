@@ -18,15 +18,16 @@ from sqlalchemy.orm import Session, selectinload
 from helpdesk.api import timeline as api_timeline
 from helpdesk.api.auth import me
 from helpdesk.api.common import Invalid, errors_doc, id_page, next_cursor
+from helpdesk.api.custom_fields import values_errors
 from helpdesk.api.customers import TicketCounts, counts, like
 from helpdesk.api.idempotency import DOC_PARAMETER, commit_response, idempotent
-from helpdesk.api.schemas import ID, date_time
+from helpdesk.api.schemas import ID, custom_in, custom_out, date_time
 from helpdesk.api.serialize import iso
 from helpdesk.extensions import db
 from helpdesk.i18n import _
 from helpdesk.models import Customer, Organization, OrganizationDomain, Ticket
+from helpdesk.services import custom_fields, timeline
 from helpdesk.services import organizations as verbs
-from helpdesk.services import timeline
 from helpdesk.services.errors import NotFound, ServiceError
 
 blp = Blueprint(
@@ -50,6 +51,7 @@ class OrganizationSummary(ma.Schema):
         ma.fields.String(), required=True, metadata={"description": DOMAINS_DOC}
     )
     created_at = date_time(required=True)
+    custom = custom_out()
 
 
 class OrganizationOut(OrganizationSummary):
@@ -93,6 +95,7 @@ class OrganizationPatch(ma.Schema):
         metadata={"description": "The whole new list (customers already linked stay)"},
     )
     notes = ma.fields.String(validate=validate.Length(max=verbs.MAX_NOTES_LENGTH))
+    custom = custom_in()
 
 
 class OrganizationMergeIn(ma.Schema):
@@ -119,6 +122,7 @@ def organization_summary(org: Organization) -> dict[str, Any]:
         "name": org.name,
         "domains": org.domain_names,
         "created_at": iso(org.created_at),
+        "custom": dict(org.custom or {}),
     }
 
 
@@ -233,9 +237,13 @@ def create_organization(data: dict[str, Any]) -> Any:
 @blp.response(200, OrganizationOut)
 @errors_doc(blp, 400, 401, 403, 404, 409, 422, 429)
 def update_organization(changes: dict[str, Any], organization_id: int) -> Any:
-    """Change the name, notes or domains (only the fields given; `domains` is the whole new
-    list). One `organization.updated` event with each changed field's `from` and `to`."""
+    """Change the name, notes, domains or custom field values (only the fields given;
+    `domains` is the whole new list). One `organization.updated` event with each changed
+    field's `from` and `to` (custom values: another, with `custom.<key>`)."""
     org = _organization(organization_id)
+    if "custom" in changes:
+        with values_errors():
+            custom_fields.set_values(db.session, org, changes["custom"], me())
     with _fields():
         verbs.update_organization(
             db.session,

@@ -10,6 +10,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from helpdesk.models import ChannelKind, TicketStatus
+from helpdesk.services.custom_fields import MAX_FIELDS
 
 STATUSES = [s.value for s in TicketStatus]
 CHANNELS = [c.value for c in ChannelKind]
@@ -25,6 +26,37 @@ def date_time(*, metadata: dict[str, Any] | None = None, **kw: Any) -> ma.fields
     """An ISO 8601 time with its offset (documented as ``format: date-time``, with
     ``metadata``'s description if given)."""
     return ma.fields.String(metadata={"format": "date-time", **(metadata or {})}, **kw)
+
+
+CUSTOM_VALUES_DOC = (
+    "Values by field key: text, long_text, url and date (`YYYY-MM-DD`) as strings, number as a "
+    "number, dropdown as an option's value, multi_select as a list of option values, checkbox "
+    "as true/false. `{}` when none"
+)
+
+
+def custom_out() -> ma.fields.Dict:
+    """``custom`` in a ticket's, customer's or organization's JSON: the stored values."""
+    return ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Raw(),
+        required=True,
+        metadata={"description": CUSTOM_VALUES_DOC},
+    )
+
+
+def custom_in() -> ma.fields.Dict:
+    """``custom`` in a PATCH (or a ticket's POST): only the keys given change; null clears."""
+    return ma.fields.Dict(
+        keys=ma.fields.String(validate=validate.Length(1, 40)),
+        values=ma.fields.Raw(allow_none=True),
+        validate=validate.Length(max=MAX_FIELDS),
+        metadata={
+            "description": "Values to set by field key (see `GET /api/v1/custom-fields`); "
+            "null clears one; the keys not given keep their values. A bad value or an unknown "
+            "or archived key: 422 with `fields` naming `custom.<key>`"
+        },
+    )
 
 
 class Person(ma.Schema):
@@ -96,6 +128,7 @@ class TicketSummary(ma.Schema):
         allow_none=True,
         metadata={"description": "Its id in the helpdesk it was imported from (imports only)"},
     )
+    custom = custom_out()
 
 
 class TicketOut(TicketSummary):
@@ -156,6 +189,7 @@ class TicketCreate(ma.Schema):
     team = ma.fields.Integer(
         validate=validate.Range(1, 2**31 - 1), metadata={"description": "A team's id"}
     )
+    custom = custom_in()
 
 
 class TicketCreateForm(ma.Schema):
@@ -196,6 +230,7 @@ class TicketPatch(ma.Schema):
             "offset; null clears it)"
         },
     )
+    custom = custom_in()
 
 
 class MessageIn(ma.Schema):

@@ -54,6 +54,7 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
         "resolved_at": iso(ticket.resolved_at),
         "follow_up_at": iso(ticket.follow_up_at),
         "external_id": ticket.external_id,
+        "custom": dict(ticket.custom or {}),
     }
 
 

@@ -165,5 +165,6 @@ def init_app(app: Flask) -> None:
     webhook_payloads.register_payload("customer", customers.customer_payload)
     webhook_payloads.register_payload("task", tasks.task_payload)
     webhook_payloads.register_payload("organization", organizations.organization_payload)
+    webhook_payloads.register_payload("custom_field", custom_fields.field_payload)
     webhook_payloads.register_payload("calendar", calendars.calendar_payload)
     app.extensions["helpdesk.api"] = api

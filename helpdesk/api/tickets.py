@@ -14,6 +14,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from helpdesk.api import pagination, serialize
 from helpdesk.api.auth import me
 from helpdesk.api.common import parse_time
+from helpdesk.api.custom_fields import check_values, values_errors
 from helpdesk.api.errors import ErrorSchema
 from helpdesk.api.idempotency import DOC_PARAMETER, commit_response, idempotent
 from helpdesk.api.schemas import (
@@ -30,13 +31,14 @@ from helpdesk.api.schemas import (
 from helpdesk.extensions import db
 from helpdesk.i18n import _
 from helpdesk.inbound import InboundAttachment, InboundMessage
-from helpdesk.models import Agent, ChannelKind, Team, Ticket, TicketStatus
-from helpdesk.services import reminders
+from helpdesk.models import Agent, ChannelKind, FieldObject, Team, Ticket, TicketStatus
+from helpdesk.services import custom_fields, reminders
 from helpdesk.services import tickets as ticket_verbs
 from helpdesk.services.access import access_ticket_by_number
+from helpdesk.services.custom_fields import FieldErrors
 from helpdesk.services.errors import ServiceError
 from helpdesk.services.inbound import receive
-from helpdesk.services.queue import QueueFilter, base_query
+from helpdesk.services.queue import QueueFilter, base_query, parse_custom
 from helpdesk.services.search import SearchFilter, search_tickets
 from helpdesk.services.tags import set_tags
 from helpdesk.services.ticket_merge import merge_tickets
@@ -72,9 +74,21 @@ def _ticket(number: int) -> Ticket:
 @blp.response(200, TicketPage)
 @_errors(400, 401, 429)
 def list_tickets(**args: Any) -> dict[str, Any]:
-    """List tickets, newest first by default; filter like the queue; `q` searches."""
+    """List tickets, newest first by default; filter like the queue; `q` searches.
+
+    Custom fields filter too: `cf.<key>=<value>` (a ticket field's key, e.g.
+    `cf.plan=gold`; several are all required): a dropdown's option value, a checkbox's
+    `true`/`false` (false also matches never set), one option of a multi-select, or any other
+    type's exact value. An unknown or archived field, or a value the field cannot hold, is a
+    400. Not with `q`."""
     limit = int(args["limit"])
+    custom = parse_custom(request.args)
     if args.get("q"):
+        if custom:
+            raise ServiceError(
+                _("With q, only the filters status, channel and assignee apply."),
+                code="unsupported_filter",
+            )
         return _search(args, limit)
     assignee = args.get("assignee")
     flt = QueueFilter(
@@ -88,8 +102,13 @@ def list_tickets(**args: Any) -> dict[str, Any]:
         priority=args.get("priority"),
         tag=(args.get("tag") or "").strip().lower() or None,
         organization_id=args.get("organization"),
+        custom=custom,
     )
-    q = base_query(db.session, flt, me())
+    try:
+        q = base_query(db.session, flt, me())
+    except FieldErrors as exc:
+        # A value the field cannot hold is a bad filter like an unknown field: 400.
+        raise ServiceError(str(exc), code="invalid_filter") from None
     if args.get("customer") is not None:
         q = q.where(Ticket.customer_id == args["customer"])
     if args.get("external_id") is not None:
@@ -230,6 +249,8 @@ def create_ticket() -> Any:
     raw, files = _create_input()
     data = _load(TicketCreate(), raw)
     team = _team(data.get("team"))
+    if data.get("custom"):
+        check_values(db.session, FieldObject.TICKET, data["custom"])
     agent = me()
     received = receive(
         db.session,
@@ -244,6 +265,7 @@ def create_ticket() -> Any:
             attachments=files,
             priority=data.get("priority"),
             meta={"via": "api", "api_agent_id": agent.id},
+            custom=data.get("custom") or None,
         ),
     )
     ticket = received.ticket
@@ -263,12 +285,16 @@ def create_ticket() -> Any:
 @blp.response(200, TicketOut)
 @_errors(*_ERRORS, 400)
 def update_ticket(changes: dict[str, Any], number: int) -> Any:
-    """Change status, priority, assignee, team, tags or the follow-up date (only the fields
-    given)."""
+    """Change status, priority, assignee, team, tags, the follow-up date or custom field values
+    (only the fields given). `custom` is set before `status`, so one request can fill a field
+    required on resolve and resolve; resolving without it is a 422 naming `custom.<key>`."""
     ticket = _ticket(number)
     agent = me()
-    if "status" in changes:
-        ticket_verbs.set_status(db.session, ticket, changes["status"], agent)
+    with values_errors():
+        if "custom" in changes:
+            custom_fields.set_values(db.session, ticket, changes["custom"], agent)
+        if "status" in changes:
+            ticket_verbs.set_status(db.session, ticket, changes["status"], agent)
     if "priority" in changes:
         ticket_verbs.set_priority(db.session, ticket, changes["priority"], agent)
     if "assignee" in changes:

@@ -28,6 +28,9 @@ ADMIN = {
     ("POST", "/api/v1/imports/tickets"),
     ("GET", "/api/v1/customers/{customer_id}/export"),
     ("POST", "/api/v1/customers/{customer_id}/erase"),
+    ("POST", "/api/v1/custom-fields"),
+    ("PATCH", "/api/v1/custom-fields/{field_id}"),
+    ("DELETE", "/api/v1/custom-fields/{field_id}"),
 }
 ADMIN_PREFIXES = ("/api/v1/webhooks",)  # every operation, GET included
 # Operations that kb/ and channels/ add through helpdesk.api.register_resource: agent
