@@ -20,6 +20,7 @@ from helpdesk.api import (
     attachments,
     auth,
     calendars,
+    custom_fields,
     customers,
     docs,
     errors,
@@ -44,6 +45,7 @@ BLUEPRINTS = [
     imports.blp,
     tasks.blp,
     calendars.blp,
+    custom_fields.blp,
 ]
 # The reference's section of each blueprint (its name, ``api_tickets``, stays the endpoints').
 TAGS = {
@@ -58,6 +60,7 @@ TAGS = {
     "api_imports": "Imports",
     "api_tasks": "Tasks",
     "api_calendars": "Calendars",
+    "api_custom_fields": "Custom fields",
 }
 _prepared = False
 _prepared_blueprints: set[Blueprint] = set()
@@ -165,6 +168,6 @@ def init_app(app: Flask) -> None:
     webhook_payloads.register_payload("customer", customers.customer_payload)
     webhook_payloads.register_payload("task", tasks.task_payload)
     webhook_payloads.register_payload("organization", organizations.organization_payload)
-    webhook_payloads.register_payload("custom_field", custom_fields.field_payload)
     webhook_payloads.register_payload("calendar", calendars.calendar_payload)
+    webhook_payloads.register_payload("custom_field", custom_fields.field_payload)
     app.extensions["helpdesk.api"] = api
