@@ -39,6 +39,17 @@ def user_errors(fn: F) -> F:
     return cast(F, wrapper)
 
 
+def field_args(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``--field key=value`` options as the queue's ``cf.<key>`` arguments."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE.", param_hint="--field")
+        out[f"cf.{key.strip()}"] = value.strip()
+    return out
+
+
 def _emit_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
@@ -333,6 +344,13 @@ def tickets_group() -> None:
     show_default=True,
 )
 @click.option("--tag", default=None)
+@click.option(
+    "--field",
+    "fields",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A custom ticket field has this value (a dropdown's option value; repeatable).",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N tickets.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @with_appcontext
@@ -342,13 +360,16 @@ def tickets_list(
     channel: str | None,
     view: str,
     tag: str | None,
+    fields: tuple[str, ...],
     limit: int | None,
     as_json: bool,
 ) -> None:
     """List tickets, most recently updated first (all matching unless --limit)."""
     from helpdesk.services.queue import QueueFilter, iter_tickets, ticket_row
 
-    flt = QueueFilter.from_args({"status": status, "channel": channel, "view": view, "tag": tag})
+    flt = QueueFilter.from_args(
+        {"status": status, "channel": channel, "view": view, "tag": tag, **field_args(fields)}
+    )
     rows: list[dict[str, Any]] = []
     for ticket in iter_tickets(db.session, flt):
         rows.append(ticket_row(ticket))

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 from flask.cli import with_appcontext
 
+from helpdesk.cli import field_args
 from helpdesk.extensions import db
 from helpdesk.models import ChannelKind, TicketStatus
 from helpdesk.services import csv_export, customer_import
@@ -36,8 +37,9 @@ def customers_group() -> None:
 @with_appcontext
 def customers_import(file: Path, as_organizations: bool, dry_run: bool, as_json: bool) -> None:
     """Import customers (email, name, language, organization, notes) or organizations (name,
-    domains, notes) from a CSV file: a known email (name) is updated, a bad row is reported
-    and the others imported. Exits 1 when a row had an error."""
+    domains, notes; ``cf.<key>`` for a custom field, as the export writes them) from a CSV file:
+    a known email (name) is updated, a bad row is reported and the others imported. Exits 1
+    when a row had an error."""
     kind: customer_import.Kind = "organizations" if as_organizations else "customers"
     try:
         parsed = customer_import.parse_csv(file.read_bytes(), kind)
@@ -117,9 +119,21 @@ def customers_export(as_organizations: bool) -> None:
 )
 @click.option("--tag", default=None)
 @click.option("--organization", type=int, default=None, help="An organization's id.")
+@click.option(
+    "--field",
+    "fields",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A custom ticket field has this value (a dropdown's option value; repeatable).",
+)
 @with_appcontext
 def tickets_export(
-    status: str | None, channel: str | None, view: str, tag: str | None, organization: int | None
+    status: str | None,
+    channel: str | None,
+    view: str,
+    tag: str | None,
+    organization: int | None,
+    fields: tuple[str, ...],
 ) -> None:
     """Write the matching tickets as CSV to stdout, most recently updated first (the queue's
     export: ``helpdesk tickets export --status open > open.csv``)."""
@@ -131,8 +145,10 @@ def tickets_export(
                 "view": view,
                 "tag": tag,
                 "organization": organization,
+                **field_args(fields),
             }
         )
+        chunks = csv_export.tickets_csv(db.session, flt)  # checks the filter before any row
     except ServiceError as exc:
         raise click.ClickException(str(exc)) from None
-    _write(csv_export.tickets_csv(db.session, flt))
+    _write(chunks)

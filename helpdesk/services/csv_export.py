@@ -8,6 +8,12 @@ cell. A cell starting with ``=``, ``+``, ``-`` or ``@`` gets a leading ``'`` so 
 does not run it as a formula; the CSV import takes that ``'`` off again, so a customers' export
 imports back unchanged (its extra columns are reported as ignored).
 
+Custom fields: one column per active field of the exported object after the built-in ones,
+headed ``cf.<key>`` (the prefix of the queue's filter arguments; a field's key cannot collide
+with a built-in column's name, whatever it is), each cell ``custom_fields.export_value`` (option
+values, ISO dates, ``true``/``false``, a multi-select's values separated by ``, ``), which the
+CSV import reads back. The definitions are read once, before the first chunk.
+
 Each chunk's read transaction is ended before the next chunk (a long export holds no snapshot
 on PostgreSQL and no read lock on SQLite's WAL checkpoints); the keyset makes that safe: a row
 changed meanwhile is written as it is when its chunk is read. Read-only, like ``queue``.
@@ -27,6 +33,8 @@ from sqlalchemy.orm import Session, aliased
 from helpdesk.models import (
     Agent,
     Customer,
+    CustomField,
+    FieldObject,
     Organization,
     OrganizationDomain,
     Tag,
@@ -34,9 +42,11 @@ from helpdesk.models import (
     Ticket,
     ticket_tags,
 )
-from helpdesk.services.queue import QueueFilter, _base_query, _tag_plan
+from helpdesk.services import custom_fields
+from helpdesk.services.queue import QueueFilter, _base_query, _custom_clauses, _tag_plan
 
 CHUNK = 2000
+CUSTOM_PREFIX = "cf."
 BOM = "\ufeff"
 _FORMULA = ("=", "+", "-", "@")
 
@@ -102,8 +112,27 @@ def _end_read(session: Session) -> None:
     session.rollback()
 
 
+def _custom_fields(session: Session, object_type: FieldObject) -> list[CustomField]:
+    """The object's active fields, detached: each chunk's rollback would expire them, and
+    reading a field after that would load it again, once per chunk."""
+    fields = custom_fields.fields_for(session, object_type)
+    for each in fields:
+        session.expunge(each)
+    return fields
+
+
+def custom_header(fields: Sequence[CustomField]) -> list[str]:
+    return [f"{CUSTOM_PREFIX}{f.key}" for f in fields]
+
+
+def _custom_cells(fields: Sequence[CustomField], values: dict[str, Any] | None) -> list[str]:
+    values = values or {}
+    return [custom_fields.export_value(f, values.get(f.key)) for f in fields]
+
+
 def customers_csv(session: Session) -> Iterator[str]:
-    yield _header(CUSTOMER_COLUMNS)
+    fields = _custom_fields(session, FieldObject.CUSTOMER)
+    yield _header([*CUSTOMER_COLUMNS, *custom_header(fields)])
     last = 0
     while True:
         rows = session.execute(
@@ -116,6 +145,7 @@ def customers_csv(session: Session) -> Iterator[str]:
                 Customer.id,
                 Customer.created_at,
                 Customer.updated_at,
+                Customer.custom,
             )
             .outerjoin(Organization, Organization.id == Customer.organization_id)
             .where(Customer.id > last)
@@ -126,15 +156,22 @@ def customers_csv(session: Session) -> Iterator[str]:
         if not rows:
             return
         last = rows[-1][5]
-        yield _lines(rows)
+        yield _lines([*row[:-1], *_custom_cells(fields, row[-1])] for row in rows)
 
 
 def organizations_csv(session: Session) -> Iterator[str]:
-    yield _header(ORGANIZATION_COLUMNS)
+    fields = _custom_fields(session, FieldObject.ORGANIZATION)
+    yield _header([*ORGANIZATION_COLUMNS, *custom_header(fields)])
     last = 0
     while True:
         orgs = session.execute(
-            select(Organization.id, Organization.name, Organization.notes, Organization.created_at)
+            select(
+                Organization.id,
+                Organization.name,
+                Organization.notes,
+                Organization.created_at,
+                Organization.custom,
+            )
             .where(Organization.id > last)
             .order_by(Organization.id)
             .limit(CHUNK)
@@ -161,8 +198,16 @@ def organizations_csv(session: Session) -> Iterator[str]:
         _end_read(session)
         last = ids[-1]
         yield _lines(
-            (name, "; ".join(domains.get(oid, [])), notes, oid, members.get(oid, 0), created)
-            for oid, name, notes, created in orgs
+            (
+                name,
+                "; ".join(domains.get(oid, [])),
+                notes,
+                oid,
+                members.get(oid, 0),
+                created,
+                *_custom_cells(fields, custom),
+            )
+            for oid, name, notes, created, custom in orgs
         )
 
 
@@ -189,8 +234,23 @@ def _after(sort: str, cursor: tuple[Any, ...] | None) -> tuple[Any, list[Any]]:
 
 
 def tickets_csv(session: Session, flt: QueueFilter, agent: Agent | None = None) -> Iterator[str]:
-    """The tickets of the queue's view and filters, in its order (its indexes do the work)."""
-    yield _header(TICKET_COLUMNS)
+    """The tickets of the queue's view and filters (custom fields' too), in its order (its
+    indexes do the work). The definitions are read and the filter checked now, so an unknown
+    field is a ServiceError before any row (a 400, not a broken download)."""
+    fields = _custom_fields(session, FieldObject.TICKET)
+    # Built once: the clauses hold the values, not the (detached) definitions.
+    custom = _custom_clauses(session, flt)
+    return _ticket_chunks(session, flt, agent, fields, custom)
+
+
+def _ticket_chunks(
+    session: Session,
+    flt: QueueFilter,
+    agent: Agent | None,
+    fields: list[CustomField],
+    custom: list[Any],
+) -> Iterator[str]:
+    yield _header([*TICKET_COLUMNS, *custom_header(fields)])
     agent_id = agent.id if agent is not None else None
     tag = _tag_plan(session, flt.tag) if flt.tag else None
     assignee = aliased(Agent)
@@ -213,6 +273,7 @@ def tickets_csv(session: Session, flt: QueueFilter, agent: Agent | None = None) 
             Ticket.updated_at,
             Ticket.first_response_at,
             Ticket.resolved_at,
+            Ticket.custom,
         )
         .join(Customer, Customer.id == Ticket.customer_id)
         .outerjoin(org, org.id == Customer.organization_id)
@@ -223,7 +284,7 @@ def tickets_csv(session: Session, flt: QueueFilter, agent: Agent | None = None) 
     while True:
         me = session.get(Agent, agent_id) if agent_id is not None else None
         cond, order = _after(flt.sort, cursor)
-        q = _base_query(flt, me, tag, start)
+        q = _base_query(flt, me, tag, start, custom)
         if cond is not None:
             q = q.where(cond)
         rows = session.execute(q.order_by(*order).limit(CHUNK)).all()
@@ -259,6 +320,7 @@ def tickets_csv(session: Session, flt: QueueFilter, agent: Agent | None = None) 
                 r.first_response_at,
                 r.resolved_at,
                 r.id,
+                *_custom_cells(fields, r.custom),
             )
             for r in rows
         )

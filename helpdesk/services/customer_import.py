@@ -13,6 +13,12 @@ columns in any case and order, and columns it does not know are ignored and repo
 - Organizations: ``name`` (required; a known name, in any case, updates it), ``domains``
   (separated by ``;``, commas or spaces; added to the ones it has), ``notes``.
 
+- Both: ``cf.<key>`` sets the custom field ``<key>`` of the customer or organization (the
+  headers of the exports, so an export imports back), checked like the field's form
+  (``custom_fields.clean_value``: option values, ``YYYY-MM-DD``, yes/no, a multi-select's
+  values separated by commas); an empty cell leaves the value as it is. A ``cf.`` column of no
+  active field is ignored and reported.
+
 A row is all-or-nothing (its savepoint rolls back on an error, which is reported with the row's
 number, the field and a translated message) and a bad row never stops the others. The caller
 commits the good rows, or rolls everything back for a dry run.
@@ -30,8 +36,8 @@ from flask import current_app, has_app_context
 from sqlalchemy.orm import Session
 
 from helpdesk.i18n import _
-from helpdesk.models import Agent, Customer, IdentityKind
-from helpdesk.services import customers, organizations
+from helpdesk.models import Agent, Customer, CustomField, FieldObject, IdentityKind, Organization
+from helpdesk.services import custom_fields, customers, organizations
 from helpdesk.services.errors import Forbidden, ServiceError
 
 Kind = Literal["customers", "organizations"]
@@ -41,6 +47,12 @@ COLUMNS: dict[Kind, tuple[str, ...]] = {
     "organizations": ("name", "domains", "notes"),
 }
 REQUIRED: dict[Kind, str] = {"customers": "email", "organizations": "name"}
+OBJECTS: dict[Kind, FieldObject] = {
+    "customers": FieldObject.CUSTOMER,
+    "organizations": FieldObject.ORGANIZATION,
+}
+# The custom fields' columns, as csv_export writes them.
+CUSTOM_PREFIX = "cf."
 MAX_ROWS = 50_000
 # csv's own limit is 128 KiB a cell; notes are cut at 20,000 characters anyway.
 _DELIMITERS = ",;\t"
@@ -94,6 +106,12 @@ def _header_key(raw: str) -> str:
     return "_".join(raw.strip().lower().replace("-", " ").split())
 
 
+def _is_custom(key: str) -> bool:
+    return key.startswith(CUSTOM_PREFIX) and bool(
+        custom_fields.KEY.match(key[len(CUSTOM_PREFIX) :])
+    )
+
+
 def _undefused(value: str) -> str:
     """A cell as written before an export (``csv_export.cell``) kept a spreadsheet from
     reading it as a formula."""
@@ -130,8 +148,13 @@ def parse_csv(data: bytes, kind: Kind, *, max_rows: int = MAX_ROWS) -> ParsedFil
                     column=REQUIRED[kind],
                 )
             )
-        columns = [k for k in keys if k in known]
-        ignored = [h.strip() for h, k in zip(header, keys, strict=True) if k not in known and k]
+        # cf.<key> columns are kept here; import_rows ignores those of no active field.
+        columns = [k for k in keys if k in known or _is_custom(k)]
+        ignored = [
+            h.strip()
+            for h, k in zip(header, keys, strict=True)
+            if k not in known and not _is_custom(k) and k
+        ]
         rows: list[tuple[int, dict[str, str]]] = []
         for number, record in enumerate(reader, start=2):
             if not any(cell.strip() for cell in record):
@@ -140,7 +163,7 @@ def parse_csv(data: bytes, kind: Kind, *, max_rows: int = MAX_ROWS) -> ParsedFil
                 raise InvalidFile(_("At most %(count)s rows a file.", count=max_rows))
             cells: dict[str, str] = {}
             for key, value in zip(keys, record, strict=False):
-                if key in known and key not in cells:
+                if (key in known or _is_custom(key)) and key not in cells:
                     cells[key] = _undefused(value.strip())
             rows.append((number, cells))
     except csv.Error as exc:
@@ -168,13 +191,19 @@ def import_rows(
     if actor is not None and not actor.is_admin:
         raise Forbidden(_("Only admins may import customers and organizations."))
     report = ImportReport(parsed.kind, ignored_columns=list(parsed.ignored_columns))
+    fields = {
+        f"{CUSTOM_PREFIX}{f.key}": f
+        for f in custom_fields.fields_for(session, OBJECTS[parsed.kind])
+    }
+    report.ignored_columns += [c for c in parsed.columns if _is_custom(c) and c not in fields]
     seen: dict[str, int] = {}
     one = _customer_row if parsed.kind == "customers" else _organization_row
     for number, cells in parsed.rows:
         key = cells.get(REQUIRED[parsed.kind], "")
         try:
             with session.begin_nested():
-                report.outcomes.append(one(session, number, cells, seen, actor))
+                custom = _Custom(_custom_values(cells, fields), list(fields.values()), actor)
+                report.outcomes.append(one(session, number, cells, seen, custom))
         except _RowError as exc:
             report.outcomes.append(RowOutcome(number, key, "error", str(exc), exc.field))
         except ServiceError as exc:
@@ -184,9 +213,45 @@ def import_rows(
     return report
 
 
+def _custom_values(cells: dict[str, str], fields: dict[str, CustomField]) -> dict[str, object]:
+    """The row's custom values by key, cleaned (an empty cell: not given); a bad one fails the
+    row, naming the column and the field in the reader's language."""
+    raw = {
+        column.removeprefix(CUSTOM_PREFIX): value
+        for column, value in cells.items()
+        if column in fields and value
+    }
+    if not raw:
+        return {}
+    try:
+        return custom_fields.clean_values(list(fields.values()), raw)
+    except custom_fields.FieldErrors as exc:
+        first = next(iter(exc.fields))
+        raise _RowError(f"{CUSTOM_PREFIX}{first}", str(exc)) from None
+
+
+@dataclass
+class _Custom:
+    """A row's cleaned custom values, set on the record the row created or updated."""
+
+    values: dict[str, object]
+    fields: list[CustomField]
+    actor: Agent | None
+
+    def set_on(self, session: Session, record: Customer | Organization) -> list[str]:
+        """The columns that changed (``cf.<key>``)."""
+        if not self.values:
+            return []
+        changes = custom_fields.set_values(
+            session, record, self.values, self.actor, fields=self.fields
+        )
+        return sorted(CUSTOM_PREFIX + name.removeprefix("custom.") for name in changes)
+
+
 def _customer_row(
-    session: Session, number: int, cells: dict[str, str], seen: dict[str, int], actor: Agent | None
+    session: Session, number: int, cells: dict[str, str], seen: dict[str, int], custom: _Custom
 ) -> RowOutcome:
+    actor = custom.actor
     raw = cells.get("email", "")
     if not raw:
         raise _RowError("email", _("An email address is required."))
@@ -220,7 +285,7 @@ def _customer_row(
     existing = customers.find_by_identity(session, IdentityKind.EMAIL, email)
     try:
         if existing is None:
-            customers.create_customer(
+            created = customers.create_customer(
                 session,
                 email,
                 name=name,
@@ -229,21 +294,24 @@ def _customer_row(
                 notes=notes,
                 actor=actor,
             )
+            custom.set_on(session, created)
             return RowOutcome(number, email, "created")
         changed = _changes(existing, name, notes, language, org)
-        if not changed:
-            return RowOutcome(number, email, "skipped", _("Nothing to change."))
-        customers.update_customer(
-            session,
-            existing,
-            name=name,
-            notes=notes,
-            language=language or None,
-            organization=org,
-            actor=actor,
-        )
+        if changed:
+            customers.update_customer(
+                session,
+                existing,
+                name=name,
+                notes=notes,
+                language=language or None,
+                organization=org,
+                actor=actor,
+            )
     except ServiceError as exc:
         raise _RowError("organization" if org else "email", str(exc)) from None
+    changed += custom.set_on(session, existing)
+    if not changed:
+        return RowOutcome(number, email, "skipped", _("Nothing to change."))
     return RowOutcome(number, email, "updated", ", ".join(changed))
 
 
@@ -273,8 +341,9 @@ def _domains(raw: str) -> list[str]:
 
 
 def _organization_row(
-    session: Session, number: int, cells: dict[str, str], seen: dict[str, int], actor: Agent | None
+    session: Session, number: int, cells: dict[str, str], seen: dict[str, int], custom: _Custom
 ) -> RowOutcome:
+    actor = custom.actor
     name = organizations.clean_name(cells.get("name"))
     if not name:
         raise _RowError("name", _("An organization needs a name."))
@@ -289,9 +358,10 @@ def _organization_row(
     existing = organizations.find_by_name(session, name)
     try:
         if existing is None:
-            organizations.create_organization(
+            created = organizations.create_organization(
                 session, name, domains=domains, notes=notes or "", actor=actor
             )
+            custom.set_on(session, created)
             return RowOutcome(number, name, "created")
         new_domains = [d for d in domains if d not in existing.domain_names]
         changed = organizations.update_organization(
@@ -303,9 +373,10 @@ def _organization_row(
         )
     except ServiceError as exc:
         raise _RowError("domains" if domains else "name", str(exc)) from None
-    if not changed:
+    names = [*sorted(changed), *custom.set_on(session, existing)]
+    if not names:
         return RowOutcome(number, existing.name, "skipped", _("Nothing to change."))
-    return RowOutcome(number, existing.name, "updated", ", ".join(sorted(changed)))
+    return RowOutcome(number, existing.name, "updated", ", ".join(names))
 
 
 def preview_rows(parsed: ParsedFile, limit: int = 20) -> Iterable[tuple[int, dict[str, str]]]:

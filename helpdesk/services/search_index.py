@@ -2,7 +2,13 @@
 
 The index (``helpdesk/models/search.py``) has one document per ticket: its number, subject,
 customer (name and email) and every message's text, internal notes included (search is for
-agents only). Documents are written **inside the transaction that changed the ticket**, just
+agents only), and the values of its text, long text, URL, dropdown and multi-select custom
+fields (a dropdown's or multi-select's option by its value and both its labels, so "এন্টারপ্রাইজ"
+finds the tickets on the Enterprise plan). Those go first in the body column, before the
+messages, so appending a message keeps the row equal to a rebuilt one; relabelling an option or
+archiving a field changes no document until ``helpdesk tickets reindex``.
+
+Documents are written **inside the transaction that changed the ticket**, just
 before it commits, so there is no moment at which a committed ticket is missing from the index
 or found by old text, no queue that can lag, and a rollback undoes the index write with
 everything else. ``helpdesk tickets reindex`` rebuilds every document from the tables (after an
@@ -13,7 +19,8 @@ What marks a ticket for reindexing (collected on the transaction's unit of work 
 view is covered without calling anything; the commit step writes the documents):
 
 * a new or deleted ticket or message, a message whose text or ticket changed (split);
-* a ticket whose number, subject, customer, ``merged_into_id`` or ``message_count`` changed
+* a ticket whose number, subject, customer, custom values (``custom_fields.set_values``; a
+  field's deletion by its bulk UPDATE), ``merged_into_id`` or ``message_count`` changed
   (a merge moves messages with one bulk UPDATE that the unit of work never sees, but it always
   changes both tickets' counts);
 * a customer whose name or email changed: all of that customer's tickets;
@@ -66,7 +73,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
-from helpdesk.models import Customer, Message, Ticket
+from helpdesk.models import Customer, CustomField, FieldObject, FieldType, Message, Ticket
 from helpdesk.models.search import (
     TABLE,
     create_search_schema,
@@ -86,7 +93,14 @@ log = logging.getLogger("helpdesk.search")
 # rolled back drops its marks with its rows (helpdesk/unit_of_work.py).
 _MARK = "search.mark"
 
-TICKET_FIELDS = frozenset({"number", "subject", "customer_id", "merged_into_id", "message_count"})
+TICKET_FIELDS = frozenset(
+    {"number", "subject", "customer_id", "merged_into_id", "message_count", "custom"}
+)
+# The custom field types whose values are words someone would search for (a number, date or
+# checkbox is a filter's business).
+SEARCHED_TYPES = frozenset(
+    {FieldType.TEXT, FieldType.LONG_TEXT, FieldType.URL, FieldType.DROPDOWN, FieldType.MULTI_SELECT}
+)
 _COUNT_ONLY = frozenset({"message_count"})
 MESSAGE_FIELDS = frozenset({"body_text", "ticket_id"})
 CUSTOMER_FIELDS = frozenset({"name", "email"})
@@ -195,10 +209,13 @@ def build_documents(conn: Connection, ticket_ids: Collection[int]) -> list[Docum
         return []
     ids = sorted(ticket_ids)
     heads = conn.execute(
-        select(Ticket.id, Ticket.number, Ticket.subject, Customer.name, Customer.email)
+        select(
+            Ticket.id, Ticket.number, Ticket.subject, Customer.name, Customer.email, Ticket.custom
+        )
         .join(Customer, Customer.id == Ticket.customer_id)
         .where(Ticket.id.in_(ids))
     ).all()
+    fields = _searched_fields(conn) if any(h[5] for h in heads) else {}
     bodies: dict[int, list[str]] = defaultdict(list)
     for ticket_id, body in conn.execute(
         select(Message.ticket_id, Message.body_text)
@@ -208,8 +225,8 @@ def build_documents(conn: Connection, ticket_ids: Collection[int]) -> list[Docum
         if body:
             bodies[ticket_id].append(body)
     docs = []
-    for ticket_id, number, subject, name, email in heads:
-        body_terms: list[str] = []
+    for ticket_id, number, subject, name, email, custom in heads:
+        body_terms: list[str] = terms(custom_text(fields, custom)) if custom else []
         for body in bodies.get(ticket_id, ()):
             body_terms.extend(terms(body))
         docs.append(
@@ -222,6 +239,44 @@ def build_documents(conn: Connection, ticket_ids: Collection[int]) -> list[Docum
             )
         )
     return docs
+
+
+def _searched_fields(conn: Connection) -> dict[str, tuple[FieldType, dict[str, str]]]:
+    """The active ticket fields whose values are indexed: key -> (type, each option's value
+    with its labels as one text)."""
+    out: dict[str, tuple[FieldType, dict[str, str]]] = {}
+    for key, kind, options in conn.execute(
+        select(CustomField.key, CustomField.type, CustomField.options).where(
+            CustomField.object_type == FieldObject.TICKET, CustomField.active.is_(True)
+        )
+    ):
+        if kind in SEARCHED_TYPES:
+            labels = {
+                str(o["value"]): " ".join(
+                    dict.fromkeys(str(o.get(k) or "") for k in ("value", "en", "bn"))
+                )
+                for o in options or []
+            }
+            out[key] = (kind, labels)
+    return out
+
+
+def custom_text(fields: dict[str, tuple[FieldType, dict[str, str]]], values: Any) -> str:
+    """A ticket's custom values as the words a search finds them by."""
+    if not isinstance(values, dict):
+        return ""
+    parts = []
+    for key, value in values.items():
+        if key not in fields or value in (None, "", []):
+            continue
+        kind, labels = fields[key]
+        if kind == FieldType.DROPDOWN:
+            parts.append(labels.get(str(value), str(value)))
+        elif kind == FieldType.MULTI_SELECT and isinstance(value, list):
+            parts.extend(labels.get(str(v), str(v)) for v in value)
+        else:
+            parts.append(str(value))
+    return " ".join(parts)
 
 
 def _tsvector_literal(columns: Sequence[tuple[list[str], str]]) -> str:
