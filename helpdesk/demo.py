@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 
 from helpdesk.db import utcnow
 from helpdesk.inbound import InboundMessage
-from helpdesk.models import Agent, AgentRole, Priority, Ticket, TicketStatus
-from helpdesk.services import reminders, tasks, tickets
+from helpdesk.models import Agent, AgentRole, Customer, Priority, Ticket, TicketStatus
+from helpdesk.services import custom_fields, organizations, reminders, tasks, tickets
 from helpdesk.services.agents import create_agent, create_team
+from helpdesk.services.customers import update_customer
 from helpdesk.services.inbound import receive
 from helpdesk.services.tags import set_tags
 
@@ -80,6 +81,95 @@ CONVERSATIONS: list[tuple[str, str, str, str, str, str, str | None, str, int, li
     ),
 ]  # fmt: skip
 
+# Custom field answers by conversation: what the customer gave on the portal's contact form or
+# the chat's pre-chat form, and what an agent recorded (set before the status changes).
+FORM_ANSWERS: dict[int, dict[str, str]] = {
+    2: {"product": "phone"},
+    4: {"product": "subscription"},
+    5: {"order_number": "5532"},
+}
+AGENT_VALUES: dict[int, dict[str, object]] = {
+    1: {"product": "subscription"},
+    7: {"product": "laptop", "order_number": "4471-B", "refund_approved": True},
+}
+CUSTOMER_TIERS = {0: "standard", 1: "platinum", 4: "gold"}
+
+
+def _demo_fields(session: Session, admin: Agent) -> None:
+    """A few custom fields, so the ticket sidebar, the customer and organization pages, the
+    portal's contact form and the chat's pre-chat form show them."""
+    define = custom_fields.define_field
+    define(
+        session,
+        admin,
+        object_type="ticket",
+        key="product",
+        type="dropdown",
+        label_en="Product",
+        label_bn="পণ্য",
+        options=[
+            "phone | Mobile phone | মোবাইল ফোন",
+            "laptop | Laptop | ল্যাপটপ",
+            "accessories | Accessories | এক্সেসরিজ",
+            "subscription | Subscription | সাবস্ক্রিপশন",
+        ],
+        visible_to_customers=True,
+        on_portal_form=True,
+    )
+    define(
+        session,
+        admin,
+        object_type="ticket",
+        key="order_number",
+        type="text",
+        label_en="Order number",
+        label_bn="অর্ডার নম্বর",
+        visible_to_customers=True,
+        on_prechat_form=True,
+    )
+    # Agent-only, and not required to resolve: most demo tickets are no refund at all.
+    define(
+        session,
+        admin,
+        object_type="ticket",
+        key="refund_approved",
+        type="checkbox",
+        label_en="Refund approved",
+        label_bn="রিফান্ড অনুমোদিত",
+    )
+    define(
+        session,
+        admin,
+        object_type="customer",
+        key="tier",
+        type="dropdown",
+        label_en="Customer tier",
+        label_bn="গ্রাহকের স্তর",
+        options=[
+            "standard | Standard | সাধারণ",
+            "gold | Gold | গোল্ড",
+            "platinum | Platinum | প্লাটিনাম",
+        ],
+    )
+    define(
+        session,
+        admin,
+        object_type="organization",
+        key="contract_renewal",
+        type="date",
+        label_en="Contract renewal",
+        label_bn="চুক্তি নবায়ন",
+    )
+
+
+def _demo_organization(session: Session, admin: Agent, customer: Customer) -> None:
+    org = organizations.create_organization(
+        session, "Islam Traders", notes="A team of three; ask for Nadia.", actor=admin
+    )
+    renewal = (utcnow() + timedelta(days=90)).date().isoformat()
+    custom_fields.set_values(session, org, {"contract_renewal": renewal}, admin)
+    update_customer(session, customer, organization=org.name, actor=admin)
+
 
 def load_demo(session: Session) -> dict[str, int]:
     admin = create_agent(session, DEMO_ADMIN, "Ayesha Rahman", DEMO_PASSWORD, AgentRole.ADMIN)
@@ -92,6 +182,7 @@ def load_demo(session: Session) -> dict[str, int]:
     support = create_team(session, "Support", [admin, agent, bn_agent])
     billing = create_team(session, "Billing", [admin, agent])
     agents = [agent, bn_agent, admin]
+    _demo_fields(session, admin)
 
     start = utcnow() - timedelta(hours=len(CONVERSATIONS) * 3)
     customers: set[int] = set()
@@ -110,10 +201,14 @@ def load_demo(session: Session) -> dict[str, int]:
                 text=first,
                 language=lang,
                 received_at=start + timedelta(hours=3 * i),
+                custom=FORM_ANSWERS.get(i),
             ),
         )
         ticket = received.ticket
         customers.add(ticket.customer_id)
+        if i in CUSTOMER_TIERS:
+            tier = {"tier": CUSTOMER_TIERS[i]}
+            custom_fields.set_values(session, ticket.customer, tier, admin)
         team = billing if {"billing", "refund", "bkash", "payment"} & set(tags) else support
         tickets.set_team(session, ticket, team, None)
         tickets.set_priority(session, ticket, prio, None)
@@ -131,8 +226,11 @@ def load_demo(session: Session) -> dict[str, int]:
                     if lang == "bn"
                     else "Customer reported this before; check the old ticket.",
                 )
+        if i in AGENT_VALUES:
+            custom_fields.set_values(session, ticket, AGENT_VALUES[i], helper)
         tickets.set_status(session, ticket, TicketStatus(status), helper)
         opened.append(ticket)
+    _demo_organization(session, admin, opened[4].customer)
     made = _demo_tasks(session, agent, bn_agent, opened)
     return {
         "agents": len(agents),

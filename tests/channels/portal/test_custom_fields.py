@@ -259,3 +259,25 @@ def test_the_ticket_page_shows_only_customer_visible_values(
     # Another customer reaches neither the page nor its values.
     other = _signed_in(app, session, make_ticket, "other@example.com")
     assert other.get(f"/portal/tickets/{ticket.number}").status_code == 404
+
+
+def test_the_demo_fills_its_fields_and_the_form_asks_them(
+    client: FlaskClient, session: Session
+) -> None:
+    """`make run`'s demo: its fields are defined, some records hold values, the form asks."""
+    from helpdesk.demo import load_demo
+    from helpdesk.models import Organization
+
+    load_demo(session)
+    session.commit()
+    held = {t.number: t.custom for t in session.scalars(select(Ticket)) if t.custom}
+    assert {"product": "phone"} in held.values() and {"order_number": "5532"} in held.values()
+    assert any((c or {}).get("refund_approved") is True for c in held.values())
+    tiers = {c.email: (c.custom or {}).get("tier") for c in session.scalars(select(Customer))}
+    assert tiers["sarah.jones@example.com"] == "platinum"
+    org = session.scalars(select(Organization)).one()
+    assert org.custom and "contract_renewal" in org.custom
+    assert [c.email for c in org.customers] == ["nadia.islam@example.com"]
+    page = client.get("/portal/contact", headers=BN).get_data(as_text=True)
+    assert "পণ্য" in page and "সাবস্ক্রিপশন" in page
+    assert "রিফান্ড" not in page and "অর্ডার নম্বর" not in page
