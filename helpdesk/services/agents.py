@@ -4,6 +4,7 @@ set-password link), roles and the KB-editor permission, deactivation, and each a
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from collections.abc import Iterable
 
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from helpdesk.auth import MIN_PASSWORD_LENGTH, hash_password, verify_password
 from helpdesk.i18n import _, is_timezone
-from helpdesk.models import Agent, AgentRole, Team
+from helpdesk.models import Agent, AgentRole, Calendar, Team
 from helpdesk.services import stream
 from helpdesk.services.customers import normalize_email
 from helpdesk.services.errors import Forbidden, NotFound, ServiceError
@@ -74,6 +75,12 @@ def find_team(session: Session, ident: str | int) -> Team:
     return team
 
 
+class Keep(enum.Enum):
+    """A parameter left as the record has it (``None`` means "none" there)."""
+
+    KEEP = "keep"
+
+
 def save_team(
     session: Session,
     actor: Agent | None,
@@ -83,9 +90,11 @@ def save_team(
     mode: str,
     max_open: int | None,
     team: Team | None = None,
+    calendar_id: int | Keep | None = Keep.KEEP,
 ) -> Team:
-    """Create a team or change its name, members and automatic assignment (audited). Admins
-    only (``actor`` ``None`` is the command line)."""
+    """Create a team or change its name, members, automatic assignment (audited) and business
+    hours (``calendar_id``: None is the installation's default calendar; left out, the team's
+    stays). Admins only (``actor`` ``None`` is the command line)."""
     from helpdesk.services import audit
     from helpdesk.services.assignment import set_assignment
 
@@ -100,6 +109,8 @@ def save_team(
     members = list(session.scalars(select(Agent).where(Agent.id.in_(wanted)).order_by(Agent.id)))
     if len(members) != len(wanted):
         raise ServiceError(_("Unknown agent."))
+    if isinstance(calendar_id, int) and session.get(Calendar, calendar_id) is None:
+        raise ServiceError(_("Calendar not found."), code="unknown_calendar")
     if team is None:
         team = create_team(session, name, members)
         before: set[str] = set()
@@ -120,6 +131,8 @@ def save_team(
             added=sorted(after - before),
             removed=sorted(before - after),
         )
+    if calendar_id is not Keep.KEEP:
+        team.calendar_id = calendar_id
     set_assignment(session, team, mode, max_open, actor)
     return team
 

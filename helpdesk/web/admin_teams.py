@@ -17,7 +17,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from helpdesk.extensions import db
 from helpdesk.i18n import _, _l
-from helpdesk.models import Agent, AssignmentMode, Team
+from helpdesk.models import Agent, AssignmentMode, Calendar, Team
 from helpdesk.services import assignment
 from helpdesk.services.agents import save_team
 from helpdesk.services.errors import NotFound, ServiceError
@@ -40,6 +40,11 @@ class TeamEditForm(FlaskForm):
         validators=[Optional(), NumberRange(min=1, max=assignment.MAX_OPEN_LIMIT)],
         description=_l("New, open and pending tickets count. Leave empty for no maximum."),
     )
+    calendar = SelectField(
+        _l("Business hours"),
+        choices=[],
+        description=_l("The calendar of the team's SLA targets and opening hours."),
+    )
 
 
 def _form(team: Team | None) -> TeamEditForm:
@@ -50,6 +55,7 @@ def _form(team: Team | None) -> TeamEditForm:
             "members": [m.id for m in team.members],
             "mode": team.assignment_mode.value,
             "max_open": team.assignment_max_open,
+            "calendar": str(team.calendar_id or ""),
         }
     form = TeamEditForm(data=data)
     current = {m.id for m in team.members} if team is not None else set()
@@ -63,6 +69,10 @@ def _form(team: Team | None) -> TeamEditForm:
         for a in agents
     ]
     form.mode.choices = choices((m.value, assignment.MODE_LABELS[m]) for m in AssignmentMode)
+    calendars = db.session.execute(select(Calendar.id, Calendar.name).order_by(Calendar.name))
+    form.calendar.choices = choices(
+        [("", _("Default calendar")), *((str(c_id), c_name) for c_id, c_name in calendars)]
+    )
     return form
 
 
@@ -96,6 +106,7 @@ def team_edit(team_id: int | None = None) -> str | tuple[str, int] | Response:
                 mode=form.mode.data or "off",
                 max_open=form.max_open.data,
                 team=team,
+                calendar_id=int(form.calendar.data) if form.calendar.data else None,
             )
         except ServiceError as exc:
             db.session.rollback()  # shown on the form, everything typed kept
