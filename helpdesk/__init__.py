@@ -234,6 +234,12 @@ def _register_worker_tasks(app: Flask) -> None:
     from helpdesk.services import reminders
 
     worker.register_task(app, reminders.fire_due)
+    # SLA: warnings and breaches from their durable timers, and the background recompute of
+    # open tickets after a policy or calendar change (noted by a stream consumer).
+    from helpdesk.services import sla, stream
+
+    worker.register_task(app, sla.fire_due)
+    stream.register_consumer(sla.CONSUMER, sla.on_change, start_at_end=True)
 
     # Webhooks: their own loop among the worker's services (serve's worker process), which
     # fans new events out into deliveries (a durable stream consumer) and sends what is due.

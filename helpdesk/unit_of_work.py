@@ -66,6 +66,12 @@ class UnitOfWork:
         self._counts.pop(kind, None)
         return taken
 
+    def peek(self, kind: str) -> list[Any]:
+        """The items of ``kind``, left in the log (a step that reads what another consumes)."""
+        if not self._counts.get(kind):
+            return []
+        return [item for k, item in self._log if k == kind]
+
     def has(self, kind: str) -> bool:
         return bool(self._counts.get(kind))
 

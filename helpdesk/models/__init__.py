@@ -30,6 +30,7 @@ from helpdesk.models.notifications import Notification
 from helpdesk.models.outbound import OutboundMail
 from helpdesk.models.presence import AgentConnection, AgentPresence, PresenceStatus
 from helpdesk.models.search import TABLE as SEARCH_TABLE  # noqa: F401  (index DDL)
+from helpdesk.models.sla import SlaPolicy
 from helpdesk.models.tasks import Recurrence, Task, TaskStatus
 from helpdesk.models.ticket_presence import TicketViewer
 from helpdesk.models.tickets import Tag, Ticket, TicketCounter, ticket_participants, ticket_tags
@@ -75,6 +76,7 @@ __all__ = [
     "Priority",
     "Recurrence",
     "SavedView",
+    "SlaPolicy",
     "Tag",
     "Task",
     "TaskStatus",

@@ -80,6 +80,17 @@ class Ticket(Base):
     # "Follow up on <date>": a pending ticket reopens then with a note (services/follow_ups.py);
     # cleared when the ticket changes status first (the customer replied, an agent solved it).
     follow_up_at: Mapped[datetime | None]
+    # SLA (services/sla.py): the policy that applies, each running target's due time, the
+    # earliest of them (the queue's "SLA due" and "breaching soon"), the next warning or breach
+    # to fire (the worker's timer, through its index), and the clocks behind them.
+    # (No foreign key: migration 0020 adds the column in place; sla.delete_policy clears it.)
+    sla_policy_id: Mapped[int | None]
+    first_response_due_at: Mapped[datetime | None]
+    next_response_due_at: Mapped[datetime | None]
+    resolution_due_at: Mapped[datetime | None]
+    sla_due_at: Mapped[datetime | None]
+    sla_timer_at: Mapped[datetime | None]
+    sla: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     # The values of the tickets' custom fields by key (models/custom_fields.py); None is none.
     custom: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
@@ -140,6 +151,15 @@ Index("ix_tickets_assignee_updated", Ticket.assignee_id, Ticket.updated_at, Tick
 Index("ix_tickets_external_id", Ticket.external_id, unique=True)
 # The worker's "follow-ups due now" (almost every ticket has none).
 Index("ix_tickets_follow_up_at", Ticket.follow_up_at)
+# The queue's "SLA due" order and "breaching soon" view.
+Index("ix_tickets_active_sla_due", Ticket.active, Ticket.sla_due_at, Ticket.id)
+# The worker's SLA timers due now: only tickets with a timer are in it.
+Index(
+    "ix_tickets_sla_timer_at",
+    Ticket.sla_timer_at,
+    sqlite_where=Ticket.sla_timer_at.is_not(None),
+    postgresql_where=Ticket.sla_timer_at.is_not(None),
+)
 
 # Databases built from the metadata (tests, `create_all`) get the counter's row like the
 # migration does, so ticket numbers start at #1001 either way.

@@ -166,6 +166,32 @@ def _fold_ticket_changes(uow: UnitOfWork) -> dict[int, dict[str, Any]]:
     return folded
 
 
+def ticket_activity(uow: UnitOfWork) -> dict[int, dict[str, Any]]:
+    """What this transaction did to each ticket so far, without consuming it (for commit
+    steps before the events are written, e.g. the SLA's): ``{ticket_id: {"created": bool,
+    "changed": {field, ...}, "messages": [(direction, internal), ...]}}``."""
+    out: dict[int, dict[str, Any]] = {}
+
+    def of(ticket_id: int) -> dict[str, Any]:
+        return out.setdefault(ticket_id, {"created": False, "changed": set(), "messages": []})
+
+    for ticket_id, _actor, field_name, _before, _after in uow.peek(_TICKET_CHANGE):
+        of(ticket_id)["changed"].add(field_name)
+    for item in uow.peek(_PENDING):
+        if isinstance(item, tuple) or item.get("ticket_id") is None:
+            continue
+        if item["name"] == "ticket.created":
+            of(item["ticket_id"])["created"] = True
+        elif item["name"] == "message.created":
+            data = item["data"]
+            of(item["ticket_id"])["messages"].append(
+                (data.get("direction"), bool(data.get("internal")), item["actor_type"])
+            )
+        elif item["name"] == "ticket.merged":
+            of(item["ticket_id"])["changed"].add("merged")
+    return out
+
+
 # Built once: building a statement costs more than running these two on SQLite.
 _RESERVE = (
     update(EventCounter)

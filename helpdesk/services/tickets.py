@@ -31,7 +31,7 @@ from helpdesk.models import (
     TicketCounter,
     TicketStatus,
 )
-from helpdesk.services import audit, counts, custom_fields, stream  # noqa: F401  (counts: its flush listeners)
+from helpdesk.services import audit, counts, custom_fields, sla, stream  # noqa: F401  (counts: its flush listeners; sla: its commit step)
 from helpdesk.services.announcements import announce
 from helpdesk.services.audit import Actor
 from helpdesk.services.conversations import is_message_id, make_message_id
