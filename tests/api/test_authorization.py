@@ -31,6 +31,10 @@ ADMIN = {
     ("POST", "/api/v1/custom-fields"),
     ("PATCH", "/api/v1/custom-fields/{field_id}"),
     ("DELETE", "/api/v1/custom-fields/{field_id}"),
+    ("POST", "/api/v1/calendars"),
+    ("PATCH", "/api/v1/calendars/{calendar_id}"),
+    ("DELETE", "/api/v1/calendars/{calendar_id}"),
+    ("POST", "/api/v1/calendars/{calendar_id}/public-holidays"),
 }
 ADMIN_PREFIXES = ("/api/v1/webhooks",)  # every operation, GET included
 # Operations that kb/ and channels/ add through helpdesk.api.register_resource: agent
