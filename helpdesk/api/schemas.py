@@ -9,6 +9,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import validate
 
+from helpdesk.i18n import _
 from helpdesk.models import ChannelKind, TicketStatus
 from helpdesk.services.custom_fields import MAX_FIELDS
 
@@ -45,16 +46,23 @@ def custom_out() -> ma.fields.Dict:
     )
 
 
+def _at_most_fields(values: dict[str, Any]) -> None:
+    # Not validate.Length: apispec would document it as maxLength, which objects do not have.
+    if len(values) > MAX_FIELDS:
+        raise ma.ValidationError(_("At most %(n)d custom fields.", n=MAX_FIELDS))
+
+
 def custom_in() -> ma.fields.Dict:
     """``custom`` in a PATCH (or a ticket's POST): only the keys given change; null clears."""
     return ma.fields.Dict(
         keys=ma.fields.String(validate=validate.Length(1, 40)),
         values=ma.fields.Raw(allow_none=True),
-        validate=validate.Length(max=MAX_FIELDS),
+        validate=_at_most_fields,
         metadata={
+            "maxProperties": MAX_FIELDS,
             "description": "Values to set by field key (see `GET /api/v1/custom-fields`); "
             "null clears one; the keys not given keep their values. A bad value or an unknown "
-            "or archived key: 422 with `fields` naming `custom.<key>`"
+            "or archived key: 422 with `fields` naming `custom.<key>`",
         },
     )
 
