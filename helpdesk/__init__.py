@@ -238,6 +238,7 @@ def _register_worker_tasks(app: Flask) -> None:
     # open tickets after a policy or calendar change (noted by a stream consumer).
     from helpdesk.services import sla, stream
 
+    sla.forget()  # a new app may be a new database (tests): no policies kept from another
     worker.register_task(app, sla.fire_due)
     stream.register_consumer(sla.CONSUMER, sla.on_change, start_at_end=True)
 

@@ -49,7 +49,7 @@ from helpdesk.models import Agent, Calendar, EventConsumer, SlaPolicy, Ticket, T
 from helpdesk.models.sla import TARGETS
 from helpdesk.services import business_hours, conditions, stream
 from helpdesk.services.errors import Conflict, ServiceError
-from helpdesk.unit_of_work import UnitOfWork, add_commit_step
+from helpdesk.unit_of_work import UnitOfWork, add_commit_step, unit_of_work
 
 log = logging.getLogger("helpdesk.sla")
 
@@ -178,6 +178,7 @@ def create_policy(
     session.add(policy)
     session.flush()
     stream.record(session, "sla_policy.created", "sla_policy", policy.id, actor, name=name)
+    _forget_on_commit(session)
     return policy
 
 
@@ -213,6 +214,7 @@ def update_policy(
     diff = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
     if diff:
         stream.record(session, "sla_policy.updated", "sla_policy", policy.id, actor, changes=diff)
+        _forget_on_commit(session)
     return diff
 
 
@@ -227,6 +229,7 @@ def delete_policy(session: Session, policy: SlaPolicy, actor: Agent | None) -> N
     )
     session.delete(policy)
     session.flush()
+    _forget_on_commit(session)
 
 
 # --- the clocks ----------------------------------------------------------------------------------
@@ -295,6 +298,33 @@ def load(session: Session) -> Policies:
         )
     found.default_schedule = default
     return found
+
+
+# The active policies as the clocks read them, kept per process for a short while: the commit
+# step runs in every transaction that touches a ticket (a chat line's too), and without a
+# policy it must cost nothing. A change made here is seen at its commit; one made by another
+# process within CACHE_SECONDS, at the latest when the worker's background recompute (which
+# reads the policies afresh) reaches the ticket.
+CACHE_SECONDS = 30.0
+_cached: tuple[float, Policies] | None = None
+
+
+def cached(session: Session) -> Policies:
+    global _cached
+    now = time.monotonic()
+    if _cached is None or now - _cached[0] > CACHE_SECONDS:
+        _cached = (now, load(session))
+    return _cached[1]
+
+
+def forget() -> None:
+    """Read the policies afresh next time (a policy or calendar changed)."""
+    global _cached
+    _cached = None
+
+
+def _forget_on_commit(session: Session) -> None:
+    unit_of_work(session).after_commit(forget)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -546,11 +576,9 @@ def _step(session: Session, uow: UnitOfWork) -> None:
     touched = {tid: a for tid, a in activity.items() if _relevant(a)}
     if not touched:
         return
-    if not session.scalar(select(SlaPolicy.id).limit(1)) and not any(
-        (t := session.get(Ticket, tid)) is not None and t.sla_policy_id for tid in touched
-    ):
-        return  # no policies at all: one cheap probe
-    found = load(session)
+    found = cached(session)
+    if not found.items:
+        return  # no policy: nothing to keep (tickets left with one are the recompute's)
     now = utcnow()
     for ticket_id, what in touched.items():
         ticket = session.get(Ticket, ticket_id)
@@ -584,6 +612,7 @@ def on_change(session: Session, event: stream.StoredEvent) -> None:
     """The stream consumer: a policy or calendar changed, so every open ticket is recomputed."""
     if event.name not in CHANGES:
         return
+    _forget_on_commit(session)
     cursor = session.scalar(
         select(EventConsumer).where(EventConsumer.name == RECOMPUTE_CURSOR).with_for_update()
     )
