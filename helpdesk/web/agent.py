@@ -213,10 +213,8 @@ def _render_ticket(ticket: Ticket, status: int = 200, **overrides: Any) -> tuple
         .limit(200)
     ).all()
     forms = _forms(ticket)
-    forms.setdefault(
-        "custom",
-        custom_values.box(custom_fields.fields_for(db.session, "ticket"), ticket.custom),
-    )
+    if "custom" not in overrides:
+        forms["custom"] = _fields_box(ticket)
     forms.update(overrides)
     other_tickets = db.session.scalars(
         select(Ticket)
