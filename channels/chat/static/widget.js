@@ -127,7 +127,8 @@ function field(label, attrs) {
 }
 function clear() { body.textContent = ""; footer.textContent = ""; }
 function err(form, msg) {
-  var e = form.querySelector(".hd-err") || form.appendChild(h("p", { "class": "hd-err", role: "alert" }));
+  // The form's own message (a custom field's error sits in the field's wrapper).
+  var e = form.querySelector(":scope > .hd-err") || form.appendChild(h("p", { "class": "hd-err", role: "alert" }));
   e.textContent = msg || "";
 }
 
@@ -228,7 +229,8 @@ function prechat(d, errors) {
     suggestFirst(form, data);
   });
   body.append(h("p", { text: T.intro }), form);
-  if (errors) { err(form, ""); var bad = form.querySelector(".hd-cf .hd-err"); if (bad) { bad.parentNode.scrollIntoView({ block: "nearest" }); } }
+  var bad = form.querySelector(".hd-cf .hd-err");
+  if (bad) { bad.parentNode.scrollIntoView({ block: "nearest" }); }
 }
 
 function suggestFirst(form, data) {
