@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
-from flask_babel import LazyString
+from flask_babel import LazyString, get_locale
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
@@ -147,6 +147,12 @@ def _field(field_id: int) -> CustomField:
     return field
 
 
+def _label(field: CustomField) -> str:
+    """The field's label in the reader's language (flash messages)."""
+    locale = get_locale()
+    return field.label(locale.language if locale is not None else "en")
+
+
 def _options_text(field: CustomField) -> str:
     """The options as the form's textarea writes them: ``value | English | Bengali``."""
     return "\n".join(
@@ -240,7 +246,7 @@ def custom_field_new() -> tuple[str, int] | Response:
         _show_error(form, exc)
         return _form_page(form, None, 400)
     db.session.commit()
-    flash(_("Field %(label)s created.", label=field.label_en), "success")
+    flash(_("Field %(label)s created.", label=_label(field)), "success")
     return redirect(url_for("admin.custom_fields", _anchor=f"fields-{field.object_type.value}"))
 
 
@@ -277,7 +283,7 @@ def custom_field_edit(field_id: int) -> tuple[str, int] | Response:
         _show_error(form, exc)
         return _form_page(form, _field(field_id), 400)
     db.session.commit()
-    flash(_("Field %(label)s saved.", label=field.label_en), "success")
+    flash(_("Field %(label)s saved.", label=_label(field)), "success")
     return redirect(url_for("admin.custom_fields", _anchor=f"fields-{field.object_type.value}"))
 
 
@@ -303,12 +309,12 @@ def custom_field_active(field_id: int) -> Response:
     else:
         db.session.commit()
         if active:
-            flash(_("Field %(label)s restored.", label=field.label_en), "success")
+            flash(_("Field %(label)s restored.", label=_label(field)), "success")
         else:
             flash(
                 _(
                     "Field %(label)s archived: hidden everywhere, its values kept.",
-                    label=field.label_en,
+                    label=_label(field),
                 ),
                 "success",
             )
@@ -321,7 +327,7 @@ def custom_field_delete(field_id: int) -> str | Response:
     field = _field(field_id)
     form = ConfirmForm()
     if request.method == "POST" and form.validate_on_submit():
-        label, section = field.label_en, field.object_type.value
+        label, section = _label(field), field.object_type.value
         removed = cf.delete_field(db.session, field, _me())
         db.session.commit()
         flash(

@@ -251,6 +251,20 @@ def test_the_pages_are_in_bengali_for_a_bengali_admin(
     assert bn("A field with the key %(key)s exists already.").replace("%(key)s", "plan") in (
         refused.get_data(as_text=True)
     )
+    created = client.post(
+        "/admin/custom-fields/new",
+        {
+            "object_type": "customer",
+            "key": "tier",
+            "type": "text",
+            "label_en": "Tier",
+            "label_bn": "স্তর",
+        },
+        follow_redirects=True,
+    )
+    assert bn("Field %(label)s created.").replace("%(label)s", "স্তর") in created.get_data(
+        as_text=True
+    )
 
 
 def test_agents_get_a_404_and_forms_need_csrf(
