@@ -241,6 +241,13 @@ def _register_worker_tasks(app: Flask) -> None:
     sla.forget()  # a new app may be a new database (tests): no policies kept from another
     worker.register_task(app, sla.fire_due)
     stream.register_consumer(sla.CONSUMER, sla.on_change, start_at_end=True)
+    # Automation rules: triggers on the stream (from its end when first run: a new rule is
+    # not run on the past), time rules swept from the worker.
+    from helpdesk.services import rules
+
+    rules.forget()
+    stream.register_consumer(rules.CONSUMER, rules.on_event, start_at_end=True)
+    worker.register_task(app, rules.run_time_rules)
 
     # Webhooks: their own loop among the worker's services (serve's worker process), which
     # fans new events out into deliveries (a durable stream consumer) and sends what is due.

@@ -29,6 +29,7 @@ from helpdesk.models.messages import Attachment, Message
 from helpdesk.models.notifications import Notification
 from helpdesk.models.outbound import OutboundMail
 from helpdesk.models.presence import AgentConnection, AgentPresence, PresenceStatus
+from helpdesk.models.rules import Rule, RuleKind
 from helpdesk.models.search import TABLE as SEARCH_TABLE  # noqa: F401  (index DDL)
 from helpdesk.models.sla import SlaPolicy
 from helpdesk.models.tasks import Recurrence, Task, TaskStatus
@@ -75,6 +76,8 @@ __all__ = [
     "PresenceStatus",
     "Priority",
     "Recurrence",
+    "Rule",
+    "RuleKind",
     "SavedView",
     "SlaPolicy",
     "Tag",

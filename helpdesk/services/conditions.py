@@ -18,6 +18,8 @@ A condition is ``{"field", "op", "value"}``; a list of them matches when all mat
 ``language``               bn or en: the message's script (Bengali letters or not)
 ``within_business_hours``  true/false on the policy's, team's or default calendar
 ``actor``                  who acted: agent, customer or system (a trigger's event)
+``changed``                the fields a ``ticket.updated`` changed (``contains status``)
+``sla_target``             an ``sla.warning``/``sla.breached`` event's target
 =========================  ===================================================================
 
 Operators: ``is``, ``is_not``, ``contains``, ``not_contains``, ``matches`` (a regular
@@ -57,6 +59,8 @@ FIELDS = (
     "language",
     "within_business_hours",
     "actor",
+    "changed",
+    "sla_target",
 )
 OPS = (
     "is",
@@ -169,8 +173,10 @@ class Facts:
         now: datetime | None = None,
         business_hours: Callable[[datetime], bool] | None = None,
         first_text: Callable[[], str] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.ticket = ticket
+        self._extra = dict(extra or {})
         self._text = text
         self._first_text = first_text
         self.actor_type = actor_type
@@ -189,6 +195,8 @@ class Facts:
         return self._first_text() if self._first_text is not None else ""
 
     def _look_up(self, field: str) -> Any:
+        if field in self._extra:  # what the event at hand says (changed fields, a target)
+            return self._extra[field]
         t = self.ticket
         if field.startswith("custom."):
             return (t.custom or {}).get(field[len("custom.") :])

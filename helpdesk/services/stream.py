@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 from helpdesk.db import utcnow
 from helpdesk.models import Agent, Customer, Event, EventConsumer, EventCounter
 from helpdesk.services.effects import wake_worker_on_commit
+from helpdesk.services.rule_context import current as current_rule
 from helpdesk.unit_of_work import UnitOfWork, add_commit_step, unit_of_work
 
 log = logging.getLogger("helpdesk.stream")
@@ -111,8 +112,12 @@ def record(
     ticket_id: int | None = None,
     **data: Any,
 ) -> None:
-    """Record the event ``name`` about ``subject_type`` ``subject_id`` for this transaction."""
+    """Record the event ``name`` about ``subject_type`` ``subject_id`` for this transaction
+    (with the chain of automation rules that caused it, when one is acting)."""
     actor_type, actor_id = _actor(actor)
+    rule = current_rule()
+    if rule is not None:
+        data = {**data, "rule": rule.label(), "rule_chain": list(rule.chain)}
     values = {
         "name": name,
         "occurred_at": utcnow(),
@@ -134,14 +139,19 @@ def ticket_changed(
         return
     # The first change of the ticket in this transaction reserves the event's place in order.
     uow = unit_of_work(session)
-    uow.add(_TICKET_CHANGE, (ticket_id, _actor(actor), field_name, before, after))
+    rule = current_rule()
+    who = _actor(actor)
+    if rule is not None:
+        who = (*who, rule.label(), list(rule.chain))  # type: ignore[assignment]
+    uow.add(_TICKET_CHANGE, (ticket_id, who, field_name, before, after))
     uow.add(_PENDING, ("ticket.updated", ticket_id))
 
 
 def _fold_ticket_changes(uow: UnitOfWork) -> dict[int, dict[str, Any]]:
     """``ticket.updated`` values per ticket, from this transaction's field changes."""
     folded: dict[int, dict[str, Any]] = {}
-    for ticket_id, (actor_type, actor_id), field_name, before, after in uow.take(_TICKET_CHANGE):
+    for ticket_id, who, field_name, before, after in uow.take(_TICKET_CHANGE):
+        actor_type, actor_id = who[0], who[1]
         values = folded.get(ticket_id)
         if values is None:
             values = folded[ticket_id] = {
@@ -154,6 +164,8 @@ def _fold_ticket_changes(uow: UnitOfWork) -> dict[int, dict[str, Any]]:
                 "ticket_id": ticket_id,
                 "data": {"changes": {}},
             }
+            if len(who) > 2:  # changed by an automation rule (services/rule_context.py)
+                values["data"]["rule"], values["data"]["rule_chain"] = who[2], who[3]
         changes = values["data"]["changes"]
         if field_name in changes:
             changes[field_name]["to"] = after
@@ -175,7 +187,7 @@ def ticket_activity(uow: UnitOfWork) -> dict[int, dict[str, Any]]:
     def of(ticket_id: int) -> dict[str, Any]:
         return out.setdefault(ticket_id, {"created": False, "changed": set(), "messages": []})
 
-    for ticket_id, _actor, field_name, _before, _after in uow.peek(_TICKET_CHANGE):
+    for ticket_id, _who, field_name, _before, _after in uow.peek(_TICKET_CHANGE):
         of(ticket_id)["changed"].add(field_name)
     for item in uow.peek(_PENDING):
         if isinstance(item, tuple) or item.get("ticket_id") is None:
