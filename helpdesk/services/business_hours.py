@@ -347,8 +347,10 @@ def update_calendar(
     stay). Returns the changes of ``calendar.updated`` (SLA due times follow it)."""
     before = _state(calendar)
     if name is not None:
-        calendar.name = _clean_name(name)
-        _check_name(session, calendar.name, calendar.id)
+        # Checked before it is set: the look-up would flush a taken name into the unique index.
+        new_name = _clean_name(name)
+        _check_name(session, new_name, calendar.id)
+        calendar.name = new_name
     if timezone is not None:
         calendar.timezone = clean_timezone(timezone)
     if hours is not None:
