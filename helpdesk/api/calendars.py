@@ -54,7 +54,7 @@ def _hours(description: str = HOURS_DOC, **kw: Any) -> ma.fields.Dict:
         keys=ma.fields.String(validate=validate.OneOf(DAYS)),
         values=ma.fields.List(
             ma.fields.List(
-                ma.fields.String(validate=validate.Length(4, 5)), validate=validate.Length(2, 2)
+                ma.fields.String(validate=validate.Length(max=5)), validate=validate.Length(2, 2)
             ),
             validate=validate.Length(max=24),
         ),
@@ -225,10 +225,11 @@ def _refusals() -> Iterator[None]:
     """The verbs' refusals of what was sent as 422 naming the field (a taken name stays 409)."""
     try:
         yield
-    except Conflict:
-        raise
     except ServiceError as exc:
-        field = _FIELD_OF_CODE.get(exc.code)
+        # Nothing half-made stays in the session (a refused calendar was added before its
+        # days were checked).
+        db.session.rollback()
+        field = _FIELD_OF_CODE.get(exc.code) if not isinstance(exc, Conflict) else None
         if field is None:
             raise
         raise FieldRefused(exc, field) from None

@@ -43,6 +43,7 @@ class TeamEditForm(FlaskForm):
     calendar = SelectField(
         _l("Business hours"),
         choices=[],
+        default="",
         description=_l("The calendar of the team's SLA targets and opening hours."),
     )
 
