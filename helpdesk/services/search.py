@@ -9,6 +9,11 @@ terms (``rahim@example.com``, ``re-open``) is matched as a phrase. Words are ana
 the index was (NFC, Bengali and English stemming, stopwords dropped), so ``পাসওয়ার্ডের`` finds
 ``পাসওয়ার্ড`` and ``refunds`` finds ``refunded``. When no ticket has every word, tickets with
 any of them are shown instead, and the results say so.
+
+Filters are arguments beside the query, not operators inside it (the query is what agents type;
+a word like ``plan:gold`` is searched as the words it is): status, channel, assignee, dates, and
+a custom ticket field's value as ``cf.<key>=<value>``, the queue's argument (services/queue.py,
+``custom_fields.filter_clause``).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from helpdesk.models import ChannelKind, Message, Ticket, TicketStatus
 from helpdesk.models.search import TABLE
 from helpdesk.services import search_index
 from helpdesk.services.errors import ServiceError
-from helpdesk.services.queue import ticket_row
+from helpdesk.services.queue import QueueFilter, _custom_clauses, parse_custom, ticket_row
 
 MAX_QUERY_LENGTH = 200
 MAX_CHUNKS = 12
@@ -61,6 +66,8 @@ class SearchFilter:
     # Created on or after / on or before these days (UTC), both inclusive.
     date_from: date | None = None
     date_to: date | None = None
+    # ((key, value), ...) of custom ticket fields, from cf.<key>=<value> (as the queue's).
+    custom: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_args(cls, args: Mapping[str, Any]) -> SearchFilter:
@@ -95,7 +102,7 @@ class SearchFilter:
         date_from, date_to = day("from"), day("to")
         if date_from and date_to and date_from > date_to:
             raise ServiceError(_l("The start date is after the end date."))
-        return cls(status, channel, assignee, date_from, date_to)
+        return cls(status, channel, assignee, date_from, date_to, parse_custom(args))
 
     def as_args(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -109,9 +116,15 @@ class SearchFilter:
             out["from"] = self.date_from.isoformat()
         if self.date_to:
             out["to"] = self.date_to.isoformat()
+        for key, value in self.custom:
+            out[f"cf.{key}"] = value
         return out
 
-    def apply(self, q: Select[Any]) -> Select[Any]:
+    def apply(self, q: Select[Any], custom: list[Any] | None = None) -> Select[Any]:
+        """The filters on ``q``; ``custom``: the custom fields' clauses
+        (:func:`custom_clauses`)."""
+        for clause in custom or ():
+            q = q.where(clause)
         if self.status is not None:
             q = q.where(Ticket.status == self.status)
         if self.channel is not None:
@@ -126,6 +139,12 @@ class SearchFilter:
             end = datetime.combine(self.date_to + timedelta(days=1), time(), UTC)
             q = q.where(Ticket.created_at < end)
         return q
+
+
+def custom_clauses(session: Session, flt: SearchFilter) -> list[Any]:
+    """The WHERE clauses of the filter's custom fields (one look-up of their definitions, only
+    when there are any); an unknown field or option is a ServiceError."""
+    return _custom_clauses(session, QueueFilter(custom=flt.custom))
 
 
 @dataclass(frozen=True)
@@ -219,18 +238,19 @@ def search_tickets(
             _l("The search index is missing. Run “helpdesk tickets reindex” to build it.")
         )
     offset = (page - 1) * per_page
+    custom = custom_clauses(session, flt)
     ranked, results.narrowed = _ranked(
-        session, parsed, flt, any_word=False, limit=per_page + 1, offset=offset
+        session, parsed, flt, any_word=False, limit=per_page + 1, offset=offset, custom=custom
     )
     if not ranked and page == 1 and len(parsed.chunks) > 1:
         ranked, results.narrowed = _ranked(
-            session, parsed, flt, any_word=True, limit=per_page + 1, offset=offset
+            session, parsed, flt, any_word=True, limit=per_page + 1, offset=offset, custom=custom
         )
         results.any_word = bool(ranked)
     results.has_next = len(ranked) > per_page
     ranked = ranked[:per_page]
     if page == 1 and parsed.numbers:
-        pinned = _by_number(session, parsed.numbers, flt)
+        pinned = _by_number(session, parsed.numbers, flt, custom)
         ranked = [(tid, 0.0) for tid in pinned] + [r for r in ranked if r[0] not in pinned]
     results.hits = _hits(session, ranked, parsed.terms)
     return results
@@ -244,6 +264,7 @@ def _ranked(
     any_word: bool,
     limit: int,
     offset: int,
+    custom: list[Any] | None = None,
 ) -> tuple[list[tuple[int, float]], bool]:
     """``(ticket id, score)`` best first, and whether only the newest matches were ranked.
 
@@ -282,14 +303,18 @@ def _ranked(
             select(key).select_from(fts).where(match).order_by(key.desc()).limit(1).offset(window)
         )
         q = ranked if floor is None else ranked.where(key > floor)
-        rows = session.execute(flt.apply(q).limit(limit).offset(offset)).all()
+        rows = session.execute(flt.apply(q, custom).limit(limit).offset(offset)).all()
         if floor is None or len(rows) >= limit or window >= MAX_RANK_WINDOW:
             return [(int(r[0]), float(r[1])) for r in rows], floor is not None
         window = min(window * 4, MAX_RANK_WINDOW)
 
 
-def _by_number(session: Session, numbers: list[int], flt: SearchFilter) -> list[int]:
-    q = flt.apply(select(Ticket.id).where(Ticket.number.in_(numbers)).order_by(Ticket.number))
+def _by_number(
+    session: Session, numbers: list[int], flt: SearchFilter, custom: list[Any] | None = None
+) -> list[int]:
+    q = flt.apply(
+        select(Ticket.id).where(Ticket.number.in_(numbers)).order_by(Ticket.number), custom
+    )
     return list(session.scalars(q))
 
 

@@ -267,3 +267,25 @@ def test_cli_list_and_export_by_field(
         assert "Traceback" not in bad.stderr
         shape, _loaded = run_cli(env, "tickets", command, "--field", "plan")
         assert shape.returncode == 2 and "KEY=VALUE" in shape.stderr
+
+
+def test_search_filters_by_a_field_like_the_queue(
+    agent_client: AgentClient, admin: Agent, agent: Agent, session: Session, make_ticket: MakeTicket
+) -> None:
+    _define(session, admin, "plan", "dropdown", options=PLAN_OPTIONS)
+    gold = make_ticket(subject="Invoice for the gold plan", text="Where is the invoice?").ticket
+    free = make_ticket(subject="Invoice missing", text="No invoice came.").ticket
+    cf.set_values(session, gold, {"plan": "gold"}, agent)
+    cf.set_values(session, free, {"plan": "free"}, agent)
+    session.commit()
+
+    flt = SearchFilter.from_args({"cf.plan": "free"})
+    assert flt.as_args() == {"cf.plan": "free"}
+    assert [h.ticket.number for h in search_tickets(session, "invoice", flt).hits] == [free.number]
+    # A ticket number pinned first obeys the filter too.
+    pinned = search_tickets(session, f"#{gold.number}", flt)
+    assert gold.number not in [h.ticket.number for h in pinned.hits]
+    page = agent_client.get("/agent/search?q=invoice&cf.plan=gold").get_data(as_text=True)
+    assert "for the gold plan" in page and "missing" not in page  # the word is highlighted
+    wrong = agent_client.get("/agent/search?q=invoice&cf.plan=platinum").get_data(as_text=True)
+    assert "platinum is not an option of Plan" in wrong
