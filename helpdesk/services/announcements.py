@@ -32,8 +32,8 @@ def ticket_summary(ticket: Ticket, people: _SummaryParts | None = None) -> dict[
     """Payload of ``ticket.created`` / ``ticket.updated`` on the agent namespace.
 
     ``{id, number, subject, status, priority, channel, customer: {id, name, email},
-    assignee: {id, name} | null, team_id, tags: [str], message_count, updated_at (ISO 8601),
-    version}``. Documented in docs/architecture.md#events.
+    assignee: {id, name} | null, team_id, tags: [str], custom: {key: value}, message_count,
+    updated_at (ISO 8601), version}``. Documented in docs/architecture.md#events.
 
     ``people``: the assignee and tags as :func:`_summary_parts` read them, for a ticket whose
     relationships are not loaded (else they are read from the ticket, loading what they need).
@@ -61,6 +61,7 @@ def ticket_summary(ticket: Ticket, people: _SummaryParts | None = None) -> dict[
         "assignee": assignee,
         "team_id": ticket.team_id,
         "tags": tags,
+        "custom": ticket.custom or {},
         "message_count": ticket.message_count,
         "updated_at": ticket.updated_at.isoformat(),
         "version": ticket.version,

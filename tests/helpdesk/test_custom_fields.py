@@ -318,3 +318,16 @@ def test_a_form_s_answers_arrive_with_the_new_ticket(
     assert "ticket.created" in names and "ticket.updated" not in names  # created with them
     with pytest.raises(cf.FieldErrors):
         make_ticket(channel="portal", custom={"plan": "platinum"})
+
+
+def test_agents_watching_the_ticket_are_told_its_new_values(
+    session: Session, agent: Agent, plan: CustomField, make_ticket: MakeTicket, events: Any
+) -> None:
+    """The live ``ticket.updated`` carries the values: another agent's open page compares them
+    with what it loaded and says the ticket changed (helpdesk/static/js/agent.js)."""
+    ticket = make_ticket().ticket
+    events.events.clear()
+    cf.set_values(session, ticket, {"plan": "gold"}, agent)
+    session.commit()
+    assert events.names() == ["ticket.updated"]
+    assert events.events[-1].payload["custom"] == {"plan": "gold"}

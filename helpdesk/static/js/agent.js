@@ -130,10 +130,16 @@
     document.addEventListener("helpdesk:chat-line", function (ev) {
       if (ev.detail && ev.detail.ticketId === ticketId) { liveLines.add(ev.detail.id); }
     });
+    // Custom field values by key, in one canonical form (the keys sorted) to compare.
+    function canon(values) {
+      var o = values || {};
+      return JSON.stringify(Object.keys(o).sort().map(function (k) { return [k, o[k]]; }));
+    }
     function sameFields(t) {
       return t.status === stateAtLoad.status && t.priority === stateAtLoad.priority &&
         (t.assignee ? t.assignee.id : null) === stateAtLoad.assignee && t.team_id === stateAtLoad.team &&
-        (t.tags || []).slice().sort().join("\n") === (stateAtLoad.tags || []).join("\n");
+        (t.tags || []).slice().sort().join("\n") === (stateAtLoad.tags || []).join("\n") &&
+        canon(t.custom) === canon(stateAtLoad.custom);
     }
     function seen(v) { version = v; main.setAttribute("data-ticket-version", String(v)); }
     function onlyLiveLines(t) { return sameFields(t) && t.message_count - messagesAtLoad <= liveLines.size; }
