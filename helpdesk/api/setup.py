@@ -27,6 +27,7 @@ from helpdesk.api import (
     events,
     imports,
     organizations,
+    rules,
     serialize,
     tasks,
     tickets,
@@ -46,6 +47,8 @@ BLUEPRINTS = [
     tasks.blp,
     calendars.blp,
     custom_fields.blp,
+    rules.blp,
+    rules.time_blp,
 ]
 # The reference's section of each blueprint (its name, ``api_tickets``, stays the endpoints').
 TAGS = {
@@ -61,6 +64,8 @@ TAGS = {
     "api_tasks": "Tasks",
     "api_calendars": "Calendars",
     "api_custom_fields": "Custom fields",
+    "api_triggers": "Triggers",
+    "api_time_rules": "Time rules",
 }
 _prepared = False
 _prepared_blueprints: set[Blueprint] = set()
@@ -170,4 +175,5 @@ def init_app(app: Flask) -> None:
     webhook_payloads.register_payload("organization", organizations.organization_payload)
     webhook_payloads.register_payload("calendar", calendars.calendar_payload)
     webhook_payloads.register_payload("custom_field", custom_fields.field_payload)
+    webhook_payloads.register_payload("rule", rules.rule_payload)
     app.extensions["helpdesk.api"] = api

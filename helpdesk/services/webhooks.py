@@ -74,6 +74,9 @@ EVENT_TYPES: tuple[str, ...] = (
     "calendar.created",
     "calendar.updated",
     "calendar.deleted",
+    "rule.created",
+    "rule.updated",
+    "rule.deleted",
 )
 
 
