@@ -104,6 +104,28 @@ class MessageOut(ma.Schema):
     attachments = ma.fields.List(ma.fields.Nested(AttachmentOut), required=True)
 
 
+class TargetState(ma.Schema):
+    status = ma.fields.String(
+        required=True,
+        validate=validate.OneOf(("running", "paused", "met", "breached", "stopped")),
+    )
+    due_at = date_time(required=True, allow_none=True)
+
+
+class TicketSla(ma.Schema):
+    """A ticket's SLA (services/sla.py ``summary``): the policy, each target's due time and
+    state, the breached targets."""
+
+    policy = ma.fields.String(required=True, allow_none=True)
+    first_response_due_at = date_time(required=True, allow_none=True)
+    next_response_due_at = date_time(required=True, allow_none=True)
+    resolution_due_at = date_time(required=True, allow_none=True)
+    targets = ma.fields.Dict(
+        keys=ma.fields.String(), values=ma.fields.Nested(TargetState), required=True
+    )
+    breached = ma.fields.List(ma.fields.String(), required=True)
+
+
 class TicketSummary(ma.Schema):
     id = ma.fields.Integer(
         required=True, metadata={"description": "The events' `ticket_id` (people use `number`)"}
@@ -137,6 +159,9 @@ class TicketSummary(ma.Schema):
         metadata={"description": "Its id in the helpdesk it was imported from (imports only)"},
     )
     custom = custom_out()
+    sla = ma.fields.Nested(
+        TicketSla, required=True, allow_none=True, metadata={"description": "None: no policy"}
+    )
 
 
 class TicketOut(TicketSummary):

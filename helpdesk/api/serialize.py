@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from helpdesk.models import Agent, Attachment, Customer, Message, Team, Ticket
+from helpdesk.services import sla
 
 
 def iso(value: datetime | None) -> str | None:
@@ -55,6 +56,7 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
         "follow_up_at": iso(ticket.follow_up_at),
         "external_id": ticket.external_id,
         "custom": dict(ticket.custom or {}),
+        "sla": sla.summary(ticket),
     }
 
 

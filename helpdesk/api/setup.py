@@ -29,6 +29,7 @@ from helpdesk.api import (
     organizations,
     rules,
     serialize,
+    sla_policies,
     tasks,
     tickets,
     webhooks,
@@ -49,6 +50,7 @@ BLUEPRINTS = [
     custom_fields.blp,
     rules.blp,
     rules.time_blp,
+    sla_policies.blp,
 ]
 # The reference's section of each blueprint (its name, ``api_tickets``, stays the endpoints').
 TAGS = {
@@ -66,6 +68,7 @@ TAGS = {
     "api_custom_fields": "Custom fields",
     "api_triggers": "Triggers",
     "api_time_rules": "Time rules",
+    "api_sla_policies": "SLA policies",
 }
 _prepared = False
 _prepared_blueprints: set[Blueprint] = set()
@@ -176,4 +179,5 @@ def init_app(app: Flask) -> None:
     webhook_payloads.register_payload("calendar", calendars.calendar_payload)
     webhook_payloads.register_payload("custom_field", custom_fields.field_payload)
     webhook_payloads.register_payload("rule", rules.rule_payload)
+    webhook_payloads.register_payload("sla_policy", sla_policies.policy_payload)
     app.extensions["helpdesk.api"] = api

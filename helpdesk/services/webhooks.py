@@ -77,6 +77,11 @@ EVENT_TYPES: tuple[str, ...] = (
     "rule.created",
     "rule.updated",
     "rule.deleted",
+    "sla_policy.created",
+    "sla_policy.updated",
+    "sla_policy.deleted",
+    "sla.warning",
+    "sla.breached",
 )
 
 

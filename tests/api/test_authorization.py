@@ -35,6 +35,9 @@ ADMIN = {
     ("PATCH", "/api/v1/calendars/{calendar_id}"),
     ("DELETE", "/api/v1/calendars/{calendar_id}"),
     ("POST", "/api/v1/calendars/{calendar_id}/public-holidays"),
+    ("POST", "/api/v1/sla-policies"),
+    ("PATCH", "/api/v1/sla-policies/{policy_id}"),
+    ("DELETE", "/api/v1/sla-policies/{policy_id}"),
 }
 ADMIN_PREFIXES = ("/api/v1/webhooks",)  # every operation, GET included
 # Operations that kb/ and channels/ add through helpdesk.api.register_resource: agent
