@@ -290,12 +290,13 @@ def update_rule(
     active; the kind stays)."""
     before = _state(rule)
     if "name" in changes:
-        rule.name = _clean_name(changes["name"])
-        other = session.scalar(select(Rule.id).where(Rule.name == rule.name))
+        # Checked before it is set: the query would autoflush a taken name into the unique
+        # index first (an IntegrityError instead of the 409).
+        name = _clean_name(changes["name"])
+        other = session.scalar(select(Rule.id).where(Rule.name == name))
         if other is not None and other != rule.id:
-            raise Conflict(
-                _("A rule named %(name)s exists already.", name=rule.name), code="name_taken"
-            )
+            raise Conflict(_("A rule named %(name)s exists already.", name=name), code="name_taken")
+        rule.name = name
     if "event" in changes or "after_hours" in changes:
         rule.event, rule.after_hours = _check_when(
             rule.kind,
