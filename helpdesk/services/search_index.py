@@ -6,7 +6,9 @@ agents only), and the values of its text, long text, URL, dropdown and multi-sel
 fields (a dropdown's or multi-select's option by its value and both its labels, so "এন্টারপ্রাইজ"
 finds the tickets on the Enterprise plan). Those go first in the body column, before the
 messages, so appending a message keeps the row equal to a rebuilt one; relabelling an option or
-archiving a field changes no document until ``helpdesk tickets reindex``.
+archiving or deleting a field changes no document until ``helpdesk tickets reindex`` (deleting
+one held by half a million tickets would otherwise rebuild half a million documents inside the
+admin's transaction, holding SQLite's write lock for minutes).
 
 Documents are written **inside the transaction that changed the ticket**, just
 before it commits, so there is no moment at which a committed ticket is missing from the index
@@ -19,8 +21,8 @@ What marks a ticket for reindexing (collected on the transaction's unit of work 
 view is covered without calling anything; the commit step writes the documents):
 
 * a new or deleted ticket or message, a message whose text or ticket changed (split);
-* a ticket whose number, subject, customer, custom values (``custom_fields.set_values``; a
-  field's deletion by its bulk UPDATE), ``merged_into_id`` or ``message_count`` changed
+* a ticket whose number, subject, customer, custom values (``custom_fields.set_values``),
+  ``merged_into_id`` or ``message_count`` changed
   (a merge moves messages with one bulk UPDATE that the unit of work never sees, but it always
   changes both tickets' counts);
 * a customer whose name or email changed: all of that customer's tickets;
@@ -435,7 +437,8 @@ def _on_execute(state: ORMExecuteState) -> None:
 
 
 _BULK_WATCH: dict[str, tuple[str, frozenset[str], str]] = {
-    "tickets": ("id", TICKET_FIELDS, "ticket"),
+    # Not ``custom``: only deleting a field writes it in bulk (see the module's docstring).
+    "tickets": ("id", TICKET_FIELDS - {"custom"}, "ticket"),
     "messages": ("ticket_id", MESSAGE_FIELDS, "ticket"),
     "customers": ("id", CUSTOMER_FIELDS, "customer"),
 }
