@@ -282,13 +282,14 @@ def test_the_operations_keep_their_promises(
         )
     )
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+    every: list[Any] = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     operations = [
-        op
-        for op in (result.ok() for result in schema.get_all_operations())
-        if {"Triggers", "Time rules"} & set(op.definition.raw.get("tags", []))
+        op for op in every if {"Triggers", "Time rules"} & set(op.definition.raw.get("tags", []))
     ]
     assert len(operations) == 11
-    runs = [(op, mode, {}) for op, mode in itertools.product(operations, GenerationMode)] + [
+    runs: list[tuple[Any, GenerationMode, dict[str, Any]]] = [
+        (op, mode, {}) for op, mode in itertools.product(operations, GenerationMode)
+    ] + [
         (
             op,
             GenerationMode.POSITIVE,
