@@ -11,7 +11,7 @@ import binascii
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, exists, func, select, tuple_
@@ -30,7 +30,7 @@ from helpdesk.models import (
     TicketStatus,
     ticket_tags,
 )
-from helpdesk.services import custom_fields
+from helpdesk.services import custom_fields, sla
 from helpdesk.services.errors import ServiceError
 
 VIEWS = {
@@ -40,13 +40,19 @@ VIEWS = {
     "pending": _l("Pending"),
     "resolved": _l("Resolved"),
     "all": _l("All tickets"),
+    # Active tickets whose SLA is due within BREACHING_SOON or overdue, soonest first.
+    "breaching": _l("Breaching soon"),
 }
 SORTS = {
     "updated": _l("Recently updated"),
     "oldest": _l("Least recently updated"),
     "created": _l("Newest first"),
     "priority": _l("Priority"),
+    # ix_tickets_active_sla_due (active, sla_due_at, id) walked in order with keyset pages: only
+    # tickets with a running SLA target are listed (a NULL due time has no place in the range).
+    "sla": _l("SLA due (soonest first, tickets with a due time)"),
 }
+BREACHING_SOON = timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -249,6 +255,9 @@ def _base_query(
         q = q.where(Ticket.status == TicketStatus.PENDING)
     elif flt.view == "resolved":
         q = q.where(Ticket.active.is_(False))
+    elif flt.view == "breaching":
+        # sla.utcnow: the SLA's clock (tests move it).
+        q = q.where(Ticket.active.is_(True), Ticket.sla_due_at <= sla.utcnow() + BREACHING_SOON)
     if flt.status is not None:
         q = q.where(Ticket.status == flt.status)
     if flt.channel is not None:
@@ -292,8 +301,19 @@ def _parse_dt(value: Any) -> datetime:
         raise ServiceError(_l("Invalid page cursor.")) from None
 
 
+def sort_of(flt: QueueFilter) -> str:
+    """The order the filter's page is in: "Breaching soon" is always soonest due first."""
+    return "sla" if flt.view == "breaching" else flt.sort
+
+
 def _apply_sort(q: Select[Any], sort: str, cursor: list[Any] | None) -> Select[Any]:
     try:
+        if sort == "sla":
+            q = q.where(Ticket.sla_due_at.is_not(None))
+            if cursor:
+                d, i = _parse_dt(cursor[0]), int(cursor[1])
+                q = q.where(tuple_(Ticket.sla_due_at, Ticket.id) > (d, i))
+            return q.order_by(Ticket.sla_due_at.asc(), Ticket.id.asc())
         if sort == "created":
             if cursor:
                 q = q.where(Ticket.id < int(cursor[0]))
@@ -323,6 +343,8 @@ def _cursor_for(ticket: Ticket | QueueRow, sort: str) -> str:
         return _encode_cursor([ticket.id])
     if sort == "priority":
         return _encode_cursor([ticket.priority, ticket.updated_at.isoformat(), ticket.id])
+    if sort == "sla" and ticket.sla_due_at is not None:
+        return _encode_cursor([ticket.sla_due_at.isoformat(), ticket.id])
     return _encode_cursor([ticket.updated_at.isoformat(), ticket.id])
 
 
@@ -343,7 +365,7 @@ def queue_page(
     cursor = _decode_cursor(after) if after else None
     tag = _tag_plan(session, flt.tag) if flt.tag else None
     custom = _custom_clauses(session, flt)
-    q = _apply_sort(_base_query(flt, agent, tag, custom=custom), flt.sort, cursor)
+    q = _apply_sort(_base_query(flt, agent, tag, custom=custom), sort_of(flt), cursor)
     q = q.limit(limit + 1)
     q = q.options(
         # Only what a row shows of the people and the team (ticket_row's fields too): each
@@ -355,7 +377,7 @@ def queue_page(
         selectinload(Ticket.tags),
     )
     rows = list(session.scalars(q).unique())
-    next_cursor = _cursor_for(rows[limit - 1], flt.sort) if len(rows) > limit else None
+    next_cursor = _cursor_for(rows[limit - 1], sort_of(flt)) if len(rows) > limit else None
     return Page(rows[:limit], next_cursor, flt)
 
 
@@ -377,6 +399,7 @@ class QueueRow:
         "message_count",
         "number",
         "priority",
+        "sla_due_at",
         "status",
         "subject",
         "tags",
@@ -396,6 +419,7 @@ class QueueRow:
         customer_name: str,
         assignee_name: str | None,
         tags: list[str],
+        sla_due_at: datetime | None = None,
     ) -> None:
         self.id = id
         self.number = number
@@ -408,6 +432,7 @@ class QueueRow:
         self.customer_name = customer_name  # as Customer.display_name
         self.assignee_name = assignee_name
         self.tags = tags  # names, sorted as Ticket.tags
+        self.sla_due_at = sla_due_at  # the earliest running SLA target's due time
 
     @property
     def display_number(self) -> str:
@@ -447,13 +472,15 @@ def queue_rows(
         Customer.name,
         Customer.email,
         Agent.name,
+        Ticket.sla_due_at,
     ).select_from(
         Ticket.__table__.join(Customer.__table__, Customer.id == Ticket.customer_id).outerjoin(
             Agent.__table__, Agent.id == Ticket.assignee_id
         )
     )
     custom = _custom_clauses(session, flt)
-    q = _apply_sort(_base_query(flt, agent, tag, start, custom), flt.sort, cursor).limit(limit + 1)
+    q = _apply_sort(_base_query(flt, agent, tag, start, custom), sort_of(flt), cursor)
+    q = q.limit(limit + 1)
     found = session.execute(q).all()
     names: dict[int, list[str]] = {}
     if found:
@@ -478,6 +505,7 @@ def queue_rows(
             cname or cemail or f"#{cid}",
             aname,
             names.get(tid, []),
+            due,
         )
         for (
             tid,
@@ -492,9 +520,10 @@ def queue_rows(
             cname,
             cemail,
             aname,
+            due,
         ) in found[:limit]
     ]
-    next_cursor = _cursor_for(rows[limit - 1], flt.sort) if len(found) > limit else None
+    next_cursor = _cursor_for(rows[limit - 1], sort_of(flt)) if len(found) > limit else None
     return RowsPage(rows, next_cursor, flt)
 
 

@@ -17,7 +17,7 @@ value from the database is escaped here, the labels once per request.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Literal, Protocol
 
@@ -32,6 +32,9 @@ from helpdesk.models import ChannelKind, Priority, TicketStatus
 from helpdesk.services.queue import SORTS, VIEWS, QueueRow
 from helpdesk.web.filters import channel_label, priority_label, status_label
 
+# An SLA due time this close is "near" (amber in the queue).
+SLA_NEAR = timedelta(hours=1)
+
 _SAMPLE_NUMBER = 1042
 
 
@@ -41,6 +44,11 @@ class Numbered(Protocol):
 
     @property
     def display_number(self) -> str: ...
+
+
+class Due(Protocol):
+    @property
+    def sla_due_at(self) -> datetime | None: ...
 
 
 class _Labels:
@@ -62,6 +70,18 @@ class _Labels:
         self.html_channel = {c: str(escape(label)) for c, label in self.channel.items()}
         self.html_messages = str(escape(self.messages))
         self.html_select = str(escape(self.select))
+        self.sla_none = _("No SLA target running")
+
+
+def sla_left(minutes: int) -> str:
+    """A duration of the SLA column, "2 h 10 min", in the reader's digits."""
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return _("%(d)d d %(h)d h", d=days, h=hours)
+    if hours:
+        return _("%(h)d h %(m)d min", h=hours, m=mins)
+    return _("%(m)d min", m=mins)
 
 
 _LABELS: dict[tuple[str, object], _Labels] = {}
@@ -97,6 +117,7 @@ class RowText:
             raise RuntimeError(f"a ticket's URL no longer ends with its number: {sample}")
         self._ticket_href = sample[: -len(suffix)]
         self._html_href = str(escape(self._ticket_href))
+        self._sla_none = str(escape(labels.sla_none))
 
     def href(self, ticket: Numbered) -> str:
         return f"{self._ticket_href}{ticket.number}"
@@ -140,6 +161,28 @@ class RowText:
                 return text
         return ""
 
+    def sla(self, t: Due) -> str:
+        """The SLA cell, ``<td>`` included: time to the earliest running target's due time
+        ("in 2 h 10 min", "5 min overdue"), classed normal, near (within an hour) or overdue."""
+        due = t.sla_due_at
+        if due is None:
+            return f'<td class="sla"><span class="muted" title="{self._sla_none}">—</span></td>'
+        seconds = (due - self.now).total_seconds()
+        late = seconds < 0
+        minutes = int(abs(seconds) // 60) if late else int((seconds + 59) // 60)
+        key = (minutes, late, self._lkey)
+        text = _SLA.get(key)
+        if text is None:
+            left = sla_left(minutes)
+            text = _SLA[key] = str(
+                escape(_("%(time)s overdue", time=left) if late else _("in %(time)s", time=left))
+            )
+        state = "overdue" if late else ("near" if seconds < SLA_NEAR.total_seconds() else "normal")
+        return (
+            f'<td class="sla sla-{state}"><time datetime="{due.isoformat()}"'
+            f' title="{escape(self.when(due))}">{text}</time></td>'
+        )
+
     def rows(self, rows: Iterable[QueueRow]) -> Markup:
         """The ``<tr>`` of each row (what ``agent/_queue_rows.html`` puts in its table)."""
         return Markup("".join([self.row(r) for r in rows]))  # noqa: S704 (escaped in row())
@@ -169,6 +212,7 @@ class RowText:
             "</span></td>"
             f"<td>{assignee}</td>"
             f'<td><time datetime="{t.updated_at.isoformat()}" title="{when}">{ago}</time></td>'
+            f"{self.sla(t)}"
             "</tr>\n"
         )
 
@@ -179,6 +223,8 @@ _AGO_THRESHOLD = 0.85
 # (unit, count, future, locale) -> text: a few hundred entries at most per language.
 _AGO: dict[tuple[str, int, bool, str], str] = {}
 _LOCALES: dict[str, Locale] = {}
+# (minutes, overdue, locale) -> the SLA cell's escaped text.
+_SLA: dict[tuple[int, bool, str], str] = {}
 
 
 @lru_cache(maxsize=1024)

@@ -198,6 +198,7 @@ JINJA_ROWS = """{% for t in tickets %}{%- set href = text.href(t) %}
       <td><span class="prio prio-{{ t.priority }}">{{ text.priority[t.priority] }}</span></td>
       <td>{{ t.assignee.name if t.assignee else "—" }}</td>
       <td><time datetime="{{ t.updated_at.isoformat() }}" title="{{ text.when(t.updated_at) }}">{{ text.ago(t.updated_at) }}</time></td>
+      {{ text.sla(t)|safe }}
     </tr>{% endfor %}"""  # noqa: E501
 
 
