@@ -27,7 +27,7 @@ from helpdesk.models import (
     Ticket,
     TicketStatus,
 )
-from helpdesk.services import custom_fields, mentions, outbox, tickets
+from helpdesk.services import custom_fields, mentions, outbox, sla, tickets
 from helpdesk.services.access import access_ticket_by_number
 from helpdesk.services.errors import Conflict, ServiceError
 from helpdesk.services.queue import QueueFilter, queue_rows
@@ -234,6 +234,7 @@ def _render_ticket(ticket: Ticket, status: int = 200, **overrides: Any) -> tuple
             all_tags=db.session.scalars(select(Tag.name).order_by(Tag.name).limit(200)).all(),
             # Registered by the knowledge base (kb.init_app), if installed.
             kb_suggestions=_suggest_articles(ticket),
+            sla=sla.summary(ticket),
             **forms,
         ),
         status,
