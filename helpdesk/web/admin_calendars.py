@@ -19,6 +19,7 @@ from flask_babel import get_locale
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 from wtforms import BooleanField, DateField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
@@ -188,7 +189,9 @@ def calendars_list() -> str:
     rows = [
         (c, hours_summary(c))
         for c in db.session.scalars(
-            select(Calendar).order_by(Calendar.is_default.desc(), Calendar.name)
+            select(Calendar)
+            .options(selectinload(Calendar.holidays))
+            .order_by(Calendar.is_default.desc(), Calendar.name)
         )
     ]
     return render_template("admin/calendars.html", rows=rows)
