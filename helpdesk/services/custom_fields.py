@@ -110,12 +110,13 @@ def fields_for(
 
 
 def all_fields(session: Session, *, archived: bool = False) -> list[CustomField]:
+    """Every field: tickets', then customers', then organizations', each in its order (sorted
+    here: the enum column sorts differently on SQLite and PostgreSQL)."""
     q = select(CustomField)
     if not archived:
         q = q.where(CustomField.active.is_(True))
-    return list(
-        session.scalars(q.order_by(CustomField.object_type, CustomField.position, CustomField.id))
-    )
+    order = {kind: i for i, kind in enumerate(FieldObject)}
+    return sorted(session.scalars(q), key=lambda f: (order[f.object_type], f.position, f.id))
 
 
 def clean_key(raw: str | None) -> str:
@@ -382,6 +383,10 @@ def delete_field(session: Session, field: CustomField, actor: Agent | None) -> i
             .values(custom=rest or None)
             .execution_options(synchronize_session=False)
         )
+    # Records this session holds read their values afresh (the UPDATEs above bypassed them).
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, model):
+            session.expire(obj, ["custom"])
     drop_index(session, field)
     stream.record(
         session,

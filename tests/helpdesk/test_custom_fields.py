@@ -269,6 +269,7 @@ def test_deleting_a_field_removes_its_values_and_index(
     cf.set_values(session, ticket, {"plan": "gold", "note": "keep me"}, agent)
     session.commit()
     assert cf.delete_field(session, plan, admin) == 1
+    assert ticket.custom == {"note": "keep me"}  # the ticket this session holds too
     session.commit()
     session.expire_all()
     assert session.get(Ticket, ticket.id).custom == {"note": "keep me"}  # type: ignore[union-attr]
