@@ -248,6 +248,10 @@ def _register_worker_tasks(app: Flask) -> None:
     rules.forget()
     stream.register_consumer(rules.CONSUMER, rules.on_event, start_at_end=True)
     worker.register_task(app, rules.run_time_rules)
+    # Satisfaction surveys: asked when a ticket is resolved (a consumer of ticket.updated).
+    from helpdesk.services import satisfaction
+
+    stream.register_consumer(satisfaction.CONSUMER, satisfaction.on_event, start_at_end=True)
 
     # Webhooks: their own loop among the worker's services (serve's worker process), which
     # fans new events out into deliveries (a durable stream consumer) and sends what is due.

@@ -30,6 +30,7 @@ from helpdesk.models.notifications import Notification
 from helpdesk.models.outbound import OutboundMail
 from helpdesk.models.presence import AgentConnection, AgentPresence, PresenceStatus
 from helpdesk.models.rules import Rule, RuleKind
+from helpdesk.models.satisfaction import SatisfactionRating
 from helpdesk.models.search import TABLE as SEARCH_TABLE  # noqa: F401  (index DDL)
 from helpdesk.models.sla import SlaPolicy
 from helpdesk.models.tasks import Recurrence, Task, TaskStatus
@@ -78,6 +79,7 @@ __all__ = [
     "Recurrence",
     "Rule",
     "RuleKind",
+    "SatisfactionRating",
     "SavedView",
     "SlaPolicy",
     "Tag",
