@@ -363,6 +363,8 @@ def _check_answers(page: _ContactPage, me: Customer | None) -> customer_forms.An
     """The custom answers cleaned, or None with ``page.errors`` set. The customer they would
     land on is looked up by the typed address: only when that is the signed-in customer may
     the answers replace values the record holds."""
+    if not page.fields:
+        return customer_forms.Answers()
     owner: Customer | None = None
     try:
         email = normalize_email(page.form.email.data or "")
