@@ -1,6 +1,7 @@
 """Webhooks' fan-out: the durable stream consumer ``webhooks``.
 
-Each event becomes one ``WebhookDelivery`` per active webhook subscribed to it, written in the
+Each event becomes one ``WebhookDelivery`` per active webhook subscribed to it (a rule's
+``rule.webhook``: one for the webhook it names, if active), written in the
 consumer's transaction with its new position, so an event fans out exactly once even across
 crashes. The body is fixed then (``services/webhook_payloads.py``); sending it is
 ``services/webhook_delivery.py``'s.
@@ -25,6 +26,9 @@ from helpdesk.services import stream
 from helpdesk.services.webhook_payloads import envelope, ordering_key, prefetch_tickets
 
 CONSUMER = "webhooks"
+# What a rule's ``webhook`` action records (services/rules.py): data ``webhook_id``,
+# ``ticket_id``; delivered to that webhook only, with the ticket as ``data``.
+RULE_WEBHOOK = "rule.webhook"
 
 _Hook = tuple[int, list[str], int]  # id, events, after_event_id
 # The active webhooks, read once per batch by prepare() (sessions of the worker's batches are
@@ -61,6 +65,8 @@ def prepare(session: Session, events: Sequence[stream.StoredEvent]) -> None:
     with session.no_autoflush:
         hooks = _batch_hooks[session] = _active_hooks(session)
         wanted = {name for _id, names, _after in hooks for name in names}
+        if hooks:
+            wanted.add(RULE_WEBHOOK)
         ticket_ids = {
             e.subject_id for e in events if e.subject_type == "ticket" and e.name in wanted
         } | {e.ticket_id for e in events if e.ticket_id is not None and e.name in wanted}
@@ -79,7 +85,15 @@ def fan_out(session: Session, event: stream.StoredEvent) -> None:
         if hooks is None:
             hooks = _active_hooks(session)
         targets = [
-            hook_id for hook_id, names, after in hooks if event.name in names and event.id > after
+            hook_id
+            for hook_id, names, after in hooks
+            if event.id > after
+            and (
+                # A rule's webhook action: that one webhook, whatever it subscribes to.
+                event.data.get("webhook_id") == hook_id
+                if event.name == RULE_WEBHOOK
+                else event.name in names
+            )
         ]
         if not targets:
             return
