@@ -18,11 +18,12 @@ no queue page reads). On that copy:
    cursor followed 20 pages), and the dropdown with a team or a status filter.
 
 Nothing runs ANALYZE after the field is defined: the planner sees the new index as a new
-installation would, until its next ANALYZE (PostgreSQL's autovacuum) collects statistics.
+installation would, until its next ANALYZE (PostgreSQL's autovacuum) collects statistics;
+``--analyze`` then runs it and measures every case again (the planner's other choice).
 
     .venv/bin/python bench/custom_fields.py                       # both databases
     .venv/bin/python bench/custom_fields.py --database sqlite --explain
-    .venv/bin/python bench/custom_fields.py --analyze              # then ANALYZE, measure again
+    .venv/bin/python bench/custom_fields.py --analyze             # then ANALYZE, measure again
     .venv/bin/python bench/custom_fields.py --n 50000             # quick iteration
 """
 
