@@ -327,9 +327,9 @@ def create_calendar(
         raise Conflict(
             _("A calendar named %(name)s exists already.", name=name), code="name_taken"
         ) from None
-    if is_default:
-        make_default(session, calendar)
     stream.record(session, "calendar.created", "calendar", calendar.id, actor, **_state(calendar))
+    if is_default:
+        make_default(session, calendar, actor)
     return calendar
 
 
@@ -457,11 +457,32 @@ def _record_holidays(
         )
 
 
-def make_default(session: Session, calendar: Calendar) -> None:
+def make_default(session: Session, calendar: Calendar, actor: Agent | None = None) -> None:
+    """Make ``calendar`` the default. Both calendars whose role changed get a
+    ``calendar.updated`` (``changes.default``): everything without a calendar of its own now
+    runs on another schedule (SLA due times follow the event)."""
+    if calendar.is_default:
+        return
     for other in session.scalars(select(Calendar).where(Calendar.is_default.is_(True))):
         other.is_default = False
+        stream.record(
+            session,
+            "calendar.updated",
+            "calendar",
+            other.id,
+            actor,
+            changes={"default": {"from": True, "to": False}},
+        )
     calendar.is_default = True
     session.flush()
+    stream.record(
+        session,
+        "calendar.updated",
+        "calendar",
+        calendar.id,
+        actor,
+        changes={"default": {"from": False, "to": True}},
+    )
 
 
 def default_calendar(session: Session) -> Calendar:

@@ -115,6 +115,24 @@ def test_the_default_calendar_is_bangladesh_s_working_week(session: Session) -> 
 
 
 @pytest.mark.usefixtures("db_backend")
+def test_a_new_default_is_an_update_of_both_calendars(session: Session, admin: Agent) -> None:
+    # What runs on the default (SLA policies and teams without a calendar) changes schedule:
+    # the SLA's recompute and webhooks hear it.
+    first = bh.create_calendar(session, admin, name="Head office", is_default=True)
+    second = bh.create_calendar(session, admin, name="Branch")
+    session.commit()
+    start = stream.last_id(session)
+    bh.make_default(session, second, admin)
+    bh.make_default(session, second, admin)  # already the default: nothing happens
+    session.commit()
+    events = [(e.name, e.subject_id, e.data["changes"]) for e in stream.read(session, after=start)]
+    assert events == [
+        ("calendar.updated", first.id, {"default": {"from": True, "to": False}}),
+        ("calendar.updated", second.id, {"default": {"from": False, "to": True}}),
+    ]
+
+
+@pytest.mark.usefixtures("db_backend")
 def test_an_admin_keeps_a_calendar(session: Session, admin: Agent) -> None:
     start = stream.last_id(session)
     calendar = bh.create_calendar(
