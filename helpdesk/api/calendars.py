@@ -323,7 +323,7 @@ def update_calendar(changes: dict[str, Any], calendar_id: int) -> Any:
             holidays=changes.get("holidays"),
         )
     if changes.get("default"):
-        verbs.make_default(db.session, calendar)
+        verbs.make_default(db.session, calendar, me())
     return _answer(calendar, 200)
 
 

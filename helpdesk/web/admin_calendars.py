@@ -246,7 +246,7 @@ def calendar_edit(calendar_id: int | None = None) -> tuple[str, int] | Response:
 @admin_required
 def calendar_default(calendar_id: int) -> Response:
     calendar = _calendar(calendar_id)
-    business_hours.make_default(db.session, calendar)
+    business_hours.make_default(db.session, calendar, _me())
     db.session.commit()
     flash(_("%(name)s is now the default calendar.", name=calendar.name), "success")
     return redirect(url_for("admin.calendars_list"))
