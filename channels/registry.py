@@ -43,6 +43,16 @@ def register_senders(app: Flask, *, web: bool = True) -> None:
     from helpdesk.services.reminders import REMINDER_PURPOSE
 
     register_mail_composer(app, REMINDER_PURPOSE, partial(compose_task_reminder, app))
+    # A resolved ticket's satisfaction survey, with one link per score to the portal.
+    from channels.email.satisfaction_mail import compose_satisfaction_request
+    from helpdesk.services.satisfaction import REQUEST_MAIL
+
+    register_mail_composer(app, REQUEST_MAIL, partial(compose_satisfaction_request, app))
+    # An automation rule's mail (send_email action) to the customer, the assignee or the team.
+    from channels.email.rule_mail import compose_rule_mail
+    from helpdesk.services.rules import RULE_MAIL
+
+    register_mail_composer(app, RULE_MAIL, partial(compose_rule_mail, app))
 
 
 def register_email(app: Flask, *, web: bool = True) -> None:

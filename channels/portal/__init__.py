@@ -25,6 +25,9 @@ def init_app(app: object, *, web: bool = True) -> None:
         from channels.portal.views import bp
 
         app.register_blueprint(bp)
+        from channels.portal.satisfaction import bp as rating_bp
+
+        app.register_blueprint(rating_bp)  # /portal/rate/<token>, a ticket's rating form
     for purpose in ("portal.confirmation", "portal.signin"):
         register_mail_composer(app, purpose, partial(compose_link_mail, app))
 
