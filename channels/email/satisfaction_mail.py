@@ -73,7 +73,8 @@ def compose_satisfaction_request(app: Flask, session: Session, row: OutboundMail
     with force_locale(lang):
         subject = _(
             "How did we do? [#%(number)s] %(subject)s",
-            number=ticket.number,
+            # ASCII digits: a reply's [#1042] subject token is how the inbound side finds it.
+            number=str(ticket.number),
             subject=ticket.subject,
         )
         choices = [(label, f"{link}?score={value}") for value, label in score_choices(survey.scale)]
