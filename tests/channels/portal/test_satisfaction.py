@@ -57,7 +57,7 @@ def resolve(session: Session, agent: Agent, ticket: Ticket) -> SatisfactionRatin
 
 
 def parse(data: bytes) -> EmailMessage:
-    return message_from_bytes(data, policy=policy.default)  # type: ignore[return-value]
+    return message_from_bytes(data, policy=policy.default)
 
 
 def csrf(page: Any) -> str:
