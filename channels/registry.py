@@ -48,6 +48,11 @@ def register_senders(app: Flask, *, web: bool = True) -> None:
     from helpdesk.services.satisfaction import REQUEST_MAIL
 
     register_mail_composer(app, REQUEST_MAIL, partial(compose_satisfaction_request, app))
+    # An automation rule's mail (send_email action) to the customer, the assignee or the team.
+    from channels.email.rule_mail import compose_rule_mail
+    from helpdesk.services.rules import RULE_MAIL
+
+    register_mail_composer(app, RULE_MAIL, partial(compose_rule_mail, app))
 
 
 def register_email(app: Flask, *, web: bool = True) -> None:
