@@ -28,6 +28,7 @@ from helpdesk.api import (
     imports,
     organizations,
     rules,
+    satisfaction,
     serialize,
     sla_policies,
     tasks,
@@ -51,6 +52,7 @@ BLUEPRINTS = [
     rules.blp,
     rules.time_blp,
     sla_policies.blp,
+    satisfaction.blp,
 ]
 # The reference's section of each blueprint (its name, ``api_tickets``, stays the endpoints').
 TAGS = {
@@ -69,6 +71,7 @@ TAGS = {
     "api_triggers": "Triggers",
     "api_time_rules": "Time rules",
     "api_sla_policies": "SLA policies",
+    "api_satisfaction": "Satisfaction",
 }
 _prepared = False
 _prepared_blueprints: set[Blueprint] = set()
@@ -180,4 +183,5 @@ def init_app(app: Flask) -> None:
     webhook_payloads.register_payload("custom_field", custom_fields.field_payload)
     webhook_payloads.register_payload("rule", rules.rule_payload)
     webhook_payloads.register_payload("sla_policy", sla_policies.policy_payload)
+    webhook_payloads.register_payload("satisfaction", satisfaction.rating_payload)
     app.extensions["helpdesk.api"] = api

@@ -82,6 +82,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "sla_policy.deleted",
     "sla.warning",
     "sla.breached",
+    "satisfaction.requested",
+    "satisfaction.rated",
 )
 
 
