@@ -170,6 +170,7 @@ def _register_blueprints(app: Flask) -> None:
         admin_agents,  # noqa: F401  (routes on the admin blueprint)
         admin_calendars,  # noqa: F401  (routes on the admin blueprint)
         admin_custom_fields,  # noqa: F401  (routes on the admin blueprint)
+        admin_rules,  # noqa: F401  (routes on the admin blueprint)
         admin_sla,  # noqa: F401  (routes on the admin blueprint)
         admin_teams,  # noqa: F401  (routes on the admin blueprint)
         admin_webhooks,  # noqa: F401  (routes on the admin blueprint)
