@@ -30,7 +30,7 @@ from channels.chat.settings import (
 )
 from helpdesk.extensions import db
 from helpdesk.i18n import _, _l
-from helpdesk.models import Agent, Team
+from helpdesk.models import Agent, Calendar, Team
 from helpdesk.services.errors import ServiceError
 from helpdesk.web.admin import admin_required
 from helpdesk.web.forms import choices
@@ -70,6 +70,7 @@ class ChatSettingsForm(FlaskForm):
         _l("Sites that may show the widget, one per line (* = any site)"),
         validators=[Length(max=5000)],
     )
+    calendar = SelectField(_l("Opening hours"), choices=[])
     timezone = SelectField(_l("Time zone of the business hours"), choices=[])
     mon = StringField(DAY_LABELS["mon"], validators=[Length(max=200)])
     tue = StringField(DAY_LABELS["tue"], validators=[Length(max=200)])
@@ -85,6 +86,10 @@ def _form() -> ChatSettingsForm:
     teams = db.session.scalars(select(Team).order_by(Team.name)).all()
     form.team.choices = choices([("", _("All agents")), *((str(t.id), t.name) for t in teams)])
     form.timezone.choices = choices((tz, tz) for tz in timezones())
+    calendars = db.session.scalars(select(Calendar).order_by(Calendar.name)).all()
+    form.calendar.choices = choices(
+        [("", _("The hours below")), *((str(c.id), c.name) for c in calendars)]
+    )
     return form
 
 
@@ -100,6 +105,7 @@ def _fill(form: ChatSettingsForm) -> None:
     form.team.data = str(values.team_id) if values.team_id else ""
     form.allowed_origins.data = "\n".join(values.allowed_origins)
     form.timezone.data = values.timezone
+    form.calendar.data = str(values.calendar_id) if values.calendar_id else ""
     for day in DAYS:
         getattr(form, day).data = values.weekly.get(day, "")
 
@@ -137,6 +143,7 @@ def save() -> Response | tuple[str, int]:
             timezone=form.timezone.data or instance_timezone(),
             weekly={day: getattr(form, day).data or "" for day in DAYS},
             team_id=int(form.team.data) if form.team.data else None,
+            calendar_id=int(form.calendar.data) if form.calendar.data else None,
         )
         actor = current_user._get_current_object()
         assert isinstance(actor, Agent)

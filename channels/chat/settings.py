@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 
 from helpdesk.db import utcnow
 from helpdesk.i18n import _
-from helpdesk.models import Agent, Channel, ChannelKind, Team
-from helpdesk.services import audit
+from helpdesk.models import Agent, Calendar, Channel, ChannelKind, Team
+from helpdesk.services import audit, business_hours
+from helpdesk.services.business_hours import Schedule
 from helpdesk.services.errors import ServiceError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -40,8 +41,11 @@ class ChatSettings:
     """The chat channel's settings: the ``Channel`` row (kind ``chat``) over ``CHAT_*`` config.
 
     ``hours``: ``{"timezone": "Asia/Dhaka", "weekly": {"mon": ["09:00-17:00"], ...}}``; an empty
-    mapping means always open. ``allowed_origins``: sites that may embed the widget (the
-    helpdesk's own origin always may); ``["*"]`` allows any.
+    mapping means always open. ``calendar_id``: opening hours from a business-hours calendar
+    instead (its weekly hours and closed days, helpdesk/services/business_hours.py), the same
+    calendars teams and SLA policies use; ``schedule`` is that calendar, read with the settings.
+    ``allowed_origins``: sites that may embed the widget (the helpdesk's own origin always may);
+    ``["*"]`` allows any.
     """
 
     channel_id: int | None = None
@@ -56,6 +60,8 @@ class ChatSettings:
     transcript: bool = True  # visitors may ask for the transcript by email
     allowed_origins: tuple[str, ...] = ()
     hours: dict[str, Any] = field(default_factory=dict)
+    calendar_id: int | None = None
+    schedule: Schedule | None = None
     rate_limit: int = 20  # lines per rate window and connection
     rate_window: float = 10.0
     upload_max_bytes: int = 10 * 1024 * 1024
@@ -79,6 +85,8 @@ def chat_settings(session: Session) -> ChatSettings:
     def pick(key: str, default: Any) -> Any:
         return s.get(key, config.get(f"CHAT_{key.upper()}", default))
 
+    calendar_id = s.get("calendar_id")
+    calendar = session.get(Calendar, int(calendar_id)) if calendar_id else None
     origins = pick("allowed_origins", [])
     if isinstance(origins, str):
         origins = [o.strip() for o in origins.split(",") if o.strip()]
@@ -93,6 +101,8 @@ def chat_settings(session: Session) -> ChatSettings:
         transcript=bool(pick("transcript", True)),
         allowed_origins=tuple(str(o).rstrip("/") for o in origins),
         hours=dict(pick("hours", {}) or {}),
+        calendar_id=calendar.id if calendar else None,
+        schedule=Schedule.of(calendar) if calendar else None,
         rate_limit=int(pick("rate_limit", 20)),
         rate_window=float(pick("rate_window", 10.0)),
         upload_max_bytes=int(pick("upload_max_bytes", 10 * 1024 * 1024)),
@@ -153,6 +163,8 @@ def _check_hours(hours: dict[str, Any]) -> None:
 
 def is_open(settings: ChatSettings, now: datetime | None = None) -> bool:
     """Within the channel's business hours (always, when none are set)."""
+    if settings.schedule is not None:
+        return business_hours.is_open(settings.schedule, now or utcnow())
     hours = settings.hours
     if not hours or not hours.get("weekly"):
         return True
@@ -185,6 +197,7 @@ class ChatConfig:
     timezone: str = "UTC"
     weekly: dict[str, str] = field(default_factory=dict)  # day -> "09:00-13:00, 14:00-18:00"
     team_id: int | None = None
+    calendar_id: int | None = None  # opening hours from this calendar instead of ``weekly``
 
 
 def timezones() -> list[str]:
@@ -256,6 +269,7 @@ def form_values(session: Session, channel: Channel | None, settings: ChatSetting
         timezone=str(hours.get("timezone") or instance_timezone()),
         weekly=weekly,
         team_id=channel.team_id if channel else None,
+        calendar_id=settings.calendar_id,
     )
 
 
@@ -282,6 +296,8 @@ def save_chat_config(
         for day in DAYS
         if (ranges := parse_ranges(day_labels.get(day, day), config.weekly.get(day, "")))
     }
+    if config.calendar_id is not None and session.get(Calendar, config.calendar_id) is None:
+        raise ServiceError(_("Choose a calendar from the list."))
     team = session.get(Team, config.team_id) if config.team_id is not None else None
     if config.team_id is not None and team is None:
         raise ServiceError(_("Choose a team from the list."))
@@ -296,6 +312,7 @@ def save_chat_config(
         allowed_origins=config.allowed_origins,
         # No weekly hours = always open; the time zone is kept for the next time.
         hours={"timezone": config.timezone, "weekly": weekly},
+        calendar_id=config.calendar_id,
     )
     channel.team_id = team.id if team else None  # configure_chat_channel cannot clear it
     audit.record(session, None, actor, "chat.settings", channel_id=channel.id)

@@ -44,6 +44,7 @@ def _form(**changes: Any) -> dict[str, Any]:
         "team": "",
         "allowed_origins": "",
         "timezone": "UTC",
+        "calendar": "",
         "transcript": "y",
         **{day: "" for day in DAYS},
     }
@@ -140,6 +141,40 @@ def test_business_hours_turn_the_widget_into_the_offline_form(
     # Every day empty again: always open (the widget's offline form now only means "nobody").
     assert admin_client.post("/admin/chat", _form()).status_code == 302
     assert _call(sio, "chat.hello", {})["open"] is True
+    sio.disconnect("/chat")
+
+
+def test_opening_hours_from_a_calendar_close_the_chat_on_its_holidays(
+    app: Flask, session: Session, admin: Agent, admin_client: AgentClient
+) -> None:
+    """The same calendars as teams and SLA policies: a calendar open every day all day, except
+    today (a holiday, like Eid), closes the chat today."""
+    from helpdesk.services import business_hours
+
+    today = utcnow().astimezone(business_hours.ZoneInfo("UTC")).date()
+    calendar = business_hours.create_calendar(
+        session,
+        admin,
+        name="Always but Eid",
+        timezone="UTC",
+        hours={day: "00:00-24:00" for day in DAYS},
+        holidays=[today.isoformat()],
+    )
+    session.commit()
+    page = admin_client.get("/admin/chat")
+    assert "Always but Eid" in page.get_data(as_text=True)
+    assert admin_client.post("/admin/chat", _form(calendar=str(calendar.id))).status_code == 302
+    assert chat_settings(session).calendar_id == calendar.id
+    session.commit()  # the visitor's server side writes too (SQLite: one writer)
+    sio = _visitor(app)
+    assert _call(sio, "chat.hello", {})["open"] is False
+    # the admin confirms the holiday was yesterday after all: open again
+    business_hours.remove_holiday(session, calendar, admin, today)
+    session.commit()
+    assert _call(sio, "chat.hello", {})["open"] is True
+    session.commit()
+    # a calendar that is not there is refused, nothing saved
+    assert admin_client.post("/admin/chat", _form(calendar="99999")).status_code == 400
     sio.disconnect("/chat")
 
 
