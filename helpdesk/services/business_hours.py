@@ -498,7 +498,8 @@ def default_calendar(session: Session) -> Calendar:
     return create_calendar(
         session,
         None,
-        name=_("Business hours"),
+        # Not translated: the request that happens to make it must not fix its language.
+        name="Business hours",
         timezone=DEFAULT_TIMEZONE,
         hours=DEFAULT_HOURS,
         country=DEFAULT_COUNTRY,

@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -246,6 +246,8 @@ class Policy:
     business: bool
     schedule: business_hours.Schedule | None
     warning: timedelta
+    # The policy names its calendar; else a ticket's team's calendar applies, else the default.
+    own_calendar: bool = True
 
     def minutes(self, priority: int, target: str) -> int | None:
         return self.targets.get(PRIORITIES[priority - 1], {}).get(f"{target}_minutes")
@@ -257,6 +259,29 @@ class Policies:
 
     items: list[Policy] = field(default_factory=list)
     default_schedule: business_hours.Schedule | None = None
+    # Teams' calendars by calendar id, read when a ticket of such a team first needs one.
+    calendars: dict[int, business_hours.Schedule] = field(default_factory=dict)
+
+    def team_schedule(self, session: Session, ticket: Ticket) -> business_hours.Schedule | None:
+        """The calendar of the ticket's team, if it has one of its own."""
+        team = ticket.team
+        calendar_id = team.calendar_id if team is not None else None
+        if calendar_id is None:
+            return None
+        if calendar_id not in self.calendars:
+            calendar = session.get(Calendar, calendar_id)
+            if calendar is None:
+                return None
+            self.calendars[calendar_id] = business_hours.Schedule.of(calendar)
+        return self.calendars[calendar_id]
+
+    def effective(self, session: Session, policy: Policy, ticket: Ticket) -> Policy:
+        """``policy`` on the calendar that applies to ``ticket``: its own, else the ticket's
+        team's, else the installation's default."""
+        if policy.own_calendar or not policy.business:
+            return policy
+        team = self.team_schedule(session, ticket)
+        return replace(policy, schedule=team) if team is not None else policy
 
     def choose(self, facts: conditions.Facts) -> Policy | None:
         for policy in self.items:
@@ -294,6 +319,7 @@ def load(session: Session) -> Policies:
                 business=row.business_hours,
                 schedule=schedule,
                 warning=timedelta(minutes=row.warning_minutes),
+                own_calendar=row.calendar is not None,
             )
         )
     found.default_schedule = default
@@ -418,7 +444,7 @@ def apply(
     first_text: Any = None,
 ) -> None:
     """Bring ``ticket``'s clocks and due times up to date with what happened to it."""
-    schedule = found.default_schedule
+    schedule = found.team_schedule(session, ticket) or found.default_schedule
     facts = conditions.Facts(
         ticket,
         now=now,
@@ -436,7 +462,8 @@ def apply(
             ticket.sla = None
         _mirror(ticket, None, {}, now)
         return
-    previous = found.by_id(ticket.sla_policy_id) or policy
+    policy = found.effective(session, policy, ticket)
+    previous = found.effective(session, found.by_id(ticket.sla_policy_id) or policy, ticket)
     created = activity.get("created", False)
     if created or (not clocks and ticket.sla_policy_id is None):
         clocks = {}
@@ -704,6 +731,7 @@ def fire(session: Session, ticket_id: int, seen: datetime, now: datetime | None 
     policy = found.by_id(ticket.sla_policy_id)
     if policy is None:
         return 0
+    policy = found.effective(session, policy, ticket)
     clocks = _clocks(ticket)
     fired = 0
     for target, clock in clocks.items():

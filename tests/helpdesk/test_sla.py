@@ -303,3 +303,29 @@ def test_policies_are_checked(session: Session, admin: Agent) -> None:
     assert sla.clean_targets({"4": {"first_response_minutes": "15"}}) == {
         "urgent": {"first_response_minutes": 15}
     }
+
+
+def test_a_policy_without_a_calendar_follows_the_ticket_s_team(
+    session: Session, admin: Agent, agent: Agent, customer: Customer, clock: Clock
+) -> None:
+    """Teams use a calendar: a weekend team's tickets are due on its days, not the default's."""
+    from helpdesk.models import Team
+
+    business_hours.default_calendar(session)  # Sunday to Thursday
+    weekend = business_hours.create_calendar(
+        session,
+        admin,
+        name="Every day",
+        hours={
+            day: [["09:00", "17:00"]] for day in ("sat", "sun", "mon", "tue", "wed", "thu", "fri")
+        },
+    )
+    team = Team(name="Weekend desk", calendar_id=weekend.id)
+    session.add(team)
+    session.commit()
+    policy(session, admin)
+    ticket = open_at(session, customer, dhaka(2026, 12, 3, 16))
+    assert ticket.first_response_due_at == dhaka(2026, 12, 6, 12)  # the default: Sunday
+    tickets.set_team(session, ticket, team, agent)
+    session.commit()
+    assert ticket.first_response_due_at == dhaka(2026, 12, 4, 12)  # the team's: Friday
