@@ -217,6 +217,9 @@ def _register_blueprints(app: Flask) -> None:
 
     search.init_app(app)
     search_cli.register()
+    from helpdesk.web import satisfaction as satisfaction_views
+
+    satisfaction_views.register(app)  # ratings on the ticket, agents and timeline pages
 
 
 def _register_worker_tasks(app: Flask) -> None:

@@ -89,6 +89,15 @@ class TaskPart(ma.Schema):
     assignee = ma.fields.String(required=True)
 
 
+class SatisfactionPart(ma.Schema):
+    id = ma.fields.Integer(required=True, metadata={"description": "The rating's id"})
+    scale = ma.fields.String(required=True, validate=validate.OneOf(["good_bad", "five"]))
+    score = ma.fields.Integer(required=True, metadata={"description": "1–5 (good 5, bad 1)"})
+    comment = ma.fields.String(required=True)
+    round = ma.fields.Integer(required=True)
+    agent = ma.fields.String(required=True, allow_none=True)
+
+
 class TimelineEntryOut(ma.Schema):
     kind = ma.fields.String(required=True, validate=validate.OneOf(timeline.KINDS))
     at = date_time(required=True)
@@ -98,6 +107,7 @@ class TimelineEntryOut(ma.Schema):
     change = ma.fields.Nested(ChangePart, metadata={"description": "kind status"})
     chat = ma.fields.Nested(ChatPart, metadata={"description": "kind chat"})
     task = ma.fields.Nested(TaskPart, metadata={"description": "kind task"})
+    satisfaction = ma.fields.Nested(SatisfactionPart, metadata={"description": "kind satisfaction"})
 
 
 class TimelinePage(ma.Schema):
@@ -144,6 +154,8 @@ def entry_json(e: Entry) -> dict[str, Any]:
         out["chat"] = {"id": e.id, **d, "ended_at": iso(d.get("ended_at"))}
     elif e.kind == "task":
         out["task"] = {"id": e.id, **d, "due_at": iso(d.get("due_at"))}
+    elif e.kind == "satisfaction":
+        out["satisfaction"] = {"id": e.id, **d}
     return out
 
 

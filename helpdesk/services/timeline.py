@@ -38,7 +38,7 @@ from helpdesk.models import (
     Ticket,
 )
 
-KINDS = ("message", "note", "status", "chat", "task")
+KINDS = ("message", "note", "status", "chat", "task", "satisfaction")
 CHANNELS = ("email", "portal", "chat")
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 100

@@ -23,6 +23,7 @@ KIND_LABELS = {
     "status": _l("Status changes"),
     "chat": _l("Chats"),
     "task": _l("Tasks"),
+    "satisfaction": _l("Ratings"),
 }
 
 

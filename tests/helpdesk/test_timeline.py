@@ -378,9 +378,10 @@ def test_first_page_statements_are_bounded(
     h = _history(session, make_ticket, agent)
     customer_id = h["customer"].id
     url = f"/agent/customers/{customer_id}"
-    # One query per source: messages, status changes, chats, tasks created / due / done.
+    # One query per source: messages, status changes, chats, tasks created / due / done,
+    # satisfaction ratings.
     service = _selects(app, lambda: timeline.customer_timeline(db.session, customer_id))
-    assert len(service) == 6
+    assert len(service) == 7
     page = len(_selects(app, lambda: agent_client.get(url)))
     for i in range(30):
         t = make_ticket("rina@example.com", text=f"More {i}").ticket
@@ -388,4 +389,4 @@ def test_first_page_statements_are_bounded(
         tickets.set_status(session, t, TicketStatus.OPEN, agent)
     session.commit()
     assert len(_selects(app, lambda: agent_client.get(url))) == page
-    assert len(_selects(app, lambda: timeline.customer_timeline(db.session, customer_id))) == 6
+    assert len(_selects(app, lambda: timeline.customer_timeline(db.session, customer_id))) == 7
