@@ -20,10 +20,10 @@ event its own chain caused, and a chain stops after :data:`MAX_CHAIN` rules.
 **Actions** (``{"type", "value"}``): ``set_status``, ``set_priority``, ``set_team``, ``assign``
 (an agent's email or id, ``round_robin`` (the team's automatic assignment), ``none``),
 ``add_tags``, ``remove_tags``, ``set_custom`` (``{"key": value}``), ``add_note`` (an internal
-note), ``send_email`` (``{"to": "customer"|"assignee"|"team", "subject": {"en","bn"}, "body":
-{"en","bn"}}``, the recipient's language chosen, placeholders like a macro's), ``webhook`` (a
-registered webhook's id: the ticket is delivered to it), ``apply_macro`` (a macro's ticket
-actions).
+note), ``notify`` (``assignee`` or ``team``: an in-app notification, live), ``send_email``
+(``{"to": "customer"|"assignee"|"team", "subject": {"en","bn"}, "body": {"en","bn"}}``, the
+recipient's language chosen, placeholders like a macro's), ``webhook`` (a registered webhook's
+id: the ticket is delivered to it), ``apply_macro`` (a macro's ticket actions).
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ ACTIONS = (
     "remove_tags",
     "set_custom",
     "add_note",
+    "notify",
     "send_email",
     "webhook",
     "apply_macro",
@@ -147,6 +148,9 @@ def check_actions(session: Session, raw: Any) -> list[dict[str, Any]]:
             value = str(value or "").strip()
             if not value:
                 raise _action_error(index, _("a note cannot be empty."))
+        elif kind == "notify":
+            if value not in ("assignee", "team"):
+                raise _action_error(index, _("notify the assignee or the team."))
         elif kind == "send_email":
             if not isinstance(value, Mapping) or value.get("to") not in (
                 "customer",
@@ -435,6 +439,36 @@ def _mail(session: Session, ticket: Ticket, value: Mapping[str, Any], rule: Load
     return len(recipients)
 
 
+def _notify(session: Session, ticket: Ticket, to: str, rule: Loaded) -> int:
+    """An in-app notification (and the live badge) for the assignee or the team's members:
+    escalation ("SLA breached → notify the team")."""
+    from helpdesk.models import Notification
+    from helpdesk.services import events
+
+    if to == "assignee":
+        people = [ticket.assignee] if ticket.assignee is not None else []
+    else:
+        people = list(ticket.team.members) if ticket.team is not None else []
+    agents = [a for a in people if a is not None and a.active]
+    for agent in agents:
+        session.add(Notification(agent_id=agent.id, kind="rule", ticket_id=ticket.id))
+        # Payload of ``notification`` from a rule (room agent:<id>):
+        # {kind: "rule", rule, ticket_id, number, subject}.
+        events.send_event_on_commit(
+            session,
+            "notification",
+            {
+                "kind": "rule",
+                "rule": rule.name,
+                "ticket_id": ticket.id,
+                "number": ticket.number,
+                "subject": ticket.subject,
+            },
+            rooms=[f"agent:{agent.id}"],
+        )
+    return len(agents)
+
+
 def _webhook(session: Session, ticket: Ticket, webhook_id: int, rule: Loaded) -> None:
     """The ticket to one webhook, whatever it subscribes to: an event of its own on the stream
     (``rule.webhook``) that the fan-out delivers to that webhook only."""
@@ -479,6 +513,8 @@ def run_actions(session: Session, ticket: Ticket, rule: Loaded) -> None:
             custom_fields.set_values(session, ticket, value, None, strict_keys=False)
         elif kind == "add_note":
             _note(session, ticket, str(value), rule)
+        elif kind == "notify":
+            _notify(session, ticket, str(value), rule)
         elif kind == "send_email":
             _mail(session, ticket, value, rule)
         elif kind == "webhook":

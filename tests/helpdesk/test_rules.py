@@ -246,3 +246,43 @@ def test_preview_and_checks(session: Session, admin: Agent, make_ticket: MakeTic
         with pytest.raises(ServiceError):
             rules.create_rule(session, admin, name="bad", **bad)
         session.rollback()
+
+
+def test_an_sla_breach_escalates_raises_priority_and_notifies_the_team(
+    session: Session, admin: Agent, agent: Agent, make_ticket: MakeTicket
+) -> None:
+    """Escalation as rule actions on the SLA's events: the team hears of it (in-app, live)."""
+    from helpdesk.models import Notification
+    from helpdesk.services.events import capture_events
+
+    team = Team(name="Tier 2", members=[agent])
+    session.add(team)
+    session.commit()
+    rule(
+        session,
+        admin,
+        name="Breach: escalate",
+        event="sla.breached",
+        conditions_=[{"field": "sla_target", "op": "is", "value": "first_response"}],
+        actions=[
+            {"type": "set_priority", "value": "urgent"},
+            {"type": "set_team", "value": "Tier 2"},
+            {"type": "notify", "value": "team"},
+        ],
+    )
+    ticket = make_ticket().ticket
+    run(session)
+    stream.record(
+        session, "sla.breached", "ticket", ticket.id, None, ticket_id=ticket.id,
+        target="first_response",
+    )  # fmt: skip
+    with capture_events() as live:
+        run(session)
+    session.expire_all()
+    escalated = session.get(Ticket, ticket.id)
+    assert escalated is not None and escalated.priority == 4 and escalated.team_id == team.id
+    (note,) = session.scalars(select(Notification).where(Notification.kind == "rule")).all()
+    assert note.agent_id == agent.id and note.ticket_id == ticket.id
+    assert [e.payload["rule"] for e in live.events if e.name == "notification"] == [
+        "Breach: escalate"
+    ]
