@@ -107,6 +107,11 @@ class TeamOut(ma.Schema):
     assignment_max_open = ma.fields.Integer(
         required=True, allow_none=True, metadata={"description": "null: no maximum"}
     )
+    calendar_id = ma.fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Its business hours (null: the default calendar)"},
+    )
     created_at = date_time(required=True)
 
 
@@ -127,6 +132,11 @@ class TeamCreate(ma.Schema):
     assignment_max_open = ma.fields.Integer(
         validate=validate.Range(1, MAX_OPEN_LIMIT), allow_none=True, load_default=None
     )
+    calendar_id = ma.fields.Integer(
+        validate=ID,
+        allow_none=True,
+        metadata={"description": "Its business hours (null: the default calendar)"},
+    )
 
 
 class TeamPatch(ma.Schema):
@@ -137,6 +147,11 @@ class TeamPatch(ma.Schema):
     assignment_mode = ma.fields.String(validate=validate.OneOf(MODES))
     assignment_max_open = ma.fields.Integer(
         validate=validate.Range(1, MAX_OPEN_LIMIT), allow_none=True
+    )
+    calendar_id = ma.fields.Integer(
+        validate=ID,
+        allow_none=True,
+        metadata={"description": "Its business hours (null: the default calendar)"},
     )
 
 
@@ -174,6 +189,7 @@ def team_json(t: Team) -> dict[str, Any]:
         ],
         "assignment_mode": t.assignment_mode.value,
         "assignment_max_open": t.assignment_max_open,
+        "calendar_id": t.calendar_id,
         "created_at": iso(t.created_at),
     }
 
@@ -327,6 +343,7 @@ def _save(team: Team | None, data: dict[str, Any], member_ids: list[int]) -> Tea
         mode=data.get("assignment_mode", team.assignment_mode.value if team else "off"),
         max_open=data.get("assignment_max_open", team.assignment_max_open if team else None),
         team=team,
+        calendar_id=data.get("calendar_id", agent_verbs.Keep.KEEP),
     )
 
 

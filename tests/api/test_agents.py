@@ -94,6 +94,18 @@ def test_an_admin_manages_teams(
     assert error_of(taken, 400)["code"] == "invalid"
     actions = session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
     assert actions.count("team.members") == 3 and "team.assignment" in actions
+    # Its business hours: a calendar (SLA due times of its tickets follow it), or the default.
+    from helpdesk.services import business_hours
+
+    calendar = business_hours.create_calendar(session, admin, name="Weekend desk")
+    session.commit()
+    assert api.get(url).get_json()["calendar_id"] is None
+    assert (
+        api.patch(url, json={"calendar_id": calendar.id}).get_json()["calendar_id"] == calendar.id
+    )
+    assert api.patch(url, json={"name": "Support L2"}).get_json()["calendar_id"] == calendar.id
+    assert api.patch(url, json={"calendar_id": None}).get_json()["calendar_id"] is None
+    assert api.patch(url, json={"calendar_id": 99999}).status_code in (400, 422)
 
 
 def test_an_agents_write_token_changes_no_admin_resource(
