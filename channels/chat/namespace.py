@@ -23,6 +23,7 @@ from flask import current_app, request
 from flask_babel import force_locale
 from flask_socketio import join_room
 
+from channels.chat import satisfaction as chat_satisfaction
 from channels.chat import suggest
 from channels.chat.lifecycle import (
     end_chat,
@@ -52,6 +53,7 @@ from helpdesk.realtime import IsolatedNamespace, internal_error
 from helpdesk.services import customer_forms
 from helpdesk.services.custom_fields import FieldErrors
 from helpdesk.services.errors import NotFound, ServiceError
+from helpdesk.services.satisfaction import MAX_COMMENT
 from helpdesk.socket_payloads import (
     Bool,
     Field,
@@ -273,6 +275,8 @@ class ChatNamespace(IsolatedNamespace):
                     "upload_types": list(settings.upload_types),
                     "max_text": MAX_TEXT,
                     "fields": _prechat_fields(conn.language),
+                    # Whether the widget offers a rating at the chat's end, on which scale.
+                    "rating": chat_satisfaction.widget_settings(),
                 },
                 "open": is_open(settings),
                 "available": is_open(settings)
@@ -409,6 +413,24 @@ class ChatNamespace(IsolatedNamespace):
             end_chat(db.session, chat, chat.ticket.customer)
             db.session.commit()
             return {"ok": True, "chat": chat_state(db.session, chat)}
+
+        return self._call(run, data)
+
+    @accepts(
+        score=Str(required=True, max_length=4, choices=chat_satisfaction.SCORES),
+        comment=Str(max_length=MAX_COMMENT),
+    )
+    def on_chat_rate(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The visitor rates the ended chat (channels/chat/satisfaction.py)."""
+
+        def run(data: dict[str, Any]) -> dict[str, Any]:
+            conn, visitor = self._visitor()
+            if self._limited(conn):
+                return _too_fast()
+            chat = visitor_chat(db.session, visitor, conn.ticket_id)
+            survey = chat_satisfaction.rate_chat(db.session, chat, data["score"], data["comment"])
+            db.session.commit()
+            return {"ok": True, "rating": chat_satisfaction.rating_state(survey)}
 
         return self._call(run, data)
 

@@ -55,6 +55,18 @@ STRINGS = {
     "conversation": _l("Conversation"),
     "too_big": _l("The file is too large."),
     "too_long": _l("Your message is too long: at most %(n)s characters."),
+    # The rating at the chat's end (channels/chat/satisfaction.py, widget_rating.js).
+    "rate_title": _l("How was this chat?"),
+    "rate_good": _l("Good"),
+    "rate_bad": _l("Bad"),
+    "rate_5": _l("5 – Excellent"),
+    "rate_4": _l("4 – Good"),
+    "rate_3": _l("3 – Okay"),
+    "rate_2": _l("2 – Poor"),
+    "rate_1": _l("1 – Very poor"),
+    "rate_comment": _l("Anything you want to tell us? (optional)"),
+    "rate_send": _l("Send my rating"),
+    "rate_thanks": _l("Thanks for your rating!"),
 }  # fmt: skip
 
 

@@ -47,7 +47,8 @@ def build_widget(app: Any) -> bytes:
         if "js" not in _bundle:
             client = VENDOR_SOCKETIO.read_text()
             css = (STATIC / "widget.css").read_text()
-            code = (STATIC / "widget.js").read_text()
+            # The rating offered at a chat's end is a file of its own, in the same scope.
+            code = (STATIC / "widget.js").read_text() + (STATIC / "widget_rating.js").read_text()
             strings = json.dumps(catalog(app), ensure_ascii=False, separators=(",", ":"))
             _bundle["js"] = (
                 "(function(){var module={exports:{}},exports=module.exports;\n"

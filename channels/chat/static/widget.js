@@ -118,6 +118,7 @@ function state(s) {
     : s.status === "ended" ? T.ended : "";
   statusEl.textContent = t;
   marks();
+  if (s.status === "ended") { offerRating(); } // widget_rating.js
 }
 
 // ---- views --------------------------------------------------------------------------------
