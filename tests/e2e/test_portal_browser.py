@@ -48,6 +48,22 @@ def test_suggestion_appears_while_typing_and_customer_votes_helpful(ctx: object)
     expect(page.locator("#subject")).to_have_value("forgot my password")
 
 
+def test_the_forms_custom_answers_survive_reading_a_suggestion(ctx: object) -> None:
+    """The demo's "Product" dropdown on the contact form is kept in the draft like the text."""
+    page = ctx().new_page()  # type: ignore[operator]
+    page.goto("/portal/contact")
+    product = page.locator('select[name="custom.product"]')
+    product.select_option("phone")
+    page.type("#subject", "forgot my password", delay=20)
+    suggestion = page.locator("#suggestion-list a.suggestion").first
+    expect(suggestion).to_be_visible()
+    suggestion.click()
+    expect(page.locator("h1")).to_contain_text("assword")
+    page.goto("/portal/contact")
+    expect(page.locator("#subject")).to_have_value("forgot my password")
+    expect(product).to_have_value("phone")
+
+
 def test_customer_submits_gets_magic_link_replies_and_agent_sees_it(
     ctx: object, smtp_sink: SmtpSink
 ) -> None:

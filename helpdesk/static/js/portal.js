@@ -42,6 +42,13 @@
   var timer = null;
   var seq = 0;
 
+  // The custom fields' answers (names custom.<key> / customer_custom.<key>) are kept too.
+  function customInputs() {
+    return Array.prototype.filter.call(form.elements, function (el) {
+      return /^(customer_)?custom\./.test(el.name || "");
+    });
+  }
+
   // Restore a draft only into empty fields (a server-side re-render already has the text).
   try {
     var draft = JSON.parse(sessionStorage.getItem(key) || "null");
@@ -50,12 +57,30 @@
         var el = form.querySelector("#" + f);
         if (el && !el.value && draft[f]) el.value = draft[f];
       });
+      var kept = draft.custom || {};
+      customInputs().forEach(function (el) {
+        var value = kept[el.name];
+        if (value === undefined) { return; }
+        if (el.type === "checkbox") {
+          if (!el.checked && value.indexOf(el.value) !== -1) { el.checked = true; }
+        } else if (!el.value && typeof value === "string") {
+          el.value = value;
+        }
+      });
     }
   } catch (e) {}
 
   function saveDraft() {
-    var data = {};
+    var data = { custom: {} };
     fields.forEach(function (f) { var el = form.querySelector("#" + f); if (el) data[f] = el.value; });
+    customInputs().forEach(function (el) {
+      if (el.type === "checkbox") {
+        data.custom[el.name] = data.custom[el.name] || [];
+        if (el.checked) { data.custom[el.name].push(el.value); }
+      } else {
+        data.custom[el.name] = el.value;
+      }
+    });
     try { sessionStorage.setItem(key, JSON.stringify(data)); } catch (e) {}
   }
 
@@ -111,5 +136,6 @@
   }
   [subject, description].forEach(function (el) { if (el) el.addEventListener("input", changed); });
   fields.forEach(function (f) { var el = form.querySelector("#" + f); if (el) el.addEventListener("change", saveDraft); });
+  customInputs().forEach(function (el) { el.addEventListener("change", saveDraft); });
   if (query().length >= 3) lookup();
 })();
