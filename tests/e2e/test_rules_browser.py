@@ -26,16 +26,19 @@ NewContext = Callable[..., BrowserContext]
 
 def _open_ticket(live_server: LiveServer, subject: str) -> int:
     app: Flask = create_app({"INSTANCE_PATH": str(live_server.instance), "WORKER_ENABLED": False})
-    with app.app_context(), db.transaction(app) as session:
-        return receive(
-            session,
-            InboundMessage(
-                channel_kind="email",
-                sender_address="refunds@example.com",
-                subject=subject,
-                text="Please refund my order.",
-            ),
-        ).ticket.number
+    try:
+        with app.app_context(), db.transaction(app) as session:
+            return receive(
+                session,
+                InboundMessage(
+                    channel_kind="email",
+                    sender_address="refunds@example.com",
+                    subject=subject,
+                    text="Please refund my order.",
+                ),
+            ).ticket.number
+    finally:
+        db.engine(app).dispose()
 
 
 def test_an_admin_builds_previews_and_saves_a_trigger_that_the_worker_runs(
