@@ -30,7 +30,13 @@ from helpdesk.models import Agent, Rule, RuleKind, Ticket
 from helpdesk.services import conditions, rules
 from helpdesk.services.errors import NotFound, ServiceError
 from helpdesk.web.admin import admin_required, bp
-from helpdesk.web.admin_sla import OP_LABELS, ConditionRow, _conditions_in, _field_choices
+from helpdesk.web.admin_sla import (
+    FIELD_LABELS,
+    OP_LABELS,
+    ConditionRow,
+    _conditions_in,
+    _field_choices,
+)
 from helpdesk.web.forms import choices
 
 EVENT_LABELS: dict[str, LazyString] = {
@@ -227,6 +233,13 @@ def _conditions_rows(rule: Rule | None) -> list[ConditionRow]:
     return _conditions_in(rule)  # type: ignore[arg-type]
 
 
+def _fields() -> list[tuple[str, str]]:
+    """Every field of the condition language (a trigger's event ones too: who acted, what
+    changed, the SLA target), then the tickets' custom fields as the SLA form lists them."""
+    base = [(f, str(FIELD_LABELS.get(f, f))) for f in conditions.FIELDS]
+    return base + [c for c in _field_choices() if c[0].startswith("custom.")]
+
+
 def _render_form(
     form: RuleForm,
     rule: Rule | None,
@@ -240,7 +253,7 @@ def _render_form(
         rule=rule,
         conditions=_conditions_rows(rule),
         actions=_actions_in(rule),
-        fields=_field_choices(),
+        fields=_fields(),
         ops=list(OP_LABELS.items()),
         action_labels=ACTION_LABELS,
         action_help=ACTION_HELP,

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from helpdesk.models import Agent, AgentRole, Rule, RuleKind
-from helpdesk.services import rules, stream
+from helpdesk.services import custom_fields, rules, stream
 from helpdesk.services.agents import create_agent
 from tests.conftest import PASSWORD, AgentClient, MakeTicket, bn, login
 
@@ -73,6 +73,8 @@ def test_an_admin_creates_edits_reorders_pauses_and_deletes_rules(
     assert "A ticket is created" in blank and "Hours after the last update" in blank
     assert "Customer&#39;s email domain" in blank and "Send an email" in blank
     assert "{{ customer.name }}" in blank  # the placeholders are documented
+    # A trigger's event fields are offered too (an SLA policy's form has none of them).
+    assert 'value="actor"' in blank and "Who acted" in blank and 'value="changed"' in blank
 
     made = admin_client.post("/admin/rules/new", data=TRIGGER)
     assert made.status_code == 302, made.get_data(as_text=True)
@@ -159,6 +161,10 @@ def test_an_admin_creates_edits_reorders_pauses_and_deletes_rules(
 def test_preview_lists_the_matching_tickets_and_saves_nothing(
     session: Session, admin_client: AgentClient, make_ticket: MakeTicket
 ) -> None:
+    custom_fields.define_field(
+        session, None, object_type="ticket", key="plan", type="text", label_en="Plan"
+    )
+    session.commit()
     refund = make_ticket(subject="Refund for order 7").ticket
     make_ticket(subject="Where is my parcel?")
     page = admin_client.post("/admin/rules/new", data={**TRIGGER, "name": "", "preview": "1"})
@@ -170,6 +176,7 @@ def test_preview_lists_the_matching_tickets_and_saves_nothing(
     assert session.scalar(select(Rule.id)) is None
     # The rows stay as typed.
     assert 'value="refund"' in text and "We got your refund request" in text
+    assert 'value="custom.plan"' in text and "Field: Plan" in text
 
 
 def test_mistakes_are_shown_on_the_form_in_bengali_with_the_input_kept(
