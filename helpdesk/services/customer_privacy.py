@@ -33,14 +33,30 @@ from sqlalchemy.orm import Session, selectinload
 
 from helpdesk.db import Base, utcnow
 from helpdesk.i18n import _
-from helpdesk.models import Agent, Attachment, Customer, CustomerIdentity, Event, Message, Ticket
+from helpdesk.models import (
+    Agent,
+    Attachment,
+    Customer,
+    CustomerIdentity,
+    CustomField,
+    Event,
+    FieldType,
+    Message,
+    SatisfactionRating,
+    Ticket,
+)
 from helpdesk.services import attachments, audit, effects, stream
 from helpdesk.services.errors import Forbidden
 
 REDACTED = "[erased]"
 # Foreign keys to customers.id that erasing keeps: the tickets stay the customer's (an
 # anonymous record), messages their author's, the audit line its actor's.
-_KEEP = {("tickets", "customer_id"), ("messages", "author_customer_id")}
+_KEEP = {
+    ("tickets", "customer_id"),
+    ("messages", "author_customer_id"),
+    # A satisfaction rating stays the agent's (its score, for the reports); its comment goes.
+    ("satisfaction_ratings", "customer_id"),
+}
 _KEEP_AUDIT = ("audit_events", "actor_customer_id")
 
 
@@ -87,6 +103,7 @@ def export_customer(session: Session, customer: Customer, actor: Agent) -> bytes
                     "channel": t.channel.value,
                     "requester": t.customer_id == customer.id,
                     "created_at": _iso(t.created_at),
+                    "custom": t.custom or {},
                     "messages": [],
                 },
             )
@@ -132,6 +149,7 @@ def export_customer(session: Session, customer: Customer, actor: Agent) -> bytes
                 "language": customer.language,
                 "organization": customer.organization.name if customer.organization else None,
                 "notes": customer.notes,
+                "custom": customer.custom or {},
                 "created_at": _iso(customer.created_at),
                 "identities": [
                     {
@@ -196,6 +214,13 @@ def erase_customer(session: Session, customer: Customer, actor: Agent) -> dict[s
         .values(subject=REDACTED)
         .execution_options(synchronize_session=False)
     )
+    _erase_free_text_fields(session, ticket_ids)
+    session.execute(
+        update(SatisfactionRating)
+        .where(SatisfactionRating.customer_id == cid)
+        .values(comment="")
+        .execution_options(synchronize_session=False)
+    )
     identities = len(customer.identities)
     for table in Base.metadata.sorted_tables:
         for fk in table.foreign_keys:
@@ -224,6 +249,7 @@ def erase_customer(session: Session, customer: Customer, actor: Agent) -> dict[s
     customer.email = None
     customer.language = None
     customer.notes = ""
+    customer.custom = None  # custom fields about the person: all of them go
     customer.organization_id = None
     session.flush()
     session.expire(customer)
@@ -246,6 +272,31 @@ def erase_customer(session: Session, customer: Customer, actor: Agent) -> dict[s
     audit.record(session, None, actor, "customer.erased", customer_id=cid, **counts)
     stream.record(session, "customer.erased", "customer", cid, actor, **counts)
     return counts
+
+
+def _erase_free_text_fields(session: Session, ticket_ids: list[int]) -> None:
+    """The person's words in their tickets' custom fields (text, long text, web addresses) go;
+    choices (a dropdown's option, a checkbox, a number, a date) stay for the reports."""
+    free = {
+        f.key
+        for f in session.scalars(select(CustomField).where(CustomField.object_type == "ticket"))
+        if f.type in (FieldType.TEXT, FieldType.LONG_TEXT, FieldType.URL)
+    }
+    if not free or not ticket_ids:
+        return
+    for ticket_id, values in session.execute(
+        select(Ticket.id, Ticket.custom).where(
+            Ticket.id.in_(ticket_ids), Ticket.custom.is_not(None)
+        )
+    ):
+        kept = {k: v for k, v in (values or {}).items() if k not in free}
+        if kept != values:
+            session.execute(
+                update(Ticket)
+                .where(Ticket.id == ticket_id)
+                .values(custom=kept or None)
+                .execution_options(synchronize_session=False)
+            )
 
 
 def _unlink(paths: list[Path]) -> None:

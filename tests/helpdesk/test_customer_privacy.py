@@ -185,3 +185,51 @@ def test_the_confirmation_page_in_bengali(
     assert bn("Type %(what)s exactly to confirm.") % {
         "what": "rahim@example.com"
     } in wrong.get_data(as_text=True)
+
+
+def test_custom_fields_are_exported_and_the_persons_words_erased(
+    admin: Agent, session: Session, make_ticket: MakeTicket
+) -> None:
+    """The zip has the customer's and their tickets' custom values; erasing clears the
+    customer's and the tickets' free text (choices stay for reports) and the rating's comment,
+    keeping its score (the agent's)."""
+    from helpdesk.models import SatisfactionRating, Ticket, TicketStatus
+    from helpdesk.services import custom_fields, customer_privacy, satisfaction, tickets
+
+    for key, kind, obj in (
+        ("address", "text", "customer"),
+        ("delivery_note", "long_text", "ticket"),
+        ("product", "dropdown", "ticket"),
+    ):
+        custom_fields.define_field(
+            session, admin, object_type=obj, key=key, type=kind, label_en=key,
+            options=["phone", "laptop"],
+        )  # fmt: skip
+    rahim = _setup(make_ticket, session)
+    ticket = session.scalars(select(Ticket).where(Ticket.customer_id == rahim.id)).first()
+    assert ticket is not None
+    custom_fields.set_values(session, rahim, {"address": "১২ মিরপুর রোড"}, admin)
+    custom_fields.set_values(
+        session, ticket, {"delivery_note": "বাড়ির পেছনের দরজা", "product": "phone"}, admin
+    )
+    tickets.set_status(session, ticket, TicketStatus.RESOLVED, admin)
+    session.flush()
+    survey = satisfaction.request_survey(session, ticket, mail=False)
+    assert survey is not None
+    satisfaction.rate(session, survey, "good", "রহিম খুশি", channel="email")
+    session.commit()
+
+    archive = zipfile.ZipFile(io.BytesIO(customer_privacy.export_customer(session, rahim, admin)))
+    document = json.loads(archive.read("customer.json"))
+    assert document["customer"]["custom"] == {"address": "১২ মিরপুর রোড"}
+    assert {"delivery_note": "বাড়ির পেছনের দরজা", "product": "phone"} in [
+        t["custom"] for t in document["tickets"]
+    ]
+
+    customer_privacy.erase_customer(session, rahim, admin)
+    session.commit()
+    session.expire_all()
+    assert session.get(Customer, rahim.id).custom is None  # type: ignore[union-attr]
+    assert session.get(Ticket, ticket.id).custom == {"product": "phone"}  # type: ignore[union-attr]
+    rating = session.get(SatisfactionRating, survey.id)
+    assert rating is not None and rating.score == satisfaction.GOOD and rating.comment == ""
