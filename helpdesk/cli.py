@@ -345,6 +345,12 @@ def tickets_group() -> None:
 )
 @click.option("--tag", default=None)
 @click.option(
+    "--organization",
+    default=None,
+    metavar="NAME_OR_ID",
+    help="Tickets of this organization's customers (its name or id).",
+)
+@click.option(
     "--field",
     "fields",
     multiple=True,
@@ -360,15 +366,33 @@ def tickets_list(
     channel: str | None,
     view: str,
     tag: str | None,
+    organization: str | None,
     fields: tuple[str, ...],
     limit: int | None,
     as_json: bool,
 ) -> None:
     """List tickets, most recently updated first (all matching unless --limit)."""
+    from helpdesk.services.organizations import find_by_name
     from helpdesk.services.queue import QueueFilter, iter_tickets, ticket_row
 
+    org_id: str | None = None
+    if organization is not None:
+        found = find_by_name(db.session, organization)
+        if found is None and organization.strip().lstrip("#").isdigit():
+            org_id = organization.strip().lstrip("#")
+        elif found is None:
+            raise click.ClickException(f"No organization named {organization!r}.")
+        else:
+            org_id = str(found.id)
     flt = QueueFilter.from_args(
-        {"status": status, "channel": channel, "view": view, "tag": tag, **field_args(fields)}
+        {
+            "status": status,
+            "channel": channel,
+            "view": view,
+            "tag": tag,
+            "organization": org_id,
+            **field_args(fields),
+        }
     )
     rows: list[dict[str, Any]] = []
     for ticket in iter_tickets(db.session, flt):

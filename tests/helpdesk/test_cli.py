@@ -47,6 +47,14 @@ def test_demo_then_tickets_list_json(runner: FlaskCliRunner) -> None:
         runner.invoke(args=["tickets", "list", "--json", "--channel", "email"]).output
     )
     assert email_only and {r["channel"] for r in email_only} == {"email"}
+    # An organization's tickets, by its name in any case (the demo's Islam Traders has Nadia).
+    traders = json.loads(
+        runner.invoke(args=["tickets", "list", "--json", "--organization", "islam traders"]).output
+    )
+    assert traders and len(traders) < len(rows)
+    assert {r["customer_id"] for r in traders} < {r["customer_id"] for r in rows}
+    unknown = runner.invoke(args=["tickets", "list", "--organization", "Nobody Ltd"])
+    assert unknown.exit_code != 0 and "No organization named" in unknown.output
     again = runner.invoke(args=["demo", "--if-empty"])
     assert "already present" in again.output
 
