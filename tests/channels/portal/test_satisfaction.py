@@ -17,8 +17,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from channels.portal import magic
-from helpdesk.models import Agent, SatisfactionRating, Ticket, TicketStatus
-from helpdesk.services import outbox, satisfaction, stream, tickets
+from helpdesk.models import (
+    Agent,
+    DeliveryStatus,
+    OutboundMail,
+    SatisfactionRating,
+    Ticket,
+    TicketStatus,
+)
+from helpdesk.services import customer_privacy, outbox, satisfaction, stream, tickets
 from tests.conftest import MakeTicket, bn
 from tests.servers import SmtpSink
 
@@ -170,3 +177,28 @@ def test_the_portal_ticket_page_asks_a_signed_in_customer(
     assert "Thank you! Your rating was recorded." in client.get(
         f"/portal/tickets/{ticket.number}"
     ).get_data(as_text=True)
+
+
+def test_no_mail_once_answered_or_after_the_customer_was_erased(
+    app: Flask,
+    session: Session,
+    agent: Agent,
+    admin: Agent,
+    make_ticket: MakeTicket,
+    smtp_sink: SmtpSink,
+) -> None:
+    answered = resolve(session, agent, make_ticket(sender="quick@example.com").ticket)
+    satisfaction.rate(session, answered, "good", None, channel="portal")  # before the mail left
+    erased = make_ticket(sender="gone@example.com").ticket
+    resolve(session, agent, erased)
+    customer_privacy.erase_customer(session, erased.customer, admin)
+    session.commit()
+    outbox.drain(app)
+    rows = session.scalars(
+        select(OutboundMail).where(OutboundMail.purpose == satisfaction.REQUEST_MAIL)
+    ).all()
+    assert [(r.recipient, r.status) for r in rows] == [
+        ("quick@example.com", DeliveryStatus.FAILED)
+    ]  # the erased customer's queued mail went with them
+    with pytest.raises(TimeoutError):
+        smtp_sink.wait_for(1, timeout=1)
