@@ -18,7 +18,7 @@ from tests.channels.chat.servers import AgentSocket, ChatSite, ServerProcess, Vi
 
 VISITOR_EVENTS = [
     "chat.hello", "chat.suggest", "chat.start", "chat.message", "chat.history", "chat.typing",
-    "chat.read", "chat.end", "chat.transcript", "chat.offline",
+    "chat.read", "chat.end", "chat.rate", "chat.transcript", "chat.offline",
 ]  # fmt: skip
 AGENT_EVENTS = [
     "presence.set", "presence.heartbeat", "join_ticket", "leave_ticket", "ticket.heartbeat",
