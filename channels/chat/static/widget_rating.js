@@ -19,6 +19,7 @@ function offerRating() {
     choices.forEach(function (b) { b.setAttribute("aria-pressed", String(b.dataset.score === chosen)); });
     var payload = { score: chosen };
     if (withComment) { payload.comment = note.value; }
+    msg.textContent = ""; // said again when the server has it
     socket.emit("chat.rate", payload, function (a) {
       msg.className = a && a.ok ? "hd-rate-msg" : "hd-rate-msg hd-err";
       msg.textContent = a && a.ok ? T.rate_thanks : (a && a.error) || "";
