@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from channels.email.satisfaction_mail import compose_satisfaction_request
 from channels.portal import magic
 from helpdesk.models import (
     Agent,
@@ -202,3 +203,26 @@ def test_no_mail_once_answered_or_after_the_customer_was_erased(
     ]  # the erased customer's queued mail went with them
     with pytest.raises(TimeoutError):
         smtp_sink.wait_for(1, timeout=1)
+
+
+def test_a_five_point_survey_has_five_links_and_the_page_takes_a_score(
+    app: Flask, session: Session, agent: Agent, make_ticket: MakeTicket, client: FlaskClient
+) -> None:
+    app.config["SATISFACTION_SCALE"] = "five"
+    survey = resolve(session, agent, make_ticket(sender="five@example.com").ticket)
+    row = session.scalars(
+        select(OutboundMail).where(OutboundMail.purpose == satisfaction.REQUEST_MAIL)
+    ).one()
+    prepared = compose_satisfaction_request(app, session, row)
+    text = prepared.mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    links = re.findall(r"http://helpdesk\.test(/portal/rate/\S+\?score=(\d))", text)
+    assert [score for _link, score in links] == ["5", "4", "3", "2", "1"]
+    assert "3 – Okay" in text
+    page = client.get(links[2][0])
+    assert re.search(r'<input checked [^>]*value="3"', page.get_data(as_text=True))
+    path = links[2][0].split("?")[0]
+    client.post(path, data={"csrf_token": csrf(page), "score": "3"})
+    session.expire_all()
+    assert session.get(SatisfactionRating, survey.id).score == 3  # type: ignore[union-attr]
+    refused = client.post(path, data={"csrf_token": csrf(page), "score": "good"})
+    assert refused.status_code == 400
