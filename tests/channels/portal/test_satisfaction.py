@@ -226,3 +226,17 @@ def test_a_five_point_survey_has_five_links_and_the_page_takes_a_score(
     assert session.get(SatisfactionRating, survey.id).score == 3  # type: ignore[union-attr]
     refused = client.post(path, data={"csrf_token": csrf(page), "score": "good"})
     assert refused.status_code == 400
+
+
+def test_the_rating_page_is_rate_limited_like_the_portals_forms(
+    app: Flask, session: Session, agent: Agent, make_ticket: MakeTicket, client: FlaskClient
+) -> None:
+    app.config["RATELIMIT_PORTAL"] = "3 per hour"
+    survey = resolve(session, agent, make_ticket().ticket)
+    path = f"/portal/rate/{satisfaction.token_for(survey)}"
+    token = csrf(client.get(path))
+    answers = [
+        client.post(path, data={"csrf_token": token, "score": score}).status_code
+        for score in ("good", "bad", "good", "bad")
+    ]
+    assert answers == [302] * 3 + [429]
