@@ -129,6 +129,14 @@ def _copy_to_postgres(info: _seed.SeedInfo, url: str, instance: Path) -> None:
                         f" GREATEST((SELECT max({pk[0].name}) FROM {table.name}), 1))"
                     )
                 )
+    with target.begin() as conn:
+        # The ticket numbers' counter (a migrated database's starts at 1000) after the copy's.
+        conn.execute(
+            text(
+                "UPDATE ticket_counter"
+                " SET value = (SELECT COALESCE(MAX(number), 1000) FROM tickets)"
+            )
+        )
     with target.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
     source.dispose()
