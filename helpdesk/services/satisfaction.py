@@ -25,7 +25,14 @@ from sqlalchemy.orm import Session
 
 from helpdesk.db import utcnow
 from helpdesk.i18n import _
-from helpdesk.models import Customer, SatisfactionRating, Ticket, TicketStatus
+from helpdesk.models import (
+    Customer,
+    Direction,
+    Message,
+    SatisfactionRating,
+    Ticket,
+    TicketStatus,
+)
 from helpdesk.services import audit, stream
 from helpdesk.services.errors import NotFound, ServiceError
 
@@ -64,6 +71,18 @@ def request_survey(
     )
     if last is not None and last.requested_at >= (ticket.resolved_at or last.requested_at):
         return None  # this resolution was asked about already
+    if last is not None:
+        # Asked before this resolution (at a chat's end, or a resolution since reopened by an
+        # agent): ask again only if the customer has written since — a new conversation.
+        latest = session.scalar(
+            select(func.max(Message.created_at)).where(
+                Message.ticket_id == ticket.id,
+                Message.direction == Direction.INBOUND,
+                Message.author_customer_id.is_not(None),
+            )
+        )
+        if latest is None or latest <= last.requested_at:
+            return None
     survey = SatisfactionRating(
         ticket_id=ticket.id,
         round=(last.round + 1) if last is not None else 1,

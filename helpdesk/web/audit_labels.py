@@ -91,11 +91,6 @@ _BUILT_IN: dict[str, Label] = {
         if d.get("to")
         else _("removed the follow-up date")
     ),
-    "satisfaction.rated": lambda d: (
-        (_("rated the support: good") if d.get("score", 0) >= 4 else _("rated the support: bad"))
-        if d.get("scale") == "good_bad"
-        else _("rated the support %(score)d of 5", score=int(d.get("score") or 0))
-    ),
     "message.reply": lambda d: _("replied"),
     "message.note": lambda d: _("added an internal note"),
     "message.received": lambda d: _("wrote a message"),

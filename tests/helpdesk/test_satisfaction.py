@@ -142,3 +142,21 @@ def test_a_five_point_survey_and_chats_asked_by_their_widget(
     for bad in ("0", "6", "good"):
         with pytest.raises(ServiceError):
             satisfaction.rate(session, survey, bad, None, channel="chat")
+
+
+def test_a_chat_rated_at_its_end_is_not_asked_again_when_resolved(
+    session: Session, agent: Agent, make_ticket: MakeTicket
+) -> None:
+    """The widget asked at the chat's end (a survey before the resolution); resolving the ticket
+    afterwards asks nothing more, unless the customer wrote again meanwhile."""
+    ticket = make_ticket(channel="chat", sender="visitor-9").ticket
+    asked = satisfaction.request_survey(session, ticket, mail=False)
+    assert asked is not None
+    satisfaction.rate(session, asked, "good", None, channel="chat")
+    tickets.set_status(session, ticket, TicketStatus.RESOLVED, agent)
+    run(session)
+    assert [s.round for s in surveys(session)] == [1]
+    make_ticket(channel="chat", sender="visitor-9", text="One more thing", ticket_id=ticket.id)
+    tickets.set_status(session, ticket, TicketStatus.RESOLVED, agent)
+    run(session)
+    assert [s.round for s in surveys(session)] == [1, 2]
