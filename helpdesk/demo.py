@@ -171,6 +171,58 @@ def _demo_organization(session: Session, admin: Agent, customer: Customer) -> No
     update_customer(session, customer, organization=org.name, actor=admin)
 
 
+def _demo_automation(session: Session, admin: Agent) -> None:
+    """The default calendar (Bangladesh's working week and holidays), an SLA policy on it and a
+    time rule, so the queue counts down to breaches and Admin shows what they look like."""
+    from helpdesk.services import business_hours, rules, sla
+
+    business_hours.default_calendar(session)
+    sla.create_policy(
+        session,
+        admin,
+        name="Standard",
+        targets={
+            "urgent": {"first_response_minutes": 60, "resolution_minutes": 240},
+            "high": {"first_response_minutes": 120, "resolution_minutes": 480},
+            "normal": {
+                "first_response_minutes": 240,
+                "next_response_minutes": 480,
+                "resolution_minutes": 1440,
+            },
+            "low": {"first_response_minutes": 480, "resolution_minutes": 2880},
+        },
+    )
+    rules.create_rule(
+        session,
+        admin,
+        name="Pending 3 days: remind the customer",
+        kind="time",
+        after_hours=72,
+        conditions_=[{"field": "status", "op": "is", "value": "pending"}],
+        actions=[
+            {
+                "type": "send_email",
+                "value": {
+                    "to": "customer",
+                    "subject": {
+                        "en": "Do you still need help with {{ ticket.number }}?",
+                        "bn": "{{ ticket.number }} নিয়ে এখনো কি সাহায্য দরকার?",
+                    },
+                    "body": {
+                        "en": "We are waiting for your answer. Reply to this mail and we will "
+                        "pick it up.",
+                        "bn": "আমরা আপনার উত্তরের অপেক্ষায় আছি। এই মেইলের উত্তর দিলেই আমরা "
+                        "আবার কাজ শুরু করব।",
+                    },
+                },
+            },
+            {"type": "add_note", "value": "Reminder sent: pending for 3 days."},
+        ],
+    )
+    session.flush()
+    sla.forget()  # the tickets below are opened in this transaction: they get the policy
+
+
 def load_demo(session: Session) -> dict[str, int]:
     admin = create_agent(session, DEMO_ADMIN, "Ayesha Rahman", DEMO_PASSWORD, AgentRole.ADMIN)
     agent = create_agent(session, DEMO_AGENT, "Tanvir Hasan", DEMO_PASSWORD, AgentRole.AGENT)
@@ -183,6 +235,7 @@ def load_demo(session: Session) -> dict[str, int]:
     billing = create_team(session, "Billing", [admin, agent])
     agents = [agent, bn_agent, admin]
     _demo_fields(session, admin)
+    _demo_automation(session, admin)
 
     start = utcnow() - timedelta(hours=len(CONVERSATIONS) * 3)
     customers: set[int] = set()
