@@ -273,6 +273,7 @@ def test_the_queue_shows_time_to_breach_sorts_by_it_and_lists_breaching_soon(
 
     soon = agent_client.get("/agent/queue?view=breaching").get_data(as_text=True)
     assert "<h1>Breaching soon</h1>" in soon
+    assert '<option value="sla" selected>' in soon  # the order it is in
     assert ">Urgent</a>" in soon and ">Normal</a>" not in soon  # 3 h 20 min away
     clock.now += timedelta(hours=1, minutes=30)  # the normal one is 1 h 50 min from its due time
     soon = agent_client.get("/agent/queue?view=breaching").get_data(as_text=True)
