@@ -26,6 +26,9 @@ def assert_counts_exact(session: Session, agents: list[Agent]) -> None:
         for view in VIEWS:
             real = scanned(session, view, agent)
             assert count_view(session, QueueFilter(view=view), agent) == real, view
+            if view == "breaching":  # moves with the clock: counted, never kept in counters
+                assert view not in together
+                continue
             assert together[view] == real, view
 
 

@@ -398,6 +398,8 @@ def test_the_queue_page_keeps_its_statements_with_fields(
     assert len(statements) == before == documented()["page"]
     html = agent_client.get("/agent/queue?view=all").get_data(as_text=True)
     assert 'name="cf.plan"' in html and 'name="cf.vip"' in html
-    # With a field filter on, one more: the look-up of the filtered fields' definitions.
+    # With a field filter on, one more: the look-up of the filtered fields' definitions; on
+    # SQLite a dropdown's value is also counted (bounded) to know whether it is rare.
     filtered = page_selects(agent_client, selects, "/agent/queue?view=all&cf.plan=gold")
-    assert len(filtered) == before + 1
+    rare_check = 1 if session.get_bind().dialect.name == "sqlite" else 0
+    assert len(filtered) == before + 1 + rare_check
