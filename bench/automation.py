@@ -10,12 +10,13 @@ every other table. On that copy:
     through the service, then bulk SQL gives ~50,000 active tickets its clocks with
     ``sla_timer_at`` spread over the next five days and ``--due`` of them (default 300) due
     now. A tick is the worker's ``sla.fire_due``: ``sla.due_timers`` (one probe of the
-    partial index ``ix_tickets_sla_timer_at``) and one page (``sla.BATCH`` = 200) fired, each
-    ticket in its own transaction recording its ``sla.breached`` event. Between ticks (not
-    timed) the fired timers are armed again, so every tick fires a full page: the burst after
-    a worker was down. The steady state (timers spread over days: ~1 due per 5-second round)
+    partial index ``ix_tickets_sla_timer_at``) and what it fires in ``sla.TICK_SECONDS`` of a
+    page of up to ``sla.BATCH`` = 200 (one transaction, a savepoint per ticket, each recording
+    its ``sla.breached`` event; the worker runs the task again at once while it fires
+    something). Between ticks (not timed) the fired timers are armed again, so every tick
+    starts with a full page due: the burst after a worker was down. The steady state (timers spread over days: ~1 due per 5-second round)
     is measured too, with 2 timers due per tick. Then ``rules.sweep`` of a time rule
-    ("pending 72 h, low priority -> tag stale") one page (200 tickets) per tick in its own
+    ("pending 72 h, low priority -> tag stale") one page (100 tickets) per tick in its own
     transaction, through ``ix_tickets_active_updated``, its cursor moving on. EXPLAIN of both
     probes is printed.
 (b) **recompute** (target: ≤ 10 s for 10,000 open tickets): the default calendar changes

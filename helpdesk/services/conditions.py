@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import regex
@@ -271,6 +272,12 @@ def _number(value: Any, field: str) -> float | str | None:
         return str(value)  # dates as ISO text compare in order
 
 
+@lru_cache(maxsize=1024)
+def _pattern(text: str) -> Any:
+    """A rule's pattern compiled once per process (200 rules per event, most with patterns)."""
+    return regex.compile(text, flags=regex.IGNORECASE)
+
+
 def evaluate(condition: Mapping[str, Any], facts: Facts) -> bool:
     field, op, expected = condition["field"], condition["op"], condition.get("value")
     actual = facts.get(field)
@@ -301,12 +308,7 @@ def evaluate(condition: Mapping[str, Any], facts: Facts) -> bool:
         return str(expected or "").lower() not in text.lower()
     if op == "matches":
         try:
-            return (
-                regex.search(
-                    str(expected or ""), text, flags=regex.IGNORECASE, timeout=MATCH_TIMEOUT
-                )
-                is not None
-            )
+            return _pattern(str(expected or "")).search(text, timeout=MATCH_TIMEOUT) is not None
         except (regex.error, TimeoutError):
             return False
     left, right = _number(actual, field), _number(expected, field)

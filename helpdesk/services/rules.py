@@ -37,13 +37,14 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import func, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from helpdesk.db import utcnow
 from helpdesk.extensions import db
 from helpdesk.i18n import _
 from helpdesk.models import (
     Agent,
+    Customer,
     Direction,
     Macro,
     Message,
@@ -81,7 +82,7 @@ ACTIONS = (
 MAX_CHAIN = 5
 MAX_ACTIONS = 20
 MAX_AFTER_HOURS = 24 * 365
-TIME_PAGE = 200
+TIME_PAGE = 100
 CONSUMER = "rules"
 RULE_MAIL = "rule.mail"
 
@@ -649,6 +650,13 @@ def sweep(session: Session, rule: Rule, now: datetime, limit: int = TIME_PAGE) -
         .where(Ticket.active.is_(True), Ticket.updated_at <= edge)
         .order_by(Ticket.updated_at, Ticket.id)
         .limit(limit)
+        # What conditions read, for the page at once (not a query per ticket and relation).
+        .options(
+            selectinload(Ticket.tags),
+            joinedload(Ticket.team),
+            joinedload(Ticket.assignee),
+            joinedload(Ticket.customer).joinedload(Customer.organization),
+        )
     )
     if rule.cursor_at is not None:
         q = q.where(tuple_(Ticket.updated_at, Ticket.id) > (rule.cursor_at, rule.cursor_id))
@@ -669,7 +677,7 @@ def sweep(session: Session, rule: Rule, now: datetime, limit: int = TIME_PAGE) -
     return len(found)
 
 
-def run_time_rules(app: Flask, budget: float = 2.0) -> int:
+def run_time_rules(app: Flask, budget: float = 0.5) -> int:
     """The worker's task: each active time rule's next page (a transaction per rule and page)
     while there is work and time."""
     started = time.monotonic()

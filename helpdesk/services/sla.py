@@ -632,7 +632,8 @@ CHANGES = {
     "calendar.deleted",
 }
 PAGE = 500
-ROUND_SECONDS = 5.0
+ROUND_SECONDS = 1.0
+TICK_SECONDS = 0.08
 
 
 def on_change(session: Session, event: stream.StoredEvent) -> None:
@@ -727,8 +728,12 @@ def fire(session: Session, ticket_id: int, seen: datetime, now: datetime | None 
     ticket = session.get(Ticket, ticket_id, populate_existing=True)
     if ticket is None:
         return 0
-    found = load(session)
+    found = cached(session)
     policy = found.by_id(ticket.sla_policy_id)
+    if policy is None and ticket.sla_policy_id is not None:
+        forget()  # a policy made by another process since this one read them
+        found = cached(session)
+        policy = found.by_id(ticket.sla_policy_id)
     if policy is None:
         return 0
     policy = found.effective(session, policy, ticket)
@@ -766,18 +771,28 @@ def due_timers(session: Session, now: datetime, limit: int = BATCH) -> list[tupl
 
 
 def fire_due(app: Flask) -> int:
-    """The worker's task: every SLA warning and breach due now, each ticket in its own
-    transaction; then a wanted recompute, for a few seconds a round."""
+    """The worker's task: every SLA warning and breach due now (a batch of at most
+    :data:`BATCH` in one transaction, a savepoint per ticket); then a wanted recompute, for a
+    few seconds a round."""
     done = 0
     now = utcnow()
     with read_only_transactions(), db.transaction(app) as session:
         due = due_timers(session, now)
-    for ticket_id, seen in due:
-        try:
-            with db.transaction(app) as session:
-                done += fire(session, ticket_id, seen, now)
-        except Exception:
-            log.exception("the SLA timer of ticket %s failed", ticket_id)
+    if due:
+        # One transaction for the batch (a burst of breaches is one commit, not two hundred),
+        # each ticket in a savepoint of its own: one that fails is retried next round alone.
+        # At most TICK_SECONDS of firing a round: the worker runs a task again at once while it
+        # has work, so a burst is a run of short rounds, not one that holds up mail.
+        deadline = time.monotonic() + TICK_SECONDS
+        with db.transaction(app) as session:
+            for ticket_id, seen in due:
+                try:
+                    with session.begin_nested():
+                        done += fire(session, ticket_id, seen, now)
+                except Exception:
+                    log.exception("the SLA timer of ticket %s failed", ticket_id)
+                if time.monotonic() > deadline:
+                    break
     return done + run_recompute(app)
 
 
