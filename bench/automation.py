@@ -14,11 +14,11 @@ every other table. On that copy:
     page of up to ``sla.BATCH`` = 200 (one transaction, a savepoint per ticket, each recording
     its ``sla.breached`` event; the worker runs the task again at once while it fires
     something). Between ticks (not timed) the fired timers are armed again, so every tick
-    starts with a full page due: the burst after a worker was down. The steady state (timers spread over days: ~1 due per 5-second round)
-    is measured too, with 2 timers due per tick. Then ``rules.sweep`` of a time rule
-    ("pending 72 h, low priority -> tag stale") one page (100 tickets) per tick in its own
-    transaction, through ``ix_tickets_active_updated``, its cursor moving on. EXPLAIN of both
-    probes is printed.
+    starts with a full page due: the burst after a worker was down. The steady state (timers
+    spread over days: ~1 due per 5-second round) is measured too, with 2 timers due per tick.
+    Then ``rules.sweep`` of a time rule ("pending 72 h, low priority -> tag stale") one page
+    (100 tickets) per tick in its own transaction, through ``ix_tickets_active_updated``, its
+    cursor moving on. EXPLAIN of both probes is printed.
 (b) **recompute** (target: ≤ 10 s for 10,000 open tickets): the default calendar changes
     (Saturday opens) through ``business_hours.update_calendar``; the stream's change is handed
     to ``sla.on_change`` as the worker's consumer would, and ``sla.run_recompute`` (the

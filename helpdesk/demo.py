@@ -211,8 +211,7 @@ def _demo_automation(session: Session, admin: Agent) -> None:
                     "body": {
                         "en": "We are waiting for your answer. Reply to this mail and we will "
                         "pick it up.",
-                        "bn": "আমরা আপনার উত্তরের অপেক্ষায় আছি। এই মেইলের উত্তর দিলেই আমরা "
-                        "আবার কাজ শুরু করব।",
+                        "bn": "আমরা আপনার উত্তরের অপেক্ষায় আছি। এই মেইলের উত্তর দিলেই আমরা আবার কাজ শুরু করব।",
                     },
                 },
             },
