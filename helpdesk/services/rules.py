@@ -39,7 +39,7 @@ from flask import Flask
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from helpdesk.db import utcnow
+from helpdesk.db import read_only_transactions, utcnow
 from helpdesk.extensions import db
 from helpdesk.i18n import _
 from helpdesk.models import (
@@ -682,7 +682,8 @@ def run_time_rules(app: Flask, budget: float = 0.5) -> int:
     while there is work and time."""
     started = time.monotonic()
     looked = 0
-    with db.transaction(app) as session:
+    # A read (no write lock on SQLite): most rounds there is no time rule or nothing to do.
+    with read_only_transactions(), db.transaction(app) as session:
         ids = list(
             session.scalars(
                 select(Rule.id)

@@ -690,6 +690,14 @@ def run_recompute(app: Flask, budget: float = ROUND_SECONDS) -> int:
     recomputed."""
     started = time.monotonic()
     total = 0
+    with read_only_transactions(), db.transaction(app) as session:  # mostly: nothing wanted
+        if (
+            session.scalar(
+                select(EventConsumer.last_id).where(EventConsumer.name == RECOMPUTE_CURSOR)
+            )
+            is None
+        ):
+            return 0
     while time.monotonic() - started < budget:
         with db.transaction(app) as session:
             cursor = session.scalar(

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -415,11 +415,15 @@ def run_consumers(
     *,
     limit: int = 200,
     stop: Callable[[], bool] | None = None,
+    names: Collection[str] | None = None,
 ) -> int:
-    """One pass of every registered consumer until it is caught up, one ``transaction()`` per
-    batch; returns the events handled. A failing consumer is logged and retried next pass."""
+    """One pass of every registered consumer (those in ``names`` when given) until it is
+    caught up, one ``transaction()`` per batch; returns the events handled. A failing consumer
+    is logged and retried next pass."""
     total = 0
     for consumer in registered_consumers():
+        if names is not None and consumer.name not in names:
+            continue
         while stop is None or not stop():
             try:
                 with transaction() as session:
