@@ -7,8 +7,7 @@ creates, changes, deletes them or copies a country's public holidays in. Through
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import marshmallow as ma
@@ -18,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from helpdesk.api.auth import me, requires_scope
-from helpdesk.api.common import errors_doc
+from helpdesk.api.common import errors_doc, refusals
 from helpdesk.api.idempotency import DOC_PARAMETER, commit_response, idempotent
 from helpdesk.api.schemas import date_time
 from helpdesk.api.serialize import iso
@@ -27,7 +26,7 @@ from helpdesk.i18n import _
 from helpdesk.models import Calendar, TokenScope
 from helpdesk.models.calendars import DAYS
 from helpdesk.services import business_hours as verbs
-from helpdesk.services.errors import Conflict, NotFound, ServiceError
+from helpdesk.services.errors import Conflict, NotFound
 
 blp = Blueprint(
     "api_calendars",
@@ -203,14 +202,6 @@ def calendar_payload(session: Session, calendar_id: int) -> dict[str, Any] | Non
 # --- errors --------------------------------------------------------------------------------------
 
 
-class FieldRefused(ServiceError):
-    """The service's refusal, with its code kept, as a 422 naming the field."""
-
-    def __init__(self, exc: ServiceError, field: str) -> None:
-        super().__init__(str(exc), code=exc.code)
-        self.fields = {field: str(exc)}
-
-
 _FIELD_OF_CODE = {
     "name_required": "name",
     "invalid_timezone": "timezone",
@@ -220,19 +211,8 @@ _FIELD_OF_CODE = {
 }
 
 
-@contextmanager
-def _refusals() -> Iterator[None]:
-    """The verbs' refusals of what was sent as 422 naming the field (a taken name stays 409)."""
-    try:
-        yield
-    except ServiceError as exc:
-        # Nothing half-made stays in the session (a refused calendar was added before its
-        # days were checked).
-        db.session.rollback()
-        field = _FIELD_OF_CODE.get(exc.code) if not isinstance(exc, Conflict) else None
-        if field is None:
-            raise
-        raise FieldRefused(exc, field) from None
+def _refusals() -> AbstractContextManager[None]:
+    return refusals(_FIELD_OF_CODE)
 
 
 def _calendar(calendar_id: int) -> Calendar:

@@ -3,7 +3,8 @@ view (422 with ``fields``), keyset pages over a table's id."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,8 +15,9 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from helpdesk.api import pagination
 from helpdesk.api.errors import ErrorSchema, validation_fields
+from helpdesk.extensions import db
 from helpdesk.i18n import _
-from helpdesk.services.errors import ServiceError
+from helpdesk.services.errors import Conflict, ServiceError
 
 
 def errors_doc(blp: Blueprint, *codes: int) -> Callable[[Any], Any]:
@@ -37,6 +39,29 @@ class Invalid(ServiceError):
     def __init__(self, fields: dict[str, str]) -> None:
         super().__init__(_("Some fields are not valid."))
         self.fields = fields
+
+
+class FieldRefused(ServiceError):
+    """A service's refusal of what was sent, its code kept, as a 422 naming the field."""
+
+    def __init__(self, exc: ServiceError, field: str) -> None:
+        super().__init__(str(exc), code=exc.code)
+        self.fields = {field: str(exc)}
+
+
+@contextmanager
+def refusals(field_of_code: Mapping[str, str]) -> Iterator[None]:
+    """The verbs' refusals as a 422 naming the field their code belongs to (``field_of_code``);
+    others (a taken name's 409 among them) as they are. Nothing half-made stays in the
+    session."""
+    try:
+        yield
+    except ServiceError as exc:
+        db.session.rollback()
+        field = field_of_code.get(exc.code) if not isinstance(exc, Conflict) else None
+        if field is None:
+            raise
+        raise FieldRefused(exc, field) from None
 
 
 def parse_time(value: Any, name: str) -> datetime | None:

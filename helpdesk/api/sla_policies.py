@@ -7,8 +7,7 @@ background recompute of open tickets' due times are the same."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import marshmallow as ma
@@ -17,7 +16,7 @@ from marshmallow import validate
 from sqlalchemy.orm import Session
 
 from helpdesk.api.auth import me, requires_scope
-from helpdesk.api.common import errors_doc
+from helpdesk.api.common import errors_doc, refusals
 from helpdesk.api.idempotency import DOC_PARAMETER, commit_response, idempotent
 from helpdesk.api.schemas import date_time
 from helpdesk.api.serialize import iso
@@ -26,7 +25,7 @@ from helpdesk.i18n import _
 from helpdesk.models import SlaPolicy, TokenScope
 from helpdesk.services import conditions
 from helpdesk.services import sla as verbs
-from helpdesk.services.errors import Conflict, NotFound, ServiceError
+from helpdesk.services.errors import NotFound
 
 blp = Blueprint(
     "api_sla_policies",
@@ -173,14 +172,6 @@ def policy_payload(session: Session, policy_id: int) -> dict[str, Any] | None:
 # --- errors --------------------------------------------------------------------------------------
 
 
-class FieldRefused(ServiceError):
-    """The service's refusal, with its code kept, as a 422 naming the field."""
-
-    def __init__(self, exc: ServiceError, field: str) -> None:
-        super().__init__(str(exc), code=exc.code)
-        self.fields = {field: str(exc)}
-
-
 _FIELD_OF_CODE = {
     "name_required": "name",
     "invalid_targets": "targets",
@@ -189,17 +180,8 @@ _FIELD_OF_CODE = {
 }
 
 
-@contextmanager
-def _refusals() -> Iterator[None]:
-    """The verbs' refusals of what was sent as 422 naming the field (a taken name stays 409)."""
-    try:
-        yield
-    except ServiceError as exc:
-        db.session.rollback()
-        field = _FIELD_OF_CODE.get(exc.code) if not isinstance(exc, Conflict) else None
-        if field is None:
-            raise
-        raise FieldRefused(exc, field) from None
+def _refusals() -> AbstractContextManager[None]:
+    return refusals(_FIELD_OF_CODE)
 
 
 def _policy(policy_id: int) -> SlaPolicy:
